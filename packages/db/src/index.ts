@@ -1,0 +1,5 @@
+export * from "./knex.js";
+export * from "./tenant.js";
+export * from "./migrate.js";
+export * from "./embedded.js";
+export { coreMigrations } from "./migrations/index.js";

@@ -1,0 +1,61 @@
+import type { Knex } from "knex";
+
+/** The database roles of the five services (brief §4.2): each writes only its own tables. */
+export const SERVICE_ROLES = {
+  identity: "promptcraft_identity",
+  content: "promptcraft_content",
+  graph: "promptcraft_graph",
+  search: "promptcraft_search",
+  analytics: "promptcraft_analytics",
+} as const;
+
+/** A service name, which is also the key of its role in {@link SERVICE_ROLES}. */
+export type ServiceName = keyof typeof SERVICE_ROLES;
+
+/** Who a tenant-scoped transaction acts for. */
+export interface TenantScope {
+  /** Service whose database role the transaction assumes. */
+  service: ServiceName;
+  /** Tenant whose rows the transaction may see and write (row-level security). */
+  tenantId: string;
+  /** Acting user, recorded by policies and audit columns; absent for system work. */
+  userId?: string | null;
+}
+
+/**
+ * Runs `work` in one transaction that acts as `scope.service`'s role for `scope.tenantId` only.
+ *
+ * The role and the tenant are set with `set_config(..., true)`, i.e. `SET LOCAL`: they end with the
+ * transaction, so nothing leaks to the next user of a pooled connection (session-level `SET` would,
+ * brief §4.9). One round trip sets all three settings.
+ */
+export async function withTenant<T>(
+  knex: Knex,
+  scope: TenantScope,
+  work: (trx: Knex.Transaction) => Promise<T>,
+  config?: Knex.TransactionConfig,
+): Promise<T> {
+  return knex.transaction(async (trx) => {
+    await trx.raw(
+      "select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)",
+      [SERVICE_ROLES[scope.service], scope.tenantId, scope.userId ?? ""],
+    );
+    return work(trx);
+  }, config);
+}
+
+/**
+ * Runs `work` in one transaction as `service`'s role with no tenant set: row-level security then
+ * hides every tenant row. For work that spans tenants on purpose (partition maintenance, read-model
+ * refresh, looking a tenant up by slug during login) through functions and tables that allow it.
+ */
+export async function withServiceRole<T>(
+  knex: Knex,
+  service: ServiceName,
+  work: (trx: Knex.Transaction) => Promise<T>,
+): Promise<T> {
+  return knex.transaction(async (trx) => {
+    await trx.raw("select set_config('role', ?, true)", [SERVICE_ROLES[service]]);
+    return work(trx);
+  });
+}
