@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+import { createKnex, migrateDown, migrateUp, migrationStatus } from "@promptcraft/db";
+import { z } from "zod";
+import { loadConfig } from "@promptcraft/platform";
+import { redact } from "./database.js";
+import { SCHEMA_SLICES } from "./schema.js";
+import { SERVICES } from "./services.js";
+import { start } from "./start.js";
+import { runTests } from "./test.js";
+
+const USAGE = `promptcraft <command>
+
+  start                     run the whole platform (embedded PostgreSQL unless DATABASE_URL)
+  migrate [up|down|status]  apply, roll back (all) or list the schema migrations of DATABASE_URL
+  test [dir…]               run the test suite (DATABASE_URL, testcontainers or embedded)
+  bench [transport]         run the benchmarks
+`;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const portOverrides = Object.fromEntries(
+  SERVICES.flatMap((s) => [
+    [`${s.name.toUpperCase()}_GRPC_PORT`, port.default(s.grpcPort)],
+    [`${s.name.toUpperCase()}_CONNECT_PORT`, port.default(s.connectPort)],
+  ]),
+);
+const CliConfig = z.object({
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// URL" }).optional(),
+  PROMPTCRAFT_EMBEDDED_PORT: port.default(54329),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  LOG_LEVEL: z.string().default("info"),
+  PROMPTCRAFT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
+  ...portOverrides,
+});
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const config = loadConfig(CliConfig);
+  switch (command) {
+    case "start": {
+      const cfg = config as Record<string, unknown>;
+      await start({
+        databaseUrl: config.DATABASE_URL,
+        embeddedPort: config.PROMPTCRAFT_EMBEDDED_PORT,
+        host: config.HOST,
+        logLevel: config.LOG_LEVEL,
+        readyTimeoutMs: config.PROMPTCRAFT_READY_TIMEOUT_MS,
+        ports: Object.fromEntries(
+          SERVICES.map((s) => [
+            s.name,
+            { grpcPort: cfg[`${s.name.toUpperCase()}_GRPC_PORT`] as number, connectPort: cfg[`${s.name.toUpperCase()}_CONNECT_PORT`] as number },
+          ]),
+        ),
+      });
+      return new Promise(() => {}); // runs until a signal
+    }
+    case "migrate":
+      return migrate(rest[0] ?? "up", config.DATABASE_URL);
+    case "test":
+      return runTests(rest, process.env);
+    case "bench": {
+      const { runBench } = await import("./bench/index.js");
+      return runBench(rest);
+    }
+    case undefined:
+    case "help":
+    case "--help":
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function migrate(direction: string, url: string | undefined): Promise<number> {
+  if (!url) {
+    process.stderr.write("migrate needs DATABASE_URL (npm start migrates the embedded engine itself)\n");
+    return 2;
+  }
+  const knex = createKnex({ url, poolMax: 1, applicationName: "promptcraft-migrate" });
+  const log = (line: string) => console.log(`  ${line}`);
+  try {
+    console.log(`${redact(url)}:`);
+    if (direction === "up") await migrateUp(knex, SCHEMA_SLICES, log);
+    else if (direction === "down") await migrateDown(knex, SCHEMA_SLICES, { all: true }, log);
+    else if (direction === "status") {
+      for (const s of await migrationStatus(knex, SCHEMA_SLICES)) {
+        log(`${s.slice}: ${s.applied.length} applied, ${s.pending.length} pending${s.pending.length ? ` (${s.pending.join(", ")})` : ""}`);
+      }
+    } else {
+      process.stderr.write(`migrate: expected up, down or status, got ${direction}\n`);
+      return 2;
+    }
+    return 0;
+  } finally {
+    await knex.destroy();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

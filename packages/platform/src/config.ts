@@ -1,0 +1,61 @@
+import { z } from "zod";
+
+/**
+ * Settings every service shares. Each service extends this with its own fields and default ports
+ * (`serviceConfig`). Config is parsed once at start; nothing else reads `process.env`.
+ */
+export const baseConfigShape = {
+  /** PostgreSQL URL the service connects to (a login role that may `SET ROLE` to the service role). */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// URL" }),
+  /** Interface both transports bind to; containers set 0.0.0.0. */
+  HOST: z.string().min(1).default("127.0.0.1"),
+  /** pino level: fatal, error, warn, info, debug, trace, silent. */
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Largest database pool; the embedded engine serialises connections, so small is fine there. */
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  /** How long shutdown waits for in-flight calls before cancelling them. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+} as const;
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * Builds the zod schema of a service's config: the shared settings, `GRPC_PORT` and `CONNECT_PORT`
+ * with the service's default ports, and the service's own fields.
+ */
+export function serviceConfig<Extra extends z.ZodRawShape>(
+  defaults: { grpcPort: number; connectPort: number },
+  extra: Extra,
+) {
+  return z.object({
+    ...baseConfigShape,
+    /** gRPC (grpc-js) port; 0 picks a free one. */
+    GRPC_PORT: port.default(defaults.grpcPort),
+    /** Connect + gRPC-Web port (HTTP/1.1 and h2c); 0 picks a free one. */
+    CONNECT_PORT: port.default(defaults.connectPort),
+    ...extra,
+  });
+}
+
+/** Thrown by {@link loadConfig}; its message lists every bad variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Parses `env` with `schema` and fails fast with one clear message naming every bad or missing
+ * variable, e.g. `DATABASE_URL: must be a postgres:// URL`.
+ */
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined> = process.env,
+): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((issue) => {
+    const key = issue.path.join(".") || "(config)";
+    const given = typeof issue.path[0] === "string" ? env[issue.path[0]] : undefined;
+    return `  ${key}: ${given === undefined ? "missing — " : ""}${issue.message}`;
+  });
+  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+}

@@ -1,0 +1,42 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+
+/** Who is calling, once authenticated (filled in by the platform's `authenticate` hook). */
+export interface AuthContext {
+  tenantId: string;
+  /** Absent for API keys that act as the tenant rather than a user. */
+  userId?: string;
+  role: "owner" | "admin" | "editor" | "viewer";
+  /** Session id (access tokens) or key id (API keys). */
+  credentialId?: string;
+  kind: "access_token" | "api_key";
+}
+
+/** The protocol a call arrived on. */
+export type Protocol = "grpc" | "connect" | "grpc-web";
+
+/**
+ * What a handler knows about its call, the same on both transports. Handlers never see
+ * transport objects, so they are written once.
+ */
+export interface CallContext {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocol: Protocol;
+  /** The client's `x-request-id`, or one made up for this call; echoed in the response headers. */
+  readonly requestId: string;
+  /** Aborted when the client cancels or the deadline passes. Pass it to downstream work. */
+  readonly signal: AbortSignal;
+  /** Absolute deadline in epoch milliseconds, if the client set one. */
+  readonly deadline: number | undefined;
+  /** Client address (`ip:port`), for per-address throttling. */
+  readonly peer: string | undefined;
+  /** A request header (gRPC metadata) by lower-case name; the first value if repeated. */
+  header(name: string): string | undefined;
+  /** Set a response header (sent with the first response message). */
+  setResponseHeader(name: string, value: string): void;
+  /** The authenticated caller; undefined on public methods and before authentication. */
+  auth: AuthContext | undefined;
+  /** Logger bound to this call (request id, method). */
+  readonly log: Logger;
+}

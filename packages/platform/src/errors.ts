@@ -1,0 +1,149 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  RetryInfoSchema,
+} from "@promptcraft/proto/google/rpc/error_details_pb";
+
+/** The `domain` of every `google.rpc.ErrorInfo` we send. */
+export const ERROR_DOMAIN = "promptcraft.dev";
+
+/** A field that failed validation, reported in `google.rpc.BadRequest`. */
+export interface FieldViolation {
+  /** Path of the field in the request, e.g. `entity.title` or `tags[2]`. */
+  field: string;
+  description: string;
+  /** Machine-readable reason, e.g. `string.max_len`. */
+  reason?: string;
+}
+
+interface AppErrorInit {
+  /** Machine-readable reason for `ErrorInfo`, UPPER_SNAKE_CASE, e.g. `ETAG_MISMATCH`. */
+  reason?: string;
+  /** Extra key/values for `ErrorInfo.metadata` (strings only, by the spec). */
+  metadata?: Record<string, string>;
+  cause?: unknown;
+}
+
+/**
+ * Base of the domain errors. Domain code throws these; one mapping turns them into status codes
+ * with `google.rpc` details on both transports. Anything that is not an AppError (or a
+ * ConnectError) becomes INTERNAL, with its cause logged and never sent.
+ */
+export abstract class AppError extends Error {
+  abstract readonly code: Code;
+  readonly reason: string;
+  readonly metadata: Record<string, string>;
+
+  constructor(message: string, init: AppErrorInit = {}) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = new.target.name;
+    this.reason = init.reason ?? defaultReason(new.target.name);
+    this.metadata = init.metadata ?? {};
+  }
+}
+
+function defaultReason(className: string): string {
+  return className.replace(/Error$/, "").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+/** The resource does not exist (or the caller may not know it exists). */
+export class NotFoundError extends AppError {
+  readonly code = Code.NotFound;
+}
+/** A create would duplicate a unique resource. */
+export class AlreadyExistsError extends AppError {
+  readonly code = Code.AlreadyExists;
+}
+/** The request is malformed; `violations` names the fields. */
+export class InvalidArgumentError extends AppError {
+  readonly code = Code.InvalidArgument;
+  readonly violations: FieldViolation[];
+  constructor(violations: FieldViolation[] | FieldViolation, init: AppErrorInit = {}) {
+    const list = Array.isArray(violations) ? violations : [violations];
+    super(list.map((v) => `${v.field}: ${v.description}`).join("; ") || "invalid argument", init);
+    this.violations = list;
+  }
+}
+/** The caller is known but may not do this. */
+export class PermissionDeniedError extends AppError {
+  readonly code = Code.PermissionDenied;
+}
+/** The caller is not (validly) authenticated. */
+export class UnauthenticatedError extends AppError {
+  readonly code = Code.Unauthenticated;
+}
+/** The system is not in a state that allows the operation (e.g. deleting the last owner). */
+export class FailedPreconditionError extends AppError {
+  readonly code = Code.FailedPrecondition;
+}
+/** A concurrency conflict (etag mismatch, lost race); the client may re-read and retry. */
+export class AbortedError extends AppError {
+  readonly code = Code.Aborted;
+}
+/** A quota or rate limit was hit; `retryAfterMs` goes into `google.rpc.RetryInfo`. */
+export class ResourceExhaustedError extends AppError {
+  readonly code = Code.ResourceExhausted;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, init: AppErrorInit & { retryAfterMs?: number } = {}) {
+    super(message, init);
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+/** The method exists in the contract but is not built yet. */
+export class UnimplementedError extends AppError {
+  readonly code = Code.Unimplemented;
+}
+
+type OutgoingDetail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
+
+/** SQLSTATEs that mean "retry the transaction", not "bug". */
+const RETRYABLE_SQLSTATES = new Set(["40001", "40P01"]);
+
+function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * Maps any thrown value to the ConnectError that is sent. Returns `internal: true` when the error
+ * was unexpected, so the caller logs its cause (the client only sees "internal error").
+ */
+export function toConnectError(err: unknown, requestId: string): { error: ConnectError; internal: boolean } {
+  if (err instanceof ConnectError) return { error: err, internal: err.code === Code.Internal || err.code === Code.Unknown };
+  if (err instanceof AppError) {
+    const details: OutgoingDetail[] = [
+      {
+        desc: ErrorInfoSchema,
+        value: create(ErrorInfoSchema, { reason: err.reason, domain: ERROR_DOMAIN, metadata: err.metadata }),
+      },
+    ];
+    if (err instanceof InvalidArgumentError) {
+      details.push({
+        desc: BadRequestSchema,
+        value: create(BadRequestSchema, {
+          fieldViolations: err.violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason ?? "" })),
+        }),
+      });
+    }
+    if (err instanceof ResourceExhaustedError && err.retryAfterMs !== undefined) {
+      details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(err.retryAfterMs) }) });
+    }
+    return { error: new ConnectError(err.message, err.code, undefined, details, err), internal: false };
+  }
+  const state = sqlState(err);
+  if (state && RETRYABLE_SQLSTATES.has(state)) {
+    return { error: toConnectError(new AbortedError("concurrent modification, retry", { reason: "CONCURRENT_MODIFICATION" }), requestId).error, internal: false };
+  }
+  if (isAbort(err)) return { error: new ConnectError("call cancelled", Code.Canceled), internal: false };
+  return { error: new ConnectError(`internal error (request id ${requestId})`, Code.Internal), internal: true };
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && (err.name === "AbortError" || (err as { code?: unknown }).code === "ABORT_ERR");
+}
+
+export { Code, ConnectError };

@@ -1,0 +1,12 @@
+export * from "./config.js";
+export * from "./context.js";
+export * from "./errors.js";
+export * from "./handlers.js";
+export * from "./health.js";
+export * from "./logger.js";
+export * from "./metrics.js";
+export * from "./pipeline.js";
+export * from "./server.js";
+export * from "./run.js";
+export { toStatus } from "./grpc-transport.js";
+export type { HttpRoute } from "./connect-transport.js";

@@ -1,0 +1,209 @@
+import { create, isMessage, type DescMessage, type DescMethod, type Message } from "@bufbuild/protobuf";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createValidator, type Validator } from "@bufbuild/protovalidate";
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AuthContext, CallContext, Protocol } from "./context.js";
+import { InvalidArgumentError, toConnectError, UnimplementedError } from "./errors.js";
+import type { AnyHandler, ServiceRegistration } from "./handlers.js";
+import type { RpcMetrics } from "./metrics.js";
+
+/** Hooks the platform's owner supplies; authentication arrives with the identity service. */
+export interface PipelineOptions {
+  log: Logger;
+  metrics: RpcMetrics;
+  /**
+   * Verifies the caller's credentials for a non-public method and returns who they are, or
+   * throws UnauthenticatedError. Absent: calls stay anonymous (`ctx.auth` undefined).
+   */
+  authenticate?: (ctx: CallContext) => Promise<AuthContext | undefined>;
+}
+
+/** What a transport knows when a call arrives. */
+export interface CallInit {
+  registration: ServiceRegistration;
+  method: DescMethod;
+  protocol: Protocol;
+  header: (name: string) => string | undefined;
+  setResponseHeader: (name: string, value: string) => void;
+  signal: AbortSignal;
+  deadline: number | undefined;
+  peer: string | undefined;
+}
+
+const codeName = (code: Code): string => Code[code];
+
+/**
+ * The one pipeline behind both transports: request id, deadline check, unimplemented methods,
+ * authentication, validation of every request message, the handler, error mapping, logging and
+ * metrics. Transports decode, call one of the `run*` methods, and encode.
+ */
+export class Pipeline {
+  private readonly validator: Validator = createValidator();
+
+  constructor(private readonly options: PipelineOptions) {}
+
+  /** Makes the handler-facing context of a call. */
+  context(init: CallInit): CallContext {
+    const requestId = sanitizeRequestId(init.header("x-request-id")) ?? randomUUID();
+    init.setResponseHeader("x-request-id", requestId);
+    const rootLog = this.options.log;
+    let log: Logger | undefined;
+    return {
+      service: init.registration.service,
+      method: init.method,
+      protocol: init.protocol,
+      requestId,
+      signal: init.signal,
+      deadline: init.deadline,
+      peer: init.peer,
+      header: init.header,
+      setResponseHeader: init.setResponseHeader,
+      auth: undefined,
+      // A child logger per call costs more than the call itself at high rates: make it on first use.
+      get log() {
+        return (log ??= rootLog.child({ requestId, rpc: init.method.parent.typeName + "/" + init.method.name }));
+      },
+    };
+  }
+
+  /** A unary call. */
+  async runUnary(ctx: CallContext, request: Message): Promise<Message> {
+    const started = performance.now();
+    try {
+      const handler = await this.admit(ctx);
+      this.validate(ctx.method.input, request);
+      const response = toMessage(ctx.method.output, await (handler(request, ctx) as Promise<unknown>));
+      this.finish(ctx, started);
+      return response;
+    } catch (err) {
+      throw this.fail(ctx, started, err);
+    }
+  }
+
+  /** A server-streaming call: the handler's messages, validated request first. */
+  async *runServerStream(ctx: CallContext, request: Message): AsyncGenerator<Message> {
+    const started = performance.now();
+    try {
+      const handler = await this.admit(ctx);
+      this.validate(ctx.method.input, request);
+      for await (const out of handler(request, ctx) as AsyncIterable<unknown>) {
+        yield toMessage(ctx.method.output, out);
+      }
+      this.finish(ctx, started);
+    } catch (err) {
+      throw this.fail(ctx, started, err);
+    }
+  }
+
+  /** A client-streaming call: every incoming message is validated as it arrives. */
+  async runClientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
+    const started = performance.now();
+    try {
+      const handler = await this.admit(ctx);
+      const response = toMessage(ctx.method.output, await (handler(this.validated(ctx, requests), ctx) as Promise<unknown>));
+      this.finish(ctx, started);
+      return response;
+    } catch (err) {
+      throw this.fail(ctx, started, err);
+    }
+  }
+
+  /** A bidirectional call. */
+  async *runBidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
+    const started = performance.now();
+    try {
+      const handler = await this.admit(ctx);
+      for await (const out of handler(this.validated(ctx, requests), ctx) as AsyncIterable<unknown>) {
+        yield toMessage(ctx.method.output, out);
+      }
+      this.finish(ctx, started);
+    } catch (err) {
+      throw this.fail(ctx, started, err);
+    }
+  }
+
+  /** Steps before the handler: deadline, method built at all, authentication. */
+  private async admit(ctx: CallContext): Promise<AnyHandler> {
+    if (ctx.deadline !== undefined && Date.now() >= ctx.deadline) {
+      throw new ConnectError("deadline exceeded before the call started", Code.DeadlineExceeded);
+    }
+    const handler = this.handlerOf(ctx);
+    if (!handler) {
+      throw new UnimplementedError(`${ctx.method.parent.typeName}.${ctx.method.name} is not implemented yet`, {
+        reason: "METHOD_NOT_IMPLEMENTED",
+        metadata: { method: `${ctx.method.parent.typeName}/${ctx.method.name}` },
+      });
+    }
+    if (this.options.authenticate && !this.isPublic(ctx)) {
+      ctx.auth = await this.options.authenticate(ctx);
+    }
+    return handler;
+  }
+
+  private readonly registrations = new Map<string, ServiceRegistration>();
+
+  /** Tells the pipeline which registration serves which service (the transports do this). */
+  register(registration: ServiceRegistration): void {
+    this.registrations.set(registration.service.typeName, registration);
+  }
+
+  private handlerOf(ctx: CallContext): AnyHandler | undefined {
+    return this.registrations.get(ctx.service.typeName)?.handlers[ctx.method.localName];
+  }
+
+  private isPublic(ctx: CallContext): boolean {
+    return this.registrations.get(ctx.service.typeName)?.public ?? false;
+  }
+
+  private validate(schema: DescMessage, message: Message): void {
+    const result = this.validator.validate(schema, message);
+    if (result.kind === "valid") return;
+    if (result.kind === "invalid") {
+      throw new InvalidArgumentError(
+        result.violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId })),
+        { reason: "INVALID_REQUEST" },
+      );
+    }
+    // A rule that cannot be compiled or evaluated is our bug, not the caller's.
+    throw result.error;
+  }
+
+  private async *validated(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
+    for await (const request of requests) {
+      this.validate(ctx.method.input, request);
+      yield request;
+    }
+  }
+
+  private finish(ctx: CallContext, started: number): void {
+    const seconds = (performance.now() - started) / 1000;
+    this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, "OK", ctx.protocol, seconds);
+    if (this.options.log.isLevelEnabled("debug")) {
+      ctx.log.debug({ code: "OK", ms: seconds * 1000, protocol: ctx.protocol }, "rpc");
+    }
+  }
+
+  private fail(ctx: CallContext, started: number, err: unknown): ConnectError {
+    const { error, internal } = toConnectError(err, ctx.requestId);
+    const seconds = (performance.now() - started) / 1000;
+    const code = codeName(error.code);
+    this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, code, ctx.protocol, seconds);
+    if (internal) {
+      ctx.log.error({ code, ms: seconds * 1000, protocol: ctx.protocol, err }, "rpc failed");
+    } else {
+      ctx.log.info({ code, ms: seconds * 1000, protocol: ctx.protocol, reason: error.rawMessage }, "rpc");
+    }
+    return error;
+  }
+}
+
+function toMessage(schema: DescMessage, value: unknown): Message {
+  return isMessage(value, schema) ? value : create(schema, value as never);
+}
+
+// Request ids are echoed into logs and headers: accept only a sane token, never arbitrary bytes.
+function sanitizeRequestId(value: string | undefined): string | undefined {
+  return value && /^[\w.:-]{1,128}$/.test(value) ? value : undefined;
+}

@@ -1,0 +1,136 @@
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { AuthContext, CallContext } from "./context.js";
+import { connectHandler, listenDualProtocol, type HttpRoute } from "./connect-transport.js";
+import { addGrpcService } from "./grpc-transport.js";
+import type { ServiceRegistration } from "./handlers.js";
+import { HealthState, ServingStatus } from "./health.js";
+import { RpcMetrics } from "./metrics.js";
+import { Pipeline } from "./pipeline.js";
+import { reflectionRegistrations } from "./reflection.js";
+
+/** What {@link startServer} needs. */
+export interface ServerOptions {
+  /** Short service name (`content`), used in logs and metrics. */
+  name: string;
+  host: string;
+  /** gRPC port (grpc-js); 0 picks a free port. */
+  grpcPort: number;
+  /** Connect + gRPC-Web port (connect-node, HTTP/1.1 and h2c); 0 picks a free port. */
+  connectPort: number;
+  /** The service's own RPC services. Health and reflection are added by the platform. */
+  services: readonly ServiceRegistration[];
+  log: Logger;
+  /** Credential check for non-public methods; see {@link PipelineOptions.authenticate}. */
+  authenticate?: (ctx: CallContext) => Promise<AuthContext | undefined>;
+  /** Extra plain HTTP routes on the Connect port, by exact path. */
+  httpRoutes?: Record<string, HttpRoute>;
+  /** How long {@link RunningServer.close} waits for in-flight calls. */
+  shutdownGraceMs?: number;
+}
+
+/** A started server. */
+export interface RunningServer {
+  readonly grpcPort: number;
+  readonly connectPort: number;
+  readonly health: HealthState;
+  readonly metrics: RpcMetrics;
+  /**
+   * Graceful shutdown: reports NOT_SERVING, stops accepting calls, waits up to the grace period
+   * for in-flight calls on both transports, then cancels what is left.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `services` plus `grpc.health.v1` and server reflection on both transports, through one
+ * pipeline. Resolves once both ports listen.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const metrics = new RpcMetrics(options.name);
+  const health = new HealthState();
+  const pipeline = new Pipeline({ log: options.log, metrics, authenticate: options.authenticate });
+  const own = [...options.services, health.registration()];
+  const registrations = [...own, ...reflectionRegistrations(own.map((r) => r.service))];
+  registrations.forEach((r) => pipeline.register(r));
+
+  const grpcServer = new grpc.Server({
+    "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    // Answer keepalive pings from long-lived clients (streams, pooled channels) instead of GOAWAY.
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+  });
+  registrations.forEach((r) => addGrpcService(grpcServer, r, pipeline));
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(`${options.host}:${options.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(portError(err, options.grpcPort, "GRPC_PORT")) : resolve(port),
+    ),
+  );
+
+  let closing = false;
+  const routes: Record<string, HttpRoute> = {
+    "/metrics": (_req, res) => {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500);
+          res.end();
+        },
+      );
+    },
+    // For load balancers and probes that speak plain HTTP only.
+    "/healthz": (_req, res) => {
+      res.writeHead(closing ? 503 : 200, { "content-type": "text/plain; charset=utf-8" });
+      res.end(closing ? "shutting down\n" : "ok\n");
+    },
+    ...options.httpRoutes,
+  };
+  let connect;
+  try {
+    connect = await listenDualProtocol(connectHandler(registrations, pipeline, routes), options.host, options.connectPort);
+  } catch (err) {
+    grpcServer.forceShutdown();
+    throw portError(err as Error, options.connectPort, "CONNECT_PORT");
+  }
+
+  health.set("", ServingStatus.SERVING);
+  for (const r of registrations) health.set(r.service.typeName, ServingStatus.SERVING);
+  options.log.info({ grpcPort, connectPort: connect.port, host: options.host }, "serving");
+
+  const graceMs = options.shutdownGraceMs ?? 10_000;
+  return {
+    grpcPort,
+    connectPort: connect.port,
+    health,
+    metrics,
+    async close() {
+      if (closing) return;
+      closing = true;
+      health.setAll(ServingStatus.NOT_SERVING);
+      const grpcDrained = new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          options.log.warn("grace period over: cancelling in-flight gRPC calls");
+          grpcServer.forceShutdown();
+          resolve();
+        }, graceMs);
+        force.unref();
+        grpcServer.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      await Promise.all([grpcDrained, connect.close(graceMs)]);
+      options.log.info("stopped");
+    },
+  };
+}
+
+function portError(err: Error, port: number, variable: string): Error {
+  if (/EADDRINUSE|address already in use|No address added/i.test(err.message)) {
+    return new Error(`port ${port} is in use (set ${variable} to another port): ${err.message}`, { cause: err });
+  }
+  return err;
+}
