@@ -1,4 +1,6 @@
 import type { Migration } from "@promptcraft/db";
+import { createContentTables } from "./20261125092000_create_content_tables.js";
+import { createHistoryFunctions } from "./20261125092100_create_history_functions.js";
 
-/** The content service's slice of the schema, tracked in `content_migrations`. */
-export const migrations: readonly Migration[] = [];
+/** The content service's slice of the schema, tracked in `content_migrations`. See docs/schema.md. */
+export const migrations: readonly Migration[] = [createContentTables, createHistoryFunctions];

@@ -1,4 +1,6 @@
 import type { Migration } from "@promptcraft/db";
+import { createSearchTables } from "./20261125094000_create_search_tables.js";
+import { createSearchFunctions } from "./20261125094100_create_search_functions.js";
 
-/** The search service's slice of the schema, tracked in `search_migrations`. */
-export const migrations: readonly Migration[] = [];
+/** The search service's slice of the schema, tracked in `search_migrations`. See docs/schema.md. */
+export const migrations: readonly Migration[] = [createSearchTables, createSearchFunctions];
