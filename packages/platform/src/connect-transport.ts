@@ -1,12 +1,12 @@
-import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
+import type { DescService, Message } from "@bufbuild/protobuf";
 import { createContextKey, createContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import type { CallContext, Protocol } from "./context.js";
+import type { Protocol } from "./context.js";
 import type { ServiceRegistration } from "./handlers.js";
-import type { Pipeline } from "./pipeline.js";
+import type { Pipeline, TransportCall } from "./pipeline.js";
 
 /** A Node request handler for HTTP/1.1 and HTTP/2 alike (connect-node's handler type). */
 export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
@@ -54,7 +54,7 @@ function peerOf(socket: net.Socket | undefined): string | undefined {
 function implementationOf(registration: ServiceRegistration, pipeline: Pipeline): ServiceImpl<DescService> {
   const impl: Record<string, unknown> = {};
   for (const method of registration.service.methods) {
-    const ctxOf = (hctx: HandlerContext) => contextOf(registration, method, pipeline, hctx);
+    const ctxOf = (hctx: HandlerContext) => pipeline.context(registration, method, new ConnectCall(hctx));
     switch (method.methodKind) {
       case "unary":
         impl[method.localName] = (request: Message, hctx: HandlerContext) => pipeline.runUnary(ctxOf(hctx), request);
@@ -73,18 +73,29 @@ function implementationOf(registration: ServiceRegistration, pipeline: Pipeline)
   return impl as ServiceImpl<DescService>;
 }
 
-function contextOf(registration: ServiceRegistration, method: DescMethod, pipeline: Pipeline, hctx: HandlerContext): CallContext {
-  const timeout = hctx.timeoutMs();
-  return pipeline.context({
-    registration,
-    method,
-    protocol: hctx.protocolName as Protocol,
-    header: (name) => hctx.requestHeader.get(name) ?? undefined,
-    setResponseHeader: (name, value) => hctx.responseHeader.set(name, value),
-    signal: hctx.signal,
-    deadline: timeout === undefined ? undefined : Date.now() + timeout,
-    peer: hctx.values.get(peerKey),
-  });
+/** One Connect / gRPC-Web / gRPC call on the Connect port, as the pipeline sees it. */
+class ConnectCall implements TransportCall {
+  readonly deadline: number | undefined;
+
+  constructor(private readonly hctx: HandlerContext) {
+    const timeout = hctx.timeoutMs();
+    this.deadline = timeout === undefined ? undefined : Date.now() + timeout;
+  }
+  get protocol(): Protocol {
+    return this.hctx.protocolName as Protocol;
+  }
+  get peer(): string | undefined {
+    return this.hctx.values.get(peerKey);
+  }
+  header(name: string): string | undefined {
+    return this.hctx.requestHeader.get(name) ?? undefined;
+  }
+  setResponseHeader(name: string, value: string): void {
+    this.hctx.responseHeader.set(name, value);
+  }
+  signal(): AbortSignal {
+    return this.hctx.signal;
+  }
 }
 
 /** A listening HTTP server that speaks HTTP/1.1 and cleartext HTTP/2 on one port. */

@@ -4,16 +4,9 @@ import { AnySchema, anyPack, type Any } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { once } from "node:events";
 import { StatusSchema } from "@promptcraft/proto/google/rpc/status_pb";
-import type { CallContext } from "./context.js";
 import { InvalidArgumentError } from "./errors.js";
 import type { ServiceRegistration } from "./handlers.js";
-import type { Pipeline } from "./pipeline.js";
-
-type GrpcCall =
-  | grpc.ServerUnaryCall<Buffer, Message>
-  | grpc.ServerReadableStream<Buffer, Message>
-  | grpc.ServerWritableStream<Buffer, Message>
-  | grpc.ServerDuplexStream<Buffer, Message>;
+import type { Pipeline, TransportCall } from "./pipeline.js";
 
 /**
  * Adds `registration` to a grpc-js server, dispatching every method through `pipeline`.
@@ -45,95 +38,116 @@ function handlerFor(registration: ServiceRegistration, method: DescMethod, pipel
   switch (method.methodKind) {
     case "unary":
       return (call: grpc.ServerUnaryCall<Buffer, Message>, callback: grpc.sendUnaryData<Message>) => {
-        const { ctx, flushHeaders } = contextOf(registration, method, pipeline, call);
-        decode(method, call.request)
-          .then((request) => pipeline.runUnary(ctx, request))
-          .then(
-            (response) => {
-              flushHeaders();
-              callback(null, response);
-            },
-            (err: unknown) => {
-              flushHeaders();
-              callback(toStatus(err));
-            },
-          );
+        const transport = new GrpcCall(call);
+        const ctx = pipeline.context(registration, method, transport);
+        respondWith(transport, callback, decodeThen(method, call.request, (request) => pipeline.runUnary(ctx, request)));
       };
     case "server_streaming":
       return (call: grpc.ServerWritableStream<Buffer, Message>) => {
-        const { ctx, flushHeaders } = contextOf(registration, method, pipeline, call);
-        const run = async () => writeAll(call, pipeline.runServerStream(ctx, await decode(method, call.request)), flushHeaders);
-        endWith(call, run(), flushHeaders);
+        const transport = new GrpcCall(call);
+        const ctx = pipeline.context(registration, method, transport);
+        const messages = decodeThen(method, call.request, async (request) => writeAll(call, pipeline.runServerStream(ctx, request), transport));
+        endWith(call, messages, transport);
       };
     case "client_streaming":
       return (call: grpc.ServerReadableStream<Buffer, Message>, callback: grpc.sendUnaryData<Message>) => {
-        const { ctx, flushHeaders } = contextOf(registration, method, pipeline, call);
-        pipeline.runClientStream(ctx, decodeAll(method, call)).then(
-          (response) => {
-            flushHeaders();
-            callback(null, response);
-          },
-          (err: unknown) => {
-            flushHeaders();
-            callback(toStatus(err));
-          },
-        );
+        const transport = new GrpcCall(call);
+        const ctx = pipeline.context(registration, method, transport);
+        respondWith(transport, callback, pipeline.runClientStream(ctx, decodeAll(method, call)));
       };
     case "bidi_streaming":
       return (call: grpc.ServerDuplexStream<Buffer, Message>) => {
-        const { ctx, flushHeaders } = contextOf(registration, method, pipeline, call);
-        endWith(call, writeAll(call, pipeline.runBidiStream(ctx, decodeAll(method, call)), flushHeaders), flushHeaders);
+        const transport = new GrpcCall(call);
+        const ctx = pipeline.context(registration, method, transport);
+        endWith(call, writeAll(call, pipeline.runBidiStream(ctx, decodeAll(method, call)), transport), transport);
       };
   }
 }
 
+/** Answers a unary or client-streaming call with the response, or the error's status. */
+function respondWith(transport: GrpcCall, callback: grpc.sendUnaryData<Message>, response: Promise<Message>): void {
+  response.then(
+    (message) => {
+      transport.flushHeaders();
+      callback(null, message);
+    },
+    (err: unknown) => {
+      transport.flushHeaders();
+      callback(toStatus(err));
+    },
+  );
+}
+
 /** Ends a server stream with OK, or with the error's status. */
-function endWith(call: grpc.ServerWritableStream<Buffer, Message> | grpc.ServerDuplexStream<Buffer, Message>, done: Promise<void>, flushHeaders: () => void): void {
+function endWith(call: grpc.ServerWritableStream<Buffer, Message> | grpc.ServerDuplexStream<Buffer, Message>, done: Promise<void>, transport: GrpcCall): void {
   done.then(
     () => {
-      flushHeaders();
+      transport.flushHeaders();
       call.end();
     },
     (err: unknown) => {
-      flushHeaders();
+      transport.flushHeaders();
       call.emit("error", toStatus(err));
     },
   );
 }
 
-function contextOf(
-  registration: ServiceRegistration,
-  method: DescMethod,
-  pipeline: Pipeline,
-  call: GrpcCall,
-): { ctx: CallContext; flushHeaders: () => void } {
-  const controller = new AbortController();
-  (call as grpc.ServerUnaryCall<Buffer, Message>).once("cancelled", () => controller.abort());
-  const deadline = call.getDeadline();
-  const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined;
-  // grpc-js sends headers once; collect them and send right before the first message or status.
-  let responseHeaders: grpc.Metadata | undefined;
-  const ctx = pipeline.context({
-    registration,
-    method,
-    protocol: "grpc",
-    header: (name) => {
-      const value = call.metadata.get(name)[0];
-      return typeof value === "string" ? value : undefined;
-    },
-    setResponseHeader: (name, value) => (responseHeaders ??= new grpc.Metadata()).set(name, value),
-    signal: controller.signal,
-    deadline: deadlineMs,
-    peer: call.getPeer(),
-  });
-  const flushHeaders = () => {
-    if (responseHeaders && !call.cancelled) call.sendMetadata(responseHeaders);
-    responseHeaders = undefined;
-  };
-  return { ctx, flushHeaders };
+/** One gRPC call as the pipeline sees it; headers are sent right before the first message or the status. */
+class GrpcCall implements TransportCall {
+  readonly protocol = "grpc" as const;
+  readonly deadline: number | undefined;
+  private controller: AbortController | undefined;
+  private responseHeaders: grpc.Metadata | undefined;
+
+  constructor(private readonly call: GrpcCallObject) {
+    const deadline = call.getDeadline();
+    this.deadline = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined;
+  }
+  get peer(): string | undefined {
+    return this.call.getPeer();
+  }
+  header(name: string): string | undefined {
+    const value = this.call.metadata.get(name)[0];
+    return typeof value === "string" ? value : undefined;
+  }
+  setResponseHeader(name: string, value: string): void {
+    (this.responseHeaders ??= new grpc.Metadata()).set(name, value);
+  }
+  signal(): AbortSignal {
+    if (!this.controller) {
+      // Made on demand: grpc-js emits "cancelled" when any call's stream closes, and an abort
+      // (which builds a DOMException) on every call would cost more than a trivial call.
+      const controller = (this.controller = new AbortController());
+      (this.call as grpc.ServerUnaryCall<Buffer, Message>).once("cancelled", () => controller.abort());
+      if (this.call.cancelled) controller.abort();
+    }
+    return this.controller.signal;
+  }
+  /** Sends the headers set so far, once. */
+  flushHeaders(): void {
+    if (this.responseHeaders && !this.call.cancelled) this.call.sendMetadata(this.responseHeaders);
+    this.responseHeaders = undefined;
+  }
 }
 
-async function decode(method: DescMethod, bytes: Buffer): Promise<Message> {
+type GrpcCallObject =
+  | grpc.ServerUnaryCall<Buffer, Message>
+  | grpc.ServerReadableStream<Buffer, Message>
+  | grpc.ServerWritableStream<Buffer, Message>
+  | grpc.ServerDuplexStream<Buffer, Message>;
+
+/** Decodes a request, or a rejected promise with INVALID_ARGUMENT; then runs `next`. */
+function decodeThen<T>(method: DescMethod, bytes: Buffer, next: (request: Message) => Promise<T>): Promise<T> {
+  let request: Message;
+  try {
+    request = decode(method, bytes);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return next(request);
+}
+
+function decode(method: DescMethod, bytes: Buffer): Message {
   try {
     return fromBinary(method.input, bytes);
   } catch (err) {
@@ -156,11 +170,11 @@ async function* decodeAll(
 async function writeAll(
   call: grpc.ServerWritableStream<Buffer, Message> | grpc.ServerDuplexStream<Buffer, Message>,
   messages: AsyncIterable<Message>,
-  flushHeaders: () => void,
+  transport: GrpcCall,
 ): Promise<void> {
   for await (const message of messages) {
     if (call.cancelled) return;
-    flushHeaders();
+    transport.flushHeaders();
     // Respect backpressure: a slow reader must not make us buffer an unbounded stream.
     if (!call.write(message)) await once(call, "drain");
   }

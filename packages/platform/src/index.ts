@@ -10,3 +10,4 @@ export * from "./server.js";
 export * from "./run.js";
 export { toStatus } from "./grpc-transport.js";
 export type { HttpRoute } from "./connect-transport.js";
+export * from "./service.js";

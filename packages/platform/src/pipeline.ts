@@ -20,16 +20,60 @@ export interface PipelineOptions {
   authenticate?: (ctx: CallContext) => Promise<AuthContext | undefined>;
 }
 
-/** What a transport knows when a call arrives. */
-export interface CallInit {
-  registration: ServiceRegistration;
-  method: DescMethod;
-  protocol: Protocol;
-  header: (name: string) => string | undefined;
-  setResponseHeader: (name: string, value: string) => void;
-  signal: AbortSignal;
-  deadline: number | undefined;
-  peer: string | undefined;
+/**
+ * What a transport supplies about an incoming call. Implemented as a class per transport so that
+ * the per-call cost stays at one object; the signal is made only if a handler asks for it.
+ */
+export interface TransportCall {
+  readonly protocol: Protocol;
+  /** Absolute deadline in epoch milliseconds, if the client set one. */
+  readonly deadline: number | undefined;
+  readonly peer: string | undefined;
+  header(name: string): string | undefined;
+  setResponseHeader(name: string, value: string): void;
+  /** Aborts when the client cancels or the deadline passes; created on first use. */
+  signal(): AbortSignal;
+}
+
+/** The handler-facing context of one call, the same on both transports. */
+class Call implements CallContext {
+  auth: AuthContext | undefined = undefined;
+  private id: string | undefined;
+  private logger: Logger | undefined;
+
+  constructor(
+    readonly service: ServiceRegistration["service"],
+    readonly method: DescMethod,
+    private readonly transport: TransportCall,
+    private readonly rootLog: Logger,
+  ) {}
+
+  get protocol(): Protocol {
+    return this.transport.protocol;
+  }
+  get deadline(): number | undefined {
+    return this.transport.deadline;
+  }
+  get peer(): string | undefined {
+    return this.transport.peer;
+  }
+  get signal(): AbortSignal {
+    return this.transport.signal();
+  }
+  /** The client's `x-request-id` if it sent a sane one, else a fresh UUID (made on first use). */
+  get requestId(): string {
+    return (this.id ??= sanitizeRequestId(this.transport.header("x-request-id")) ?? randomUUID());
+  }
+  // A child logger per call costs more than a trivial call itself: made on first use.
+  get log(): Logger {
+    return (this.logger ??= this.rootLog.child({ requestId: this.requestId, rpc: `${this.service.typeName}/${this.method.name}` }));
+  }
+  header(name: string): string | undefined {
+    return this.transport.header(name);
+  }
+  setResponseHeader(name: string, value: string): void {
+    this.transport.setResponseHeader(name, value);
+  }
 }
 
 const codeName = (code: Code): string => Code[code];
@@ -45,34 +89,17 @@ export class Pipeline {
   constructor(private readonly options: PipelineOptions) {}
 
   /** Makes the handler-facing context of a call. */
-  context(init: CallInit): CallContext {
-    const requestId = sanitizeRequestId(init.header("x-request-id")) ?? randomUUID();
-    init.setResponseHeader("x-request-id", requestId);
-    const rootLog = this.options.log;
-    let log: Logger | undefined;
-    return {
-      service: init.registration.service,
-      method: init.method,
-      protocol: init.protocol,
-      requestId,
-      signal: init.signal,
-      deadline: init.deadline,
-      peer: init.peer,
-      header: init.header,
-      setResponseHeader: init.setResponseHeader,
-      auth: undefined,
-      // A child logger per call costs more than the call itself at high rates: make it on first use.
-      get log() {
-        return (log ??= rootLog.child({ requestId, rpc: init.method.parent.typeName + "/" + init.method.name }));
-      },
-    };
+  context(registration: ServiceRegistration, method: DescMethod, transport: TransportCall): CallContext {
+    return new Call(registration.service, method, transport, this.options.log);
   }
 
   /** A unary call. */
   async runUnary(ctx: CallContext, request: Message): Promise<Message> {
     const started = performance.now();
+    echoSuppliedRequestId(ctx);
     try {
-      const handler = await this.admit(ctx);
+      const handler = this.admit(ctx);
+      if (this.options.authenticate) await this.authenticate(ctx);
       this.validate(ctx.method.input, request);
       const response = toMessage(ctx.method.output, await (handler(request, ctx) as Promise<unknown>));
       this.finish(ctx, started);
@@ -85,8 +112,10 @@ export class Pipeline {
   /** A server-streaming call: the handler's messages, validated request first. */
   async *runServerStream(ctx: CallContext, request: Message): AsyncGenerator<Message> {
     const started = performance.now();
+    echoSuppliedRequestId(ctx);
     try {
-      const handler = await this.admit(ctx);
+      const handler = this.admit(ctx);
+      if (this.options.authenticate) await this.authenticate(ctx);
       this.validate(ctx.method.input, request);
       for await (const out of handler(request, ctx) as AsyncIterable<unknown>) {
         yield toMessage(ctx.method.output, out);
@@ -100,8 +129,10 @@ export class Pipeline {
   /** A client-streaming call: every incoming message is validated as it arrives. */
   async runClientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
     const started = performance.now();
+    echoSuppliedRequestId(ctx);
     try {
-      const handler = await this.admit(ctx);
+      const handler = this.admit(ctx);
+      if (this.options.authenticate) await this.authenticate(ctx);
       const response = toMessage(ctx.method.output, await (handler(this.validated(ctx, requests), ctx) as Promise<unknown>));
       this.finish(ctx, started);
       return response;
@@ -113,8 +144,10 @@ export class Pipeline {
   /** A bidirectional call. */
   async *runBidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
     const started = performance.now();
+    echoSuppliedRequestId(ctx);
     try {
-      const handler = await this.admit(ctx);
+      const handler = this.admit(ctx);
+      if (this.options.authenticate) await this.authenticate(ctx);
       for await (const out of handler(this.validated(ctx, requests), ctx) as AsyncIterable<unknown>) {
         yield toMessage(ctx.method.output, out);
       }
@@ -124,8 +157,8 @@ export class Pipeline {
     }
   }
 
-  /** Steps before the handler: deadline, method built at all, authentication. */
-  private async admit(ctx: CallContext): Promise<AnyHandler> {
+  /** Steps before the handler: deadline passed already? method built at all? */
+  private admit(ctx: CallContext): AnyHandler {
     if (ctx.deadline !== undefined && Date.now() >= ctx.deadline) {
       throw new ConnectError("deadline exceeded before the call started", Code.DeadlineExceeded);
     }
@@ -136,10 +169,11 @@ export class Pipeline {
         metadata: { method: `${ctx.method.parent.typeName}/${ctx.method.name}` },
       });
     }
-    if (this.options.authenticate && !this.isPublic(ctx)) {
-      ctx.auth = await this.options.authenticate(ctx);
-    }
     return handler;
+  }
+
+  private async authenticate(ctx: CallContext): Promise<void> {
+    if (this.options.authenticate && !this.isPublic(ctx)) ctx.auth = await this.options.authenticate(ctx);
   }
 
   private readonly registrations = new Map<string, ServiceRegistration>();
@@ -152,6 +186,7 @@ export class Pipeline {
   private handlerOf(ctx: CallContext): AnyHandler | undefined {
     return this.registrations.get(ctx.service.typeName)?.handlers[ctx.method.localName];
   }
+
 
   private isPublic(ctx: CallContext): boolean {
     return this.registrations.get(ctx.service.typeName)?.public ?? false;
@@ -187,6 +222,8 @@ export class Pipeline {
 
   private fail(ctx: CallContext, started: number, err: unknown): ConnectError {
     const { error, internal } = toConnectError(err, ctx.requestId);
+    // A failed call always tells the client its request id, so a report can name it.
+    ctx.setResponseHeader("x-request-id", ctx.requestId);
     const seconds = (performance.now() - started) / 1000;
     const code = codeName(error.code);
     this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, code, ctx.protocol, seconds);
@@ -197,6 +234,14 @@ export class Pipeline {
     }
     return error;
   }
+}
+
+/**
+ * Echo a client-supplied `x-request-id` on success too. Ids we make up are only sent with errors
+ * (and logged): setting a header on every call would cost the gRPC path a metadata frame.
+ */
+function echoSuppliedRequestId(ctx: CallContext): void {
+  if (ctx.header("x-request-id") !== undefined) ctx.setResponseHeader("x-request-id", ctx.requestId);
 }
 
 function toMessage(schema: DescMessage, value: unknown): Message {

@@ -1,0 +1,18 @@
+import { benchTransport } from "./transport.js";
+
+const SUITES: Record<string, (args: string[]) => Promise<number>> = {
+  transport: benchTransport,
+};
+
+/** `promptcraft bench [suite…]`: runs the named suites, or all of them. */
+export async function runBench(args: string[]): Promise<number> {
+  const names = args.length ? args.filter((a) => a in SUITES) : Object.keys(SUITES);
+  const unknown = args.filter((a) => !(a in SUITES) && !/^\d+$/.test(a));
+  if (unknown.length) {
+    console.error(`unknown benchmark ${unknown.join(", ")}; known: ${Object.keys(SUITES).join(", ")}`);
+    return 2;
+  }
+  let code = 0;
+  for (const name of names) code ||= await SUITES[name]!(args.filter((a) => /^\d+$/.test(a)));
+  return code;
+}

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { grpcFrame, h2load, hasH2load, median } from "./h2load.js";
+
+interface Server {
+  ports: number[];
+  process: ChildProcess;
+}
+
+async function startServerProcess(script: string): Promise<Server> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "info" },
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
+    // The server logs on stdout too; the port line is tagged. Keep draining so it never blocks.
+    createInterface({ input: child.stdout! }).on("line", (l) => l.startsWith("PORTS ") && resolve(l));
+  });
+  child.removeAllListeners("exit");
+  return { ports: line.slice("PORTS ".length).trim().split(" ").map(Number), process: child };
+}
+
+async function stop(server: Server): Promise<void> {
+  const exited = new Promise((resolve) => server.process.once("exit", resolve));
+  server.process.kill("SIGTERM");
+  await exited;
+}
+
+const GRPC_HEADERS = { "content-type": "application/grpc", te: "trailers" };
+const EMPTY_HEALTH_REQUEST = grpcFrame(new Uint8Array(0));
+
+/**
+ * `npm run bench:transport`: throughput of `grpc.health.v1.Health/Check` on the platform's gRPC
+ * port against a bare grpc-js server in the same run, alternating rounds so that machine noise
+ * hits both alike; prints each round, the medians and the ratio (goal ≥ 0.8). The Connect port
+ * is measured too, for the record.
+ */
+export async function benchTransport(args: string[]): Promise<number> {
+  if (!(await hasH2load())) {
+    console.error("h2load not found: install Debian's nghttp2-client (sudo apt-get install nghttp2-client)");
+    return 1;
+  }
+  const rounds = Number(args[0] ?? process.env.BENCH_ROUNDS ?? 3);
+  const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+  const load = { seconds, connections: 4, streams: 16, body: EMPTY_HEALTH_REQUEST, headers: GRPC_HEADERS };
+  const platform = await startServerProcess("./platform-server.js");
+  const bare = await startServerProcess("./bare-grpc-server.js");
+  const results = { platform: [] as number[], bare: [] as number[], connect: [] as number[] };
+  try {
+    console.log(`transport benchmark: Health/Check, h2load 1 thread, ${load.connections} connections × ${load.streams} streams, ${seconds}s per run, ${rounds} rounds`);
+    for (let round = 1; round <= rounds; round++) {
+      const ours = await h2load({ ...load, url: `http://127.0.0.1:${platform.ports[0]}/grpc.health.v1.Health/Check` });
+      const base = await h2load({ ...load, url: `http://127.0.0.1:${bare.ports[0]}/grpc.health.v1.Health/Check` });
+      const connect = await h2load({
+        ...load,
+        headers: { "content-type": "application/json" },
+        body: new TextEncoder().encode("{}"),
+        url: `http://127.0.0.1:${platform.ports[1]}/grpc.health.v1.Health/Check`,
+      });
+      for (const [name, r] of [["platform gRPC", ours], ["bare grpc-js", base], ["platform Connect", connect]] as const) {
+        if (r.failed > 0) throw new Error(`${name}: ${r.failed} requests failed`);
+      }
+      results.platform.push(ours.requestsPerSecond);
+      results.bare.push(base.requestsPerSecond);
+      results.connect.push(connect.requestsPerSecond);
+      console.log(
+        `  round ${round}: platform gRPC ${ours.requestsPerSecond.toFixed(0)} req/s, bare grpc-js ${base.requestsPerSecond.toFixed(0)} req/s, platform Connect ${connect.requestsPerSecond.toFixed(0)} req/s`,
+      );
+    }
+  } finally {
+    await Promise.all([stop(platform), stop(bare)]);
+  }
+  const ours = median(results.platform);
+  const base = median(results.bare);
+  const ratio = ours / base;
+  console.log("");
+  console.log(`  median platform gRPC port : ${ours.toFixed(0)} req/s`);
+  console.log(`  median bare grpc-js       : ${base.toFixed(0)} req/s`);
+  console.log(`  median platform Connect   : ${median(results.connect).toFixed(0)} req/s`);
+  console.log(`  ratio platform / bare     : ${ratio.toFixed(2)} (goal ≥ 0.80) ${ratio >= 0.8 ? "✓" : "✗ below goal"}`);
+  return 0;
+}

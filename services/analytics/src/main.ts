@@ -1,0 +1,4 @@
+import { runService } from "@promptcraft/platform";
+import { analyticsService } from "./index.js";
+
+runService(analyticsService);

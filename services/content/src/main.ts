@@ -1,0 +1,4 @@
+import { runService } from "@promptcraft/platform";
+import { contentService } from "./index.js";
+
+runService(contentService);

@@ -1,0 +1,4 @@
+import { runService } from "@promptcraft/platform";
+import { graphService } from "./index.js";
+
+runService(graphService);

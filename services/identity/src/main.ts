@@ -1,0 +1,4 @@
+import { runService } from "@promptcraft/platform";
+import { identityService } from "./index.js";
+
+runService(identityService);

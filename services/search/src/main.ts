@@ -1,0 +1,4 @@
+import { runService } from "@promptcraft/platform";
+import { searchService } from "./index.js";
+
+runService(searchService);
