@@ -1,1 +1,3 @@
 export * from "./database.js";
+export * from "./fixtures.js";
+export * from "./grpc.js";

@@ -1,5 +1,5 @@
 import { serve, type ServiceDeps, type ServiceRegistration } from "@promptcraft/platform";
-import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_pb";
+import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import type { AnalyticsConfig } from "./config.js";
 import { analyticsHandlers } from "./handlers/index.js";
 

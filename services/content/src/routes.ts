@@ -1,5 +1,5 @@
 import { serve, type ServiceDeps, type ServiceRegistration } from "@promptcraft/platform";
-import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_pb";
+import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import type { ContentConfig } from "./config.js";
 import { contentHandlers } from "./handlers/index.js";
 

@@ -1,5 +1,5 @@
 import { serve, type ServiceDeps, type ServiceRegistration } from "@promptcraft/platform";
-import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_pb";
+import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import type { GraphConfig } from "./config.js";
 import { graphHandlers } from "./handlers/index.js";
 

@@ -1,5 +1,5 @@
 import { serve, type ServiceDeps, type ServiceRegistration } from "@promptcraft/platform";
-import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_pb";
+import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
 import type { SearchConfig } from "./config.js";
 import { searchHandlers } from "./handlers/index.js";
 

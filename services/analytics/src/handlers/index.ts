@@ -1,5 +1,5 @@
 import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
-import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_pb";
+import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import type { AnalyticsConfig } from "../config.js";
 
 /**

@@ -1,5 +1,5 @@
 import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
-import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_pb";
+import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import type { ContentConfig } from "../config.js";
 
 /**

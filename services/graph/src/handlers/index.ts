@@ -1,5 +1,5 @@
 import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
-import type { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_pb";
+import type { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import type { GraphConfig } from "../config.js";
 
 /**

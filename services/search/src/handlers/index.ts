@@ -1,5 +1,5 @@
 import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
-import type { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_pb";
+import type { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
 import type { SearchConfig } from "../config.js";
 
 /**

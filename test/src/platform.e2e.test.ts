@@ -1,0 +1,178 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { create, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { loadConfig, startService, type RunningService, type ServiceModule } from "@promptcraft/platform";
+import { identityService } from "@promptcraft/identity";
+import { contentService } from "@promptcraft/content";
+import { graphService } from "@promptcraft/graph";
+import { searchService } from "@promptcraft/search";
+import { analyticsService } from "@promptcraft/analytics";
+import { Health, HealthCheckResponse_ServingStatus } from "@promptcraft/proto/grpc/health/v1/health_pb";
+import {
+  ServerReflectionRequestSchema,
+  ServerReflectionResponseSchema,
+  type ServerReflectionResponse,
+} from "@promptcraft/proto/grpc/reflection/v1/reflection_pb";
+import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
+import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
+import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
+import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
+import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
+import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
+import { grpc, grpcUnary } from "@promptcraft/testing";
+import { createRequire } from "node:module";
+
+const DATABASE_URL = process.env.DATABASE_URL;
+if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
+
+const SERVICES: { module: ServiceModule; contracts: DescService[] }[] = [
+  { module: identityService as unknown as ServiceModule, contracts: [IdentityService, AuthService] },
+  { module: contentService as unknown as ServiceModule, contracts: [ContentService] },
+  { module: graphService as unknown as ServiceModule, contracts: [GraphService] },
+  { module: searchService as unknown as ServiceModule, contracts: [SearchService] },
+  { module: analyticsService as unknown as ServiceModule, contracts: [AnalyticsService] },
+];
+
+const running = new Map<string, RunningService>();
+
+before(async () => {
+  for (const { module } of SERVICES) {
+    const config = loadConfig(module.config, { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "2" });
+    running.set(module.name, await startService(module, config));
+  }
+});
+after(async () => {
+  await Promise.all([...running.values()].map((s) => s.close()));
+});
+
+const grpcAddress = (name: string) => `127.0.0.1:${running.get(name)!.grpcPort}`;
+const connectUrl = (name: string) => `http://127.0.0.1:${running.get(name)!.connectPort}`;
+
+/** One reflection request over a bidi stream with a plain grpc-js client. */
+async function reflect(address: string, request: Parameters<typeof create<typeof ServerReflectionRequestSchema>>[1]): Promise<ServerReflectionResponse> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  try {
+    return await new Promise((resolve, reject) => {
+      const call = client.makeBidiStreamRequest(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+      );
+      call.on("data", (bytes: Buffer) => resolve(fromBinary(ServerReflectionResponseSchema, bytes)));
+      call.on("error", reject);
+      call.write(Buffer.from(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, request))));
+      call.end();
+    });
+  } finally {
+    client.close();
+  }
+}
+
+describe("all five services on real ports", () => {
+  for (const { module, contracts } of SERVICES) {
+    describe(module.name, () => {
+      test("gRPC health: the server and each of its services are SERVING", async () => {
+        for (const service of ["", ...contracts.map((c) => c.typeName)]) {
+          const result = await grpcUnary(grpcAddress(module.name), Health.method.check, { service });
+          assert.ok("response" in result, `health of '${service}'`);
+          assert.equal(result.response.status, HealthCheckResponse_ServingStatus.SERVING);
+        }
+      });
+
+      test("reflection lists its services and serves their descriptors", async () => {
+        const list = await reflect(grpcAddress(module.name), { messageRequest: { case: "listServices", value: "" } });
+        assert.equal(list.messageResponse.case, "listServicesResponse");
+        const names = list.messageResponse.case === "listServicesResponse" ? list.messageResponse.value.service.map((s) => s.name) : [];
+        for (const expected of [...contracts.map((c) => c.typeName), "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]) {
+          assert.ok(names.includes(expected), `${expected} listed`);
+        }
+        for (const contract of contracts) {
+          const method = contract.methods[0]!;
+          const file = await reflect(grpcAddress(module.name), { messageRequest: { case: "fileContainingSymbol", value: `${contract.typeName}.${method.name}` } });
+          assert.equal(file.messageResponse.case, "fileDescriptorResponse");
+          const protos = file.messageResponse.case === "fileDescriptorResponse" ? file.messageResponse.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
+          const own = protos.find((p) => p.service.some((s) => `${p.package}.${s.name}` === contract.typeName));
+          assert.ok(own, `descriptor of ${contract.typeName} returned`);
+          assert.ok(protos.some((p) => p.name === "google/protobuf/timestamp.proto" || p.dependency.length === 0), "dependencies come along");
+        }
+      });
+
+      test("a method not built yet answers UNIMPLEMENTED over gRPC", async () => {
+        for (const contract of contracts) {
+          const method = contract.methods.find((m) => m.methodKind === "unary")!;
+          const result = await grpcUnary(grpcAddress(module.name), method as never, {});
+          assert.ok("failure" in result, `${contract.typeName}.${method.name} answered`);
+          assert.equal(result.failure.code, grpc.status.UNIMPLEMENTED, `${contract.typeName}.${method.name}`);
+        }
+      });
+
+      test("Connect (HTTP/1.1, JSON): health answers and unbuilt methods are unimplemented", async () => {
+        const health = await fetch(`${connectUrl(module.name)}/grpc.health.v1.Health/Check`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}",
+        });
+        assert.equal(health.status, 200);
+        assert.deepEqual(await health.json(), { status: "SERVING" });
+        const contract = contracts[0]!;
+        const method = contract.methods.find((m) => m.methodKind === "unary")!;
+        const res = await fetch(`${connectUrl(module.name)}/${contract.typeName}/${method.name}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}",
+        });
+        assert.equal(res.status, 501);
+        assert.equal(((await res.json()) as { code: string }).code, "unimplemented");
+      });
+    });
+  }
+});
+
+describe("a service started alone (its built main.js, as containers run it)", () => {
+  const require = createRequire(import.meta.url);
+  const main = require.resolve("@promptcraft/content").replace(/index\.js$/, "main.js");
+
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? "", ...env } });
+      let stderr = "";
+      let stdout = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.on("exit", (code) => resolve({ code, stderr, stdout }));
+    });
+
+  test("fails fast with the bad variables named", async () => {
+    const result = await run({ DATABASE_URL: "not a url", GRPC_PORT: "99999" });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /DATABASE_URL/);
+    assert.match(result.stderr, /GRPC_PORT/);
+  });
+
+  test("fails with a clear message when the database is unreachable", async () => {
+    const result = await run({ DATABASE_URL: "postgres://nobody@127.0.0.1:1/none", GRPC_PORT: "0", CONNECT_PORT: "0" });
+    assert.equal(result.code, 1);
+    assert.match(result.stdout + result.stderr, /cannot reach the database/);
+  });
+
+  test("serves, then stops cleanly on SIGTERM", async () => {
+    const child = spawn(process.execPath, [main], {
+      env: { PATH: process.env.PATH ?? "", DATABASE_URL: DATABASE_URL!, GRPC_PORT: "0", CONNECT_PORT: "0", DB_POOL_MAX: "1" },
+    });
+    let out = "";
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('"msg":"serving"')) resolve();
+      });
+      child.on("exit", (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+    });
+    child.removeAllListeners("exit");
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    assert.match(out, /"msg":"stopped"/);
+  });
+});
