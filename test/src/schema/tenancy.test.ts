@@ -179,7 +179,7 @@ describe("row-level security: another tenant's rows are invisible and unwritable
 describe("ownership: a service role cannot write another service's tables", () => {
   test("writes outside the service's own tables fail with 42501", async () => {
     const { a, userA, entityA } = await twoTenants();
-    const attempts: { service: ServiceName; sql: string; bindings: unknown[] }[] = [
+    const attempts: { service: ServiceName; sql: string; bindings: string[] }[] = [
       { service: "content", sql: "insert into app_user (tenant_id, email, role) values (?, 'x@example.test', 'viewer')", bindings: [a] },
       { service: "content", sql: "update tenant set name = 'hijacked' where id = ?", bindings: [a] },
       { service: "identity", sql: "insert into entity (tenant_id, entity_type, owner_id) values (?, 'context', ?)", bindings: [a, userA] },

@@ -1,0 +1,124 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { createKnex, coreMigrations, migrateDown, migrateUp, migrationStatus, type Knex, type SchemaSlice } from "@promptcraft/db";
+import { migrations as identity } from "@promptcraft/identity/migrations";
+import { migrations as content } from "@promptcraft/content/migrations";
+import { migrations as graph } from "@promptcraft/graph/migrations";
+import { migrations as search } from "@promptcraft/search/migrations";
+import { migrations as analytics } from "@promptcraft/analytics/migrations";
+import { databaseUrl, firstRow } from "./support.js";
+
+/** The slices in dependency order, as packages/cli's SCHEMA_SLICES lists them. */
+const SLICES: readonly SchemaSlice[] = [
+  { name: "core", migrations: coreMigrations },
+  { name: "identity", migrations: identity },
+  { name: "content", migrations: content },
+  { name: "graph", migrations: graph },
+  { name: "search", migrations: search },
+  { name: "analytics", migrations: analytics },
+];
+
+/** A scratch database of our own: never the shared DATABASE_URL one. */
+interface Scratch {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** True when the server is the embedded engine (PGlite: PostgreSQL compiled to WASM). */
+async function isEmbedded(url: string): Promise<boolean> {
+  const knex = createKnex({ url, poolMax: 1 });
+  try {
+    const version = firstRow(await knex.raw<{ rows: { version: string }[] }>("select version() as version")).version;
+    return /wasm|emscripten|pglite/i.test(version);
+  } finally {
+    await knex.destroy();
+  }
+}
+
+/** A fresh database on the same server (CREATE DATABASE), dropped afterwards. */
+async function scratchOnServer(url: string): Promise<Scratch> {
+  const name = `pc_rollback_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  const admin = createKnex({ url, poolMax: 1 });
+  await admin.raw(`create database ${name}`);
+  const scratchUrl = new URL(url);
+  scratchUrl.pathname = `/${name}`;
+  return {
+    url: scratchUrl.toString(),
+    async drop() {
+      try {
+        await admin.raw(`drop database if exists ${name} with (force)`);
+      } finally {
+        await admin.destroy();
+      }
+    },
+  };
+}
+
+/** A separate in-memory embedded engine in this process, served over the wire protocol. */
+async function scratchEmbedded(): Promise<Scratch> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { vector } = await import("@electric-sql/pglite-pgvector");
+  const { btree_gist } = await import("@electric-sql/pglite/contrib/btree_gist");
+  const { pgcrypto } = await import("@electric-sql/pglite/contrib/pgcrypto");
+  const { pg_trgm } = await import("@electric-sql/pglite/contrib/pg_trgm");
+  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
+  const db = await PGlite.create({ extensions: { vector, btree_gist, pgcrypto, pg_trgm } });
+  const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1", maxConnections: 4 });
+  await server.start();
+  const address = server.getServerConn();
+  return {
+    url: `postgres://postgres@${address}/postgres`,
+    async drop() {
+      await server.stop();
+      await db.close();
+    },
+  };
+}
+
+async function userObjects(knex: Knex): Promise<string[]> {
+  const rows = await knex.raw<{ rows: { name: string }[] }>(
+    `select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S')
+       and c.relname not like '%\\_migrations' and c.relname not like '%\\_migrations\\_lock'
+       and c.relname not like '%\\_migrations\\_id\\_seq' and c.relname not like '%\\_migrations\\_lock\\_index\\_seq'
+     union all
+     select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'public'
+       and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+     order by 1`,
+  );
+  return rows.rows.map((r) => r.name);
+}
+
+describe("migrations", () => {
+  test("up is idempotent; down all, then up again, restores the same schema", { timeout: 300_000 }, async () => {
+    const shared = databaseUrl();
+    const scratch = (await isEmbedded(shared)) ? await scratchEmbedded() : await scratchOnServer(shared);
+    const knex = createKnex({ url: scratch.url, poolMax: 2 });
+    try {
+      const first = await migrateUp(knex, SLICES);
+      assert.ok(first.every((s) => s.applied.length > 0), "every slice applies something");
+      const objects = await userObjects(knex);
+      for (const expected of ["tenant", "entity_version", "relationship", "embedding", "usage_event", "event",
+        "entity_stats", "get_entity_history", "get_entity_graph", "search_similar_entities", "refresh_read_model"]) {
+        assert.ok(objects.includes(expected), `${expected} missing after up`);
+      }
+
+      const again = await migrateUp(knex, SLICES);
+      assert.ok(again.every((s) => s.applied.length === 0), "a second up is a no-op");
+      const status = await migrationStatus(knex, SLICES);
+      assert.ok(status.every((s) => s.pending.length === 0));
+
+      const reverted = await migrateDown(knex, SLICES, { all: true });
+      assert.deepEqual(reverted.map((s) => s.slice), ["analytics", "search", "graph", "content", "identity", "core"]);
+      assert.deepEqual(await userObjects(knex), [], "down all leaves nothing of ours behind");
+
+      await migrateUp(knex, SLICES);
+      assert.deepEqual(await userObjects(knex), objects, "up after down restores the same objects");
+    } finally {
+      await knex.destroy();
+      await scratch.drop();
+    }
+  });
+});
