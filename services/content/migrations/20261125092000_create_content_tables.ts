@@ -30,7 +30,7 @@ export const createContentTables: Migration = {
       as $fn$
         select cardinality(p_tags) <= 64
            and array_position(p_tags, null) is null
-           and coalesce((select bool_and(t ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,62}[^[:space:][:cntrl:]])?$')
+           and coalesce((select bool_and(t ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,62}[^[:space:][:cntrl:]]){0,1}$')
                          from unnest(p_tags) as t), true)
       $fn$;
       comment on function entity_tags_valid(text[]) is

@@ -8,8 +8,9 @@ import type { Migration } from "@promptcraft/db";
  *   from get_entity_graph('<tenant>', '<entity>', 2);                      -- outbound, all types
  *   select ... from get_entity_graph('<tenant>', '<entity>', 5, 'inbound', array['depends_on']);  -- impact
  *
- * Cycle guard: a walk never revisits a node already on its path, and depth is capped at 10, so the
- * recursion terminates on any graph. Each edge is reported once, at the smallest depth it was reached.
+ * Cycle guard: a walk never continues from a node already on its path (the edge that closes a cycle is
+ * reported, with closes_cycle = true), and depth is capped at 10, so the recursion terminates on any
+ * graph. Each edge is reported once, at the smallest depth it was reached.
  *
  * Adding an acyclic edge safely under concurrency (two transactions could each add one half of a
  * cycle): in the inserting transaction, first
@@ -28,7 +29,8 @@ export const createGraphFunctions: Migration = {
         p_types text[] default null)
       returns table (
         depth integer, relationship_id uuid, source_id uuid, target_id uuid, relationship_type text,
-        strength double precision, target_version integer, target_label text, node_id uuid, path uuid[])
+        strength double precision, target_version integer, target_label text, node_id uuid, path uuid[],
+        closes_cycle boolean)
       language plpgsql stable security invoker
       set search_path = pg_catalog, public
       as $fn$
@@ -42,9 +44,9 @@ export const createGraphFunctions: Migration = {
         end if;
         return query
         with recursive walk (depth, relationship_id, source_id, target_id, relationship_type, strength,
-                             target_version, target_label, node_id, path) as (
+                             target_version, target_label, node_id, path, closes_cycle) as (
           select 1, r.id, r.source_id, r.target_id, r.relationship_type, r.strength, r.target_version,
-                 r.target_label, n.next_id, array[p_entity_id, n.next_id]
+                 r.target_label, n.next_id, array[p_entity_id, n.next_id], false
           from public.relationship r
           cross join lateral (select case when r.source_id = p_entity_id then r.target_id else r.source_id end as next_id) n
           where r.tenant_id = p_tenant_id and r.deleted_at is null
@@ -53,24 +55,27 @@ export const createGraphFunctions: Migration = {
                  or (p_direction <> 'outbound' and r.target_id = p_entity_id))
           union all
           select w.depth + 1, r.id, r.source_id, r.target_id, r.relationship_type, r.strength, r.target_version,
-                 r.target_label, n.next_id, w.path || n.next_id
+                 r.target_label, n.next_id, w.path || n.next_id, n.next_id = any (w.path)
           from walk w
           join public.relationship r
             on r.tenant_id = p_tenant_id and r.deleted_at is null
+           and r.id <> w.relationship_id
            and (p_types is null or r.relationship_type = any (p_types))
            and ((p_direction <> 'inbound' and r.source_id = w.node_id)
                 or (p_direction <> 'outbound' and r.target_id = w.node_id))
           cross join lateral (select case when r.source_id = w.node_id then r.target_id else r.source_id end as next_id) n
-          where w.depth < least(p_max_depth, 10)
-            and not n.next_id = any (w.path)
+          -- Cycle guard: an edge back to a node already on the path is reported (closes_cycle) but
+          -- never followed.
+          where w.depth < least(p_max_depth, 10) and not w.closes_cycle
         )
         select d.depth, d.relationship_id, d.source_id, d.target_id, d.relationship_type, d.strength,
-               d.target_version, d.target_label, d.node_id, d.path
+               d.target_version, d.target_label, d.node_id, d.path, d.closes_cycle
         from (
           select distinct on (w.relationship_id) w.depth, w.relationship_id, w.source_id, w.target_id,
-                 w.relationship_type, w.strength, w.target_version, w.target_label, w.node_id, w.path
+                 w.relationship_type, w.strength, w.target_version, w.target_label, w.node_id, w.path,
+                 w.closes_cycle
           from walk w
-          order by w.relationship_id, w.depth
+          order by w.relationship_id, w.depth, w.closes_cycle
         ) d
         order by d.depth, d.relationship_type, d.target_id;
       end

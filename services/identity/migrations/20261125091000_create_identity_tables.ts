@@ -144,7 +144,7 @@ export const createIdentityTables: Migration = {
         constraint oauth_identity_pkey primary key (tenant_id, id),
         constraint oauth_identity_user_fkey foreign key (tenant_id, user_id) references app_user (tenant_id, id) on delete cascade,
         constraint oauth_identity_issuer_subject_key unique (tenant_id, issuer, subject),
-        constraint oauth_identity_issuer_check check (issuer ~ '^https?://' and char_length(issuer) <= 500),
+        constraint oauth_identity_issuer_check check (issuer ~ '^https{0,1}://' and char_length(issuer) <= 500),
         constraint oauth_identity_subject_check check (char_length(subject) between 1 and 255)
       );
       create index oauth_identity_user_idx on oauth_identity (tenant_id, user_id);

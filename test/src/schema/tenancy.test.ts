@@ -65,6 +65,19 @@ describe("catalog: every tenant table is isolated and Citus-ready", () => {
   });
 });
 
+describe("catalog: no placeholder leaked into DDL", () => {
+  test("constraints and indexes contain no $n (knex turns every ? of raw SQL into a placeholder)", async () => {
+    const rows = await knex.raw<{ rows: { name: string }[] }>(
+      `select con.conname as name from pg_constraint con join pg_namespace n on n.oid = con.connamespace
+       where n.nspname = 'public' and pg_get_constraintdef(con.oid) ~ '[$][0-9]'
+       union all
+       select c.relname from pg_index x join pg_class c on c.oid = x.indexrelid join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'public' and pg_get_indexdef(x.indexrelid) ~ '[$][0-9]'`,
+    );
+    assert.deepEqual(rows.rows.map((r) => r.name), []);
+  });
+});
+
 describe("row-level security: another tenant's rows are invisible and unwritable", () => {
   test("entity: select, update, delete and insert across tenants", async () => {
     const { a, b, userA, entityB } = await twoTenants();
