@@ -91,8 +91,8 @@ async function userObjects(knex: Knex): Promise<string[]> {
   return rows.rows.map((r) => r.name);
 }
 
-describe("migrations", () => {
-  test("up is idempotent; down all, then up again, restores the same schema", { timeout: 300_000 }, async (t) => {
+void describe("migrations", () => {
+  void test("up is idempotent; down all, then up again, restores the same schema", { timeout: 300_000 }, async (t) => {
     const shared = databaseUrl();
     const scratch = (await isEmbedded(shared)) ? await scratchEmbedded() : await scratchOnServer(shared);
     const knex = createKnex({ url: scratch.url, poolMax: 2 });

@@ -19,8 +19,8 @@ async function twoTenants() {
   return { a, b, userA, userB, entityA, entityB };
 }
 
-describe("catalog: every tenant table is isolated and Citus-ready", () => {
-  test("row-level security is enabled and forced on every table with a tenant_id (and on tenant)", async () => {
+void describe("catalog: every tenant table is isolated and Citus-ready", () => {
+  void test("row-level security is enabled and forced on every table with a tenant_id (and on tenant)", async () => {
     const rows = await knex.raw<{ rows: { relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[] }>(
       `select c.relname, c.relrowsecurity, c.relforcerowsecurity
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -37,7 +37,7 @@ describe("catalog: every tenant table is isolated and Citus-ready", () => {
     assert.deepEqual(open, [], "tables without enabled+forced RLS");
   });
 
-  test("every primary key, unique index and foreign key of a tenant table starts with tenant_id", async () => {
+  void test("every primary key, unique index and foreign key of a tenant table starts with tenant_id", async () => {
     const constraints = await knex.raw<{ rows: { conname: string; first: string | null }[] }>(
       `select con.conname, a.attname as first
        from pg_constraint con
@@ -65,8 +65,8 @@ describe("catalog: every tenant table is isolated and Citus-ready", () => {
   });
 });
 
-describe("catalog: no placeholder leaked into DDL", () => {
-  test("constraints and indexes contain no $n (knex turns every ? of raw SQL into a placeholder)", async () => {
+void describe("catalog: no placeholder leaked into DDL", () => {
+  void test("constraints and indexes contain no $n (knex turns every ? of raw SQL into a placeholder)", async () => {
     const rows = await knex.raw<{ rows: { name: string }[] }>(
       `select con.conname as name from pg_constraint con join pg_namespace n on n.oid = con.connamespace
        where n.nspname = 'public' and pg_get_constraintdef(con.oid) ~ '[$][0-9]'
@@ -78,8 +78,8 @@ describe("catalog: no placeholder leaked into DDL", () => {
   });
 });
 
-describe("row-level security: another tenant's rows are invisible and unwritable", () => {
-  test("entity: select, update, delete and insert across tenants", async () => {
+void describe("row-level security: another tenant's rows are invisible and unwritable", () => {
+  void test("entity: select, update, delete and insert across tenants", async () => {
     const { a, b, userA, entityB } = await twoTenants();
     await withTenant(knex, { service: "content", tenantId: a }, async (trx) => {
       const seen = await trx.raw<{ rows: { n: string; foreign: string }[] }>(
@@ -122,7 +122,7 @@ describe("row-level security: another tenant's rows are invisible and unwritable
     assert.equal(firstRow(still).deleted_at, null);
   });
 
-  test("every service's tables: foreign rows invisible, foreign inserts refused", async () => {
+  void test("every service's tables: foreign rows invisible, foreign inserts refused", async () => {
     const { a, b, userB, entityB } = await twoTenants();
     const entity2B = (await createEntity(knex, b, userB, { title: "B2" })).id;
     // Give tenant B one row in each service's tables.
@@ -189,8 +189,8 @@ describe("row-level security: another tenant's rows are invisible and unwritable
   });
 });
 
-describe("ownership: a service role cannot write another service's tables", () => {
-  test("writes outside the service's own tables fail with 42501", async () => {
+void describe("ownership: a service role cannot write another service's tables", () => {
+  void test("writes outside the service's own tables fail with 42501", async () => {
     const { a, userA, entityA } = await twoTenants();
     const attempts: { service: ServiceName; sql: string; bindings: string[] }[] = [
       { service: "content", sql: "insert into app_user (tenant_id, email, role) values (?, 'x@example.test', 'viewer')", bindings: [a] },
@@ -218,7 +218,7 @@ describe("ownership: a service role cannot write another service's tables", () =
     }
   });
 
-  test("each service writes its own tables and appends to the event log", async () => {
+  void test("each service writes its own tables and appends to the event log", async () => {
     const { a, userA } = await twoTenants();
     for (const service of ["identity", "content", "graph", "search", "analytics"] as const) {
       await withTenant(knex, { service, tenantId: a, userId: userA }, (trx) =>
