@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -21,8 +22,11 @@ export interface FieldViolation {
 }
 
 interface AppErrorInit {
-  /** Machine-readable reason for `ErrorInfo`, UPPER_SNAKE_CASE, e.g. `ETAG_MISMATCH`. */
-  reason?: string;
+  /**
+   * Machine-readable reason, sent as `ErrorInfo.reason` (the enum value's name without its prefix,
+   * e.g. `ETAG_MISMATCH`); defaults to the generic reason of the error's class.
+   */
+  reason?: ErrorReason;
   /** Extra key/values for `ErrorInfo.metadata` (strings only, by the spec). */
   metadata?: Record<string, string>;
   cause?: unknown;
@@ -35,32 +39,39 @@ interface AppErrorInit {
  */
 export abstract class AppError extends Error {
   abstract readonly code: Code;
-  readonly reason: string;
+  readonly reason: ErrorReason;
   readonly metadata: Record<string, string>;
 
   constructor(message: string, init: AppErrorInit = {}) {
     super(message, init.cause === undefined ? undefined : { cause: init.cause });
     this.name = new.target.name;
-    this.reason = init.reason ?? defaultReason(new.target.name);
+    this.reason = init.reason ?? (new.target as unknown as { defaultReason: ErrorReason }).defaultReason;
     this.metadata = init.metadata ?? {};
   }
+
+  /** The reason used when a thrower names none. */
+  static defaultReason: ErrorReason = ErrorReason.UNSPECIFIED;
 }
 
-function defaultReason(className: string): string {
-  return className.replace(/Error$/, "").replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+/** `ErrorInfo.reason` of an error: the enum value's name (`RESOURCE_NOT_FOUND`). */
+export function reasonName(reason: ErrorReason): string {
+  return ErrorReason[reason] ?? "UNSPECIFIED";
 }
 
 /** The resource does not exist (or the caller may not know it exists). */
 export class NotFoundError extends AppError {
   readonly code = Code.NotFound;
+  static override defaultReason = ErrorReason.RESOURCE_NOT_FOUND;
 }
 /** A create would duplicate a unique resource. */
 export class AlreadyExistsError extends AppError {
   readonly code = Code.AlreadyExists;
+  static override defaultReason = ErrorReason.RESOURCE_ALREADY_EXISTS;
 }
 /** The request is malformed; `violations` names the fields. */
 export class InvalidArgumentError extends AppError {
   readonly code = Code.InvalidArgument;
+  static override defaultReason = ErrorReason.INVALID_REQUEST;
   readonly violations: FieldViolation[];
   constructor(violations: FieldViolation[] | FieldViolation, init: AppErrorInit = {}) {
     const list = Array.isArray(violations) ? violations : [violations];
@@ -71,10 +82,12 @@ export class InvalidArgumentError extends AppError {
 /** The caller is known but may not do this. */
 export class PermissionDeniedError extends AppError {
   readonly code = Code.PermissionDenied;
+  static override defaultReason = ErrorReason.PERMISSION_INSUFFICIENT;
 }
 /** The caller is not (validly) authenticated. */
 export class UnauthenticatedError extends AppError {
   readonly code = Code.Unauthenticated;
+  static override defaultReason = ErrorReason.CREDENTIALS_INVALID;
 }
 /** The system is not in a state that allows the operation (e.g. deleting the last owner). */
 export class FailedPreconditionError extends AppError {
@@ -83,10 +96,12 @@ export class FailedPreconditionError extends AppError {
 /** A concurrency conflict (etag mismatch, lost race); the client may re-read and retry. */
 export class AbortedError extends AppError {
   readonly code = Code.Aborted;
+  static override defaultReason = ErrorReason.CONCURRENT_MODIFICATION;
 }
 /** A quota or rate limit was hit; `retryAfterMs` goes into `google.rpc.RetryInfo`. */
 export class ResourceExhaustedError extends AppError {
   readonly code = Code.ResourceExhausted;
+  static override defaultReason = ErrorReason.RATE_LIMITED;
   readonly retryAfterMs: number | undefined;
   constructor(message: string, init: AppErrorInit & { retryAfterMs?: number } = {}) {
     super(message, init);
@@ -96,6 +111,7 @@ export class ResourceExhaustedError extends AppError {
 /** The method exists in the contract but is not built yet. */
 export class UnimplementedError extends AppError {
   readonly code = Code.Unimplemented;
+  static override defaultReason = ErrorReason.METHOD_NOT_IMPLEMENTED;
 }
 
 type OutgoingDetail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
@@ -118,7 +134,7 @@ export function toConnectError(err: unknown, requestId: string): { error: Connec
     const details: OutgoingDetail[] = [
       {
         desc: ErrorInfoSchema,
-        value: create(ErrorInfoSchema, { reason: err.reason, domain: ERROR_DOMAIN, metadata: err.metadata }),
+        value: create(ErrorInfoSchema, { reason: reasonName(err.reason), domain: ERROR_DOMAIN, metadata: err.metadata }),
       },
     ];
     if (err instanceof InvalidArgumentError) {
@@ -136,7 +152,7 @@ export function toConnectError(err: unknown, requestId: string): { error: Connec
   }
   const state = sqlState(err);
   if (state && RETRYABLE_SQLSTATES.has(state)) {
-    return { error: toConnectError(new AbortedError("concurrent modification, retry", { reason: "CONCURRENT_MODIFICATION" }), requestId).error, internal: false };
+    return { error: toConnectError(new AbortedError("concurrent modification, retry"), requestId).error, internal: false };
   }
   if (isAbort(err)) return { error: new ConnectError("call cancelled", Code.Canceled), internal: false };
   return { error: new ConnectError(`internal error (request id ${requestId})`, Code.Internal), internal: true };

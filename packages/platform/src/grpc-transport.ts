@@ -4,6 +4,7 @@ import { AnySchema, anyPack, type Any } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { once } from "node:events";
 import { StatusSchema } from "@promptcraft/proto/google/rpc/status_pb";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { InvalidArgumentError } from "./errors.js";
 import type { ServiceRegistration } from "./handlers.js";
 import type { Pipeline, TransportCall } from "./pipeline.js";
@@ -153,7 +154,7 @@ function decode(method: DescMethod, bytes: Buffer): Message {
   } catch (err) {
     throw new InvalidArgumentError(
       { field: "(message)", description: `cannot decode ${method.input.typeName}: ${(err as Error).message}` },
-      { reason: "MALFORMED_MESSAGE" },
+      { reason: ErrorReason.MALFORMED_MESSAGE },
     );
   }
 }

@@ -5,6 +5,7 @@ import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuthContext, CallContext, Protocol } from "./context.js";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { InvalidArgumentError, toConnectError, UnimplementedError } from "./errors.js";
 import type { AnyHandler, ServiceRegistration } from "./handlers.js";
 import type { RpcMetrics } from "./metrics.js";
@@ -165,7 +166,7 @@ export class Pipeline {
     const handler = this.handlerOf(ctx);
     if (!handler) {
       throw new UnimplementedError(`${ctx.method.parent.typeName}.${ctx.method.name} is not implemented yet`, {
-        reason: "METHOD_NOT_IMPLEMENTED",
+        reason: ErrorReason.METHOD_NOT_IMPLEMENTED,
         metadata: { method: `${ctx.method.parent.typeName}/${ctx.method.name}` },
       });
     }
@@ -198,7 +199,7 @@ export class Pipeline {
     if (result.kind === "invalid") {
       throw new InvalidArgumentError(
         result.violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId })),
-        { reason: "INVALID_REQUEST" },
+        { reason: ErrorReason.INVALID_REQUEST },
       );
     }
     // A rule that cannot be compiled or evaluated is our bug, not the caller's.

@@ -25,7 +25,7 @@ let release: (() => void) | undefined;
 // Test doubles on a real contract: what matters here is the platform around the handlers.
 const handlers = serve(ContentService, {
   getEntity: async (request, ctx) => {
-    if (request.entityId === MISSING_ID) throw new NotFoundError(`entity ${request.entityId} not found`, { reason: "ENTITY_NOT_FOUND" });
+    if (request.entityId === MISSING_ID) throw new NotFoundError(`entity ${request.entityId} not found`);
     if (request.entityId === ENTITY_ID && request.label === "boom") throw new Error(`db exploded: ${SECRET}`);
     if (request.label === "slow") {
       signalSeen = ctx.signal;
@@ -81,7 +81,7 @@ describe("one pipeline, two transports", () => {
       const err = await client.getEntity({ entityId: MISSING_ID }).then(() => assert.fail("expected an error"), (e: unknown) => ConnectError.from(e));
       assert.equal(err.code, Code.NotFound);
       const info = err.findDetails(ErrorInfoSchema)[0];
-      assert.equal(info?.reason, "ENTITY_NOT_FOUND");
+      assert.equal(info?.reason, "RESOURCE_NOT_FOUND");
       assert.equal(info?.domain, "promptcraft.dev");
     });
 
