@@ -41,14 +41,13 @@ function handlerFor(registration: ServiceRegistration, method: DescMethod, pipel
       return (call: grpc.ServerUnaryCall<Buffer, Message>, callback: grpc.sendUnaryData<Message>) => {
         const transport = new GrpcCall(call);
         const ctx = pipeline.context(registration, method, transport);
-        respondWith(transport, callback, decodeThen(method, call.request, (request) => pipeline.runUnary(ctx, request)));
+        respondWith(transport, callback, pipeline.runUnary(ctx, () => decode(method, call.request)));
       };
     case "server_streaming":
       return (call: grpc.ServerWritableStream<Buffer, Message>) => {
         const transport = new GrpcCall(call);
         const ctx = pipeline.context(registration, method, transport);
-        const messages = decodeThen(method, call.request, async (request) => writeAll(call, pipeline.runServerStream(ctx, request), transport));
-        endWith(call, messages, transport);
+        endWith(call, writeAll(call, pipeline.runServerStream(ctx, () => decode(method, call.request)), transport), transport);
       };
     case "client_streaming":
       return (call: grpc.ServerReadableStream<Buffer, Message>, callback: grpc.sendUnaryData<Message>) => {
@@ -136,17 +135,6 @@ type GrpcCallObject =
   | grpc.ServerReadableStream<Buffer, Message>
   | grpc.ServerWritableStream<Buffer, Message>
   | grpc.ServerDuplexStream<Buffer, Message>;
-
-/** Decodes a request, or a rejected promise with INVALID_ARGUMENT; then runs `next`. */
-function decodeThen<T>(method: DescMethod, bytes: Buffer, next: (request: Message) => Promise<T>): Promise<T> {
-  let request: Message;
-  try {
-    request = decode(method, bytes);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return next(request);
-}
 
 function decode(method: DescMethod, bytes: Buffer): Message {
   try {

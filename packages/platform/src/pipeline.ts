@@ -10,6 +10,9 @@ import { InvalidArgumentError, toConnectError, UnimplementedError } from "./erro
 import type { AnyHandler, ServiceRegistration } from "./handlers.js";
 import type { RpcMetrics } from "./metrics.js";
 
+/** A request message, or a function that decodes it (and throws if it is malformed). */
+export type RequestInput = Message | (() => Message);
+
 /** Hooks the platform's owner supplies; authentication arrives with the identity service. */
 export interface PipelineOptions {
   log: Logger;
@@ -94,12 +97,16 @@ export class Pipeline {
     return new Call(registration.service, method, transport, this.options.log);
   }
 
-  /** A unary call. */
-  async runUnary(ctx: CallContext, request: Message): Promise<Message> {
+  /**
+   * A unary call. The request may be given as a function that decodes it, so that a malformed
+   * message fails inside the pipeline (INVALID_ARGUMENT, logged and counted like any failure).
+   */
+  async runUnary(ctx: CallContext, input: RequestInput): Promise<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
       const handler = this.admit(ctx);
+      const request = typeof input === "function" ? input() : input;
       if (this.options.authenticate) await this.authenticate(ctx);
       this.validate(ctx.method.input, request);
       const response = toMessage(ctx.method.output, await (handler(request, ctx) as Promise<unknown>));
@@ -111,11 +118,12 @@ export class Pipeline {
   }
 
   /** A server-streaming call: the handler's messages, validated request first. */
-  async *runServerStream(ctx: CallContext, request: Message): AsyncGenerator<Message> {
+  async *runServerStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
       const handler = this.admit(ctx);
+      const request = typeof input === "function" ? input() : input;
       if (this.options.authenticate) await this.authenticate(ctx);
       this.validate(ctx.method.input, request);
       for await (const out of handler(request, ctx) as AsyncIterable<unknown>) {
@@ -223,8 +231,9 @@ export class Pipeline {
 
   private fail(ctx: CallContext, started: number, err: unknown): ConnectError {
     const { error, internal } = toConnectError(err, ctx.requestId);
-    // A failed call always tells the client its request id, so a report can name it.
-    ctx.setResponseHeader("x-request-id", ctx.requestId);
+    // A failed call always tells the client its request id (with the status, where gRPC clients
+    // read error metadata), so a report can name it.
+    error.metadata.set("x-request-id", ctx.requestId);
     const seconds = (performance.now() - started) / 1000;
     const code = codeName(error.code);
     this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, code, ctx.protocol, seconds);

@@ -19,8 +19,11 @@ const SECRET = "password=hunter2";
 let server: RunningServer;
 let grpcAddress: string;
 let connectUrl: string;
-let signalSeen: AbortSignal | undefined;
-let release: (() => void) | undefined;
+/** What the slow handler exposes to the test driving it. */
+const slow: { signal?: AbortSignal; release?: () => void } = {};
+// Read through functions: the handler sets these asynchronously, which flow analysis cannot see.
+const slowSignal = (): AbortSignal | undefined => slow.signal;
+const slowRelease = (): (() => void) | undefined => slow.release;
 
 // Test doubles on a real contract: what matters here is the platform around the handlers.
 const handlers = serve(ContentService, {
@@ -28,9 +31,9 @@ const handlers = serve(ContentService, {
     if (request.entityId === MISSING_ID) throw new NotFoundError(`entity ${request.entityId} not found`);
     if (request.entityId === ENTITY_ID && request.label === "boom") throw new Error(`db exploded: ${SECRET}`);
     if (request.label === "slow") {
-      signalSeen = ctx.signal;
+      slow.signal = ctx.signal;
       await new Promise<void>((resolve) => {
-        release = resolve;
+        slow.release = resolve;
         ctx.signal.addEventListener("abort", () => resolve());
       });
     }
@@ -168,12 +171,12 @@ describe("gRPC wire details (plain @grpc/grpc-js client)", () => {
   });
 
   test("a deadline reaches the handler as an aborted signal", async () => {
-    signalSeen = undefined;
+    slow.signal = undefined;
     const result = await grpcUnary(grpcAddress, ContentService.method.getEntity, { entityId: ENTITY_ID, label: "slow" }, { deadlineMs: 200 });
     assert.ok("failure" in result);
     assert.equal(result.failure.code, grpc.status.DEADLINE_EXCEEDED);
-    for (let i = 0; i < 50 && !signalSeen?.aborted; i++) await sleep(20);
-    assert.equal(signalSeen?.aborted, true);
+    for (let i = 0; i < 50 && !slowSignal()?.aborted; i++) await sleep(20);
+    assert.equal(slowSignal()?.aborted, true);
   });
 });
 
@@ -188,10 +191,11 @@ describe("graceful shutdown", () => {
       log: createLogger("drain", "silent"),
       shutdownGraceMs: 5000,
     });
-    release = undefined;
+    slow.release = undefined;
     const client = createServiceClient(ContentService, `http://127.0.0.1:${own.grpcPort}`);
     const inFlight = client.getEntity({ entityId: ENTITY_ID, label: "slow" });
-    for (let i = 0; i < 100 && !release; i++) await sleep(10);
+    for (let i = 0; i < 100 && !slowRelease(); i++) await sleep(10);
+    const release = slowRelease();
     assert.ok(release, "the slow call reached its handler");
     const closing = own.close();
     assert.equal(own.health.get(""), HealthCheckResponse_ServingStatus.NOT_SERVING);
