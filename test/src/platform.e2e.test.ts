@@ -28,11 +28,11 @@ const DATABASE_URL = process.env.DATABASE_URL;
 if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
 
 const SERVICES: { module: ServiceModule; contracts: DescService[] }[] = [
-  { module: identityService as unknown as ServiceModule, contracts: [IdentityService, AuthService] },
-  { module: contentService as unknown as ServiceModule, contracts: [ContentService] },
-  { module: graphService as unknown as ServiceModule, contracts: [GraphService] },
-  { module: searchService as unknown as ServiceModule, contracts: [SearchService] },
-  { module: analyticsService as unknown as ServiceModule, contracts: [AnalyticsService] },
+  { module: identityService, contracts: [IdentityService, AuthService] },
+  { module: contentService, contracts: [ContentService] },
+  { module: graphService, contracts: [GraphService] },
+  { module: searchService, contracts: [SearchService] },
+  { module: analyticsService, contracts: [AnalyticsService] },
 ];
 
 const running = new Map<string, RunningService>();
@@ -159,7 +159,7 @@ describe("a service started alone (its built main.js, as containers run it)", ()
 
   test("serves, then stops cleanly on SIGTERM", async () => {
     const child = spawn(process.execPath, [main], {
-      env: { PATH: process.env.PATH ?? "", DATABASE_URL: DATABASE_URL!, GRPC_PORT: "0", CONNECT_PORT: "0", DB_POOL_MAX: "1" },
+      env: { PATH: process.env.PATH ?? "", DATABASE_URL: DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", DB_POOL_MAX: "1" },
     });
     let out = "";
     await new Promise<void>((resolve, reject) => {

@@ -4,8 +4,8 @@ import type { Knex } from "knex";
 export interface Migration {
   /** `YYYYMMDDHHMMSS_verb_noun`; the order within a slice is the order of names. */
   name: string;
-  up(knex: Knex): Promise<void>;
-  down(knex: Knex): Promise<void>;
+  up: (knex: Knex) => Promise<void>;
+  down: (knex: Knex) => Promise<void>;
 }
 
 /** The migrations of one owner of a slice of the schema, tracked in `<name>_migrations`. */

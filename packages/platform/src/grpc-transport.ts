@@ -192,6 +192,6 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
     const status = create(StatusSchema, { code: error.code, message: error.rawMessage, details });
     metadata.set("grpc-status-details-bin", asBuffer(toBinary(StatusSchema, status)));
   }
-  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+  return { code: error.code as number, details: error.rawMessage, metadata };
 }
 

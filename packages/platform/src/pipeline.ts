@@ -109,7 +109,7 @@ export class Pipeline {
       const request = typeof input === "function" ? input() : input;
       if (this.options.authenticate) await this.authenticate(ctx);
       this.validate(ctx.method.input, request);
-      const response = toMessage(ctx.method.output, await (handler(request, ctx) as Promise<unknown>));
+      const response = toMessage(ctx.method.output, await handler(request, ctx));
       this.finish(ctx, started);
       return response;
     } catch (err) {
@@ -142,7 +142,7 @@ export class Pipeline {
     try {
       const handler = this.admit(ctx);
       if (this.options.authenticate) await this.authenticate(ctx);
-      const response = toMessage(ctx.method.output, await (handler(this.validated(ctx, requests), ctx) as Promise<unknown>));
+      const response = toMessage(ctx.method.output, await handler(this.validated(ctx, requests), ctx));
       this.finish(ctx, started);
       return response;
     } catch (err) {

@@ -16,7 +16,7 @@ async function startServerProcess(script: string): Promise<Server> {
   const line = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
     // The server logs on stdout too; the port line is tagged. Keep draining so it never blocks.
-    createInterface({ input: child.stdout! }).on("line", (l) => l.startsWith("PORTS ") && resolve(l));
+    createInterface({ input: child.stdout }).on("line", (l) => l.startsWith("PORTS ") && resolve(l));
   });
   child.removeAllListeners("exit");
   return { ports: line.slice("PORTS ".length).trim().split(" ").map(Number), process: child };
