@@ -1,23 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createKnex, coreMigrations, migrateDown, migrateUp, migrationStatus, type Knex, type SchemaSlice } from "@promptcraft/db";
-import { migrations as identity } from "@promptcraft/identity/migrations";
-import { migrations as content } from "@promptcraft/content/migrations";
-import { migrations as graph } from "@promptcraft/graph/migrations";
-import { migrations as search } from "@promptcraft/search/migrations";
-import { migrations as analytics } from "@promptcraft/analytics/migrations";
+import { createKnex, migrateDown, migrateUp, migrationStatus, type Knex } from "@promptcraft/db";
+import { SCHEMA_SLICES } from "@promptcraft/cli";
 import { databaseUrl, firstRow } from "./support.js";
 
-/** The slices in dependency order, as packages/cli's SCHEMA_SLICES lists them. */
-const SLICES: readonly SchemaSlice[] = [
-  { name: "core", migrations: coreMigrations },
-  { name: "identity", migrations: identity },
-  { name: "content", migrations: content },
-  { name: "graph", migrations: graph },
-  { name: "search", migrations: search },
-  { name: "analytics", migrations: analytics },
-];
+
 
 /** A scratch database of our own: never the shared DATABASE_URL one. */
 interface Scratch {
@@ -111,7 +99,7 @@ void describe("migrations", () => {
         t.skip("this role may not create the vector extension in a scratch database");
         return;
       }
-      const first = await migrateUp(knex, SLICES);
+      const first = await migrateUp(knex, SCHEMA_SLICES);
       assert.ok(first.every((s) => s.applied.length > 0), "every slice applies something");
       const objects = await userObjects(knex);
       for (const expected of ["tenant", "entity_version", "relationship", "embedding", "usage_event", "event",
@@ -119,16 +107,16 @@ void describe("migrations", () => {
         assert.ok(objects.includes(expected), `${expected} missing after up`);
       }
 
-      const again = await migrateUp(knex, SLICES);
+      const again = await migrateUp(knex, SCHEMA_SLICES);
       assert.ok(again.every((s) => s.applied.length === 0), "a second up is a no-op");
-      const status = await migrationStatus(knex, SLICES);
+      const status = await migrationStatus(knex, SCHEMA_SLICES);
       assert.ok(status.every((s) => s.pending.length === 0));
 
-      const reverted = await migrateDown(knex, SLICES, { all: true });
+      const reverted = await migrateDown(knex, SCHEMA_SLICES, { all: true });
       assert.deepEqual(reverted.map((s) => s.slice), ["analytics", "search", "graph", "content", "identity", "core"]);
       assert.deepEqual(await userObjects(knex), [], "down all leaves nothing of ours behind");
 
-      await migrateUp(knex, SLICES);
+      await migrateUp(knex, SCHEMA_SLICES);
       assert.deepEqual(await userObjects(knex), objects, "up after down restores the same objects");
     } finally {
       await knex.destroy();

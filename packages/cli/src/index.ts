@@ -1,0 +1,3 @@
+export { SCHEMA_SLICES } from "./schema.js";
+export { SERVICES, serviceMain } from "./services.js";
+export { migrateAll } from "./database.js";
