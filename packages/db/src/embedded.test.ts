@@ -1,0 +1,368 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded.js";
+
+const TENANT_A = "11111111-1111-4111-8111-111111111111";
+const TENANT_B = "22222222-2222-4222-8222-222222222222";
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return client;
+}
+
+describe("embedded PostgreSQL (in memory, port 0)", () => {
+  let engine: EmbeddedPostgres;
+  let client: pg.Client;
+
+  before(async () => {
+    engine = await startEmbeddedPostgres({ port: 0 });
+    client = await connect(engine.url);
+  });
+  after(async () => {
+    await client.end();
+    await engine.stop();
+  });
+
+  test("serves the wire protocol on the port it reports", async () => {
+    assert.notEqual(engine.port, 0);
+    assert.equal(engine.url, `postgres://postgres@127.0.0.1:${engine.port}/postgres`);
+    const { rows } = await client.query<{ version: string }>("select version()");
+    assert.match(rows[0]!.version, /^PostgreSQL \d+/);
+  });
+
+  test("pgvector and the contrib extensions load; vector distance works", async () => {
+    for (const ext of ["vector", "btree_gist", "pg_trgm", "pgcrypto", '"uuid-ossp"']) {
+      await client.query(`create extension if not exists ${ext}`);
+    }
+    const { rows } = await client.query<{ d: number; c: number }>(
+      "select '[1,2,3]'::vector <-> '[4,5,6]'::vector as d, '[1,0]'::vector <=> '[0,1]'::vector as c",
+    );
+    assert.ok(Math.abs(rows[0]!.d - Math.sqrt(27)) < 1e-6);
+    assert.ok(Math.abs(rows[0]!.c - 1) < 1e-6);
+
+    await client.query("create table doc (id int primary key, embedding vector(3))");
+    await client.query("insert into doc values (1, '[1,0,0]'), (2, '[0,1,0]'), (3, '[0.9,0.1,0]')");
+    await client.query("create index doc_hnsw on doc using hnsw (embedding vector_cosine_ops)");
+    const near = await client.query<{ id: number }>("select id from doc order by embedding <=> $1 limit 2", ["[1,0,0]"]);
+    assert.deepEqual(near.rows.map((r) => r.id), [1, 3]);
+  });
+
+  test("btree_gist exclusion constraints reject overlapping validity", async () => {
+    await client.query(`create table version_span (
+      entity int not null, during tstzrange not null,
+      exclude using gist (entity with =, during with &&))`);
+    await client.query("insert into version_span values (1, tstzrange('2024-01-01', '2024-02-01'))");
+    await assert.rejects(
+      client.query("insert into version_span values (1, tstzrange('2024-01-15', null))"),
+      (error: { code?: string }) => error.code === "23P01",
+    );
+  });
+
+  test("SET LOCAL role + set_config tenant: forced RLS hides the other tenant's rows", async () => {
+    await client.query(`
+      create role embedded_test_service nologin;
+      create table note (tenant_id uuid not null, body text not null);
+      alter table note enable row level security;
+      alter table note force row level security;
+      create policy note_tenant on note
+        using (tenant_id = (select current_setting('app.tenant_id', true))::uuid);
+      grant select, insert on note to embedded_test_service;
+      insert into note values ('${TENANT_A}', 'a'), ('${TENANT_B}', 'b');`);
+    await client.query("begin");
+    await client.query("select set_config('role', 'embedded_test_service', true), set_config('app.tenant_id', $1, true)", [TENANT_A]);
+    const seen = await client.query<{ body: string; who: string }>("select body, current_user as who from note");
+    await client.query("commit");
+    assert.deepEqual(seen.rows, [{ body: "a", who: "embedded_test_service" }]);
+    // LOCAL means it ended with the transaction: nothing leaks to the next user of the session.
+    const after = await client.query<{ who: string }>("select current_user as who");
+    assert.equal(after.rows[0]!.who, "postgres");
+  });
+
+  test("a transaction on one connection blocks the others until it ends; both complete", async () => {
+    await client.query("create table counter (k int primary key, n int not null)");
+    await client.query("insert into counter values (1, 0)");
+    const other = await connect(engine.url);
+    try {
+      await client.query("begin");
+      await client.query("update counter set n = n + 1 where k = 1");
+      let answered = false;
+      const blocked = other.query<{ n: number }>("select n from counter where k = 1").then((r) => {
+        answered = true;
+        return r;
+      });
+      await sleep(200);
+      assert.equal(answered, false, "the other connection must wait for the open transaction");
+      await client.query("commit");
+      assert.equal((await blocked).rows[0]!.n, 1, "and then see its committed result");
+
+      // Two clients, each a read-modify-write transaction, concurrently: both finish, no lost update.
+      const bump = async (c: pg.Client): Promise<void> => {
+        for (let i = 0; i < 20; i++) {
+          await c.query("begin");
+          const { rows } = await c.query<{ n: number }>("select n from counter where k = 1");
+          await c.query("update counter set n = $1 where k = 1", [rows[0]!.n + 1]);
+          await c.query("commit");
+        }
+      };
+      await Promise.all([bump(client), bump(other)]);
+      const { rows } = await client.query<{ n: number }>("select n from counter where k = 1");
+      assert.equal(rows[0]!.n, 41);
+    } finally {
+      await other.end();
+    }
+  });
+
+  test("extended-protocol sequences of two connections do not interleave", async () => {
+    // Raw frames, because pg sends Parse…Sync in one write and the race is in the server's queue.
+    const a = await RawClient.open(engine.port);
+    const b = await RawClient.open(engine.port);
+    try {
+      a.send(parse("select 'A' as who"));
+      await sleep(50);
+      b.send(parse("select 'B' as who"), bind(), execute(), sync());
+      a.send(bind(), execute(), sync());
+      assert.deepEqual(await a.untilReady(), ["A"]);
+      assert.deepEqual(await b.untilReady(), ["B"]);
+
+      // An error on one connection must not make the backend skip the other's messages.
+      a.send(parse("select 1/0"), bind(), execute());
+      await sleep(50);
+      b.send(parse("select 'B2'"), bind(), execute(), sync());
+      a.send(sync());
+      await assert.rejects(a.untilReady(), /division by zero/);
+      assert.deepEqual(await b.untilReady(), ["B2"]);
+    } finally {
+      a.close();
+      b.close();
+    }
+
+    const pool = new pg.Pool({ connectionString: engine.url, max: 8 });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          i % 5 === 0
+            ? pool.query("select 1 / ($1::int - $1::int)", [i]).then(
+                () => "no error?",
+                (error: { code?: string }) => error.code,
+              )
+            : pool.query<{ v: string }>(`select $1::text || '-${i % 7}' as v`, [String(i)]).then((r) => r.rows[0]!.v),
+        ),
+      );
+      results.forEach((r, i) => assert.equal(r, i % 5 === 0 ? "22012" : `${i}-${i % 7}`));
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test("a client that disconnects mid-transaction is rolled back and does not wedge the engine", async () => {
+    await client.query("create table scratch (v text)");
+    const quitter = await connect(engine.url);
+    await quitter.query("begin");
+    await quitter.query("insert into scratch values ('uncommitted')");
+    await quitter.end();
+
+    const killed = await RawClient.open(engine.port);
+    killed.send(query("begin; insert into scratch values ('also uncommitted')"));
+    await killed.untilReady();
+    killed.socket.destroy(); // no Terminate message: the connection just drops
+
+    const { rows } = await client.query<{ n: string }>("select count(*) as n from scratch");
+    assert.equal(rows[0]!.n, "0");
+    await client.query("begin");
+    await client.query("insert into scratch values ('ok')");
+    await client.query("commit");
+  });
+
+  test("COPY FROM STDIN is refused cleanly (it would kill PGlite); the engine stays up", async () => {
+    await assert.rejects(client.query("copy scratch from stdin"), (error: { code?: string }) => error.code === "0A000");
+    const { rows } = await client.query<{ one: number }>("select 1 as one");
+    assert.equal(rows[0]!.one, 1);
+  });
+
+  test("a taken port fails fast with a clear message", async () => {
+    await assert.rejects(startEmbeddedPostgres({ port: engine.port }), /port \d+ .*is in use.*PROMPTCRAFT_EMBEDDED_PORT/);
+  });
+});
+
+describe("embedded PostgreSQL persisted in a data directory", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "promptcraft-embedded-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("data survives stop and start; the directory is locked while in use", async () => {
+    const dataDir = path.join(dir, "pgdata");
+    const first = await startEmbeddedPostgres({ dataDir, port: 0, maxConnections: 2 });
+    try {
+      const c = await connect(first.url);
+      await c.query("create extension if not exists vector");
+      await c.query("create table kept (id int primary key, embedding vector(2))");
+      await c.query("insert into kept values (1, '[1,2]')");
+      await c.end();
+      assert.ok(existsSync(`${dataDir}.lock`));
+      await assert.rejects(startEmbeddedPostgres({ dataDir, port: 0 }), /is in use by process/);
+
+      // Over maxConnections: a proper "too many clients" error, not a dropped socket.
+      const keep = [await connect(first.url), await connect(first.url)];
+      await assert.rejects(connect(first.url), /too many clients/);
+      await Promise.all(keep.map((k) => k.end()));
+    } finally {
+      await first.stop();
+    }
+    assert.equal(existsSync(`${dataDir}.lock`), false);
+
+    const second = await startEmbeddedPostgres({ dataDir, port: 0 });
+    try {
+      const c = await connect(second.url);
+      const { rows } = await c.query<{ id: number; e: string }>("select id, embedding::text as e from kept");
+      assert.deepEqual(rows, [{ id: 1, e: "[1,2]" }]);
+      await c.end();
+    } finally {
+      await second.stop();
+    }
+  });
+
+  test("a data directory left by a killed process opens, with its committed data", async () => {
+    const dataDir = path.join(dir, "crashed");
+    const module = path.join(path.dirname(fileURLToPath(import.meta.url)), "embedded.js");
+    // A child process commits a row, reports, and is then killed with SIGKILL: no stop(), no close().
+    const script = `
+      import { startEmbeddedPostgres } from ${JSON.stringify(module)};
+      import pg from "pg";
+      const engine = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)}, port: 0 });
+      const c = new pg.Client({ connectionString: engine.url });
+      await c.connect();
+      await c.query("create table survivor (v text)");
+      await c.query("insert into survivor values ('committed')");
+      await c.query("begin");
+      await c.query("insert into survivor values ('in flight')");
+      process.stdout.write("ready\\n");
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: path.dirname(module),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (d: Buffer) => {
+          if (d.toString().includes("ready")) resolve();
+        });
+        child.once("exit", (code) => reject(new Error(`child exited early with ${code}`)));
+      });
+    } finally {
+      child.kill("SIGKILL");
+    }
+    await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once("exit", resolve)));
+    assert.ok(existsSync(`${dataDir}.lock`), "the killed run left its lock behind");
+
+    const lines: string[] = [];
+    const engine = await startEmbeddedPostgres({ dataDir, port: 0, log: (l) => lines.push(l) });
+    try {
+      assert.ok(lines.some((l) => l.includes("did not shut down cleanly")));
+      const c = await connect(engine.url);
+      const { rows } = await c.query<{ v: string }>("select v from survivor");
+      assert.deepEqual(rows, [{ v: "committed" }]);
+      await c.end();
+    } finally {
+      await engine.stop();
+    }
+  });
+});
+
+// --- a minimal raw wire-protocol client, to drive message-level interleavings pg never produces ---
+
+function msg(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
+  const out = Buffer.alloc(5 + body.length);
+  out.write(type, 0, "latin1");
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
+const parse = (sql: string): Buffer => msg("P", Buffer.concat([cstr(""), cstr(sql), Buffer.alloc(2)]));
+const bind = (): Buffer => msg("B", Buffer.concat([cstr(""), cstr(""), Buffer.alloc(6)]));
+const execute = (): Buffer => msg("E", Buffer.concat([cstr(""), Buffer.alloc(4)]));
+const sync = (): Buffer => msg("S");
+const query = (sql: string): Buffer => msg("Q", cstr(sql));
+
+class RawClient {
+  private buffer = Buffer.alloc(0);
+  private rows: string[] = [];
+  private error: string | undefined;
+  private waiter: (() => void) | undefined;
+  private readyCount = 0;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on("data", (d: Buffer) => this.onData(d));
+  }
+
+  static async open(port: number): Promise<RawClient> {
+    const socket = net.connect(port, "127.0.0.1");
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    const client = new RawClient(socket);
+    const params = Buffer.concat([cstr("user"), cstr("postgres"), cstr("database"), cstr("postgres"), Buffer.from([0])]);
+    const startup = Buffer.alloc(8 + params.length);
+    startup.writeInt32BE(startup.length, 0);
+    startup.writeInt32BE(196608, 4);
+    params.copy(startup, 8);
+    socket.write(startup);
+    await client.untilReady();
+    return client;
+  }
+
+  send(...messages: Buffer[]): void {
+    this.socket.write(Buffer.concat(messages));
+  }
+
+  /** Resolves with the first column of each DataRow up to the next ReadyForQuery, or rejects with the ErrorResponse. */
+  async untilReady(): Promise<string[]> {
+    while (this.readyCount === 0) {
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+    this.readyCount--;
+    const rows = this.rows;
+    const error = this.error;
+    this.rows = [];
+    this.error = undefined;
+    if (error !== undefined) throw new Error(error);
+    return rows;
+  }
+
+  close(): void {
+    this.socket.end(msg("X"));
+  }
+
+  private onData(data: Buffer): void {
+    this.buffer = Buffer.concat([this.buffer, data]);
+    while (this.buffer.length >= 5) {
+      const length = this.buffer.readInt32BE(1);
+      if (this.buffer.length < length + 1) break;
+      const type = String.fromCharCode(this.buffer[0]!);
+      const body = this.buffer.subarray(5, length + 1);
+      this.buffer = this.buffer.subarray(length + 1);
+      if (type === "D") {
+        const len = body.readInt32BE(2);
+        this.rows.push(body.toString("utf8", 6, 6 + len));
+      } else if (type === "E") {
+        for (let i = 0; i < body.length && body[i] !== 0; ) {
+          const end = body.indexOf(0, i + 1);
+          if (body[i] === 0x4d /* 'M' */) this.error = body.toString("utf8", i + 1, end);
+          i = end + 1;
+        }
+      } else if (type === "Z") {
+        this.readyCount++;
+      }
+    }
+    this.waiter?.();
+  }
+}
