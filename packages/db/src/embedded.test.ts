@@ -182,6 +182,19 @@ describe("embedded PostgreSQL (in memory, port 0)", () => {
     await client.query("commit");
   });
 
+  test("a client's named prepared statements go with it", async () => {
+    const first = await connect(engine.url);
+    assert.equal((await first.query<{ v: number }>({ name: "stmt", text: "select 1 as v" })).rows[0]!.v, 1);
+    await first.end();
+    const second = await connect(engine.url);
+    try {
+      // Its own backend would never have seen "stmt"; here the session is shared, so it must be gone.
+      assert.equal((await second.query<{ v: number }>({ name: "stmt", text: "select 2 as v" })).rows[0]!.v, 2);
+    } finally {
+      await second.end();
+    }
+  });
+
   test("COPY FROM STDIN is refused cleanly (it would kill PGlite); the engine stays up", async () => {
     await assert.rejects(client.query("copy scratch from stdin"), (error: { code?: string }) => error.code === "0A000");
     const { rows } = await client.query<{ one: number }>("select 1 as one");
@@ -202,7 +215,7 @@ describe("embedded PostgreSQL persisted in a data directory", () => {
 
   test("data survives stop and start; the directory is locked while in use", async () => {
     const dataDir = path.join(dir, "pgdata");
-    const first = await startEmbeddedPostgres({ dataDir, port: 0, maxConnections: 2 });
+    const first = await startEmbeddedPostgres({ dataDir, port: 0, maxConnections: 2, idleInTransactionTimeoutMs: 500 });
     try {
       const c = await connect(first.url);
       await c.query("create extension if not exists vector");
@@ -215,7 +228,16 @@ describe("embedded PostgreSQL persisted in a data directory", () => {
       // Over maxConnections: a proper "too many clients" error, not a dropped socket.
       const keep = [await connect(first.url), await connect(first.url)];
       await assert.rejects(connect(first.url), /too many clients/);
-      await Promise.all(keep.map((k) => k.end()));
+
+      // A transaction left idle while another connection waits is ended, not waited for forever.
+      const [holder, waiter] = keep as [pg.Client, pg.Client];
+      holder.on("error", () => {}); // the FATAL arrives as an 'error' event too
+      await holder.query("begin");
+      await holder.query("insert into kept values (2, '[3,4]')");
+      const { rows } = await waiter.query<{ n: string }>("select count(*) as n from kept");
+      assert.equal(rows[0]!.n, "1", "the abandoned transaction was rolled back");
+      await assert.rejects(holder.query("commit"));
+      await waiter.end();
     } finally {
       await first.stop();
     }

@@ -106,7 +106,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   const log = options.log ?? (() => {});
   const dataDir = options.dataDir === undefined ? undefined : path.resolve(options.dataDir);
 
-  const lock = dataDir === undefined ? undefined : acquireDataDirLock(dataDir, log);
   const server = new WireServer({
     host,
     maxConnections: options.maxConnections ?? 100,
@@ -114,14 +113,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
     log,
   });
-  let port: number;
+  // The port first: for the usual mistake (a second `npm start`) it gives the clearest message.
+  const port = await server.listen(requestedPort);
+  let lock: DataDirLock | undefined;
   try {
-    port = await server.listen(requestedPort);
+    lock = dataDir === undefined ? undefined : await acquireDataDirLock(dataDir, host, port, log);
   } catch (error) {
-    lock?.release();
+    await server.abort();
     throw error;
   }
-  lock?.update(port);
 
   const started = Date.now();
   let db: PGlite;
@@ -167,43 +167,44 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
 // Data directory lock
 
 interface DataDirLock {
-  update(port: number): void;
   release(): void;
 }
 
 /**
  * PGlite itself does not refuse a data directory that another process has open (it overwrites
- * `postmaster.pid`), and two writers corrupt it. A lock file beside the directory, holding the owner's
- * pid, prevents that; a lock whose process is gone is stale (a crashed run) and is taken over.
+ * `postmaster.pid`), and two writers corrupt it. A lock file beside the directory names the owner's
+ * pid and port; a lock whose process is gone, or whose port no longer answers (the pid was reused,
+ * e.g. after a container restart), is stale — a crashed run — and is taken over.
  */
-function acquireDataDirLock(dataDir: string, log: (line: string) => void): DataDirLock {
+async function acquireDataDirLock(dataDir: string, host: string, port: number, log: (line: string) => void): Promise<DataDirLock> {
   const file = `${dataDir}.lock`;
   mkdirSync(path.dirname(file), { recursive: true });
-  const write = (port?: number): void => {
-    const fd = openSync(file, "w");
-    try {
-      writeSync(fd, JSON.stringify({ pid: process.pid, port, startedAt: new Date().toISOString() }) + "\n");
-    } finally {
-      closeSync(fd);
-    }
-  };
+  const content = JSON.stringify({ pid: process.pid, host, port, startedAt: new Date().toISOString() }) + "\n";
   for (let attempt = 0; ; attempt++) {
     try {
       const fd = openSync(file, "wx"); // atomic: exactly one process creates it
-      closeSync(fd);
-      write();
+      try {
+        writeSync(fd, content);
+      } finally {
+        closeSync(fd);
+      }
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0) throw error;
       const holder = readLock(file);
-      if (holder?.pid !== undefined && processAlive(holder.pid)) {
+      if (holder === undefined) {
+        // Just created by a process that has not written it yet, or garbage: look again shortly.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      const again = readLock(file) ?? {};
+      if (again.pid !== undefined && (await holderAlive(again))) {
         throw new Error(
-          `embedded PostgreSQL: data directory ${dataDir} is in use by process ${holder.pid}` +
-            `${holder.port ? ` (serving port ${holder.port})` : ""} — is another \`npm start\` running? Stop it first.`,
+          `embedded PostgreSQL: data directory ${dataDir} is in use by process ${again.pid}` +
+            `${again.port ? ` (serving port ${again.port})` : ""} — is another \`npm start\` running? Stop it first.`,
         );
       }
       log(
-        `embedded PostgreSQL: the previous run${holder?.pid ? ` (pid ${holder.pid})` : ""} did not shut down cleanly; ` +
+        `embedded PostgreSQL: the previous run${again.pid ? ` (pid ${again.pid})` : ""} did not shut down cleanly; ` +
           "PostgreSQL will recover the data directory from its WAL",
       );
       rmSync(file, { force: true });
@@ -211,7 +212,6 @@ function acquireDataDirLock(dataDir: string, log: (line: string) => void): DataD
   }
   let released = false;
   return {
-    update: (port) => write(port),
     release: () => {
       if (released) return;
       released = true;
@@ -220,16 +220,42 @@ function acquireDataDirLock(dataDir: string, log: (line: string) => void): DataD
   };
 }
 
-function readLock(file: string): { pid?: number; port?: number } | undefined {
+interface LockHolder {
+  pid?: number;
+  host?: string;
+  port?: number;
+}
+
+function readLock(file: string): LockHolder | undefined {
   try {
-    const parsed = JSON.parse(readFileSync(file, "utf8")) as { pid?: unknown; port?: unknown };
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as { pid?: unknown; host?: unknown; port?: unknown };
     return {
       ...(typeof parsed.pid === "number" ? { pid: parsed.pid } : {}),
+      ...(typeof parsed.host === "string" ? { host: parsed.host } : {}),
       ...(typeof parsed.port === "number" ? { port: parsed.port } : {}),
     };
   } catch {
-    return undefined; // half-written or garbage: treat as stale
+    return undefined;
   }
+}
+
+/** The holder listens on its port before it takes the lock, so a live holder's port answers. */
+async function holderAlive(holder: LockHolder): Promise<boolean> {
+  if (holder.pid === undefined || !processAlive(holder.pid)) return false;
+  if (holder.pid === process.pid || holder.port === undefined) return true;
+  const { host = "127.0.0.1", port } = holder;
+  return new Promise((resolve) => {
+    const probe = net.connect({ host, port, timeout: 1000 });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("timeout", () => {
+      probe.destroy();
+      resolve(true); // something is there but slow: do not risk two writers
+    });
+    probe.once("error", () => resolve(false));
+  });
 }
 
 function processAlive(pid: number): boolean {
@@ -351,6 +377,7 @@ class WireServer {
   private nextId = 1;
   private closing = false;
   private dirty = false; // something ran since the last checkpoint
+  private busy = false; // a message is executing: its connection is not idle, however long it takes
   private lastCheckpoint = Date.now();
   private timer: NodeJS.Timeout | undefined;
   /** PGlite aborted (its WebAssembly process exited): every further call would hang. */
@@ -538,6 +565,7 @@ class WireServer {
         continue;
       }
       this.track(conn, message);
+      this.busy = true;
       try {
         await db.runExclusive(() =>
           db.execProtocolRawStream(message, {
@@ -550,10 +578,13 @@ class WireServer {
       } catch (error) {
         this.engineCrashed(error);
         break;
+      } finally {
+        this.busy = false;
       }
       this.dirty = true;
       conn.idleSince = Date.now();
-      if (conn.frames.idle) {
+      // A client that went away meanwhile stays the owner for one more turn: the loop then cleans up after it.
+      if (conn.frames.idle && !conn.closed) {
         this.owner = undefined;
         if (conn.queue.length > 0) this.waiting.push(conn); // fair: back of the line
       }
@@ -609,6 +640,7 @@ class WireServer {
     if (
       idleInTransactionTimeoutMs > 0 &&
       owner !== undefined &&
+      !this.busy &&
       !owner.closed &&
       owner.queue.length === 0 &&
       this.waiting.length > 0 &&
