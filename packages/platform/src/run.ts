@@ -4,6 +4,10 @@ import type { Logger } from "pino";
  * Runs a service process: starts it, and on SIGTERM/SIGINT stops it gracefully (a second signal
  * exits at once). A failed start or an unexpected error exits non-zero after logging why, so an
  * orchestrator restarts the process instead of leaving it half alive.
+ *
+ * Signal handlers are installed before the start begins: a signal that arrives while the service
+ * is still starting (or just after it logged "serving") must still mean a graceful stop, never
+ * the default of dying mid-flight.
  */
 export function runProcess(name: string, log: Logger, start: () => Promise<{ close(): Promise<void> }>): void {
   let stopping = false;
@@ -14,23 +18,23 @@ export function runProcess(name: string, log: Logger, start: () => Promise<{ clo
   };
   process.on("uncaughtException", (err) => fail(err, "uncaught exception"));
   process.on("unhandledRejection", (err) => fail(err, "unhandled rejection"));
-  start().then(
-    (running) => {
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          log.warn({ signal }, "second signal: exiting now");
-          process.exit(130);
-        }
-        stopping = true;
-        log.info({ signal }, `${name}: shutting down`);
-        running.close().then(
-          () => process.exit(0),
-          (err: unknown) => fail(err, "shutdown failed"),
-        );
-      };
-      process.on("SIGTERM", stop);
-      process.on("SIGINT", stop);
-    },
-    (err: unknown) => fail(err, `${name} failed to start`),
-  );
+
+  const started = start();
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, `${name}: shutting down`);
+    started
+      .then((running) => running.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => fail(err, "shutdown failed"),
+      );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  started.catch((err: unknown) => fail(err, `${name} failed to start`));
 }
