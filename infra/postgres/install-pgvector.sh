@@ -29,7 +29,12 @@ if [[ ! -f "$list" ]]; then
   echo "deb-src http://deb.debian.org/debian trixie main" > "$list"
 fi
 echo "install-pgvector: updating package lists"
-apt-get update -q >/dev/null
+apt-get update -q -o Acquire::Retries=3 >/dev/null
+# With fresh lists a binary package may turn up after all (e.g. a newer Debian or PGDG): prefer it.
+if apt-cache show "postgresql-$major-pgvector" >/dev/null 2>&1; then
+  apt-get install -y -q "postgresql-$major-pgvector"
+  exit 0
+fi
 apt-get install -y -q "postgresql-server-dev-$major" build-essential dpkg-dev >/dev/null
 
 work=$(mktemp -d)
