@@ -50,8 +50,17 @@ export async function start(options: StartOptions): Promise<void> {
       await db.stop();
       say("stopped; data kept.");
     })());
-  process.on("SIGINT", () => void stopAll().then(() => process.exit(0)));
-  process.on("SIGTERM", () => void stopAll().then(() => process.exit(0)));
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // A second Ctrl-C means "stop waiting": kill the services outright.
+    if (signal === "SIGINT" && ++interrupts > 1) {
+      for (const child of children) child.process.kill("SIGKILL");
+      process.exit(130);
+    }
+    void stopAll().then(() => process.exit(0));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
 
   try {
     say("schema: migrating …");

@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 
 /**
- * Runs a service process: starts it, and on SIGTERM/SIGINT stops it gracefully (a second signal
- * exits at once). A failed start or an unexpected error exits non-zero after logging why, so an
+ * Runs a service process: starts it, and on SIGTERM/SIGINT stops it gracefully (a second
+ * Ctrl-C exits at once). A failed start or an unexpected error exits non-zero after logging why, so an
  * orchestrator restarts the process instead of leaving it half alive.
  *
  * Signal handlers are installed before the start begins: a signal that arrives while the service
@@ -11,6 +11,7 @@ import type { Logger } from "pino";
  */
 export function runProcess(name: string, log: Logger, start: () => Promise<{ close(): Promise<void> }>): void {
   let stopping = false;
+  let lastSignal: NodeJS.Signals | undefined;
   const fail = (err: unknown, what: string) => {
     log.fatal({ err }, what);
     process.exitCode = 1;
@@ -22,10 +23,14 @@ export function runProcess(name: string, log: Logger, start: () => Promise<{ clo
   const started = start();
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log.warn({ signal }, "second signal: exiting now");
+      // Ctrl-C reaches a whole process group, and a supervisor (npm start, docker) may follow
+      // with SIGTERM: only the user pressing Ctrl-C again means "stop waiting".
+      if (signal !== "SIGINT" || lastSignal !== "SIGINT") return;
+      log.warn({ signal }, "second Ctrl-C: exiting now");
       process.exit(130);
     }
     stopping = true;
+    lastSignal = signal;
     log.info({ signal }, `${name}: shutting down`);
     started
       .then((running) => running.close())
