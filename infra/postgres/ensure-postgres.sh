@@ -6,11 +6,19 @@
 #   3. says whether pgvector is available (infra/postgres/install-pgvector.sh installs it).
 # Idempotent; safe to run on every CI run and by hand.
 #
-# Usage: infra/postgres/ensure-postgres.sh [database]
+# Usage: infra/postgres/ensure-postgres.sh [--recreate] [database]
+#   --recreate  drop the database first (WITH (FORCE)) so that it starts empty — CI uses this on a
+#               database of its own, so that every run migrates from scratch and no state left by
+#               earlier runs or other branches (e.g. a renamed migration) can decide the result.
 # Env:   PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), PG_MAJOR (newest in /etc/postgresql),
 #        PG_CLUSTER (main), PG_WAIT_SECONDS (60)
 set -euo pipefail
 
+recreate=false
+if [[ "${1:-}" == --recreate ]]; then
+  recreate=true
+  shift
+fi
 database="${1:-test}"
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 cluster="${PG_CLUSTER:-main}"
@@ -48,6 +56,11 @@ fi
 # Through stdin, because psql interpolates :'db' (quoted safely) there and not in -c.
 exists=$(psql -XAtq -d postgres -v ON_ERROR_STOP=1 -v db="$database" \
   <<<"select 1 from pg_database where datname = :'db'" 2>&1) || die "cannot query $PGHOST:$PGPORT as $PGUSER: $exists"
+if [[ "$exists" == 1 && $recreate == true ]]; then
+  psql -XAtq -d postgres -v ON_ERROR_STOP=1 -v db="$database" <<<"drop database :\"db\" with (force)" >/dev/null
+  say "dropped database \"$database\" (--recreate)"
+  exists=""
+fi
 if [[ "$exists" == 1 ]]; then
   say "database \"$database\" exists"
 else
