@@ -8,10 +8,12 @@
 // every parameterised query) runs as several messages, so two connections' messages interleave:
 // we reproduced connection A receiving the row of connection B's statement (both used the unnamed
 // statement), and B's query being swallowed without a result when A's Execute failed (the backend
-// discards messages until A's Sync). The server below keeps its message framing and SSL handling but
-// fixes the arbitration: a connection owns the session from its first message until the backend
-// says ReadyForQuery *idle* — i.e. through the whole extended-protocol sequence and through any
-// open transaction. That is the isolation a real server gives, provided by serialising.
+// discards messages until A's Sync). Its connection limit also answers with plain text that clients
+// report as "connection terminated unexpectedly". The server below is modelled on it (same framing,
+// SSL refusal, PGlite's raw protocol API) but arbitrates per conversation: a connection owns the
+// session from its first message until the backend says ReadyForQuery *idle* — i.e. through the
+// whole extended-protocol sequence and through any open transaction. That is the isolation a real
+// server gives, provided by serialising.
 
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import net from "node:net";
