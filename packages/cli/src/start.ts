@@ -38,7 +38,7 @@ export async function start(options: StartOptions): Promise<void> {
     say(`database: ${redact(db.url)} (DATABASE_URL)`);
   } else {
     say(`database: starting the embedded PostgreSQL (PGlite + pgvector) on 127.0.0.1:${options.embeddedPort} …`);
-    db = await startEmbedded({ port: options.embeddedPort });
+    db = await startEmbedded({ port: options.embeddedPort, log: (line) => say(`database: ${line}`) });
   }
   const children: Child[] = [];
   let stopping: Promise<void> | undefined;
@@ -98,8 +98,10 @@ function spawnService(info: ServiceInfo, options: StartOptions, db: DatabaseHand
       LOG_LEVEL: options.logLevel,
       // The embedded engine runs one statement at a time; a small pool avoids queueing sockets.
       DB_POOL_MAX: db.kind === "embedded" ? "4" : (process.env.DB_POOL_MAX ?? "10"),
+      // We hold the services' stdin open: if this process dies, even by SIGKILL, they stop.
+      STOP_WHEN_STDIN_CLOSES: "true",
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => say(formatLogLine(info.name, line)));

@@ -15,6 +15,12 @@ export const baseConfigShape = {
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   /** How long shutdown waits for in-flight calls before cancelling them. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  /**
+   * Set by a supervisor that holds our stdin open (`npm start`): when stdin closes, the
+   * supervisor is gone — even if it was SIGKILLed — so stop gracefully instead of living on as an
+   * orphan holding the ports.
+   */
+  STOP_WHEN_STDIN_CLOSES: z.stringbool().default(false),
 } as const;
 
 const port = z.coerce.number().int().min(0).max(65535);

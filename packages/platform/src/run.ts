@@ -9,7 +9,12 @@ import type { Logger } from "pino";
  * is still starting (or just after it logged "serving") must still mean a graceful stop, never
  * the default of dying mid-flight.
  */
-export function runProcess(name: string, log: Logger, start: () => Promise<{ close(): Promise<void> }>): void {
+export function runProcess(
+  name: string,
+  log: Logger,
+  start: () => Promise<{ close(): Promise<void> }>,
+  options: { stopWhenStdinCloses?: boolean } = {},
+): void {
   let stopping = false;
   let lastSignal: NodeJS.Signals | undefined;
   const fail = (err: unknown, what: string) => {
@@ -41,5 +46,12 @@ export function runProcess(name: string, log: Logger, start: () => Promise<{ clo
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  if (options.stopWhenStdinCloses) {
+    process.stdin.on("end", () => {
+      log.info("supervisor gone (stdin closed)");
+      stop("SIGTERM");
+    });
+    process.stdin.resume();
+  }
   started.catch((err: unknown) => fail(err, `${name} failed to start`));
 }

@@ -93,7 +93,7 @@ export function runService<C extends BaseServiceConfig>(module: ServiceModule<C>
     process.exit(1);
   }
   const log = createLogger(module.name, config.LOG_LEVEL);
-  runProcess(module.name, log, () => startService(module, config, log));
+  runProcess(module.name, log, () => startService(module, config, log), { stopWhenStdinCloses: config.STOP_WHEN_STDIN_CLOSES });
 }
 
 function hostOf(url: string): string {

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createKnex, migrateDown, migrateUp, migrationStatus, type Knex } from "@promptcraft/db";
+import { createKnex, migrateDown, migrateUp, migrationStatus, startEmbeddedPostgres, type Knex } from "@promptcraft/db";
 import { SCHEMA_SLICES } from "@promptcraft/cli";
 import { databaseUrl, firstRow } from "./support.js";
 
@@ -45,23 +45,8 @@ async function scratchOnServer(url: string): Promise<Scratch> {
 
 /** A separate in-memory embedded engine in this process, served over the wire protocol. */
 async function scratchEmbedded(): Promise<Scratch> {
-  const { PGlite } = await import("@electric-sql/pglite");
-  const { vector } = await import("@electric-sql/pglite-pgvector");
-  const { btree_gist } = await import("@electric-sql/pglite/contrib/btree_gist");
-  const { pgcrypto } = await import("@electric-sql/pglite/contrib/pgcrypto");
-  const { pg_trgm } = await import("@electric-sql/pglite/contrib/pg_trgm");
-  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
-  const db = await PGlite.create({ extensions: { vector, btree_gist, pgcrypto, pg_trgm } });
-  const server = new PGLiteSocketServer({ db, port: 0, host: "127.0.0.1", maxConnections: 4 });
-  await server.start();
-  const address = server.getServerConn();
-  return {
-    url: `postgres://postgres@${address}/postgres`,
-    async drop() {
-      await server.stop();
-      await db.close();
-    },
-  };
+  const engine = await startEmbeddedPostgres({ port: 0 });
+  return { url: engine.url, drop: () => engine.stop() };
 }
 
 async function userObjects(knex: Knex): Promise<string[]> {
