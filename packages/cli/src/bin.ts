@@ -12,7 +12,8 @@ const USAGE = `promptcraft <command>
 
   start                     run the whole platform (embedded PostgreSQL unless DATABASE_URL)
   migrate [up|down|status]  apply, roll back (all) or list the schema migrations of DATABASE_URL
-  test [dir…]               run the test suite (DATABASE_URL, testcontainers or embedded)
+  test [--interop] [dir…]   run the test suite (DATABASE_URL, testcontainers or embedded);
+                            --interop: the tests against clients from outside Node (CI)
   bench [transport]         run the benchmarks
 `;
 
@@ -55,8 +56,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case "migrate":
       return migrate(rest[0] ?? "up", config.DATABASE_URL);
-    case "test":
-      return runTests(rest, process.env);
+    case "test": {
+      const interop = rest.includes("--interop");
+      return runTests(rest.filter((a) => a !== "--interop"), process.env, { interop });
+    }
     case "bench": {
       const { runBench } = await import("./bench/index.js");
       return runBench(rest);

@@ -7,8 +7,11 @@ import { REPO_ROOT } from "./services.js";
 
 const WORKSPACE_DIRS = ["packages", "services"];
 
-/** Every compiled test file of the repository, or of the given workspace directories. */
-export function findTestFiles(only: readonly string[]): string[] {
+/**
+ * Every compiled test file of the repository, or of the given workspace directories. Interop
+ * tests (`*.interop.test.js`, which need clients from outside Node) are picked only when asked for.
+ */
+export function findTestFiles(only: readonly string[], interop = false): string[] {
   const roots = only.length
     ? only.map((p) => path.resolve(p))
     : [...WORKSPACE_DIRS.flatMap((d) => readdirSync(path.join(REPO_ROOT, d)).map((w) => path.join(REPO_ROOT, d, w))), path.join(REPO_ROOT, "test")];
@@ -18,7 +21,7 @@ export function findTestFiles(only: readonly string[]): string[] {
       if (entry === "node_modules") continue;
       const full = path.join(dir, entry);
       if (statSync(full).isDirectory()) walk(full);
-      else if (entry.endsWith(".test.js")) files.push(full);
+      else if (entry.endsWith(".test.js") && entry.endsWith(".interop.test.js") === interop) files.push(full);
     }
   };
   for (const root of roots) {
@@ -37,8 +40,8 @@ export function findTestFiles(only: readonly string[]): string[] {
  * and runs every compiled test file with node's test runner in one run, so that one summary
  * closes the output. Resolves to the runner's exit code.
  */
-export async function runTests(only: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const files = findTestFiles(only);
+export async function runTests(only: readonly string[], env: NodeJS.ProcessEnv, options: { interop?: boolean } = {}): Promise<number> {
+  const files = findTestFiles(only, options.interop);
   if (files.length === 0) {
     console.error("no compiled test files found: run `npm run build` first");
     return 1;
