@@ -4,7 +4,8 @@ import { spawn } from "node:child_process";
 import { create, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { loadConfig, startService, type RunningService, type ServiceModule } from "@promptcraft/platform";
-import { identityService } from "@promptcraft/identity";
+import { randomUUID } from "node:crypto";
+import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { contentService } from "@promptcraft/content";
 import { graphService } from "@promptcraft/graph";
 import { searchService } from "@promptcraft/search";
@@ -21,7 +22,7 @@ import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/conten
 import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
-import { grpc, grpcUnary } from "@promptcraft/testing";
+import { createTenant, createUser, grpc, grpcUnary } from "@promptcraft/testing";
 import { createRequire } from "node:module";
 
 const DATABASE_URL = process.env.DATABASE_URL;
@@ -35,12 +36,38 @@ const SERVICES: { module: ServiceModule; contracts: DescService[] }[] = [
   { module: analyticsService, contracts: [AnalyticsService] },
 ];
 
+/** Methods built so far (they do not answer UNIMPLEMENTED). */
+const BUILT = new Set(["promptcraft.identity.v1.AuthService/GetJwks", "promptcraft.identity.v1.AuthService/RotateSigningKey"]);
+/** Methods callable without an access token. */
+const PUBLIC = new Set(
+  ["Login", "AcceptInvitation", "RefreshToken", "GetLoginOptions", "StartOidcLogin", "CompleteOidcLogin", "GetJwks", "RotateSigningKey"].map(
+    (m) => `promptcraft.identity.v1.AuthService/${m}`,
+  ),
+);
+
 const running = new Map<string, RunningService>();
+/** A valid access token of a fixture owner, minted by identity's own domain function. */
+let token: string;
 
 before(async () => {
+  // Identity first: the others verify tokens against its JWK Set (IDENTITY_URL).
+  let identityUrl = "";
   for (const { module } of SERVICES) {
-    const config = loadConfig(module.config, { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "2" });
-    running.set(module.name, await startService(module, config));
+    const env = { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "2", IDENTITY_URL: identityUrl || undefined };
+    const service = await startService(module, loadConfig(module.config, env));
+    running.set(module.name, service);
+    if (module.name === "identity") {
+      identityUrl = `http://127.0.0.1:${service.grpcPort}`;
+      const tenantId = await createTenant(service.deps.db);
+      const userId = await createUser(service.deps.db, tenantId, "owner");
+      const issued = await issueAccessToken(service.state as KeyRing, { issuer: service.deps.config.TOKEN_ISSUER, ttlS: 900 }, {
+        tenantId,
+        userId,
+        role: "owner",
+        sessionId: randomUUID(),
+      });
+      token = issued.token;
+    }
   }
 });
 after(async () => {
@@ -99,12 +126,23 @@ describe("all five services on real ports", () => {
         }
       });
 
-      test("a method not built yet answers UNIMPLEMENTED over gRPC", async () => {
+      test("a method not built yet answers UNIMPLEMENTED over gRPC (to an authenticated caller)", async () => {
         for (const contract of contracts) {
-          const method = contract.methods.find((m) => m.methodKind === "unary")!;
-          const result = await grpcUnary(grpcAddress(module.name), method as never, {});
+          const method = contract.methods.find((m) => m.methodKind === "unary" && !BUILT.has(`${contract.typeName}/${m.name}`))!;
+          const result = await grpcUnary(grpcAddress(module.name), method as never, {}, { metadata: { authorization: `Bearer ${token}` } });
           assert.ok("failure" in result, `${contract.typeName}.${method.name} answered`);
           assert.equal(result.failure.code, grpc.status.UNIMPLEMENTED, `${contract.typeName}.${method.name}`);
+        }
+      });
+
+      test("a non-public method refuses an anonymous caller with UNAUTHENTICATED, built or not", async () => {
+        for (const contract of contracts) {
+          for (const method of contract.methods.filter((m) => m.methodKind === "unary" && !PUBLIC.has(`${contract.typeName}/${m.name}`))) {
+            const result = await grpcUnary(grpcAddress(module.name), method as never, {});
+            assert.ok("failure" in result, `${contract.typeName}.${method.name} answered`);
+            assert.equal(result.failure.code, grpc.status.UNAUTHENTICATED, `${contract.typeName}.${method.name}`);
+            assert.equal(result.failure.errorInfo?.reason, "CREDENTIALS_MISSING");
+          }
         }
       });
 
@@ -117,14 +155,19 @@ describe("all five services on real ports", () => {
         assert.equal(health.status, 200);
         assert.deepEqual(await health.json(), { status: "SERVING" });
         const contract = contracts[0]!;
-        const method = contract.methods.find((m) => m.methodKind === "unary")!;
-        const res = await fetch(`${connectUrl(module.name)}/${contract.typeName}/${method.name}`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: "{}",
-        });
+        const method = contract.methods.find((m) => m.methodKind === "unary" && !BUILT.has(`${contract.typeName}/${m.name}`))!;
+        const call = (headers: Record<string, string>) =>
+          fetch(`${connectUrl(module.name)}/${contract.typeName}/${method.name}`, {
+            method: "POST",
+            headers: { "content-type": "application/json", ...headers },
+            body: "{}",
+          });
+        const res = await call({ authorization: `Bearer ${token}` });
         assert.equal(res.status, 501);
         assert.equal(((await res.json()) as { code: string }).code, "unimplemented");
+        const anonymous = await call({});
+        assert.equal(anonymous.status, 401);
+        assert.equal(((await anonymous.json()) as { code: string }).code, "unauthenticated");
       });
     });
   }

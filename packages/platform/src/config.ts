@@ -21,6 +21,13 @@ export const baseConfigShape = {
    * orphan holding the ports.
    */
   STOP_WHEN_STDIN_CLOSES: z.stringbool().default(false),
+  /**
+   * The identity service's gRPC URL: every service fetches the JWK Set that verifies access tokens
+   * from it (`AuthService.GetJwks`), caches it, and verifies tokens locally.
+   */
+  IDENTITY_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50051"),
+  /** The `iss` of access tokens: identity issues them with it, every service expects it. */
+  TOKEN_ISSUER: z.string().min(1).max(200).default("promptcraft-identity"),
 } as const;
 
 const port = z.coerce.number().int().min(0).max(65535);

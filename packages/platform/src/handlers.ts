@@ -39,13 +39,27 @@ export interface ServiceRegistration {
   handlers: Record<string, AnyHandler | undefined>;
   /** Public services (health, reflection) skip authentication. */
   public: boolean;
+  /**
+   * Methods (local names, e.g. `getJwks`) that skip the platform's authentication although the
+   * service does not: the contract's anonymous methods (login, JWKS), and methods that check a
+   * credential of their own (platform admin). Every other method needs a verified caller.
+   */
+  publicMethods?: ReadonlySet<string>;
 }
 
 /** Pairs a service descriptor with typed handlers. */
 export function serve<S extends DescService>(
   service: S,
   handlers: ServiceHandlers<S>,
-  options: { public?: boolean } = {},
+  options: { public?: boolean; publicMethods?: readonly (keyof S["method"] & string)[] } = {},
 ): ServiceRegistration {
-  return { service, handlers: handlers as Record<string, AnyHandler | undefined>, public: options.public ?? false };
+  for (const name of options.publicMethods ?? []) {
+    if (!(name in service.method)) throw new Error(`${service.typeName} has no method ${name}`);
+  }
+  return {
+    service,
+    handlers: handlers as Record<string, AnyHandler | undefined>,
+    public: options.public ?? false,
+    publicMethods: new Set(options.publicMethods ?? []),
+  };
 }

@@ -19,7 +19,8 @@ export interface PipelineOptions {
   metrics: RpcMetrics;
   /**
    * Verifies the caller's credentials for a non-public method and returns who they are, or
-   * throws UnauthenticatedError. Absent: calls stay anonymous (`ctx.auth` undefined).
+   * throws UnauthenticatedError. Runs before the UNIMPLEMENTED check and before the request is
+   * decoded. Absent: calls stay anonymous (`ctx.auth` undefined).
    */
   authenticate?: (ctx: CallContext) => Promise<AuthContext | undefined>;
 }
@@ -105,9 +106,9 @@ export class Pipeline {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
+      if (this.mustAuthenticate(ctx)) await this.authenticate(ctx);
       const handler = this.admit(ctx);
       const request = typeof input === "function" ? input() : input;
-      if (this.options.authenticate) await this.authenticate(ctx);
       this.validate(ctx.method.input, request);
       const response = toMessage(ctx.method.output, await handler(request, ctx));
       this.finish(ctx, started);
@@ -122,9 +123,9 @@ export class Pipeline {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
+      if (this.mustAuthenticate(ctx)) await this.authenticate(ctx);
       const handler = this.admit(ctx);
       const request = typeof input === "function" ? input() : input;
-      if (this.options.authenticate) await this.authenticate(ctx);
       this.validate(ctx.method.input, request);
       for await (const out of handler(request, ctx) as AsyncIterable<unknown>) {
         yield toMessage(ctx.method.output, out);
@@ -140,8 +141,8 @@ export class Pipeline {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
+      if (this.mustAuthenticate(ctx)) await this.authenticate(ctx);
       const handler = this.admit(ctx);
-      if (this.options.authenticate) await this.authenticate(ctx);
       const response = toMessage(ctx.method.output, await handler(this.validated(ctx, requests), ctx));
       this.finish(ctx, started);
       return response;
@@ -155,8 +156,8 @@ export class Pipeline {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
+      if (this.mustAuthenticate(ctx)) await this.authenticate(ctx);
       const handler = this.admit(ctx);
-      if (this.options.authenticate) await this.authenticate(ctx);
       for await (const out of handler(this.validated(ctx, requests), ctx) as AsyncIterable<unknown>) {
         yield toMessage(ctx.method.output, out);
       }
@@ -166,11 +167,20 @@ export class Pipeline {
     }
   }
 
-  /** Steps before the handler: deadline passed already? method built at all? */
-  private admit(ctx: CallContext): AnyHandler {
+  /**
+   * Whether the call needs credentials (precomputed per method), checking first that its deadline
+   * has not passed: the deadline, then authentication, then whether the method is built. An
+   * anonymous caller of a non-public method gets UNAUTHENTICATED whether or not it is built yet.
+   */
+  private mustAuthenticate(ctx: CallContext): boolean {
     if (ctx.deadline !== undefined && Date.now() >= ctx.deadline) {
       throw new ConnectError("deadline exceeded before the call started", Code.DeadlineExceeded);
     }
+    return this.options.authenticate !== undefined && !this.publicMethods.has(ctx.method);
+  }
+
+  /** Is the method built? */
+  private admit(ctx: CallContext): AnyHandler {
     const handler = this.handlerOf(ctx);
     if (!handler) {
       throw new UnimplementedError(`${ctx.method.parent.typeName}.${ctx.method.name} is not implemented yet`, {
@@ -182,23 +192,23 @@ export class Pipeline {
   }
 
   private async authenticate(ctx: CallContext): Promise<void> {
-    if (this.options.authenticate && !this.isPublic(ctx)) ctx.auth = await this.options.authenticate(ctx);
+    ctx.auth = await this.options.authenticate!(ctx);
   }
 
   private readonly registrations = new Map<string, ServiceRegistration>();
+  /** Methods that skip authentication, by descriptor: one set lookup per call. */
+  private readonly publicMethods = new Set<DescMethod>();
 
   /** Tells the pipeline which registration serves which service (the transports do this). */
   register(registration: ServiceRegistration): void {
     this.registrations.set(registration.service.typeName, registration);
+    for (const method of registration.service.methods) {
+      if (registration.public || registration.publicMethods?.has(method.localName)) this.publicMethods.add(method);
+    }
   }
 
   private handlerOf(ctx: CallContext): AnyHandler | undefined {
     return this.registrations.get(ctx.service.typeName)?.handlers[ctx.method.localName];
-  }
-
-
-  private isPublic(ctx: CallContext): boolean {
-    return this.registrations.get(ctx.service.typeName)?.public ?? false;
   }
 
   private validate(schema: DescMessage, message: Message): void {

@@ -2,6 +2,8 @@ import { createKnex, type Knex, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
 import type { baseConfigShape } from "./config.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { accessTokenAuthenticator, remoteJwks, TokenVerifier, type JwksFetcher } from "./auth.js";
+import type { HttpRoute } from "./connect-transport.js";
 import type { ServiceRegistration } from "./handlers.js";
 import { createLogger, type Logger } from "./logger.js";
 import { runProcess } from "./run.js";
@@ -20,27 +22,46 @@ export interface ServiceDeps<C extends BaseServiceConfig = BaseServiceConfig> {
   log: Logger;
 }
 
+/** What a service's {@link ServiceModule.setup} prepares before it serves. */
+export interface ServiceSetup<S = unknown> {
+  /** Handed to `routes`. */
+  state: S;
+  /**
+   * Where access-token keys come from. Default: identity's `GetJwks` at `IDENTITY_URL`; identity
+   * itself reads its own key store.
+   */
+  jwks?: JwksFetcher;
+  /** Extra plain HTTP routes on the Connect port. */
+  httpRoutes?: Record<string, HttpRoute>;
+}
+
 /**
  * A service, described once: its name (which is also its database role), its config schema, and
  * its RPC services. `startService` and `runService` do the rest the same way for all five.
  */
-export interface ServiceModule<C extends BaseServiceConfig = BaseServiceConfig> {
+export interface ServiceModule<C extends BaseServiceConfig = BaseServiceConfig, S = unknown> {
   name: ServiceName;
   config: z.ZodType<C>;
-  routes(deps: ServiceDeps<C>): ServiceRegistration[];
+  /** Work before serving (identity: make sure a signing key exists); its result reaches `routes`. */
+  setup?(deps: ServiceDeps<C>): Promise<ServiceSetup<S>>;
+  routes(deps: ServiceDeps<C>, state: S): ServiceRegistration[];
 }
 
 /** A started service: its server plus the resources it owns. */
 export interface RunningService extends RunningServer {
   readonly deps: ServiceDeps;
+  /** What `setup` returned (identity: its key ring), for tests. */
+  readonly state: unknown;
+  /** The access-token verifier every non-public call goes through. */
+  readonly verifier: TokenVerifier;
 }
 
 /**
  * Starts `module` with `config`: checks the database is reachable (failing with a clear message
  * if not), then serves both transports. `close()` drains calls, then closes the pool.
  */
-export async function startService<C extends BaseServiceConfig>(
-  module: ServiceModule<C>,
+export async function startService<C extends BaseServiceConfig, S>(
+  module: ServiceModule<C, S>,
   config: C,
   log: Logger = createLogger(module.name, config.LOG_LEVEL),
 ): Promise<RunningService> {
@@ -53,17 +74,26 @@ export async function startService<C extends BaseServiceConfig>(
   }
   const deps: ServiceDeps<C> = { config, db, log };
   let server: RunningServer;
+  let setup: ServiceSetup<S>;
+  let verifier: TokenVerifier;
+  let fetchJwks: JwksFetcher | undefined;
   try {
+    setup = module.setup ? await module.setup(deps) : { state: undefined as S };
+    fetchJwks = setup.jwks ?? remoteJwks(config.IDENTITY_URL);
+    verifier = new TokenVerifier({ fetchJwks, issuer: config.TOKEN_ISSUER, log });
     server = await startServer({
       name: module.name,
       host: config.HOST,
       grpcPort: config.GRPC_PORT,
       connectPort: config.CONNECT_PORT,
-      services: module.routes(deps),
+      services: module.routes(deps, setup.state),
       log,
+      authenticate: accessTokenAuthenticator(verifier),
+      httpRoutes: setup.httpRoutes,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     });
   } catch (err) {
+    fetchJwks?.close?.();
     await db.destroy();
     throw err;
   }
@@ -72,8 +102,11 @@ export async function startService<C extends BaseServiceConfig>(
     grpcPort: server.grpcPort,
     connectPort: server.connectPort,
     deps: deps as unknown as ServiceDeps,
+    state: setup.state,
+    verifier,
     async close() {
       await server.close();
+      fetchJwks?.close?.();
       await db.destroy();
     },
   };
@@ -83,7 +116,7 @@ export async function startService<C extends BaseServiceConfig>(
  * The whole `main.ts` of a service: parse config from the environment (exit 1 with the list of
  * bad variables), start, and stop gracefully on SIGTERM/SIGINT.
  */
-export function runService<C extends BaseServiceConfig>(module: ServiceModule<C>): void {
+export function runService<C extends BaseServiceConfig, S>(module: ServiceModule<C, S>): void {
   let config: C;
   try {
     config = loadConfig(module.config);

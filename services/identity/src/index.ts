@@ -1,8 +1,31 @@
 import type { ServiceModule } from "@promptcraft/platform";
 import { IdentityConfig } from "./config.js";
-import { routes } from "./routes.js";
+import { keyEncryptionKey } from "./domain/key-encryption.js";
+import { KeyRing } from "./domain/signing-keys.js";
+import { jwksRoute, routes } from "./routes.js";
 
-/** The identity service, as `startService` / `runService` take it. */
-export const identityService: ServiceModule<IdentityConfig> = { name: "identity", config: IdentityConfig, routes };
+/**
+ * The identity service, as `startService` / `runService` take it. Before serving it makes sure an
+ * access-token signing key exists; it verifies tokens against its own keys (no call to itself).
+ */
+export const identityService: ServiceModule<IdentityConfig, KeyRing> = {
+  name: "identity",
+  config: IdentityConfig,
+  async setup({ config, db, log }) {
+    const keys = new KeyRing(db, keyEncryptionKey(config.IDENTITY_KEY_ENCRYPTION_KEY, config.NODE_ENV, log), log);
+    await keys.ensureActive();
+    return {
+      state: keys,
+      jwks: () => keys.publishedJwks(),
+      httpRoutes: { "/.well-known/jwks.json": jwksRoute(keys) },
+    };
+  },
+  routes,
+};
 
 export { IdentityConfig };
+export { issueAccessToken, type AccessTokenSubject, type IssuedAccessToken } from "./domain/access-tokens.js";
+export { KeyRing, generateSigningKey, PUBLISH_AFTER_RETIREMENT_S, SIGNER_CACHE_MS, type PublicJwk } from "./domain/signing-keys.js";
+export { keyEncryptionKey, decryptPrivateKey } from "./domain/key-encryption.js";
+export { PUBLIC_AUTH_METHODS } from "./routes.js";
+export * as signingKeyStore from "./store/signing-keys.js";

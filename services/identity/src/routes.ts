@@ -1,10 +1,57 @@
-import { serve, type ServiceDeps, type ServiceRegistration } from "@promptcraft/platform";
+import { serve, type HttpRoute, type ServiceDeps, type ServiceRegistration } from "@promptcraft/platform";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import type { IdentityConfig } from "./config.js";
-import { authHandlers, identityHandlers } from "./handlers/index.js";
+import type { KeyRing } from "./domain/signing-keys.js";
+import { authHandlers, identityHandlers, JWKS_CACHE_CONTROL } from "./handlers/index.js";
+
+/**
+ * AuthService methods callable without an access token. The contract's anonymous methods (log in,
+ * accept an invitation, refresh, login options, OIDC, the JWK Set), and RotateSigningKey, which
+ * checks the platform-admin credential itself.
+ */
+export const PUBLIC_AUTH_METHODS = [
+  "login",
+  "acceptInvitation",
+  "refreshToken",
+  "getLoginOptions",
+  "startOidcLogin",
+  "completeOidcLogin",
+  "getJwks",
+  "rotateSigningKey",
+] as const satisfies readonly (keyof (typeof AuthService)["method"])[];
 
 /** The RPC services this process serves (health and reflection are added by the platform). */
-export function routes(deps: ServiceDeps<IdentityConfig>): ServiceRegistration[] {
-  return [serve(IdentityService, identityHandlers(deps)), serve(AuthService, authHandlers(deps))];
+export function routes(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceRegistration[] {
+  return [
+    serve(IdentityService, identityHandlers(deps)),
+    serve(AuthService, authHandlers(deps, keys), { publicMethods: PUBLIC_AUTH_METHODS }),
+  ];
+}
+
+/** `GET /.well-known/jwks.json` on the Connect port: the same JWK Set as AuthService.GetJwks. */
+export function jwksRoute(keys: KeyRing): HttpRoute {
+  return (req, res) => {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD" });
+      res.end();
+      return;
+    }
+    keys.publishedJwks().then(
+      (jwks) => {
+        const body = JSON.stringify({ keys: jwks });
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "cache-control": JWKS_CACHE_CONTROL,
+          "content-length": Buffer.byteLength(body),
+        });
+        if (req.method === "HEAD") res.end();
+        else res.end(body);
+      },
+      () => {
+        res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "retry-after": "1" });
+        res.end("JWKS unavailable\n");
+      },
+    );
+  };
 }
