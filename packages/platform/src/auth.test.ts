@@ -111,14 +111,21 @@ describe("TokenVerifier", () => {
     assert.deepEqual(verifier.cachedKids(), []);
   });
 
-  test("a JWKS that cannot be fetched at first use is UNAVAILABLE, not the caller's fault", async () => {
+  test("a JWKS that cannot be fetched at first use is UNAVAILABLE, not the caller's fault, and is not refetched per call", async () => {
+    let clock = Date.now();
     const k1 = keyPair("k1");
     const jwks = source([k1.jwk]);
     jwks.fail(true);
-    const verifier = new TokenVerifier({ fetchJwks: jwks.fetch, issuer: ISSUER });
-    await assert.rejects(verifier.verify(await token(k1)), (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable);
+    const verifier = new TokenVerifier({ fetchJwks: jwks.fetch, issuer: ISSUER, now: () => clock });
+    const unavailable = (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable;
+    await assert.rejects(verifier.verify(await token(k1)), unavailable);
+    assert.equal(jwks.count(), 1);
     jwks.fail(false);
+    await assert.rejects(verifier.verify(await token(k1)), unavailable); // within the back-off: no fetch
+    assert.equal(jwks.count(), 1);
+    clock += 1000;
     assert.equal((await verifier.verify(await token(k1))).tenantId, TENANT);
+    assert.equal(jwks.count(), 2);
   });
 
   test("oversized tokens are refused unparsed", async () => {

@@ -70,6 +70,9 @@ export interface TokenVerifierOptions {
 const missing = () => new UnauthenticatedError("missing credentials", { reason: ErrorReason.CREDENTIALS_MISSING });
 const invalid = () => new UnauthenticatedError("invalid credentials", { reason: ErrorReason.CREDENTIALS_INVALID });
 const expired = () => new UnauthenticatedError("credentials expired", { reason: ErrorReason.CREDENTIALS_EXPIRED });
+const unavailable = () => new ConnectError("cannot verify credentials right now", Code.Unavailable);
+/** With no key set at all, how long after a failed fetch calls fail without fetching again. */
+const FAILED_FETCH_BACKOFF_MS = 1000;
 
 /**
  * Verifies access tokens against a cached JWK Set. Keys are imported once per set; an unknown
@@ -79,6 +82,8 @@ const expired = () => new UnauthenticatedError("credentials expired", { reason: 
 export class TokenVerifier {
   private keys = new Map<string, CryptoKey>();
   private fetchedAt = -Infinity;
+  /** When a fetch last failed: with no keys at all, calls fail fast for a moment instead of each fetching. */
+  private lastFailure = -Infinity;
   /** When an unknown `kid` last caused a refresh (background refreshes do not count). */
   private lastKidRefresh = -Infinity;
   private inflight: Promise<void> | undefined;
@@ -155,10 +160,12 @@ export class TokenVerifier {
   private async keyFor(kid: string): Promise<CryptoKey | undefined> {
     const now = this.now();
     if (this.fetchedAt === -Infinity) {
-      // First use: nothing to verify with yet. Not the caller's fault: UNAVAILABLE, retryable.
+      // First use: nothing to verify with yet. Not the caller's fault: UNAVAILABLE, retryable. While
+      // identity is unreachable, at most one fetch per FAILED_FETCH_BACKOFF_MS, not one per call.
+      if (!this.inflight && now - this.lastFailure < FAILED_FETCH_BACKOFF_MS) throw unavailable();
       await this.refresh().catch((err: unknown) => {
         this.options.log?.warn({ err }, "JWKS fetch failed");
-        throw new ConnectError("cannot verify credentials right now", Code.Unavailable);
+        throw unavailable();
       });
     } else if (now - this.fetchedAt > this.cacheTtlMs) {
       // Stale: refresh in the background, keep serving from the cache meanwhile.
@@ -177,7 +184,13 @@ export class TokenVerifier {
   }
 
   private async load(): Promise<void> {
-    const jwks = await this.options.fetchJwks();
+    let jwks;
+    try {
+      jwks = await this.options.fetchJwks();
+    } catch (err) {
+      this.lastFailure = this.now();
+      throw err;
+    }
     const next = new Map<string, CryptoKey>();
     for (const jwk of jwks) {
       // Only Ed25519 signing keys are ever usable, whatever else a key set might carry.
