@@ -3,3 +3,4 @@ export * from "./tenant.js";
 export * from "./migrate.js";
 export * from "./embedded.js";
 export { coreMigrations } from "./migrations/index.js";
+export * from "./events.js";

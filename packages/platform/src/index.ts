@@ -12,3 +12,4 @@ export * from "./run.js";
 export { toStatus } from "./grpc-transport.js";
 export type { HttpRoute } from "./connect-transport.js";
 export * from "./service.js";
+export * from "./authz.js";

@@ -1,37 +1,25 @@
 import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import type { IdentityConfig } from "../config.js";
-import { requirePlatformAdmin } from "../domain/platform-admin.js";
 import type { KeyRing } from "../domain/signing-keys.js";
+import { apiKeyHandlers } from "./api-keys.js";
+import { keyHandlers } from "./keys.js";
+import { sessionHandlers } from "./sessions.js";
+import { tenantHandlers } from "./tenants.js";
+import { userHandlers } from "./users.js";
 
-/** How long clients may cache the JWK Set (they refetch on an unknown `kid` anyway). */
-export const JWKS_CACHE_CONTROL = "public, max-age=300";
+export { JWKS_CACHE_CONTROL } from "./keys.js";
 
 /**
- * Handlers of `promptcraft.identity.v1.IdentityService` (tenants, users, API keys). None is built
- * yet: every method answers UNIMPLEMENTED (the platform does that for a method without a
- * handler), never made-up data.
+ * Handlers of `promptcraft.identity.v1.IdentityService`, one file per area. A method no area
+ * implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
-export function identityHandlers(_deps: ServiceDeps<IdentityConfig>): ServiceHandlers<typeof IdentityService> {
-  return {};
+export function identityHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandlers<typeof IdentityService> {
+  return { ...tenantHandlers(deps), ...userHandlers(deps), ...apiKeyHandlers(deps) };
 }
 
-/**
- * Handlers of `promptcraft.identity.v1.AuthService`: the JWK Set and key rotation so far; login,
- * refresh, sessions and OIDC are not built yet (UNIMPLEMENTED).
- */
+/** Handlers of `promptcraft.identity.v1.AuthService`, one file per area. */
 export function authHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceHandlers<typeof AuthService> {
-  return {
-    getJwks: async (_request, ctx) => {
-      ctx.setResponseHeader("cache-control", JWKS_CACHE_CONTROL);
-      return { keys: await keys.publishedJwks() };
-    },
-    rotateSigningKey: async (_request, ctx) => {
-      requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
-      const { jwk, activatedAt } = await keys.rotate();
-      return { key: jwk, activateTime: timestampFromDate(activatedAt) };
-    },
-  };
+  return { ...keyHandlers(deps, keys), ...sessionHandlers(deps, keys) };
 }

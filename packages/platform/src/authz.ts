@@ -1,0 +1,48 @@
+import type { ServiceName, TenantScope } from "@promptcraft/db";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
+import type { AuthContext, CallContext } from "./context.js";
+import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
+
+/** Tenant roles, strongest first (brief §6). */
+export type Role = AuthContext["role"];
+
+const RANK: Record<Role, number> = { owner: 4, admin: 3, editor: 2, viewer: 1 };
+
+/** Whether `role` is at least `minimum` (owner ⊇ admin ⊇ editor ⊇ viewer). */
+export function roleAtLeast(role: Role, minimum: Role): boolean {
+  return RANK[role] >= RANK[minimum];
+}
+
+/** The verified caller of a non-public method; UNAUTHENTICATED if there is none. */
+export function callerOf(ctx: CallContext): AuthContext {
+  if (!ctx.auth) throw new UnauthenticatedError("missing credentials", { reason: ErrorReason.CREDENTIALS_MISSING });
+  return ctx.auth;
+}
+
+/** The caller, who must hold at least `minimum` in their tenant; else PERMISSION_DENIED. */
+export function requireRole(ctx: CallContext, minimum: Role): AuthContext {
+  const caller = callerOf(ctx);
+  if (!roleAtLeast(caller.role, minimum)) {
+    throw new PermissionDeniedError(`this needs the ${minimum} role or higher`, {
+      reason: ErrorReason.PERMISSION_INSUFFICIENT,
+      metadata: { required_role: minimum },
+    });
+  }
+  return caller;
+}
+
+/** The tenant-scoped transaction settings for the caller (`withTenant(db, tenantScope(ctx, "content"), …)`). */
+export function tenantScope(ctx: CallContext, service: ServiceName): TenantScope {
+  const caller = callerOf(ctx);
+  return { service, tenantId: caller.tenantId, userId: caller.userId ?? null };
+}
+
+/** Who to record as the actor of an audit event for this call. */
+export function actorOf(ctx: CallContext): { actorType: "user" | "api_key"; actorId: string | null; requestId: string } {
+  const caller = callerOf(ctx);
+  return {
+    actorType: caller.kind === "api_key" ? "api_key" : "user",
+    actorId: caller.kind === "api_key" ? (caller.credentialId ?? null) : (caller.userId ?? null),
+    requestId: ctx.requestId,
+  };
+}
