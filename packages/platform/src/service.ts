@@ -2,7 +2,15 @@ import { createKnex, type Knex, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
 import type { baseConfigShape } from "./config.js";
 import { ConfigError, loadConfig } from "./config.js";
-import { accessTokenAuthenticator, remoteJwks, TokenVerifier, type JwksFetcher } from "./auth.js";
+import { remoteJwks, TokenVerifier, type JwksFetcher } from "./auth.js";
+import {
+  cachedApiKeyResolver,
+  cachedStatusChecker,
+  credentialAuthenticator,
+  databaseStatusChecker,
+  remoteApiKeyResolver,
+  type ApiKeyResolver,
+} from "./credentials.js";
 import type { HttpRoute } from "./connect-transport.js";
 import type { ServiceRegistration } from "./handlers.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -31,6 +39,12 @@ export interface ServiceSetup<S = unknown> {
    * itself reads its own key store.
    */
   jwks?: JwksFetcher;
+  /**
+   * How API keys (`pck_…`) are resolved. Default: identity's `IntrospectCredential` at
+   * `IDENTITY_URL`; identity itself reads its own store. Either way the platform caches the answers
+   * for at most CREDENTIAL_CACHE_TTL_MS.
+   */
+  resolveApiKey?: ApiKeyResolver;
   /** Extra plain HTTP routes on the Connect port. */
   httpRoutes?: Record<string, HttpRoute>;
 }
@@ -54,6 +68,11 @@ export interface RunningService extends RunningServer {
   readonly state: unknown;
   /** The access-token verifier every non-public call goes through. */
   readonly verifier: TokenVerifier;
+  /** The cached API key resolver and tenant/user status checker (tests may clear their caches). */
+  readonly credentials: {
+    resolveApiKey: ReturnType<typeof cachedApiKeyResolver>;
+    checkStatus: ReturnType<typeof cachedStatusChecker>;
+  };
 }
 
 /**
@@ -77,10 +96,14 @@ export async function startService<C extends BaseServiceConfig, S>(
   let setup: ServiceSetup<S>;
   let verifier: TokenVerifier;
   let fetchJwks: JwksFetcher | undefined;
+  let resolveApiKey: ReturnType<typeof cachedApiKeyResolver> | undefined;
+  let checkStatus: ReturnType<typeof cachedStatusChecker>;
   try {
     setup = module.setup ? await module.setup(deps) : { state: undefined as S };
     fetchJwks = setup.jwks ?? remoteJwks(config.IDENTITY_URL);
     verifier = new TokenVerifier({ fetchJwks, issuer: config.TOKEN_ISSUER, log });
+    resolveApiKey = cachedApiKeyResolver(setup.resolveApiKey ?? remoteApiKeyResolver(config.IDENTITY_URL, { log }));
+    checkStatus = cachedStatusChecker(databaseStatusChecker(db, module.name, log));
     server = await startServer({
       name: module.name,
       host: config.HOST,
@@ -88,12 +111,13 @@ export async function startService<C extends BaseServiceConfig, S>(
       connectPort: config.CONNECT_PORT,
       services: module.routes(deps, setup.state),
       log,
-      authenticate: accessTokenAuthenticator(verifier),
+      authenticate: credentialAuthenticator({ verifier, resolveApiKey, checkStatus }),
       httpRoutes: setup.httpRoutes,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     });
   } catch (err) {
     fetchJwks?.close?.();
+    resolveApiKey?.close?.();
     await db.destroy();
     throw err;
   }
@@ -104,9 +128,11 @@ export async function startService<C extends BaseServiceConfig, S>(
     deps: deps as unknown as ServiceDeps,
     state: setup.state,
     verifier,
+    credentials: { resolveApiKey, checkStatus },
     async close() {
       await server.close();
       fetchJwks?.close?.();
+      resolveApiKey.close?.();
       await db.destroy();
     },
   };

@@ -1,5 +1,6 @@
 import type { ServiceModule } from "@promptcraft/platform";
 import { IdentityConfig } from "./config.js";
+import { resolveApiKey } from "./domain/api-keys.js";
 import { keyEncryptionKey } from "./domain/key-encryption.js";
 import { KeyRing } from "./domain/signing-keys.js";
 import { jwksRoute, routes } from "./routes.js";
@@ -17,6 +18,7 @@ export const identityService: ServiceModule<IdentityConfig, KeyRing> = {
     return {
       state: keys,
       jwks: () => keys.publishedJwks(),
+      resolveApiKey: (secret) => resolveApiKey(db, secret),
       httpRoutes: { "/.well-known/jwks.json": jwksRoute(keys) },
     };
   },

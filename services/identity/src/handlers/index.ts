@@ -4,6 +4,7 @@ import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1
 import type { IdentityConfig } from "../config.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 import { apiKeyHandlers } from "./api-keys.js";
+import { introspectHandlers } from "./introspect.js";
 import { keyHandlers } from "./keys.js";
 import { sessionHandlers } from "./sessions.js";
 import { tenantHandlers } from "./tenants.js";
@@ -21,5 +22,5 @@ export function identityHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHand
 
 /** Handlers of `promptcraft.identity.v1.AuthService`, one file per area. */
 export function authHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceHandlers<typeof AuthService> {
-  return { ...keyHandlers(deps, keys), ...sessionHandlers(deps, keys) };
+  return { ...keyHandlers(deps, keys), ...sessionHandlers(deps, keys), ...introspectHandlers(deps, keys) };
 }

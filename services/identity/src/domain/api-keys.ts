@@ -1,0 +1,70 @@
+import { createHash, randomBytes } from "node:crypto";
+import { API_KEY_PREFIX, roleAtLeast, type ApiKeyResolution, type Role } from "@promptcraft/platform";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
+import type { Knex } from "@promptcraft/db";
+import { findApiKeyBySecretHash } from "../store/api-keys.js";
+
+/**
+ * API keys (issue 3, item 6): long-lived credentials of machine clients, one tenant and one role
+ * each. The secret is `pck_` + 32 random bytes in base64url (43 characters), shown once; the
+ * database keeps only its SHA-256 (hex, what `auth_find_api_key` looks up) and a short prefix for
+ * display. A secret this random needs no slow hash: a hash lookup has no timing side channel worth
+ * having, and nothing can be guessed from the prefix (8 of its 43 random characters).
+ */
+
+/** Random bytes in a secret. */
+export const API_KEY_SECRET_BYTES = 32;
+/** Characters of the secret kept for display (`pck_` + 8). */
+export const API_KEY_DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 8;
+/** The exact shape of a secret we issue; anything else is refused without a lookup. */
+export const API_KEY_SECRET_PATTERN = /^pck_[A-Za-z0-9_-]{43}$/;
+
+/** Roles a key may have (never owner). */
+export type ApiKeyRole = Exclude<Role, "owner">;
+
+export interface NewApiKeySecret {
+  secret: string;
+  secretHash: string;
+  prefix: string;
+}
+
+/** A fresh secret, its stored hash and its display prefix. */
+export function generateApiKeySecret(): NewApiKeySecret {
+  const secret = API_KEY_PREFIX + randomBytes(API_KEY_SECRET_BYTES).toString("base64url");
+  return { secret, secretHash: hashApiKeySecret(secret), prefix: secret.slice(0, API_KEY_DISPLAY_PREFIX_LENGTH) };
+}
+
+/** SHA-256 hex of the whole secret, as stored in `api_key.secret_hash`. */
+export function hashApiKeySecret(secret: string): string {
+  return createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+/** Whether a caller with `callerRole` may create a key with `keyRole` (never above their own). */
+export function mayGrantRole(callerRole: Role, keyRole: Role): boolean {
+  return keyRole !== "owner" && roleAtLeast(callerRole, keyRole);
+}
+
+/** State of a key at `now`. */
+export function apiKeyState(key: { revokedAt: Date | null; expiresAt: Date | null }, now = Date.now()): "active" | "expired" | "revoked" {
+  if (key.revokedAt !== null) return "revoked";
+  if (key.expiresAt !== null && key.expiresAt.getTime() <= now) return "expired";
+  return "active";
+}
+
+/**
+ * Resolves a presented secret against the store (identity only: the cross-tenant lookup
+ * `auth_find_api_key` is identity's). Uncached; the platform caches around it.
+ */
+export async function resolveApiKey(db: Knex, secret: string): Promise<ApiKeyResolution> {
+  if (!API_KEY_SECRET_PATTERN.test(secret)) return { active: false, reason: ErrorReason.CREDENTIALS_INVALID };
+  const row = await findApiKeyBySecretHash(db, hashApiKeySecret(secret));
+  if (!row) return { active: false, reason: ErrorReason.CREDENTIALS_INVALID };
+  if (row.revokedAt !== null) return { active: false, reason: ErrorReason.CREDENTIALS_REVOKED };
+  if (row.expiresAt !== null && row.expiresAt.getTime() <= Date.now()) return { active: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
+  if (row.tenantStatus !== "active") return { active: false, reason: ErrorReason.TENANT_SUSPENDED };
+  return {
+    active: true,
+    auth: { tenantId: row.tenantId, role: row.role, credentialId: row.id, kind: "api_key" },
+    ...(row.expiresAt !== null ? { expiresAt: row.expiresAt.getTime() } : {}),
+  };
+}

@@ -1,0 +1,115 @@
+import { withServiceRole, type Knex } from "@promptcraft/db";
+import type { ApiKeyRole } from "../domain/api-keys.js";
+
+/** All SQL of the `api_key` aggregate. Tenant-scoped calls take a `withTenant` transaction. */
+
+/** An API key row (never its hash). */
+export interface ApiKeyRow {
+  tenantId: string;
+  id: string;
+  name: string;
+  prefix: string;
+  role: ApiKeyRole;
+  createdBy: string | null;
+  createdAt: Date;
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+  /** `created_at` as the database prints it (full precision), for page tokens. */
+  createdAtText: string;
+}
+
+const COLUMNS = `tenant_id, id, name, prefix, role, created_by, created_at, expires_at, last_used_at, revoked_at,
+  created_at::text as created_at_text`;
+
+interface RawRow {
+  tenant_id: string;
+  id: string;
+  name: string;
+  prefix: string;
+  role: ApiKeyRole;
+  created_by: string | null;
+  created_at: Date;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+  created_at_text: string;
+}
+
+function fromRow(r: RawRow): ApiKeyRow {
+  return {
+    tenantId: r.tenant_id,
+    id: r.id,
+    name: r.name,
+    prefix: r.prefix,
+    role: r.role,
+    createdBy: r.created_by,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    lastUsedAt: r.last_used_at,
+    revokedAt: r.revoked_at,
+    createdAtText: r.created_at_text,
+  };
+}
+
+export async function insertApiKey(
+  trx: Knex.Transaction,
+  key: { tenantId: string; name: string; prefix: string; secretHash: string; role: ApiKeyRole; createdBy: string | null; expiresAt: Date | null },
+): Promise<ApiKeyRow> {
+  const result = await trx.raw<{ rows: RawRow[] }>(
+    `insert into api_key (tenant_id, name, prefix, secret_hash, role, created_by, expires_at)
+     values (?, ?, ?, ?, ?, ?, ?) returning ${COLUMNS}`,
+    [key.tenantId, key.name, key.prefix, key.secretHash, key.role, key.createdBy, key.expiresAt],
+  );
+  return fromRow(result.rows[0]!);
+}
+
+export async function getApiKey(trx: Knex.Transaction, tenantId: string, id: string): Promise<ApiKeyRow | undefined> {
+  const result = await trx.raw<{ rows: RawRow[] }>(`select ${COLUMNS} from api_key where tenant_id = ? and id = ?`, [tenantId, id]);
+  return result.rows[0] && fromRow(result.rows[0]);
+}
+
+/** Newest first, keyset-paginated after `(createdAtText, id)`. */
+export async function listApiKeys(
+  trx: Knex.Transaction,
+  tenantId: string,
+  options: { limit: number; showInactive: boolean; after?: { createdAtText: string; id: string } },
+): Promise<ApiKeyRow[]> {
+  const where = ["tenant_id = ?"];
+  const bindings: unknown[] = [tenantId];
+  if (!options.showInactive) where.push("revoked_at is null and (expires_at is null or expires_at > now())");
+  if (options.after) {
+    where.push("(created_at, id) < (?::timestamptz, ?::uuid)");
+    bindings.push(options.after.createdAtText, options.after.id);
+  }
+  bindings.push(options.limit);
+  const result = await trx.raw<{ rows: RawRow[] }>(
+    `select ${COLUMNS} from api_key where ${where.join(" and ")} order by created_at desc, id desc limit ?`,
+    bindings as Knex.RawBinding[],
+  );
+  return result.rows.map(fromRow);
+}
+
+/** Sets `revoked_at` if unset; returns the row when it changed, undefined otherwise. */
+export async function revokeApiKey(trx: Knex.Transaction, tenantId: string, id: string): Promise<ApiKeyRow | undefined> {
+  const result = await trx.raw<{ rows: RawRow[] }>(
+    `update api_key set revoked_at = now() where tenant_id = ? and id = ? and revoked_at is null returning ${COLUMNS}`,
+    [tenantId, id],
+  );
+  return result.rows[0] && fromRow(result.rows[0]);
+}
+
+/** The key with this secret hash, across tenants (`auth_find_api_key`, identity's definer function). */
+export async function findApiKeyBySecretHash(
+  db: Knex,
+  secretHash: string,
+): Promise<{ tenantId: string; id: string; role: ApiKeyRole; expiresAt: Date | null; revokedAt: Date | null; tenantStatus: string } | undefined> {
+  const result = await withServiceRole(db, "identity", (trx) =>
+    trx.raw<{ rows: { tenant_id: string; id: string; role: ApiKeyRole; expires_at: Date | null; revoked_at: Date | null; tenant_status: string }[] }>(
+      "select tenant_id, id, role, expires_at, revoked_at, tenant_status from auth_find_api_key(?)",
+      [secretHash],
+    ),
+  );
+  const r = result.rows[0];
+  return r && { tenantId: r.tenant_id, id: r.id, role: r.role, expiresAt: r.expires_at, revokedAt: r.revoked_at, tenantStatus: r.tenant_status };
+}
