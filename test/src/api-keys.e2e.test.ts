@@ -259,6 +259,18 @@ describe("API keys: create, get, list, revoke", () => {
     assert.deepEqual(missing, { ok: false, code: "NOT_FOUND", reason: "RESOURCE_NOT_FOUND" });
   });
 
+  test("the tenant's max_api_keys quota counts unrevoked keys", async () => {
+    const tenant = await createTenant(identity.deps.db, { quotas: { max_api_keys: 2 } });
+    const admin = await tokenFor(tenant, await createUser(identity.deps.db, tenant, "admin"), "admin");
+    const first = ok(await createKey("grpc", admin)).apiKey!;
+    ok(await createKey("connect", admin));
+    for (const protocol of PROTOCOLS) {
+      assert.deepEqual(await createKey(protocol, admin), { ok: false, code: "RESOURCE_EXHAUSTED", reason: "QUOTA_EXCEEDED" });
+    }
+    ok(await call("grpc", identity, IdentityService.method.revokeApiKey, { apiKeyId: first.id }, admin));
+    ok(await createKey("grpc", admin), "a revoked key frees its place");
+  });
+
   test("cross-tenant: a key of tenant B sees none of tenant A's keys", async () => {
     const adminATok = await tokenFor(tenantA, adminA, "admin");
     const keyA = ok(await createKey("grpc", adminATok)).apiKey!;
@@ -304,6 +316,15 @@ describe("API keys in every service", { concurrency: true }, () => {
       assert.equal(outcome.tenantId, tenantA);
       assert.equal(outcome.ownerId, "-");
       assert.equal(outcome.title, `api_key|viewer|${created.apiKey!.id}`);
+    });
+
+    test(`${protocol}: using a key records its last use`, async () => {
+      const admin = await tokenFor(tenantA, adminA, "admin");
+      const created = ok(await createKey(protocol, admin));
+      assert.equal(created.apiKey!.lastUseTime, undefined);
+      ok(await call(protocol, echo, ContentService.method.getEntity, { entityId: randomUUID() }, created.secret));
+      const fetched = ok(await call(protocol, identity, IdentityService.method.getApiKey, { apiKeyId: created.apiKey!.id }, admin));
+      assert.ok(fetched.lastUseTime, "last_use_time is set once a service accepted the key");
     });
 
     test(`${protocol}: a revoked key stops working within the cache bound`, async () => {

@@ -18,7 +18,7 @@ export const identityService: ServiceModule<IdentityConfig, KeyRing> = {
     return {
       state: keys,
       jwks: () => keys.publishedJwks(),
-      resolveApiKey: (secret) => resolveApiKey(db, secret),
+      resolveApiKey: (secret) => resolveApiKey(db, secret, log),
       httpRoutes: { "/.well-known/jwks.json": jwksRoute(keys) },
     };
   },

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
-import { API_KEY_PREFIX, roleAtLeast, type ApiKeyResolution, type Role } from "@promptcraft/platform";
+import { API_KEY_PREFIX, roleAtLeast, type ApiKeyResolution, type Logger, type Role } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { Knex } from "@promptcraft/db";
-import { findApiKeyBySecretHash } from "../store/api-keys.js";
+import { findApiKeyBySecretHash, touchApiKey } from "../store/api-keys.js";
 
 /**
  * API keys (issue 3, item 6): long-lived credentials of machine clients, one tenant and one role
@@ -53,15 +53,18 @@ export function apiKeyState(key: { revokedAt: Date | null; expiresAt: Date | nul
 
 /**
  * Resolves a presented secret against the store (identity only: the cross-tenant lookup
- * `auth_find_api_key` is identity's). Uncached; the platform caches around it.
+ * `auth_find_api_key` is identity's). Uncached; the platform caches around it. An accepted key's
+ * `last_used_at` is updated at most once a minute.
  */
-export async function resolveApiKey(db: Knex, secret: string): Promise<ApiKeyResolution> {
+export async function resolveApiKey(db: Knex, secret: string, log?: Logger): Promise<ApiKeyResolution> {
   if (!API_KEY_SECRET_PATTERN.test(secret)) return { active: false, reason: ErrorReason.CREDENTIALS_INVALID };
   const row = await findApiKeyBySecretHash(db, hashApiKeySecret(secret));
   if (!row) return { active: false, reason: ErrorReason.CREDENTIALS_INVALID };
   if (row.revokedAt !== null) return { active: false, reason: ErrorReason.CREDENTIALS_REVOKED };
   if (row.expiresAt !== null && row.expiresAt.getTime() <= Date.now()) return { active: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
   if (row.tenantStatus !== "active") return { active: false, reason: ErrorReason.TENANT_SUSPENDED };
+  // `last_use_time`: at most one write a minute per key; a failure to record it refuses nothing.
+  await touchApiKey(db, row.tenantId, row.id).catch((err: unknown) => log?.warn({ err }, "could not record an API key's use"));
   return {
     active: true,
     auth: { tenantId: row.tenantId, role: row.role, credentialId: row.id, kind: "api_key" },

@@ -7,6 +7,7 @@ import {
   NotFoundError,
   PermissionDeniedError,
   requireRole,
+  ResourceExhaustedError,
   tenantScope,
   type Role as RoleName,
   type ServiceDeps,
@@ -93,6 +94,13 @@ export function apiKeyHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandle
       const generated = generateApiKeySecret();
       const actor = actorOf(ctx);
       const row = await withTenant(db, tenantScope(ctx, "identity"), async (trx) => {
+        const quota = await store.apiKeyQuota(trx, caller.tenantId);
+        if (quota.max !== null && quota.used >= quota.max) {
+          throw new ResourceExhaustedError(`the tenant may have at most ${quota.max} API keys that are not revoked`, {
+            reason: ErrorReason.QUOTA_EXCEEDED,
+            metadata: { quota: "max_api_keys", limit: String(quota.max) },
+          });
+        }
         const inserted = await store.insertApiKey(trx, {
           tenantId: caller.tenantId,
           name: input.displayName.trim(),

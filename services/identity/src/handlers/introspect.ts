@@ -34,7 +34,7 @@ export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyR
       const caller = callerOf(ctx);
       const credential = request.credential;
       if (credential.startsWith(API_KEY_PREFIX)) {
-        const answer = await resolveApiKey(deps.db, credential);
+        const answer = await resolveApiKey(deps.db, credential, deps.log);
         if (!answer.active || answer.auth.tenantId !== caller.tenantId) return inactive();
         return create(IntrospectCredentialResponseSchema, {
           active: true,

@@ -1,4 +1,4 @@
-import { withServiceRole, type Knex } from "@promptcraft/db";
+import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
 import type { ApiKeyRole } from "../domain/api-keys.js";
 
 /** All SQL of the `api_key` aggregate. Tenant-scoped calls take a `withTenant` transaction. */
@@ -97,6 +97,27 @@ export async function revokeApiKey(trx: Knex.Transaction, tenantId: string, id: 
     [tenantId, id],
   );
   return result.rows[0] && fromRow(result.rows[0]);
+}
+
+/** Records a use of the key, at most once a minute (`last_used_at`). */
+export async function touchApiKey(db: Knex, tenantId: string, id: string): Promise<void> {
+  await withTenant(db, { service: "identity", tenantId }, (trx) =>
+    trx.raw(
+      `update api_key set last_used_at = now()
+       where tenant_id = ? and id = ? and (last_used_at is null or last_used_at < now() - interval '1 minute')`,
+      [tenantId, id],
+    ),
+  );
+}
+
+/** Locks the tenant row (serialising key creation per tenant) and returns its `max_api_keys` quota and the unrevoked keys. */
+export async function apiKeyQuota(trx: Knex.Transaction, tenantId: string): Promise<{ max: number | null; used: number }> {
+  const tenant = await trx.raw<{ rows: { max: string | null }[] }>("select quotas->>'max_api_keys' as max from tenant where id = ? for update", [tenantId]);
+  const raw = tenant.rows[0]?.max ?? null;
+  const max = raw === null || !/^\d+$/.test(raw) ? null : Number(raw);
+  if (max === null) return { max, used: 0 };
+  const count = await trx.raw<{ rows: { n: number }[] }>("select count(*)::int as n from api_key where tenant_id = ? and revoked_at is null", [tenantId]);
+  return { max, used: count.rows[0]!.n };
 }
 
 /** The key with this secret hash, across tenants (`auth_find_api_key`, identity's definer function). */
