@@ -37,7 +37,11 @@ const SERVICES: { module: ServiceModule; contracts: DescService[] }[] = [
 ];
 
 /** Methods built so far (they do not answer UNIMPLEMENTED). */
-const BUILT = new Set(["promptcraft.identity.v1.AuthService/GetJwks", "promptcraft.identity.v1.AuthService/RotateSigningKey"]);
+const BUILT = new Set([
+  "promptcraft.identity.v1.AuthService/GetJwks",
+  "promptcraft.identity.v1.AuthService/RotateSigningKey",
+  ...["Login", "RefreshToken", "Logout", "ListSessions", "RevokeSession", "ChangePassword", "ResetPassword", "GetLoginOptions"].map((m) => `promptcraft.identity.v1.AuthService/${m}`),
+]);
 /** Methods callable without an access token. */
 const PUBLIC = new Set(
   ["Login", "AcceptInvitation", "RefreshToken", "GetLoginOptions", "StartOidcLogin", "CompleteOidcLogin", "GetJwks", "RotateSigningKey"].map(

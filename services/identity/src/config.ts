@@ -32,6 +32,20 @@ export const IdentityConfig = serviceConfig(
         .regex(/^[A-Za-z0-9._~+/=-]{32,512}$/, { error: "must be 32 to 512 characters of [A-Za-z0-9._~+/=-] (openssl rand -base64 32)" })
         .optional(),
     ),
+    /** Absolute session lifetime in seconds (however often it is refreshed): 1 hour to 365 days; default 30 days. */
+    SESSION_MAX_LIFETIME_S: z.coerce.number().int().min(3600).max(31_536_000).default(2_592_000),
+    /** A refresh token unused for this long (seconds) expires: 5 minutes to 90 days; default 14 days. */
+    REFRESH_TOKEN_IDLE_TTL_S: z.coerce.number().int().min(300).max(7_776_000).default(1_209_600),
+    /** Failed logins per account (tenant + email) allowed within the window before attempts are slowed, then refused. */
+    LOGIN_THROTTLE_ACCOUNT_FAILURES: z.coerce.number().int().min(1).max(10_000).default(5),
+    /** Failed logins per client address (IPv6: /64), across tenants, allowed within the window before throttling. */
+    LOGIN_THROTTLE_ADDRESS_FAILURES: z.coerce.number().int().min(1).max(100_000).default(100),
+    /** First block after the allowance, in seconds; doubles with every further failure. */
+    LOGIN_THROTTLE_BASE_DELAY_S: z.coerce.number().int().min(1).max(3600).default(2),
+    /** Longest block, in seconds. */
+    LOGIN_THROTTLE_MAX_DELAY_S: z.coerce.number().int().min(1).max(86_400).default(900),
+    /** Failures older than this many seconds are forgotten (the counter starts again). */
+    LOGIN_THROTTLE_WINDOW_S: z.coerce.number().int().min(60).max(86_400).default(900),
     /** `production` makes IDENTITY_KEY_ENCRYPTION_KEY mandatory. */
     NODE_ENV: z.string().optional(),
   },
