@@ -1,7 +1,9 @@
+import { benchLogin } from "./login.js";
 import { benchTransport } from "./transport.js";
 
 const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   transport: benchTransport,
+  login: benchLogin,
 };
 
 /** `promptcraft bench [suite…]`: runs the named suites, or all of them. */
