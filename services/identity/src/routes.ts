@@ -21,10 +21,21 @@ export const PUBLIC_AUTH_METHODS = [
   "rotateSigningKey",
 ] as const satisfies readonly (keyof (typeof AuthService)["method"])[];
 
+/**
+ * IdentityService methods that check the platform-admin credential themselves (the platform's
+ * access-token check would refuse that secret before the handler runs).
+ */
+export const PUBLIC_IDENTITY_METHODS = [
+  "createTenant",
+  "listTenants",
+  "suspendTenant",
+  "resumeTenant",
+] as const satisfies readonly (keyof (typeof IdentityService)["method"])[];
+
 /** The RPC services this process serves (health and reflection are added by the platform). */
 export function routes(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceRegistration[] {
   return [
-    serve(IdentityService, identityHandlers(deps)),
+    serve(IdentityService, identityHandlers(deps), { publicMethods: PUBLIC_IDENTITY_METHODS }),
     serve(AuthService, authHandlers(deps, keys), { publicMethods: PUBLIC_AUTH_METHODS }),
   ];
 }

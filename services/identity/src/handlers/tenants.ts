@@ -1,11 +1,130 @@
-import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
+import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { actorOf, callerOf, InvalidArgumentError, requireRole, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import type { CallContext } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
+import {
+  TenantQuotasSchema,
+  TenantSettingsSchema,
+  TenantState,
+  type Tenant,
+  type TenantQuotas,
+  type TenantSettings,
+} from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { TenantSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
+import { requirePlatformAdmin } from "../domain/platform-admin.js";
+import * as tenants from "../domain/tenants.js";
+import { userToProto } from "./users.js";
+
+/** Quotas and settings are stored as their protobuf JSON with proto field names (`max_users`). */
+export function quotasToJson(q: TenantQuotas | undefined): Record<string, unknown> {
+  return q ? (toJson(TenantQuotasSchema, q, { useProtoFieldName: true }) as Record<string, unknown>) : {};
+}
 
 /**
- * IdentityService: tenants (CreateTenant, GetTenant, ListTenants, UpdateTenant, SuspendTenant, ResumeTenant).
- * Not built yet: these methods answer UNIMPLEMENTED.
+ * Settings as stored. On update (`explicit`) implicit fields are written too, so that an empty
+ * `protected_labels` in the update protects nothing; on create an empty list keeps the default.
  */
-export function tenantHandlers(_deps: ServiceDeps<IdentityConfig>): ServiceHandlers<typeof IdentityService> {
-  return {};
+export function settingsToJson(s: TenantSettings | undefined, explicit: boolean): Record<string, unknown> {
+  if (!s) return {};
+  if (s.custom && JSON.stringify(s.custom).length > 65536) {
+    throw new InvalidArgumentError({ field: "tenant.settings.custom", description: "at most 64 KiB serialized" });
+  }
+  return toJson(TenantSettingsSchema, s, { useProtoFieldName: true, alwaysEmitImplicit: explicit }) as Record<string, unknown>;
+}
+
+function parseOr<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A tenant row as the contract's Tenant. */
+export function tenantToProto(row: tenants.TenantRow): MessageInitShape<typeof TenantSchema> {
+  const settings = { ...tenants.DEFAULT_SETTINGS, ...row.settings };
+  return {
+    id: row.id,
+    slug: row.slug,
+    displayName: row.name,
+    plan: row.plan,
+    state: row.status === "suspended" ? TenantState.SUSPENDED : TenantState.ACTIVE,
+    quotas: parseOr(() => fromJson(TenantQuotasSchema, row.quotas as JsonValue, { ignoreUnknownFields: true })),
+    settings: parseOr(() => fromJson(TenantSettingsSchema, settings as JsonValue, { ignoreUnknownFields: true })),
+    createTime: timestampFromDate(row.created_at),
+    updateTime: timestampFromDate(row.updated_at),
+    suspendTime: row.suspended_at ? timestampFromDate(row.suspended_at) : undefined,
+    etag: row.row_version,
+  };
+}
+
+/** The audit actor of a platform-admin call: the platform, not a tenant's user. */
+function platformActor(ctx: CallContext): tenants.Actor {
+  return { actorType: "system", actorId: null, requestId: ctx.requestId };
+}
+
+/** Field-mask paths of UpdateTenant a tenant's owners and admins may use; `*` means these. */
+const MEMBER_PATHS = ["display_name", "settings"];
+
+function changesOf(tenant: Tenant, paths: readonly string[]): tenants.TenantChanges {
+  const expanded = new Set(paths.flatMap((p) => (p === "*" ? MEMBER_PATHS : [p])));
+  const changes: tenants.TenantChanges = {};
+  if (expanded.has("display_name")) changes.name = tenant.displayName;
+  if (expanded.has("plan")) changes.plan = tenant.plan || "free";
+  if (expanded.has("quotas")) changes.quotas = quotasToJson(tenant.quotas);
+  if (expanded.has("settings")) changes.settings = settingsToJson(tenant.settings, true);
+  return changes;
+}
+
+/**
+ * IdentityService: tenants (CreateTenant, GetTenant, UpdateTenant, SuspendTenant, ResumeTenant).
+ * ListTenants is not built (it needs a cross-tenant function in the schema) and answers
+ * UNIMPLEMENTED. CreateTenant, SuspendTenant and ResumeTenant are platform-admin methods
+ * (public in `serve()`, checked by `requirePlatformAdmin`).
+ */
+export function tenantHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandlers<typeof IdentityService> {
+  const db = deps.db;
+  return {
+    createTenant: async (request, ctx) => {
+      requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
+      const t = request.tenant!;
+      const o = request.owner!;
+      const { tenant, owner } = await tenants.createTenant(
+        db,
+        {
+          slug: t.slug,
+          name: t.displayName,
+          plan: t.plan,
+          quotas: quotasToJson(t.quotas),
+          settings: t.settings ? { ...tenants.DEFAULT_SETTINGS, ...settingsToJson(t.settings, false) } : undefined,
+          owner: { email: o.email, displayName: o.displayName, password: request.ownerPassword },
+          requestId: request.requestId,
+        },
+        platformActor(ctx),
+      );
+      return { tenant: tenantToProto(tenant), owner: userToProto({ user: owner, purgeTime: undefined }), invitationToken: "" };
+    },
+    getTenant: async (request, ctx) => {
+      const caller = callerOf(ctx);
+      return tenantToProto(await tenants.getTenant(db, caller, request.tenantId || caller.tenantId));
+    },
+    updateTenant: async (request, ctx) => {
+      const caller = requireRole(ctx, "admin");
+      const t = request.tenant!;
+      const row = await tenants.updateTenant(db, caller, t.id || caller.tenantId, t.etag, changesOf(t, request.updateMask?.paths ?? []), actorOf(ctx));
+      return tenantToProto(row);
+    },
+    suspendTenant: async (request, ctx) => {
+      requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
+      const row = await tenants.setSuspended(db, request.tenantId, true, { etag: request.etag, reason: request.reason }, platformActor(ctx));
+      return tenantToProto(row);
+    },
+    resumeTenant: async (request, ctx) => {
+      requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
+      return tenantToProto(await tenants.setSuspended(db, request.tenantId, false, { etag: request.etag }, platformActor(ctx)));
+    },
+  };
 }

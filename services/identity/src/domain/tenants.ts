@@ -1,0 +1,229 @@
+import { createHash, randomUUID } from "node:crypto";
+import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { AbortedError, AlreadyExistsError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "@promptcraft/platform";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
+import * as store from "../store/tenants.js";
+import { insertUser, findUser, type UserRow } from "../store/users.js";
+import { checkPasswordPolicy, hashPassword } from "./users-password.js";
+
+/**
+ * Tenants: creation with the first owner (platform admin), reading and updating one's own tenant,
+ * suspension and resumption (platform admin). Every change appends its event in its transaction.
+ */
+
+export type TenantRow = store.TenantRow;
+
+/** Who made a change, for the audit log. A platform admin is recorded as `system`. */
+export interface Actor {
+  actorType: "user" | "api_key" | "service" | "system";
+  actorId: string | null;
+  requestId: string;
+}
+
+/** Settings a new tenant gets unless the request sets them. */
+export const DEFAULT_SETTINGS: Record<string, unknown> = { protected_labels: ["production"] };
+
+/** A UUID (version 8 layout) derived from `parts`: the same idempotency key always names the same row. */
+export function derivedUuid(...parts: string[]): string {
+  const h = createHash("sha256").update(parts.join("\u0000")).digest();
+  h[6] = (h[6]! & 0x0f) | 0x80;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const hex = h.subarray(0, 16).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+function isUniqueViolation(err: unknown, constraint: string): boolean {
+  const e = err as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === "23505" && e.constraint === constraint;
+}
+
+function etagMismatch(current: string): AbortedError {
+  return new AbortedError("the etag does not match the current state", { reason: ErrorReason.ETAG_MISMATCH, metadata: { current_etag: current } });
+}
+
+/** ABORTED (ETAG_MISMATCH) unless `etag` is empty or the row's current one. */
+export function checkEtag(etag: string, rowVersion: string): void {
+  if (etag !== "" && etag !== rowVersion) throw etagMismatch(rowVersion);
+}
+
+/** Canonical JSON (sorted keys), to compare jsonb values. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export interface NewTenant {
+  slug: string;
+  name: string;
+  plan: string;
+  quotas: Record<string, unknown>;
+  /** Undefined: the defaults. */
+  settings: Record<string, unknown> | undefined;
+  owner: { email: string; displayName: string; password: string };
+  requestId: string;
+}
+
+/**
+ * Creates the tenant and its first owner in one transaction. With a request id the ids are
+ * derived from it, so a retry finds the first call's rows and returns them (a different request
+ * with the same id: ALREADY_EXISTS, REQUEST_ID_REUSED). A taken slug: ALREADY_EXISTS.
+ */
+export async function createTenant(db: Knex, input: NewTenant, actor: Actor): Promise<{ tenant: TenantRow; owner: UserRow; created: boolean }> {
+  const tenantId = input.requestId ? derivedUuid("tenant", input.requestId) : randomUUID();
+  const ownerId = input.requestId ? derivedUuid("tenant-owner", input.requestId) : randomUUID();
+  checkPasswordPolicy(input.owner.password, input.owner.email, "owner_password");
+  const passwordHash = input.owner.password ? await hashPassword(input.owner.password) : null;
+  try {
+    return await withTenant(db, { service: "identity", tenantId }, async (trx) => {
+      const tenant = await store.insertTenant(trx, {
+        id: tenantId,
+        slug: input.slug,
+        name: input.name,
+        plan: input.plan || "free",
+        quotas: input.quotas,
+        settings: input.settings ?? DEFAULT_SETTINGS,
+      });
+      if (!tenant) {
+        const existing = await store.findTenant(trx, tenantId);
+        const owner = existing && (await findUser(trx, tenantId, ownerId));
+        if (!existing || !owner || existing.slug !== input.slug || owner.email.toLowerCase() !== input.owner.email.toLowerCase()) {
+          throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
+        }
+        return { tenant: existing, owner, created: false };
+      }
+      const owner = (await insertUser(trx, {
+        tenantId,
+        id: ownerId,
+        email: input.owner.email,
+        displayName: input.owner.displayName || input.owner.email.split("@")[0]!,
+        role: "owner",
+        passwordHash,
+      }))!;
+      await appendEvents(trx, [
+        {
+          tenantId,
+          aggregateType: "tenant",
+          aggregateId: tenantId,
+          aggregateVersion: BigInt(tenant.row_version),
+          eventType: "tenant.created",
+          payload: { slug: tenant.slug, name: tenant.name, plan: tenant.plan },
+          ...actor,
+        },
+        {
+          tenantId,
+          aggregateType: "app_user",
+          aggregateId: owner.id,
+          aggregateVersion: BigInt(owner.row_version),
+          eventType: "user.created",
+          payload: { email: owner.email, role: owner.role, status: owner.status },
+          ...actor,
+        },
+      ]);
+      return { tenant, owner, created: true };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err, "tenant_slug_key")) {
+      throw new AlreadyExistsError(`the slug ${input.slug} is taken`, { metadata: { slug: input.slug } });
+    }
+    throw err;
+  }
+}
+
+/** A tenant; NOT_FOUND if it does not exist (or is not the scope's tenant). */
+export async function getTenant(db: Knex, scope: { tenantId: string; userId?: string | null }, id: string): Promise<TenantRow> {
+  if (id !== scope.tenantId) throw new NotFoundError("tenant not found");
+  const tenant = await withTenant(db, { service: "identity", ...scope }, (trx) => store.findTenant(trx, id));
+  if (!tenant) throw new NotFoundError("tenant not found");
+  return tenant;
+}
+
+export interface TenantChanges {
+  name?: string;
+  plan?: string;
+  quotas?: Record<string, unknown>;
+  settings?: Record<string, unknown>;
+}
+
+/**
+ * Applies the changes (already restricted to the update mask). Plan and quotas need a platform
+ * admin (`platformAdmin`). A change that changes nothing writes nothing and returns the tenant.
+ */
+export async function updateTenant(
+  db: Knex,
+  scope: { tenantId: string; userId?: string | null },
+  id: string,
+  etag: string,
+  changes: TenantChanges,
+  actor: Actor,
+  platformAdmin = false,
+): Promise<TenantRow> {
+  if (id !== scope.tenantId) throw new NotFoundError("tenant not found");
+  if (!platformAdmin && (changes.plan !== undefined || changes.quotas !== undefined)) {
+    throw new PermissionDeniedError("only a platform administrator may change plan and quotas", { reason: ErrorReason.PLATFORM_ADMIN_REQUIRED });
+  }
+  if (changes.name !== undefined && changes.name.trim() === "") {
+    throw new InvalidArgumentError({ field: "tenant.display_name", description: "display_name must not be empty" });
+  }
+  return withTenant(db, { service: "identity", ...scope }, async (trx) => {
+    const current = await store.findTenant(trx, id, true);
+    if (!current) throw new NotFoundError("tenant not found");
+    checkEtag(etag, current.row_version);
+    const diff: TenantChanges = {};
+    if (changes.name !== undefined && changes.name !== current.name) diff.name = changes.name;
+    if (changes.plan !== undefined && changes.plan !== current.plan) diff.plan = changes.plan;
+    if (changes.quotas !== undefined && canonical(changes.quotas) !== canonical(current.quotas)) diff.quotas = changes.quotas;
+    if (changes.settings !== undefined && canonical(changes.settings) !== canonical(current.settings)) diff.settings = changes.settings;
+    const fields = Object.keys(diff);
+    if (fields.length === 0) return current;
+    const updated = await store.updateTenant(trx, id, diff);
+    await appendEvents(trx, [
+      {
+        tenantId: id,
+        aggregateType: "tenant",
+        aggregateId: id,
+        aggregateVersion: BigInt(updated.row_version),
+        eventType: "tenant.updated",
+        payload: { fields, ...diff },
+        ...actor,
+      },
+    ]);
+    return updated;
+  });
+}
+
+/** Suspends or resumes a tenant (platform admin). Idempotent: no change, no event. */
+export async function setSuspended(
+  db: Knex,
+  id: string,
+  suspend: boolean,
+  opts: { etag: string; reason?: string },
+  actor: Actor,
+): Promise<TenantRow> {
+  return withTenant(db, { service: "identity", tenantId: id }, async (trx) => {
+    const current = await store.findTenant(trx, id, true);
+    if (!current) throw new NotFoundError("tenant not found");
+    checkEtag(opts.etag, current.row_version);
+    if ((current.status === "suspended") === suspend) return current;
+    const updated = await store.setTenantSuspended(trx, id, suspend);
+    await appendEvents(trx, [
+      {
+        tenantId: id,
+        aggregateType: "tenant",
+        aggregateId: id,
+        aggregateVersion: BigInt(updated.row_version),
+        eventType: suspend ? "tenant.suspended" : "tenant.resumed",
+        payload: suspend ? { reason: opts.reason ?? "" } : {},
+        ...actor,
+      },
+    ]);
+    return updated;
+  });
+}

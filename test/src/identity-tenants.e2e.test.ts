@@ -1,0 +1,200 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
+import { Role, TenantState, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import { uniqueSlug } from "@promptcraft/testing";
+import { ADMIN_TOKEN, failure, IdentityHarness, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
+
+/** IdentityService tenants over gRPC and Connect: platform-admin methods, members' reads and updates, events. */
+
+const h = new IdentityHarness();
+before(() => h.start());
+after(() => h.close());
+
+const M = IdentityService.method;
+const PASSWORD = "correct horse battery staple";
+
+for (const protocol of PROTOCOLS) {
+  describe(`tenants over ${protocol}`, () => {
+    test("CreateTenant needs the platform-admin credential", async () => {
+      const req = { tenant: { slug: uniqueSlug(), displayName: "Acme" }, owner: { email: "o@acme.test" } };
+      assert.deepEqual(failure(await h.call(protocol, M.createTenant, req)), { code: "UNAUTHENTICATED", reason: "CREDENTIALS_MISSING" });
+      assert.deepEqual(failure(await h.call(protocol, M.createTenant, req, "not-the-admin-token")), {
+        code: "PERMISSION_DENIED",
+        reason: "PLATFORM_ADMIN_REQUIRED",
+      });
+      const member = await h.tenantWith(["owner"]);
+      assert.deepEqual(failure(await h.call(protocol, M.createTenant, req, member.users[0]!.token)), {
+        code: "PERMISSION_DENIED",
+        reason: "PLATFORM_ADMIN_REQUIRED",
+      });
+      assert.deepEqual(failure(await h.call(protocol, M.suspendTenant, { tenantId: member.tenantId, reason: "x" }, member.users[0]!.token)), {
+        code: "PERMISSION_DENIED",
+        reason: "PLATFORM_ADMIN_REQUIRED",
+      });
+      assert.deepEqual(failure(await h.call(protocol, M.resumeTenant, { tenantId: member.tenantId }, member.users[0]!.token)), {
+        code: "PERMISSION_DENIED",
+        reason: "PLATFORM_ADMIN_REQUIRED",
+      });
+    });
+
+    test("CreateTenant returns the tenant and its owner, appends both events, is idempotent with request_id", async () => {
+      const slug = uniqueSlug();
+      const requestId = randomUUID();
+      const callId = randomUUID();
+      const req = {
+        tenant: { slug, displayName: "Acme Labs", plan: "team", quotas: { maxUsers: 10 } },
+        owner: { email: "Owner@Acme.test", displayName: "Olga" },
+        ownerPassword: PASSWORD,
+        requestId,
+      };
+      const res = ok(await h.call(protocol, M.createTenant, req, ADMIN_TOKEN, { "x-request-id": callId }));
+      const tenant = res.tenant!;
+      const owner = res.owner!;
+      assert.equal(tenant.slug, slug);
+      assert.equal(tenant.displayName, "Acme Labs");
+      assert.equal(tenant.plan, "team");
+      assert.equal(tenant.state, TenantState.ACTIVE);
+      assert.equal(tenant.quotas?.maxUsers, 10);
+      assert.deepEqual(tenant.settings?.protectedLabels, ["production"]);
+      assert.ok(tenant.etag);
+      assert.equal(owner.tenantId, tenant.id);
+      assert.equal(owner.email, "Owner@Acme.test");
+      assert.equal(owner.role, Role.OWNER);
+      assert.equal(owner.state, UserState.ACTIVE);
+      assert.equal(owner.hasPassword, true);
+      assert.equal(res.invitationToken, "");
+
+      const { rows } = await h.db.raw<{ rows: { password_hash: string }[] }>("select password_hash from app_user where tenant_id = ? and id = ?", [tenant.id, owner.id]);
+      assert.match(rows[0]!.password_hash, /^\$scrypt\$ln=15,r=8,p=1\$/);
+
+      const events = await h.events(tenant.id);
+      assert.deepEqual(events.map((e) => e.event_type), ["tenant.created", "user.created"]);
+      assert.ok(events.every((e) => e.actor_type === "system" && e.request_id === callId));
+      assert.equal(events[1]!.aggregate_id, owner.id);
+
+      // A retry returns the first result; the same id for another request is refused.
+      const again = ok(await h.call(protocol, M.createTenant, req, ADMIN_TOKEN));
+      assert.equal(again.tenant!.id, tenant.id);
+      assert.equal(again.owner!.id, owner.id);
+      assert.equal((await h.events(tenant.id)).length, 2);
+      assert.deepEqual(
+        failure(await h.call(protocol, M.createTenant, { ...req, tenant: { ...req.tenant, slug: uniqueSlug() } }, ADMIN_TOKEN)),
+        { code: "ALREADY_EXISTS", reason: "REQUEST_ID_REUSED" },
+      );
+      // Slugs are unique.
+      assert.deepEqual(failure(await h.call(protocol, M.createTenant, { ...req, requestId: "" }, ADMIN_TOKEN)), {
+        code: "ALREADY_EXISTS",
+        reason: "RESOURCE_ALREADY_EXISTS",
+      });
+    });
+
+    test("CreateTenant without a password invites the owner; bad input is INVALID_ARGUMENT with the field", async () => {
+      const res = ok(await h.call(protocol, M.createTenant, { tenant: { slug: uniqueSlug(), displayName: "Inv" }, owner: { email: "inv@x.test" } }, ADMIN_TOKEN));
+      assert.equal(res.owner!.state, UserState.INVITED);
+      assert.equal(res.owner!.hasPassword, false);
+      assert.equal(res.owner!.displayName, "inv");
+      const withSettings = ok(
+        await h.call(protocol, M.createTenant, { tenant: { slug: uniqueSlug(), displayName: "S", settings: { passwordLoginDisabled: true } }, owner: { email: "s@x.test" } }, ADMIN_TOKEN),
+      );
+      assert.deepEqual(withSettings.tenant!.settings?.protectedLabels, ["production"]);
+      assert.equal(withSettings.tenant!.settings?.passwordLoginDisabled, true);
+
+      const bad = await h.call(protocol, M.createTenant, { tenant: { slug: "-Bad_Slug", displayName: "X" }, owner: { email: "a@b.test" } }, ADMIN_TOKEN);
+      assert.equal(failure(bad).code, "INVALID_ARGUMENT");
+      if (protocol === "grpc" && !bad.ok) assert.ok(bad.fields.includes("tenant.slug"), bad.fields.join());
+      const weak = await h.call(
+        protocol,
+        M.createTenant,
+        { tenant: { slug: uniqueSlug(), displayName: "X" }, owner: { email: "a@b.test" }, ownerPassword: "aaaaaaaaaaaaaa" },
+        ADMIN_TOKEN,
+      );
+      assert.deepEqual(failure(weak), { code: "INVALID_ARGUMENT", reason: "PASSWORD_POLICY" });
+      if (protocol === "grpc" && !weak.ok) assert.deepEqual(weak.fields, ["owner_password"]);
+    });
+
+    test("GetTenant: any member reads their own tenant; another tenant is NOT_FOUND", async () => {
+      const a = await h.tenantWith(["viewer"]);
+      const b = await h.tenantWith(["owner"]);
+      const own = ok(await h.call(protocol, M.getTenant, {}, a.users[0]!.token));
+      assert.equal(own.id, a.tenantId);
+      assert.equal(ok(await h.call(protocol, M.getTenant, { tenantId: a.tenantId }, a.users[0]!.token)).id, a.tenantId);
+      assert.deepEqual(failure(await h.call(protocol, M.getTenant, { tenantId: a.tenantId }, b.users[0]!.token)), {
+        code: "NOT_FOUND",
+        reason: "RESOURCE_NOT_FOUND",
+      });
+      assert.deepEqual(failure(await h.call(protocol, M.getTenant, {})), { code: "UNAUTHENTICATED", reason: "CREDENTIALS_MISSING" });
+    });
+
+    test("UpdateTenant: admins change name and settings with etags; plan and quotas need a platform admin", async () => {
+      const t = await h.tenantWith(["admin", "editor"]);
+      const [admin, editor] = t.users;
+      const before = ok(await h.call(protocol, M.getTenant, {}, admin!.token));
+      const updated = ok(
+        await h.call(
+          protocol,
+          M.updateTenant,
+          { tenant: { displayName: "Renamed", etag: before.etag, settings: { protectedLabels: ["prod", "staging"], passwordLoginDisabled: true } }, updateMask: { paths: ["display_name", "settings"] } },
+          admin!.token,
+        ),
+      );
+      assert.equal(updated.displayName, "Renamed");
+      assert.deepEqual(updated.settings?.protectedLabels, ["prod", "staging"]);
+      assert.equal(updated.settings?.passwordLoginDisabled, true);
+      assert.notEqual(updated.etag, before.etag);
+      // The old etag is stale now.
+      assert.deepEqual(
+        failure(await h.call(protocol, M.updateTenant, { tenant: { displayName: "Again", etag: before.etag }, updateMask: { paths: ["display_name"] } }, admin!.token)),
+        { code: "ABORTED", reason: "ETAG_MISMATCH" },
+      );
+      // Changing nothing answers the current tenant, with the same etag, and writes no event.
+      const eventsBefore = (await h.events(t.tenantId)).length;
+      const same = ok(await h.call(protocol, M.updateTenant, { tenant: { displayName: "Renamed", etag: updated.etag }, updateMask: { paths: ["display_name"] } }, admin!.token));
+      assert.equal(same.etag, updated.etag);
+      assert.equal((await h.events(t.tenantId)).length, eventsBefore);
+      assert.deepEqual(
+        failure(await h.call(protocol, M.updateTenant, { tenant: { plan: "enterprise" }, updateMask: { paths: ["plan"] } }, admin!.token)),
+        { code: "PERMISSION_DENIED", reason: "PLATFORM_ADMIN_REQUIRED" },
+      );
+      assert.deepEqual(
+        failure(await h.call(protocol, M.updateTenant, { tenant: { displayName: "Nope" }, updateMask: { paths: ["display_name"] } }, editor!.token)),
+        { code: "PERMISSION_DENIED", reason: "PERMISSION_INSUFFICIENT" },
+      );
+      const other = await h.tenantWith(["owner"]);
+      assert.deepEqual(
+        failure(await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId, displayName: "Hijack" }, updateMask: { paths: ["display_name"] } }, other.users[0]!.token)),
+        { code: "NOT_FOUND", reason: "RESOURCE_NOT_FOUND" },
+      );
+      const cleared = ok(await h.call(protocol, M.updateTenant, { tenant: { settings: {} }, updateMask: { paths: ["settings"] } }, admin!.token));
+      assert.deepEqual(cleared.settings?.protectedLabels, []);
+      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "tenant.updated").slice(0, 1);
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.actor_id, admin!.id);
+      assert.deepEqual(events[0]!.payload.fields, ["name", "settings"]);
+    });
+
+    test("SuspendTenant / ResumeTenant: state, suspend_time, idempotent, etag, events", async () => {
+      const t = await h.tenantWith(["owner"]);
+      const suspended = ok(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "unpaid" }, ADMIN_TOKEN));
+      assert.equal(suspended.state, TenantState.SUSPENDED);
+      assert.ok(suspended.suspendTime);
+      const again = ok(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "unpaid" }, ADMIN_TOKEN));
+      assert.equal(again.etag, suspended.etag);
+      assert.deepEqual(failure(await h.call(protocol, M.resumeTenant, { tenantId: t.tenantId, etag: "999" }, ADMIN_TOKEN)), {
+        code: "ABORTED",
+        reason: "ETAG_MISMATCH",
+      });
+      const resumed = ok(await h.call(protocol, M.resumeTenant, { tenantId: t.tenantId, etag: suspended.etag }, ADMIN_TOKEN));
+      assert.equal(resumed.state, TenantState.ACTIVE);
+      assert.equal(resumed.suspendTime, undefined);
+      assert.deepEqual(failure(await h.call(protocol, M.suspendTenant, { tenantId: randomUUID(), reason: "x" }, ADMIN_TOKEN)), {
+        code: "NOT_FOUND",
+        reason: "RESOURCE_NOT_FOUND",
+      });
+      const events = await h.events(t.tenantId);
+      assert.deepEqual(events.map((e) => e.event_type), ["tenant.suspended", "tenant.resumed"]);
+      assert.equal(events[0]!.payload.reason, "unpaid");
+    });
+  });
+}
