@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from "@promptcraft/platform";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from "node:crypto";
 
 /**
@@ -108,4 +110,14 @@ export function passwordPolicyProblem(password: string, email?: string): string 
   if (new Set(password).size < 4) return "must use at least 4 different characters";
   if (email && password.trim().toLowerCase() === email.trim().toLowerCase()) return "must not be the email address";
   return undefined;
+}
+
+/**
+ * Throws INVALID_ARGUMENT (PASSWORD_POLICY) on `field` when a new password breaks the policy. An
+ * empty password means "none yet" (an invited user) and passes.
+ */
+export function checkPasswordPolicy(password: string, email: string, field: string): void {
+  if (password === "") return;
+  const problem = passwordPolicyProblem(password, email);
+  if (problem) throw new InvalidArgumentError({ field, description: problem }, { reason: ErrorReason.PASSWORD_POLICY });
 }

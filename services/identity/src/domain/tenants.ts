@@ -4,7 +4,7 @@ import { AbortedError, AlreadyExistsError, InvalidArgumentError, NotFoundError, 
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/tenants.js";
 import { insertUser, findUser, type UserRow } from "../store/users.js";
-import { checkPasswordPolicy, hashPassword } from "./users-password.js";
+import { checkPasswordPolicy, hashPassword } from "./passwords.js";
 
 /**
  * Tenants: creation with the first owner (platform admin), reading and updating one's own tenant,

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodePageToken, encodePageToken, pageSize } from "./users-paging.js";
 import { canonical, derivedUuid } from "./tenants.js";
-import { hashPassword, verifyPassword } from "./users-password.js";
+import { hashPassword, verifyPassword } from "./passwords.js";
 
 test("page tokens round-trip, are bound to the parameters and expire", () => {
   const params = { r: ["viewer"], d: false };

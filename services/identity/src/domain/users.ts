@@ -14,7 +14,7 @@ import * as store from "../store/users.js";
 import { findTenant } from "../store/tenants.js";
 import { checkEtag, derivedUuid, type Actor } from "./tenants.js";
 import { decodePageToken, encodePageToken, pageSize } from "./users-paging.js";
-import { checkPasswordPolicy, hashPassword } from "./users-password.js";
+import { checkPasswordPolicy, hashPassword } from "./passwords.js";
 
 /**
  * Users of the caller's tenant. Rules: admins manage viewers, editors and admins; only owners
