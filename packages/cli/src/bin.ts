@@ -7,6 +7,7 @@ import { SCHEMA_SLICES } from "./schema.js";
 import { SERVICES } from "./services.js";
 import { start } from "./start.js";
 import { runTests } from "./test.js";
+import { login } from "./login.js";
 
 const USAGE = `promptcraft <command>
 
@@ -14,7 +15,9 @@ const USAGE = `promptcraft <command>
   migrate [up|down|status]  apply, roll back (all) or list the schema migrations of DATABASE_URL
   test [--interop] [dir…]   run the test suite (DATABASE_URL, testcontainers or embedded);
                             --interop: the tests against clients from outside Node (CI)
-  bench [transport]         run the benchmarks
+  login --tenant <slug> --email <e> [--password <p>] [--json]
+                            log in and print an access token (identity at IDENTITY_URL)
+  bench [suite…]            run the benchmarks (transport, login)
 `;
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -30,6 +33,9 @@ const CliConfig = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   LOG_LEVEL: z.string().default("info"),
   PROMPTCRAFT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
+  IDENTITY_URL: z.url().default("http://127.0.0.1:50051"),
+  /** The platform administrator's secret for identity; npm start makes a fresh one per run if unset. */
+  PLATFORM_ADMIN_TOKEN: z.string().min(16).optional(),
   ...portOverrides,
 });
 
@@ -45,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
         host: config.HOST,
         logLevel: config.LOG_LEVEL,
         readyTimeoutMs: config.PROMPTCRAFT_READY_TIMEOUT_MS,
+        platformAdminToken: config.PLATFORM_ADMIN_TOKEN,
         ports: Object.fromEntries(
           SERVICES.map((s) => [
             s.name,
@@ -54,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
       });
       return new Promise(() => {}); // runs until a signal
     }
+    case "login":
+      return login(rest, config.IDENTITY_URL, process.env);
     case "migrate":
       return migrate(rest[0] ?? "up", config.DATABASE_URL);
     case "test": {

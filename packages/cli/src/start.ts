@@ -2,8 +2,11 @@ import { createServiceClient } from "@promptcraft/client";
 import { Health, HealthCheckResponse_ServingStatus } from "@promptcraft/proto/grpc/health/v1/health_pb";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
 import { migrateAll, redact, startEmbedded, type DatabaseHandle } from "./database.js";
-import { SERVICES, serviceMain, type ServiceInfo } from "./services.js";
+import { ensureDemoAccount, type DemoAccount } from "./demo.js";
+import { REPO_ROOT, SERVICES, serviceMain, type ServiceInfo } from "./services.js";
 
 /** Settings of `promptcraft start`, from the environment. */
 export interface StartOptions {
@@ -14,6 +17,8 @@ export interface StartOptions {
   /** Port overrides: `<SERVICE>_GRPC_PORT`, `<SERVICE>_CONNECT_PORT`. */
   ports: Record<string, { grpcPort: number; connectPort: number }>;
   readyTimeoutMs: number;
+  /** The platform administrator's secret for identity; a fresh random one per run when unset. */
+  platformAdminToken: string | undefined;
 }
 
 interface Child {
@@ -32,6 +37,8 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
  */
 export async function start(options: StartOptions): Promise<void> {
   const began = performance.now();
+  // Identity's platform-admin secret: only this process needs it (to create the demo tenant).
+  const adminToken = options.platformAdminToken ?? randomBytes(24).toString("base64url");
   let db: DatabaseHandle;
   if (options.databaseUrl) {
     db = { url: options.databaseUrl, kind: "external", stop: async () => {} };
@@ -65,13 +72,20 @@ export async function start(options: StartOptions): Promise<void> {
   try {
     say("schema: migrating …");
     await migrateAll(db.url, (line) => say(`  ${line}`));
-    for (const info of SERVICES) children.push(spawnService(info, options, db));
+    for (const info of SERVICES) children.push(spawnService(info, options, db, adminToken));
     await Promise.all(children.map((child) => waitServing(child, options.readyTimeoutMs)));
   } catch (err) {
     await stopAll();
     throw err;
   }
-  printEndpoints(children, db, options, performance.now() - began);
+  const identity = children.find((c) => c.info.name === "identity")!;
+  let demo: DemoAccount | undefined;
+  try {
+    demo = await ensureDemoAccount(`http://127.0.0.1:${identity.ports.grpcPort}`, adminToken, path.join(REPO_ROOT, ".promptcraft"));
+  } catch (err) {
+    say(`warning: could not create the demo tenant: ${(err as Error).message}`);
+  }
+  printEndpoints(children, db, options, performance.now() - began, demo);
   // A service that dies on its own takes the platform down with a clear message, rather than
   // leaving a half-working set of ports.
   const first = await Promise.race(children.map((c) => c.exited.then((code) => ({ c, code }))));
@@ -82,7 +96,7 @@ export async function start(options: StartOptions): Promise<void> {
   }
 }
 
-function spawnService(info: ServiceInfo, options: StartOptions, db: DatabaseHandle): Child {
+function spawnService(info: ServiceInfo, options: StartOptions, db: DatabaseHandle, adminToken: string): Child {
   const ports = options.ports[info.name] ?? { grpcPort: info.grpcPort, connectPort: info.connectPort };
   const peers = Object.fromEntries(
     SERVICES.map((s) => [`${s.name.toUpperCase()}_URL`, `http://${options.host}:${(options.ports[s.name] ?? s).grpcPort}`]),
@@ -100,6 +114,7 @@ function spawnService(info: ServiceInfo, options: StartOptions, db: DatabaseHand
       DB_POOL_MAX: db.kind === "embedded" ? "4" : (process.env.DB_POOL_MAX ?? "10"),
       // We hold the services' stdin open: if this process dies, even by SIGKILL, they stop.
       STOP_WHEN_STDIN_CLOSES: "true",
+      ...(info.name === "identity" ? { PLATFORM_ADMIN_TOKEN: adminToken } : {}),
     },
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -142,7 +157,7 @@ function formatLogLine(service: string, line: string): string {
   }
 }
 
-function printEndpoints(children: Child[], db: DatabaseHandle, options: StartOptions, elapsedMs: number): void {
+function printEndpoints(children: Child[], db: DatabaseHandle, options: StartOptions, elapsedMs: number, demo: DemoAccount | undefined): void {
   const host = options.host === "0.0.0.0" ? "127.0.0.1" : options.host;
   const rows = children.map((c) => [c.info.name, `${host}:${c.ports.grpcPort}`, `http://${host}:${c.ports.connectPort}`]);
   const widths = [9, 18, 28];
@@ -157,6 +172,13 @@ function printEndpoints(children: Child[], db: DatabaseHandle, options: StartOpt
   say(`  grpcurl:  grpcurl -plaintext ${host}:${content.grpcPort} list`);
   say(`            grpcurl -plaintext -d '{"service":""}' ${host}:${content.grpcPort} grpc.health.v1.Health/Check`);
   say(`  curl:     curl -s -H 'content-type: application/json' -d '{"service":""}' http://${host}:${content.connectPort}/grpc.health.v1.Health/Check`);
+  if (demo) {
+    const identity = children.find((c) => c.info.name === "identity")?.ports ?? SERVICES[0];
+    say("");
+    say(`  demo:     tenant "${demo.tenantSlug}", owner ${demo.email}, password ${demo.password}   (.promptcraft/demo.json)`);
+    say(`  token:    TOKEN=$(npm run -s promptcraft -- login --tenant ${demo.tenantSlug} --email ${demo.email} --password '${demo.password}')`);
+    say(`            grpcurl -plaintext -H "authorization: Bearer $TOKEN" ${host}:${identity.grpcPort} promptcraft.identity.v1.IdentityService/GetTenant`);
+  }
   say("");
   say("Ctrl-C stops everything (data is kept).");
 }

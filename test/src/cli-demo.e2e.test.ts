@@ -1,0 +1,66 @@
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { promisify } from "node:util";
+import { randomBytes } from "node:crypto";
+import { ensureDemoAccount } from "@promptcraft/cli";
+import { createServiceClient } from "@promptcraft/client";
+import { loadConfig, startService, type RunningService, type ServiceModule } from "@promptcraft/platform";
+import { identityService } from "@promptcraft/identity";
+import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
+
+// What `npm start` does for a newcomer: a demo tenant and owner created once, and a
+// `promptcraft login` that prints a token usable at once.
+const DATABASE_URL = process.env.DATABASE_URL;
+if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
+const ADMIN = randomBytes(24).toString("base64url");
+const BIN = createRequire(import.meta.url).resolve("@promptcraft/cli").replace(/index\.js$/, "bin.js");
+
+let identity: RunningService;
+let stateDir: string;
+const identityUrl = () => `http://127.0.0.1:${identity.grpcPort}`;
+
+before(async () => {
+  const module = identityService as unknown as ServiceModule;
+  const config = loadConfig(module.config, { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "2", PLATFORM_ADMIN_TOKEN: ADMIN });
+  identity = await startService(module, config);
+  stateDir = mkdtempSync(path.join(tmpdir(), "promptcraft-demo-"));
+});
+after(async () => {
+  await identity.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+test("the demo account is created once, kept private, and the same on every start", async () => {
+  const slug = `demo-${randomBytes(4).toString("hex")}`;
+  const first = await ensureDemoAccount(identityUrl(), ADMIN, stateDir, { tenantSlug: slug });
+  const again = await ensureDemoAccount(identityUrl(), ADMIN, stateDir);
+  assert.deepEqual(again, first, "second start reuses the stored account");
+  assert.equal(first.tenantSlug, slug);
+  assert.equal(statSync(path.join(stateDir, "demo.json")).mode & 0o777, 0o600);
+
+  const { stdout } = await promisify(execFile)(process.execPath, [BIN, "login", "--tenant", first.tenantSlug, "--email", first.email, "--password", first.password], {
+    env: { PATH: process.env.PATH ?? "", IDENTITY_URL: identityUrl() },
+  });
+  const token = stdout.trim();
+  assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, "login prints the access token alone");
+  const tenant = await createServiceClient(IdentityService, identityUrl(), { token }).getTenant({});
+  assert.equal(tenant.slug, slug);
+});
+
+test("login with a wrong password fails with a clear message and a non-zero exit", async () => {
+  const account = await ensureDemoAccount(identityUrl(), ADMIN, stateDir);
+  const failure = await promisify(execFile)(process.execPath, [BIN, "login", "--tenant", account.tenantSlug, "--email", account.email, "--password", "not-the-password"], {
+    env: { PATH: process.env.PATH ?? "", IDENTITY_URL: identityUrl() },
+  }).then(
+    () => undefined,
+    (err: { code?: number; stderr?: string }) => err,
+  );
+  assert.ok(failure, "login failed");
+  assert.equal(failure.code, 1);
+  assert.match(failure.stderr ?? "", /unauthenticated|invalid|login/i);
+});
