@@ -94,6 +94,28 @@ describe("TokenVerifier", () => {
     await assert.rejects(verifier.verify(await token(k1, claims())), isReason("CREDENTIALS_INVALID"));
   });
 
+  test("a verified token is remembered, but not past its expiry nor past its key's retirement", async () => {
+    let clock = 3_000_000;
+    const k1 = keyPair("k1");
+    const k2 = keyPair("k2");
+    const jwks = source([k1.jwk, k2.jwk]);
+    const verifier = new TokenVerifier({ fetchJwks: jwks.fetch, issuer: ISSUER, now: () => clock });
+    const claims = { iat: clock / 1000, nbf: clock / 1000, exp: clock / 1000 + 300 };
+    const t1 = await token(k1, claims);
+    const t2 = await token(k2, claims);
+    const first = await verifier.verify(t1);
+    assert.equal(await verifier.verify(t1), first, "the second call is the remembered verdict");
+    assert.ok(Object.isFrozen(first), "a shared verdict cannot be changed by a handler");
+    // k1 is retired: its remembered tokens stop working as soon as the key set no longer has it.
+    jwks.set([k2.jwk]);
+    await verifier.refresh();
+    await assert.rejects(verifier.verify(t1), isReason("CREDENTIALS_INVALID"));
+    // A remembered token still expires (exp + clock tolerance).
+    assert.equal((await verifier.verify(t2)).userId, USER);
+    clock += (300 + 31) * 1000;
+    await assert.rejects(verifier.verify(t2), isReason("CREDENTIALS_EXPIRED"));
+  });
+
   test("keys that are not Ed25519 signing keys are ignored, whatever their kid", async () => {
     const k1 = keyPair("k1");
     const { privateKey: rsa } = generateKeyPairSync("rsa", { modulusLength: 2048 });

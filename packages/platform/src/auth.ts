@@ -27,6 +27,11 @@ export const ACCESS_TOKEN_TYPE = "at+jwt";
 export const MAX_ACCESS_TOKEN_TTL_S = 900;
 /** Clock skew tolerated on `exp`, `nbf` and `iat`. */
 export const CLOCK_TOLERANCE_S = 30;
+/**
+ * Verified tokens kept per process. An Ed25519 verification costs more than a whole trivial RPC;
+ * clients reuse a token for minutes, so most calls are a map lookup. ~1 KiB each at most.
+ */
+export const VERIFIED_CACHE_MAX = 10_000;
 /** Longest bearer token looked at: anything larger is refused unparsed. */
 const MAX_TOKEN_LENGTH = 4096;
 
@@ -116,6 +121,32 @@ export class TokenVerifier {
    * cannot be fetched at all.
    */
   async verify(token: string): Promise<AuthContext> {
+    const hit = this.verified.get(token);
+    if (hit) {
+      // The same bytes verified before: the verdict stands while the token has not expired and its
+      // key is still published (a retired key drops its tokens). Keep the key set's refresh going.
+      const now = this.now();
+      if (now - this.fetchedAt > this.cacheTtlMs) void this.keyFor(hit.kid).catch(() => undefined);
+      if (now < hit.expiresAtMs && this.keys.has(hit.kid)) return hit.auth;
+      this.verified.delete(token);
+    }
+    return this.verifyFully(token);
+  }
+
+  /** Verified tokens by their exact text, oldest first (Map order), at most {@link VERIFIED_CACHE_MAX}. */
+  private readonly verified = new Map<string, { auth: AuthContext; kid: string; expiresAtMs: number }>();
+
+  private remember(token: string, kid: string, exp: number, auth: AuthContext): AuthContext {
+    const frozen = Object.freeze(auth);
+    if (this.verified.size >= VERIFIED_CACHE_MAX) {
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(token, { auth: frozen, kid, expiresAtMs: (exp + CLOCK_TOLERANCE_S) * 1000 });
+    return frozen;
+  }
+
+  private async verifyFully(token: string): Promise<AuthContext> {
     if (token.length > MAX_TOKEN_LENGTH || token.split(".").length !== 3) throw invalid();
     let header;
     try {
@@ -154,7 +185,13 @@ export class TokenVerifier {
     if (typeof role !== "string" || !ROLES.has(role as AuthContext["role"])) throw invalid();
     // A token that claims a longer life than identity may issue was not issued by identity.
     if (typeof iat !== "number" || typeof exp !== "number" || exp - iat > MAX_ACCESS_TOKEN_TTL_S) throw invalid();
-    return { tenantId: tid.toLowerCase(), userId: sub.toLowerCase(), role: role as AuthContext["role"], credentialId: sid, kind: "access_token" };
+    return this.remember(token, header.kid, exp, {
+      tenantId: tid.toLowerCase(),
+      userId: sub.toLowerCase(),
+      role: role as AuthContext["role"],
+      credentialId: sid,
+      kind: "access_token",
+    });
   }
 
   private async keyFor(kid: string): Promise<CryptoKey | undefined> {

@@ -1,8 +1,10 @@
 import { benchLogin } from "./login.js";
+import { benchAuth } from "./auth.js";
 import { benchTransport } from "./transport.js";
 
 const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   transport: benchTransport,
+  auth: benchAuth,
   login: benchLogin,
 };
 

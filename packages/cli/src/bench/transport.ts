@@ -3,32 +3,43 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { grpcFrame, h2load, hasH2load, median } from "./h2load.js";
 
-interface Server {
+/** A benchmark server in its own process, and what it printed at start (`PORTS …`, `TOKEN …`). */
+export interface Server {
   ports: number[];
+  lines: Map<string, string>;
   process: ChildProcess;
 }
 
-async function startServerProcess(script: string): Promise<Server> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], {
+/** Starts `script` (next to this file) with `args`; resolves once it printed its ports. */
+export async function startServerProcess(script: string, args: string[] = []): Promise<Server> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "info" },
   });
-  const line = await new Promise<string>((resolve, reject) => {
+  const lines = new Map<string, string>();
+  await new Promise<void>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
-    // The server logs on stdout too; the port line is tagged. Keep draining so it never blocks.
-    createInterface({ input: child.stdout }).on("line", (l) => l.startsWith("PORTS ") && resolve(l));
+    // The server logs on stdout too; our lines are tagged and the port line comes last. Keep
+    // draining so the server never blocks on a full pipe.
+    createInterface({ input: child.stdout }).on("line", (l) => {
+      const tag = /^(PORTS|TOKEN) (.*)$/.exec(l);
+      if (!tag) return;
+      lines.set(tag[1]!, tag[2]!.trim());
+      if (tag[1] === "PORTS") resolve();
+    });
   });
   child.removeAllListeners("exit");
-  return { ports: line.slice("PORTS ".length).trim().split(" ").map(Number), process: child };
+  return { ports: (lines.get("PORTS") ?? "").split(" ").map(Number), lines, process: child };
 }
 
-async function stop(server: Server): Promise<void> {
+/** Stops a benchmark server and waits for it to exit. */
+export async function stop(server: Server): Promise<void> {
   const exited = new Promise((resolve) => server.process.once("exit", resolve));
   server.process.kill("SIGTERM");
   await exited;
 }
 
-const GRPC_HEADERS = { "content-type": "application/grpc", te: "trailers" };
+export const GRPC_HEADERS = { "content-type": "application/grpc", te: "trailers" };
 const EMPTY_HEALTH_REQUEST = grpcFrame(new Uint8Array(0));
 
 /**
