@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { on } from "node:events";
-import { EventEmitter } from "node:events";
+import { EventEmitter, on } from "node:events";
 import {
   Health,
   HealthCheckResponseSchema,

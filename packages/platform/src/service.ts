@@ -123,8 +123,6 @@ export async function startService<C extends BaseServiceConfig, S>(
   }
   return {
     ...server,
-    grpcPort: server.grpcPort,
-    connectPort: server.connectPort,
     deps: deps as unknown as ServiceDeps,
     state: setup.state,
     verifier,

@@ -1,5 +1,5 @@
-import { grpcFrame, h2load, hasH2load, median } from "./h2load.js";
-import { GRPC_HEADERS, startServerProcess, stop, type Server } from "./transport.js";
+import { grpcFrame, hasH2load, median } from "./h2load.js";
+import { GRPC_HEADERS, grpcThroughput, startServerProcess, stop, type Server } from "./transport.js";
 
 /**
  * `npm run bench auth`: the cost of access-token verification. The same trivial RPC
@@ -24,11 +24,7 @@ export async function benchAuth(args: string[]): Promise<number> {
     body: grpcFrame(new Uint8Array(0)),
     headers: { ...GRPC_HEADERS, authorization: `Bearer ${token}` },
   };
-  const run = async (server: Server) => {
-    const r = await h2load({ ...load, url: `http://127.0.0.1:${server.ports[0]}/promptcraft.identity.v1.IdentityService/GetTenant` });
-    if (r.failed > 0) throw new Error(`${r.failed} requests failed`);
-    return r.requestsPerSecond;
-  };
+  const run = (server: Server) => grpcThroughput(server, "/promptcraft.identity.v1.IdentityService/GetTenant", load);
   const results = { auth: [] as number[], open: [] as number[], ratio: [] as number[] };
   try {
     // One call first: the failure of a wrong token would show as failed requests, not as speed.

@@ -40,6 +40,13 @@ export async function stop(server: Server): Promise<void> {
 }
 
 export const GRPC_HEADERS = { "content-type": "application/grpc", te: "trailers" };
+
+/** Requests per second of one h2load run on `path` of `server`'s gRPC port; any failed request fails the benchmark. */
+export async function grpcThroughput(server: Server, path: string, load: Omit<Parameters<typeof h2load>[0], "url">): Promise<number> {
+  const r = await h2load({ ...load, url: `http://127.0.0.1:${server.ports[0]}${path}` });
+  if (r.failed > 0) throw new Error(`${r.failed} requests failed`);
+  return r.requestsPerSecond;
+}
 const EMPTY_HEALTH_REQUEST = grpcFrame(new Uint8Array(0));
 
 /**
@@ -60,11 +67,7 @@ export async function benchTransport(args: string[]): Promise<number> {
   const platform = await startServerProcess("./platform-server.js");
   const bare = await startServerProcess("./bare-grpc-server.js");
   const results = { platform: [] as number[], bare: [] as number[], connect: [] as number[], ratio: [] as number[] };
-  const grpcRun = async (server: Server) => {
-    const r = await h2load({ ...load, url: `http://127.0.0.1:${server.ports[0]}/grpc.health.v1.Health/Check` });
-    if (r.failed > 0) throw new Error(`${r.failed} requests failed`);
-    return r.requestsPerSecond;
-  };
+  const grpcRun = (server: Server) => grpcThroughput(server, "/grpc.health.v1.Health/Check", load);
   try {
     console.log(`transport benchmark: Health/Check, h2load 1 thread, ${load.connections} connections × ${load.streams} streams, ${seconds}s per run, ${rounds} rounds`);
     for (let round = 1; round <= rounds; round++) {
