@@ -3,18 +3,14 @@ import type { DescMethodUnary, DescMessage, MessageInitShape, MessageShape } fro
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
-import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
-import { createServiceClient, ConnectError } from "@promptcraft/client";
-import { createTenant, createUser, grpc, grpcUnary, type UserRole } from "@promptcraft/testing";
+import { createTenant, createUser, type UserRole } from "@promptcraft/testing";
+import { unaryCall, type Outcome, type Protocol } from "./rpc-outcomes.js";
+
+export { failure, ok, PROTOCOLS, type Outcome, type Protocol } from "./rpc-outcomes.js";
 
 /** Shared harness of the identity tenant and user e2e tests: one identity service on free ports. */
 
 export const ADMIN_TOKEN = "test-platform-admin-token-tenants-users-0123";
-export type Protocol = "grpc" | "connect";
-export const PROTOCOLS: Protocol[] = ["grpc", "connect"];
-
-export type Outcome<O> = { ok: true; res: O } | { ok: false; code: string; reason: string | undefined; fields: string[] };
-
 /** An audit event as the tests read it back. */
 export interface EventRow {
   event_type: string;
@@ -72,7 +68,7 @@ export class IdentityHarness {
   }
 
   /** One unary IdentityService call over gRPC (plain grpc-js) or Connect, with a bearer credential. */
-  async call<I extends DescMessage, O extends DescMessage>(
+  call<I extends DescMessage, O extends DescMessage>(
     protocol: Protocol,
     method: DescMethodUnary<I, O>,
     request: MessageInitShape<I>,
@@ -80,24 +76,7 @@ export class IdentityHarness {
     extraHeaders: Record<string, string> = {},
   ): Promise<Outcome<MessageShape<O>>> {
     const headers: Record<string, string> = { ...extraHeaders, ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }) };
-    if (protocol === "grpc") {
-      const result = await grpcUnary(`127.0.0.1:${this.identity.grpcPort}`, method, request, { metadata: headers });
-      if ("response" in result) return { ok: true, res: result.response };
-      return {
-        ok: false,
-        code: grpc.status[result.failure.code] ?? String(result.failure.code),
-        reason: result.failure.errorInfo?.reason,
-        fields: result.failure.badRequest?.fieldViolations.map((v) => v.field) ?? [],
-      };
-    }
-    const client = createServiceClient(IdentityService, `http://127.0.0.1:${this.identity.connectPort}`, { protocol: "connect" });
-    const fn = (client as unknown as Record<string, (r: unknown, o: unknown) => Promise<MessageShape<O>>>)[method.localName]!;
-    try {
-      return { ok: true, res: await fn(request, { headers }) };
-    } catch (e) {
-      const err = ConnectError.from(e);
-      return { ok: false, code: grpc.status[err.code as number] ?? String(err.code), reason: err.findDetails(ErrorInfoSchema)[0]?.reason, fields: [] };
-    }
+    return unaryCall(IdentityService, this.identity, protocol, method, request, headers);
   }
 
   /** The audit events of a tenant (superuser connection: row-level security does not apply). */
@@ -108,16 +87,4 @@ export class IdentityHarness {
     );
     return rows;
   }
-}
-
-/** The outcome's response, or a thrown assertion naming the failure. */
-export function ok<O>(outcome: Outcome<O>): O {
-  if (!outcome.ok) throw new Error(`expected success, got ${outcome.code} ${outcome.reason ?? ""}`);
-  return outcome.res;
-}
-
-/** `code` and `reason` of a failed outcome (for deepEqual). */
-export function failure<O>(outcome: Outcome<O>): { code: string; reason: string | undefined } {
-  if (outcome.ok) return { code: "OK", reason: undefined };
-  return { code: outcome.code, reason: outcome.reason };
 }

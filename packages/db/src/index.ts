@@ -4,3 +4,4 @@ export * from "./migrate.js";
 export * from "./embedded.js";
 export { coreMigrations } from "./migrations/index.js";
 export * from "./events.js";
+export * from "./content-hash.js";

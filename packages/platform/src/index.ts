@@ -14,3 +14,4 @@ export { toStatus } from "./grpc-transport.js";
 export type { HttpRoute } from "./connect-transport.js";
 export * from "./service.js";
 export * from "./authz.js";
+export * from "./paging.js";

@@ -1,5 +1,9 @@
-import { createHash, randomUUID } from "node:crypto";
-import { withTenant, type Knex } from "@promptcraft/db";
+import { randomUUID } from "node:crypto";
+import { contentHash, withTenant, type Knex, type VersionFields } from "@promptcraft/db";
+
+// The canonical form and hash of a version live with the database code both the content service and
+// these fixtures import; re-exported so tests keep importing them from here.
+export { canonicalJson, contentHash, type VersionFields } from "@promptcraft/db";
 
 /**
  * Small fixtures for tests and seed scripts. Each writes the way the owning service does — inside
@@ -13,43 +17,9 @@ export type UserRole = "owner" | "admin" | "editor" | "viewer";
 /** An asset's type. */
 export type EntityType = "context" | "template" | "workflow" | "library";
 
-/** The fields of one version of an asset (entity_version), as the content service writes them. */
-export interface VersionFields {
-  title: string;
-  description: string;
-  status: "draft" | "published" | "deprecated" | "archived";
-  visibility: "private" | "tenant";
-  content: Record<string, unknown>;
-  tags: string[];
-  metadata: Record<string, unknown>;
-}
-
 /** A unique, valid tenant slug (`[a-z0-9-]`, 3-63 characters). */
 export function uniqueSlug(prefix = "t"): string {
   return `${prefix}-${randomUUID().replace(/-/g, "").slice(0, 20)}`.toLowerCase();
-}
-
-/** JSON with object keys sorted recursively, so that equal values give equal text. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v)).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/**
- * `entity_version.content_hash`: lowercase hex SHA-256 of the canonical JSON of the version fields.
- * Equal hash = unchanged version = an update that must not create a new version.
- */
-export function contentHash(fields: VersionFields): string {
-  const { title, description, status, visibility, content, tags, metadata } = fields;
-  return createHash("sha256")
-    .update(canonicalJson({ title, description, status, visibility, content, tags, metadata }))
-    .digest("hex");
 }
 
 /** Creates an active tenant (as promptcraft_identity) and returns its id. */

@@ -1,0 +1,47 @@
+import { createHash } from "node:crypto";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
+import { InvalidArgumentError } from "./errors.js";
+
+/**
+ * Opaque page tokens (AIP-158) for keyset paging: base64url JSON of the last row's sort key, a
+ * digest of the request's other parameters (a token used with different parameters, or taken from
+ * another query, is refused) and an expiry (24 hours). Not secret and not signed: a forged token
+ * only moves the cursor within what the caller may list anyway.
+ */
+const PAGE_TOKEN_TTL_MS = 24 * 3600 * 1000;
+
+/** Page size of a request: 0 means `defaultSize`; at most 1000. */
+export function pageSizeOf(requested: number, defaultSize = 50): number {
+  return requested <= 0 ? defaultSize : Math.min(requested, 1000);
+}
+
+function paramsDigest(params: unknown): string {
+  return createHash("sha256").update(JSON.stringify(params)).digest("base64url").slice(0, 22);
+}
+
+/** The token of the page after the row whose sort key is `cursor`, bound to `params`. */
+export function encodePageCursor(cursor: Record<string, string>, params: unknown, now = Date.now()): string {
+  return Buffer.from(JSON.stringify({ k: cursor, p: paramsDigest(params), e: now + PAGE_TOKEN_TTL_MS })).toString("base64url");
+}
+
+/**
+ * The cursor of a page token, or undefined for the first page (empty token); INVALID_ARGUMENT
+ * (PAGE_TOKEN_INVALID, field `page_token`) if it is not ours, expired, bound to other parameters,
+ * or lacks one of `keys`.
+ */
+export function decodePageCursor<K extends string>(token: string, params: unknown, keys: readonly K[], now = Date.now()): Record<K, string> | undefined {
+  if (token === "") return undefined;
+  const invalid = () =>
+    new InvalidArgumentError({ field: "page_token", description: "invalid or expired page token, or other parameters changed" }, { reason: ErrorReason.PAGE_TOKEN_INVALID });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw invalid();
+  }
+  const t = parsed as { k?: unknown; p?: unknown; e?: unknown } | null;
+  if (!t || typeof t !== "object" || typeof t.k !== "object" || t.k === null || typeof t.e !== "number" || t.p !== paramsDigest(params) || t.e < now) throw invalid();
+  const cursor = t.k as Record<string, unknown>;
+  if (!keys.every((k) => typeof cursor[k] === "string")) throw invalid();
+  return cursor as Record<K, string>;
+}

@@ -1,0 +1,97 @@
+import { NotFoundError, PermissionDeniedError, roleAtLeast, type AuthContext } from "@promptcraft/platform";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
+
+/**
+ * The content access model (brief §6; docs in the service README). A caller's effective
+ * permission on one entity is the highest of:
+ * - tenant role owner or admin → admin on every entity of the tenant;
+ * - owning the entity → admin;
+ * - the current version's visibility `tenant` → view for every member, edit for editors and up;
+ * - a live share to the caller or to the whole tenant → its permission;
+ * capped at view for the viewer role (viewers never write).
+ *
+ * The rule is evaluated in SQL (store/access.ts) for single entities and lists alike, so a list
+ * shows exactly what a get would allow; this module holds the caller-dependent constants the SQL
+ * is built from and what the outcome means (no view → NOT_FOUND; too little → PERMISSION_DENIED).
+ */
+
+/** Levels of access, each including the ones below. */
+export type PermissionLevel = "none" | "view" | "edit" | "admin";
+
+/** The levels by rank (the rank is what the SQL computes). */
+export const PERMISSION_LEVELS: readonly PermissionLevel[] = ["none", "view", "edit", "admin"];
+
+/** A level's rank: none 0, view 1, edit 2, admin 3. */
+export function permissionRank(level: PermissionLevel): number {
+  return PERMISSION_LEVELS.indexOf(level);
+}
+
+/** The level of a rank computed in SQL. */
+export function permissionOfRank(rank: number): PermissionLevel {
+  return PERMISSION_LEVELS[Math.max(0, Math.min(3, rank))]!;
+}
+
+/** The caller as the access rules see it (API keys may act without a user). */
+export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role">;
+
+/** What a caller gets from their role alone, whatever the entity. */
+export interface RoleGrants {
+  /** Rank granted on every entity of the tenant (admin for owners and admins). */
+  everyEntity: number;
+  /** Rank granted on entities whose current version has visibility `tenant`. */
+  tenantVisible: number;
+  /** Highest rank the role allows at all (viewers: view). */
+  cap: number;
+}
+
+/** The role-dependent parts of the rule, as ranks. */
+export function roleGrants(caller: Caller): RoleGrants {
+  return {
+    everyEntity: roleAtLeast(caller.role, "admin") ? permissionRank("admin") : permissionRank("none"),
+    tenantVisible: roleAtLeast(caller.role, "editor") ? permissionRank("edit") : permissionRank("view"),
+    cap: roleAtLeast(caller.role, "editor") ? permissionRank("admin") : permissionRank("view"),
+  };
+}
+
+/** NOT_FOUND for an entity that does not exist or that the caller may not see: the same error. */
+export function entityNotFound(): NotFoundError {
+  return new NotFoundError("entity not found", { metadata: { resource_type: "entity" } });
+}
+
+/**
+ * Passes when `permission` reaches `needed`. Without view the entity does not exist for the
+ * caller (NOT_FOUND); with view but less than needed, PERMISSION_DENIED naming what is missing.
+ */
+export function requirePermission(permission: PermissionLevel, needed: Exclude<PermissionLevel, "none">, what: string): void {
+  if (permission === "none") throw entityNotFound();
+  if (permissionRank(permission) < permissionRank(needed)) {
+    throw new PermissionDeniedError(`${what} needs ${needed} permission on the entity`, {
+      reason: ErrorReason.PERMISSION_INSUFFICIENT,
+      metadata: { required_permission: needed, permission },
+    });
+  }
+}
+
+/** PERMISSION_DENIED unless the caller's tenant role is at least `minimum` (create: editor; purge: admin). */
+export function requireTenantRole(caller: Caller, minimum: "editor" | "admin", what: string): void {
+  if (!roleAtLeast(caller.role, minimum)) {
+    throw new PermissionDeniedError(`${what} needs the ${minimum} role or higher`, {
+      reason: ErrorReason.PERMISSION_INSUFFICIENT,
+      metadata: { required_role: minimum },
+    });
+  }
+}
+
+/**
+ * The caller's user id. Entities record an owner and every version an author (both users of the
+ * tenant), so a credential that acts for no user (an API key) cannot write them: PERMISSION_DENIED.
+ */
+export function requireUser(caller: Caller, what: string): string {
+  if (caller.userId === undefined) {
+    throw new PermissionDeniedError(`${what} needs a user's credential (an owner or author is recorded); this credential acts for no user`, {
+      reason: ErrorReason.PERMISSION_INSUFFICIENT,
+      metadata: { required: "user" },
+    });
+  }
+  return caller.userId;
+}

@@ -1,0 +1,363 @@
+import { appendEvents, canonicalJson, contentHash, withTenant, type AuditEvent, type Knex, type VersionFields } from "@promptcraft/db";
+import {
+  AbortedError,
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  decodePageCursor,
+  encodePageCursor,
+  pageSizeOf,
+} from "@promptcraft/platform";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
+import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
+import * as store from "../store/entities.js";
+import { findCurrentVersion, insertNextVersion } from "../store/versions.js";
+import { entityNotFound, permissionOfRank, requirePermission, requireTenantRole, requireUser, type Caller, type PermissionLevel } from "./access.js";
+
+/**
+ * Entities (assets) and their lifecycle: create (idempotent), read as of a version / label / time,
+ * list, update (a new version; unchanged content writes nothing), soft delete, undelete, purge.
+ * Every change takes the entity's row lock first, checks the etag under it, and appends its audit
+ * event in the same transaction.
+ */
+
+export type EntityRow = store.EntityVersionRow;
+
+/** Who acts, for the audit log. */
+export interface Actor {
+  actorType: "user" | "api_key" | "service" | "system";
+  actorId: string | null;
+  requestId: string;
+}
+
+/** Service settings the rules need (config.ts). */
+export interface EntitySettings {
+  /** How long a soft-deleted entity stays restorable before it may be purged. */
+  softDeleteRetentionMs: number;
+}
+
+/** An entity as the caller reads it: the row and their effective permission. */
+export interface EntityView {
+  row: EntityRow;
+  permission: PermissionLevel;
+}
+
+/** Content and metadata together may not exceed this, serialized (the contract's 1 MiB). */
+export const MAX_CONTENT_BYTES = 1024 * 1024;
+
+export function scopeOf(caller: Caller) {
+  return { service: "content" as const, tenantId: caller.tenantId, userId: caller.userId ?? null };
+}
+
+function viewOf(row: EntityRow): EntityView {
+  return { row, permission: permissionOfRank(row.permission) };
+}
+
+/** The audit event of a change of `entity` (aggregate version = its etag after the change). */
+export function entityEvent(tenantId: string, entityId: string, rowVersion: string, eventType: string, payload: Record<string, unknown>, actor: Actor): AuditEvent {
+  return { tenantId, aggregateType: "entity", aggregateId: entityId, aggregateVersion: BigInt(rowVersion), eventType, payload, ...actor };
+}
+
+/** INVALID_ARGUMENT (CONTENT_TOO_LARGE) when content and metadata exceed 1 MiB serialized. */
+export function checkContentSize(fields: Pick<VersionFields, "content" | "metadata">, field: string): void {
+  const bytes = Buffer.byteLength(canonicalJson(fields.content)) + Buffer.byteLength(canonicalJson(fields.metadata));
+  if (bytes > MAX_CONTENT_BYTES) {
+    throw new InvalidArgumentError(
+      { field, description: `content and metadata together are ${bytes} bytes serialized; at most ${MAX_CONTENT_BYTES} are allowed` },
+      { reason: ErrorReason.CONTENT_TOO_LARGE, metadata: { limit_bytes: String(MAX_CONTENT_BYTES), bytes: String(bytes) } },
+    );
+  }
+}
+
+/** ABORTED (ETAG_MISMATCH) unless `etag` is empty or the entity's current one. */
+export function checkEtag(etag: string, entity: Pick<EntityAccessRow, "row_version">): void {
+  if (etag !== "" && etag !== entity.row_version) {
+    throw new AbortedError("the etag does not match the entity's current state", {
+      reason: ErrorReason.ETAG_MISMATCH,
+      metadata: { current_etag: entity.row_version },
+    });
+  }
+}
+
+/** FAILED_PRECONDITION (RESOURCE_DELETED) for a soft-deleted entity: undelete it first. */
+export function requireLive(entity: Pick<EntityAccessRow, "deleted_at" | "purge_time">): void {
+  if (entity.deleted_at) {
+    throw new FailedPreconditionError("the entity is deleted; undelete it first", {
+      reason: ErrorReason.RESOURCE_DELETED,
+      metadata: { delete_time: entity.deleted_at.toISOString(), purge_time: entity.purge_time?.toISOString() ?? "" },
+    });
+  }
+}
+
+/**
+ * Locks the entity, checks that the caller has `needed` on it (NOT_FOUND without view) and the
+ * etag, then runs `change` in the same transaction.
+ */
+export async function changeEntity<T>(
+  db: Knex,
+  caller: Caller,
+  entityId: string,
+  needed: Exclude<PermissionLevel, "none">,
+  what: string,
+  change: (trx: Knex.Transaction, entity: EntityAccessRow) => Promise<T>,
+): Promise<T> {
+  return withTenant(db, scopeOf(caller), async (trx) => {
+    const entity = await findEntityAccess(trx, caller, entityId, true);
+    requirePermission(entity ? permissionOfRank(entity.permission) : "none", needed, what);
+    return change(trx, entity!);
+  });
+}
+
+/** Reads the entity as of its current version inside `trx` (after a change). */
+async function readCurrent(trx: Knex.Transaction, caller: Caller, entityId: string): Promise<EntityView> {
+  const row = await store.findEntityVersion(trx, caller, entityId, { kind: "current" }, true);
+  return viewOf(row as EntityRow);
+}
+
+export interface NewEntity {
+  type: store.EntityType;
+  fields: VersionFields;
+  commitMessage: string;
+  requestId: string;
+}
+
+/**
+ * Creates an entity with version 1 owned by the caller. Needs the editor role and a user (an
+ * entity has an owner). Idempotent with a request id: a retry returns the entity the first call
+ * created (its current state); the same request id with another type or other fields is
+ * ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities` quota counts live entities.
+ */
+export async function createEntity(db: Knex, caller: Caller, input: NewEntity, actor: Actor): Promise<EntityView> {
+  requireTenantRole(caller, "editor", "creating an entity");
+  const ownerId = requireUser(caller, "creating an entity");
+  checkContentSize(input.fields, "entity.content");
+  const hash = contentHash(input.fields);
+  return withTenant(db, scopeOf(caller), async (trx) => {
+    const retried = async (id: string): Promise<EntityView> => {
+      const first = await store.findEntityVersion(trx, caller, id, { kind: "version", version: 1 }, false);
+      if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerId) {
+        throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
+      }
+      return readCurrent(trx, caller, id);
+    };
+    const requestId = input.requestId || null;
+    const limit = await store.lockEntityQuota(trx, caller.tenantId);
+    if (requestId) {
+      const existing = await store.findEntityIdByRequestId(trx, caller.tenantId, requestId);
+      if (existing) return retried(existing);
+    }
+    if (limit !== undefined && (await store.countLiveEntities(trx, caller.tenantId)) >= limit) {
+      throw new ResourceExhaustedError(`the tenant has reached its limit of ${limit} entities`, {
+        reason: ErrorReason.QUOTA_EXCEEDED,
+        metadata: { metric: "max_entities", limit: String(limit) },
+      });
+    }
+    const id = await store.insertEntity(trx, {
+      tenantId: caller.tenantId,
+      type: input.type,
+      ownerId,
+      requestId,
+      fields: input.fields,
+      hash,
+      commitMessage: input.commitMessage || "Create",
+    });
+    // The quota lock serialises creations of the tenant, so a retry racing its first call waits and
+    // then finds it above; `undefined` cannot happen while the lock is held.
+    const created = await readCurrent(trx, caller, id!);
+    await appendEvents(trx, [
+      entityEvent(caller.tenantId, id!, created.row.row_version, "entity.created", { type: input.type, version: 1, title: input.fields.title, content_hash: hash }, actor),
+    ]);
+    return created;
+  });
+}
+
+/**
+ * An entity (deleted ones included) as of the selected version, for a caller with view. NOT_FOUND
+ * names what is missing in its metadata: the entity, the version, the label, or any version at
+ * that time.
+ */
+export async function getEntity(db: Knex, caller: Caller, entityId: string, selector: store.VersionSelector, full: boolean): Promise<EntityView> {
+  return withTenant(db, scopeOf(caller), async (trx) => {
+    const row = await store.findEntityVersion(trx, caller, entityId, selector, full);
+    if (!row || row.permission < 1) throw entityNotFound();
+    if (row.version === null) throw selectorNotFound(selector);
+    return viewOf(row as EntityRow);
+  });
+}
+
+function selectorNotFound(selector: store.VersionSelector): NotFoundError {
+  switch (selector.kind) {
+    case "version":
+      return new NotFoundError(`the entity has no version ${selector.version}`, { metadata: { resource_type: "entity_version", version: String(selector.version) } });
+    case "label":
+      return new NotFoundError(
+        selector.time ? `label ${selector.label} did not point to any version at ${selector.time.toISOString()}` : `the entity has no label ${selector.label}`,
+        { metadata: { resource_type: "label", label: selector.label, ...(selector.time ? { as_of_time: selector.time.toISOString() } : {}) } },
+      );
+    case "as_of":
+      return new NotFoundError(`the entity did not exist at ${selector.time.toISOString()}`, {
+        metadata: { resource_type: "entity_version", as_of_time: selector.time.toISOString() },
+      });
+    case "current":
+      return entityNotFound();
+  }
+}
+
+/** The current versions of the entities the caller may see, in request order; the rest are missing. */
+export async function batchGetEntities(
+  db: Knex,
+  caller: Caller,
+  ids: string[],
+  options: { full: boolean; showDeleted: boolean },
+): Promise<{ found: EntityView[]; missing: string[] }> {
+  return withTenant(db, scopeOf(caller), async (trx) => {
+    const rows = await store.findVisibleEntities(trx, caller, ids, options);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const found: EntityView[] = [];
+    const missing: string[] = [];
+    for (const id of ids) {
+      const row = byId.get(id.toLowerCase());
+      if (row) found.push(viewOf(row));
+      else missing.push(id);
+    }
+    return { found, missing };
+  });
+}
+
+export interface EntityQuery {
+  pageSize: number;
+  pageToken: string;
+  filter: store.EntityFilter;
+  order: store.EntityOrder;
+  full: boolean;
+}
+
+/** A page of the current versions the caller may see. The token is bound to the caller and every filter. */
+export async function listEntities(db: Knex, caller: Caller, q: EntityQuery): Promise<{ entities: EntityView[]; nextPageToken: string }> {
+  const f = q.filter;
+  const params = {
+    t: caller.tenantId,
+    u: caller.userId ?? null,
+    r: caller.role,
+    ty: [...f.types].sort(),
+    ta: [...new Set(f.tagsAny)].sort(),
+    tl: [...new Set(f.tagsAll)].sort(),
+    s: [...f.statuses].sort(),
+    o: f.ownerId.toLowerCase(),
+    v: f.visibility ?? "",
+    fav: f.favoritesOnly,
+    tp: f.titlePrefix.toLowerCase(),
+    d: f.showDeleted,
+    ob: q.order,
+    full: q.full,
+  };
+  const cursor = decodePageCursor(q.pageToken, params, ["key", "id"] as const);
+  const limit = pageSizeOf(q.pageSize);
+  return withTenant(db, scopeOf(caller), async (trx) => {
+    const rows = await store.listEntities(trx, caller, f, q.order, { after: cursor, limit: limit + 1, full: q.full });
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const nextPageToken = rows.length > limit && last ? encodePageCursor({ key: last.sort_key, id: last.id }, params) : "";
+    return { entities: page.map(viewOf), nextPageToken };
+  });
+}
+
+/** The changed fields of an update, as store values; only the fields in the mask. */
+export type FieldChanges = Partial<VersionFields>;
+
+/**
+ * Writes a new version with `changes` applied to the current one, unless nothing changes (same
+ * content hash): then nothing is written, no event appended, and the current entity returned.
+ * Needs edit; a deleted entity is FAILED_PRECONDITION; a stale etag ABORTED.
+ */
+export async function updateEntity(
+  db: Knex,
+  caller: Caller,
+  entityId: string,
+  etag: string,
+  apply: (current: VersionFields) => VersionFields,
+  commitMessage: string,
+  actor: Actor,
+): Promise<EntityView> {
+  const authorId = requireUser(caller, "changing an entity");
+  return changeEntity(db, caller, entityId, "edit", "changing the entity", async (trx, entity) => {
+    requireLive(entity);
+    checkEtag(etag, entity);
+    const current = await findCurrentVersion(trx, caller.tenantId, entityId);
+    const next = apply(current);
+    checkContentSize(next, "entity.content");
+    const hash = contentHash(next);
+    if (hash !== current.content_hash) {
+      const written = await insertNextVersion(trx, { tenantId: caller.tenantId, entityId, fields: next, hash, commitMessage: commitMessage || "Update", authorId, rolledBackFrom: null });
+      await appendEvents(trx, [
+        entityEvent(caller.tenantId, entityId, written.row_version, "entity.updated", {
+          version: written.version,
+          previous_version: current.version,
+          changed_fields: changedFields(current, next),
+          commit_message: commitMessage || "Update",
+          content_hash: hash,
+        }, actor),
+      ]);
+    }
+    return readCurrent(trx, caller, entityId);
+  });
+}
+
+const VERSIONED_FIELDS = ["title", "description", "status", "visibility", "content", "tags", "metadata"] as const;
+
+/** Names of the versioned fields whose values differ. */
+export function changedFields(a: VersionFields, b: VersionFields): string[] {
+  return VERSIONED_FIELDS.filter((f) => canonicalJson(a[f]) !== canonicalJson(b[f]));
+}
+
+/** Soft-deletes an entity (admin on it): delete_time now, purge_time now + retention. */
+export async function deleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, settings: EntitySettings, actor: Actor): Promise<EntityView> {
+  return changeEntity(db, caller, entityId, "admin", "deleting the entity", async (trx, entity) => {
+    requireLive(entity);
+    checkEtag(etag, entity);
+    await store.setDeleted(trx, caller.tenantId, entityId, { deletedBy: caller.userId ?? null, purgeAfterMs: settings.softDeleteRetentionMs });
+    const deleted = await readCurrent(trx, caller, entityId);
+    await appendEvents(trx, [
+      entityEvent(caller.tenantId, entityId, deleted.row.row_version, "entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
+    ]);
+    return deleted;
+  });
+}
+
+/** Restores a soft-deleted entity (admin on it). */
+export async function undeleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, actor: Actor): Promise<EntityView> {
+  return changeEntity(db, caller, entityId, "admin", "restoring the entity", async (trx, entity) => {
+    if (!entity.deleted_at) throw new FailedPreconditionError("the entity is not deleted", { reason: ErrorReason.RESOURCE_NOT_DELETED });
+    checkEtag(etag, entity);
+    await store.setDeleted(trx, caller.tenantId, entityId, null);
+    const restored = await readCurrent(trx, caller, entityId);
+    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "entity.undeleted", {}, actor)]);
+    return restored;
+  });
+}
+
+/**
+ * Deletes a soft-deleted entity for good with its versions, labels, shares and favorites. Tenant
+ * owners and admins only; after purge_time, or earlier with `force`. The event log keeps the record.
+ */
+export async function purgeEntity(db: Knex, caller: Caller, entityId: string, force: boolean, etag: string, actor: Actor): Promise<void> {
+  await changeEntity(db, caller, entityId, "view", "purging the entity", async (trx, entity) => {
+    requireTenantRole(caller, "admin", "purging an entity");
+    if (!entity.deleted_at) {
+      throw new FailedPreconditionError("only a deleted entity can be purged; delete it first", { reason: ErrorReason.RESOURCE_NOT_DELETED });
+    }
+    checkEtag(etag, entity);
+    if (!force && entity.purge_time && entity.purge_time.getTime() > Date.now()) {
+      throw new FailedPreconditionError(`the entity may be purged from ${entity.purge_time.toISOString()}, or earlier with force`, {
+        reason: ErrorReason.PURGE_NOT_ALLOWED_YET,
+        metadata: { purge_time: entity.purge_time.toISOString() },
+      });
+    }
+    await store.purgeEntity(trx, caller.tenantId, entityId);
+    await appendEvents(trx, [
+      entityEvent(caller.tenantId, entityId, entity.row_version, "entity.purged", { type: entity.entity_type, versions: entity.current_version, forced: force }, actor),
+    ]);
+  });
+}

@@ -1,0 +1,230 @@
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { VersionFields } from "@promptcraft/db";
+import { actorOf, callerOf, InvalidArgumentError, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
+import {
+  EntityStatus,
+  EntityType,
+  EntityView as ProtoEntityView,
+  Permission,
+  Visibility,
+  type Entity,
+  type EntitySchema,
+} from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
+import type { ContentConfig } from "../config.js";
+import type { PermissionLevel } from "../domain/access.js";
+import * as entities from "../domain/entities.js";
+import { applyUpdateMask, checkVersionFields } from "../domain/fields.js";
+import type { EntityOrder, VersionSelector } from "../store/entities.js";
+
+type StoreType = entities.EntityRow["entity_type"];
+type StoreStatus = VersionFields["status"];
+type StoreVisibility = VersionFields["visibility"];
+
+const TYPE_TO_PROTO: Record<StoreType, EntityType> = {
+  context: EntityType.CONTEXT,
+  template: EntityType.TEMPLATE,
+  workflow: EntityType.WORKFLOW,
+  library: EntityType.LIBRARY,
+};
+const TYPE_FROM_PROTO: Partial<Record<EntityType, StoreType>> = {
+  [EntityType.CONTEXT]: "context",
+  [EntityType.TEMPLATE]: "template",
+  [EntityType.WORKFLOW]: "workflow",
+  [EntityType.LIBRARY]: "library",
+};
+// `deprecated` is a schema status the contract does not name; nothing the API writes uses it.
+const STATUS_TO_PROTO: Record<StoreStatus, EntityStatus> = {
+  draft: EntityStatus.DRAFT,
+  published: EntityStatus.PUBLISHED,
+  deprecated: EntityStatus.ARCHIVED,
+  archived: EntityStatus.ARCHIVED,
+};
+const STATUS_FROM_PROTO: Partial<Record<EntityStatus, StoreStatus>> = {
+  [EntityStatus.DRAFT]: "draft",
+  [EntityStatus.PUBLISHED]: "published",
+  [EntityStatus.ARCHIVED]: "archived",
+};
+const VISIBILITY_TO_PROTO: Record<StoreVisibility, Visibility> = { private: Visibility.PRIVATE, tenant: Visibility.TENANT };
+const VISIBILITY_FROM_PROTO: Partial<Record<Visibility, StoreVisibility>> = { [Visibility.PRIVATE]: "private", [Visibility.TENANT]: "tenant" };
+const PERMISSION_TO_PROTO: Record<PermissionLevel, Permission> = {
+  none: Permission.UNSPECIFIED,
+  view: Permission.VIEW,
+  edit: Permission.EDIT,
+  admin: Permission.ADMIN,
+};
+
+/** An entity type of the contract (validated as defined and not unspecified by the proto rules). */
+export function entityTypeOf(type: EntityType): StoreType {
+  return TYPE_FROM_PROTO[type] ?? "context";
+}
+export function entityStatusOf(status: EntityStatus): StoreStatus {
+  return STATUS_FROM_PROTO[status] ?? "draft";
+}
+export function visibilityOf(visibility: Visibility): StoreVisibility | undefined {
+  return VISIBILITY_FROM_PROTO[visibility];
+}
+
+/** An entity as of one version as the contract's Entity. `labels` gets `latest` when the version shown is the current one at the time read for. */
+export function entityToProto({ row, permission }: entities.EntityView, readTime?: Date): MessageInitShape<typeof EntitySchema> {
+  const currentThen = readTime ? row.valid_from <= readTime && (row.valid_to === null || row.valid_to > readTime) : row.valid_to === null;
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    type: TYPE_TO_PROTO[row.entity_type],
+    ownerId: row.owner_id,
+    title: row.title,
+    description: row.description,
+    status: STATUS_TO_PROTO[row.status],
+    visibility: VISIBILITY_TO_PROTO[row.visibility],
+    content: (row.content ?? undefined) as JsonObject | undefined,
+    tags: row.tags,
+    metadata: (row.metadata ?? undefined) as JsonObject | undefined,
+    version: row.version,
+    currentVersion: row.current_version,
+    commitMessage: row.commit_message,
+    authorId: row.author_id,
+    contentHash: row.content_hash,
+    restoredFromVersion: row.rolled_back_from ?? undefined,
+    labels: currentThen ? ["latest", ...row.labels] : row.labels,
+    createTime: timestampFromDate(row.created_at),
+    updateTime: timestampFromDate(row.updated_at),
+    revisionCreateTime: timestampFromDate(row.valid_from),
+    revisionEndTime: row.valid_to ? timestampFromDate(row.valid_to) : undefined,
+    deleteTime: row.deleted_at ? timestampFromDate(row.deleted_at) : undefined,
+    purgeTime: row.purge_time ? timestampFromDate(row.purge_time) : undefined,
+    etag: row.row_version,
+    favorite: row.favorite,
+    callerPermission: PERMISSION_TO_PROTO[permission],
+  };
+}
+
+/** Whether a view asks for content and metadata; `fallback` is the method's default. */
+export function isFullView(view: ProtoEntityView, fallback: "basic" | "full"): boolean {
+  return view === ProtoEntityView.UNSPECIFIED ? fallback === "full" : view === ProtoEntityView.FULL;
+}
+
+/** The versioned fields a request's Entity carries (defaults for what it leaves unset). */
+function requestedFields(e: Entity): VersionFields {
+  return {
+    title: e.title,
+    description: e.description,
+    status: entityStatusOf(e.status),
+    visibility: visibilityOf(e.visibility) ?? "private",
+    content: e.content ?? {},
+    tags: e.tags,
+    metadata: e.metadata ?? {},
+  };
+}
+
+function selectorOf(request: { version?: number; label?: string; asOfTime?: Parameters<typeof timestampDate>[0] }): VersionSelector {
+  const time = request.asOfTime ? timestampDate(request.asOfTime) : undefined;
+  if (request.version !== undefined) return { kind: "version", version: request.version };
+  if (request.label !== undefined && request.label !== "latest") return { kind: "label", label: request.label, time };
+  if (time) return { kind: "as_of", time };
+  return { kind: "current" };
+}
+
+const ORDERS: Record<string, EntityOrder> = {
+  "": { key: "update_time", desc: true },
+  update_time: { key: "update_time", desc: false },
+  "update_time asc": { key: "update_time", desc: false },
+  "update_time desc": { key: "update_time", desc: true },
+  create_time: { key: "create_time", desc: false },
+  "create_time asc": { key: "create_time", desc: false },
+  "create_time desc": { key: "create_time", desc: true },
+  title: { key: "title", desc: false },
+  "title asc": { key: "title", desc: false },
+  "title desc": { key: "title", desc: true },
+};
+
+/**
+ * ContentService entities: CreateEntity, GetEntity, BatchGetEntities, ListEntities, UpdateEntity,
+ * DeleteEntity, UndeleteEntity, PurgeEntity. Access rules in domain/access.ts.
+ */
+export function entityHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandlers<typeof ContentService> {
+  const db = deps.db;
+  const settings: entities.EntitySettings = { softDeleteRetentionMs: deps.config.SOFT_DELETE_RETENTION_DAYS * 86_400_000 };
+  return {
+    createEntity: async (request, ctx) => {
+      const e = request.entity!;
+      const fields = requestedFields(e);
+      checkVersionFields(fields, "entity", { commit_message: request.commitMessage });
+      const created = await entities.createEntity(
+        db,
+        callerOf(ctx),
+        { type: entityTypeOf(e.type), fields, commitMessage: request.commitMessage, requestId: request.requestId },
+        actorOf(ctx),
+      );
+      return entityToProto(created);
+    },
+    getEntity: async (request, ctx) => {
+      const selector = selectorOf(request);
+      const found = await entities.getEntity(db, callerOf(ctx), request.entityId, selector, isFullView(request.view, "full"));
+      return entityToProto(found, selector.kind === "as_of" || selector.kind === "label" ? selector.time : undefined);
+    },
+    batchGetEntities: async (request, ctx) => {
+      const { found, missing } = await entities.batchGetEntities(db, callerOf(ctx), request.entityIds, {
+        full: isFullView(request.view, "basic"),
+        showDeleted: request.showDeleted,
+      });
+      return { entities: found.map((v) => entityToProto(v)), missingEntityIds: missing };
+    },
+    listEntities: async (request, ctx) => {
+      const page = await entities.listEntities(db, callerOf(ctx), {
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+        filter: {
+          types: request.types.map(entityTypeOf),
+          tagsAny: request.tagsAny,
+          tagsAll: request.tagsAll,
+          statuses: request.statuses.map(entityStatusOf),
+          ownerId: request.ownerId,
+          visibility: visibilityOf(request.visibility),
+          favoritesOnly: request.favoritesOnly,
+          titlePrefix: request.titlePrefix,
+          showDeleted: request.showDeleted,
+        },
+        order: ORDERS[request.orderBy]!,
+        full: isFullView(request.view, "basic"),
+      });
+      return { entities: page.entities.map((v) => entityToProto(v)), nextPageToken: page.nextPageToken };
+    },
+    updateEntity: async (request, ctx) => {
+      const e = request.entity!;
+      const paths = request.updateMask?.paths ?? [];
+      if (paths.length === 0) throw new InvalidArgumentError({ field: "update_mask", description: "name at least one field to update" });
+      const named = new Set(paths);
+      const wildcard = named.has("*");
+      if ((wildcard || named.has("status")) && e.status === EntityStatus.UNSPECIFIED) {
+        throw new InvalidArgumentError({ field: "entity.status", description: "status is required when the update mask names it" });
+      }
+      if ((wildcard || named.has("visibility")) && e.visibility === Visibility.UNSPECIFIED) {
+        throw new InvalidArgumentError({ field: "entity.visibility", description: "visibility is required when the update mask names it" });
+      }
+      const requested = requestedFields(e);
+      const updated = await entities.updateEntity(
+        db,
+        callerOf(ctx),
+        e.id,
+        e.etag,
+        (current) => {
+          const next = applyUpdateMask(current, requested, paths);
+          checkVersionFields(next, "entity", { commit_message: request.commitMessage });
+          return next;
+        },
+        request.commitMessage,
+        actorOf(ctx),
+      );
+      return entityToProto(updated);
+    },
+    deleteEntity: async (request, ctx) =>
+      entityToProto(await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx))),
+    undeleteEntity: async (request, ctx) => entityToProto(await entities.undeleteEntity(db, callerOf(ctx), request.entityId, request.etag, actorOf(ctx))),
+    purgeEntity: async (request, ctx) => {
+      await entities.purgeEntity(db, callerOf(ctx), request.entityId, request.force, request.etag, actorOf(ctx));
+      return {};
+    },
+  };
+}

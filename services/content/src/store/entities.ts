@@ -1,0 +1,339 @@
+import type { Knex, VersionFields } from "@promptcraft/db";
+import type { Caller } from "../domain/access.js";
+import { permissionRankSql } from "./access.js";
+
+/**
+ * SQL of `entity` and of reading entities as of one of their versions, always inside `withTenant`
+ * for the caller's tenant (row-level security hides every other tenant's rows). Writing versions
+ * is in store/versions.ts.
+ */
+
+export type EntityType = "context" | "template" | "workflow" | "library";
+export type EntityStatus = VersionFields["status"];
+export type Visibility = VersionFields["visibility"];
+
+/** An entity as of one version: entity columns, that version's columns, and the caller's view of it. */
+export interface EntityVersionRow {
+  tenant_id: string;
+  id: string;
+  entity_type: EntityType;
+  owner_id: string;
+  current_version: number;
+  row_version: string;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+  purge_time: Date | null;
+  version: number;
+  title: string;
+  description: string;
+  status: EntityStatus;
+  visibility: Visibility;
+  /** Null in the basic view. */
+  content: Record<string, unknown> | null;
+  tags: string[];
+  /** Null in the basic view. */
+  metadata: Record<string, unknown> | null;
+  commit_message: string;
+  author_id: string;
+  content_hash: string;
+  rolled_back_from: number | null;
+  valid_from: Date;
+  valid_to: Date | null;
+  /** Labels pointing at this version at the time read for (without the implicit `latest`). */
+  labels: string[];
+  favorite: boolean;
+  /** The caller's permission rank (store/access.ts). */
+  permission: number;
+}
+
+/** Which version of an entity to read. */
+export type VersionSelector =
+  | { kind: "current" }
+  | { kind: "version"; version: number }
+  | { kind: "as_of"; time: Date }
+  | { kind: "label"; label: string; time?: Date };
+
+function columns(full: boolean): string {
+  return `e.tenant_id, e.id, e.entity_type, e.owner_id, e.current_version, e.row_version::text as row_version,
+    e.created_at, e.updated_at, e.deleted_at, e.purge_time,
+    v.version,
+    v.title, v.description, v.status, v.visibility, ${full ? "v.content, v.metadata" : "null::jsonb as content, null::jsonb as metadata"},
+    v.tags, v.commit_message, v.author_id, v.content_hash, v.rolled_back_from, v.valid_from, v.valid_to`;
+}
+
+/** Labels pointing at `v.version` now, or at `time`. */
+function labelsSql(knex: Knex, time: Date | undefined): Knex.Raw {
+  return time
+    ? knex.raw(
+        `array(select l.label from entity_label l where l.tenant_id = v.tenant_id and l.entity_id = v.entity_id and l.version = v.version
+               and l.valid_from <= ? and (l.valid_to is null or l.valid_to > ?) order by l.label)`,
+        [time, time],
+      )
+    : knex.raw(
+        `array(select l.label from entity_label l where l.tenant_id = v.tenant_id and l.entity_id = v.entity_id and l.version = v.version
+               and l.valid_to is null order by l.label)`,
+      );
+}
+
+function favoriteSql(knex: Knex, caller: Caller): Knex.Raw {
+  return knex.raw("exists (select 1 from favorite f where f.tenant_id = e.tenant_id and f.entity_id = e.id and f.user_id = ?::uuid)", [caller.userId ?? null]);
+}
+
+/** The version row condition of a selector (on `v`, for the entity `e`). */
+function selectorSql(knex: Knex, selector: VersionSelector): Knex.Raw {
+  switch (selector.kind) {
+    case "current":
+      return knex.raw("v.valid_to is null");
+    case "version":
+      return knex.raw("v.version = ?", [selector.version]);
+    case "as_of":
+      return knex.raw("v.valid_from <= ? and (v.valid_to is null or v.valid_to > ?)", [selector.time, selector.time]);
+    case "label":
+      return selector.time
+        ? knex.raw(
+            `v.version = (select l.version from entity_label l where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.label = ?
+                          and l.valid_from <= ? and (l.valid_to is null or l.valid_to > ?))`,
+            [selector.label, selector.time, selector.time],
+          )
+        : knex.raw(
+            `v.version = (select l.version from entity_label l where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.label = ?
+                          and l.valid_to is null)`,
+            [selector.label],
+          );
+  }
+}
+
+/** The time labels are read for: the selector's time, if any. */
+function readTime(selector: VersionSelector): Date | undefined {
+  return selector.kind === "as_of" || selector.kind === "label" ? selector.time : undefined;
+}
+
+/**
+ * The entity (deleted ones included) with the caller's permission, as of the selected version.
+ * Undefined when the entity does not exist; `version` is null when it exists but the selector
+ * matches no version (unknown version or label, or a time before its creation). One round trip.
+ */
+export async function findEntityVersion(
+  trx: Knex.Transaction,
+  caller: Caller,
+  entityId: string,
+  selector: VersionSelector,
+  full: boolean,
+): Promise<(Omit<EntityVersionRow, "version"> & { version: number | null }) | undefined> {
+  const { rows } = await trx.raw<{ rows: EntityVersionRow[] }>(
+    `select ${columns(full)}, ? as labels, ? as favorite, ? as permission
+     from entity e
+     join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+     left join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and ?
+     where e.tenant_id = ? and e.id = ?`,
+    [labelsSql(trx, readTime(selector)), favoriteSql(trx, caller), permissionRankSql(trx, caller), selectorSql(trx, selector), caller.tenantId, entityId],
+  );
+  return rows[0];
+}
+
+/** The current versions of the given entities that the caller may see (in no particular order). */
+export async function findVisibleEntities(
+  trx: Knex.Transaction,
+  caller: Caller,
+  entityIds: string[],
+  options: { full: boolean; showDeleted: boolean },
+): Promise<EntityVersionRow[]> {
+  const { rows } = await trx.raw<{ rows: EntityVersionRow[] }>(
+    `select * from (
+       select ${columns(options.full)}, ? as labels, ? as favorite, ? as permission
+       from entity e
+       join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
+       join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+       where e.tenant_id = ? and e.id = any(?::uuid[])${options.showDeleted ? "" : " and e.deleted_at is null"}
+     ) as found where permission >= 1`,
+    [labelsSql(trx, undefined), favoriteSql(trx, caller), permissionRankSql(trx, caller), caller.tenantId, entityIds],
+  );
+  return rows;
+}
+
+/** Filters of ListEntities (all combine with AND). */
+export interface EntityFilter {
+  types: EntityType[];
+  tagsAny: string[];
+  tagsAll: string[];
+  statuses: EntityStatus[];
+  ownerId: string;
+  visibility: Visibility | undefined;
+  favoritesOnly: boolean;
+  titlePrefix: string;
+  showDeleted: boolean;
+}
+
+/** Orderings of ListEntities: the sort key and its direction; ties broken by id in the same direction. */
+export type EntityOrder = { key: "update_time" | "create_time" | "title"; desc: boolean };
+
+const ORDER_KEY_SQL: Record<EntityOrder["key"], string> = {
+  update_time: "e.updated_at",
+  create_time: "e.created_at",
+  title: "lower(v.title)",
+};
+
+/** A page row: the entity and the text of its sort key (the next page's cursor). */
+export type ListedEntityRow = EntityVersionRow & { sort_key: string };
+
+function likePrefix(prefix: string): string {
+  return `${prefix.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * A page of current versions the caller may see, filtered, in `order`, after the cursor when given.
+ * The access rule is part of the WHERE clause, so paging never skips or shortens for it.
+ */
+export async function listEntities(
+  trx: Knex.Transaction,
+  caller: Caller,
+  filter: EntityFilter,
+  order: EntityOrder,
+  page: { after?: { key: string; id: string }; limit: number; full: boolean },
+): Promise<ListedEntityRow[]> {
+  const where: string[] = ["e.tenant_id = ?", "? >= 1"];
+  const bindings: Knex.Value[] = [caller.tenantId, permissionRankSql(trx, caller)];
+  if (!filter.showDeleted) where.push("e.deleted_at is null");
+  if (filter.types.length > 0) {
+    where.push("e.entity_type = any(?::text[])");
+    bindings.push(filter.types);
+  }
+  if (filter.tagsAny.length > 0) {
+    where.push("v.tags && ?::text[]");
+    bindings.push(filter.tagsAny);
+  }
+  if (filter.tagsAll.length > 0) {
+    where.push("v.tags @> ?::text[]");
+    bindings.push(filter.tagsAll);
+  }
+  if (filter.statuses.length > 0) {
+    where.push("v.status = any(?::text[])");
+    bindings.push(filter.statuses);
+  }
+  if (filter.ownerId !== "") {
+    where.push("e.owner_id = ?::uuid");
+    bindings.push(filter.ownerId);
+  }
+  if (filter.visibility) {
+    where.push("v.visibility = ?");
+    bindings.push(filter.visibility);
+  }
+  if (filter.favoritesOnly) {
+    where.push("exists (select 1 from favorite fo where fo.tenant_id = e.tenant_id and fo.entity_id = e.id and fo.user_id = ?::uuid)");
+    bindings.push(caller.userId ?? null);
+  }
+  if (filter.titlePrefix !== "") {
+    where.push("lower(v.title) like ?");
+    bindings.push(likePrefix(filter.titlePrefix));
+  }
+  const key = ORDER_KEY_SQL[order.key];
+  const keyCast = order.key === "title" ? "?::text" : "?::timestamptz";
+  if (page.after) {
+    where.push(`(${key}, e.id) ${order.desc ? "<" : ">"} (${keyCast}, ?::uuid)`);
+    bindings.push(page.after.key, page.after.id);
+  }
+  const dir = order.desc ? "desc" : "asc";
+  const { rows } = await trx.raw<{ rows: ListedEntityRow[] }>(
+    `select ${columns(page.full)}, ? as labels, ? as favorite, ? as permission, ${key}::text as sort_key
+     from entity e
+     join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
+     join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+     where ${where.join(" and ")}
+     order by ${key} ${dir}, e.id ${dir}
+     limit ?`,
+    [labelsSql(trx, undefined), favoriteSql(trx, caller), permissionRankSql(trx, caller), ...bindings, page.limit],
+  );
+  return rows;
+}
+
+/** The entity created with this request id, if any (AIP-155 retries). */
+export async function findEntityIdByRequestId(trx: Knex.Transaction, tenantId: string, requestId: string): Promise<string | undefined> {
+  const { rows } = await trx.raw<{ rows: { id: string }[] }>("select id from entity where tenant_id = ? and request_id = ?", [tenantId, requestId]);
+  return rows[0]?.id;
+}
+
+/** Number of entities that are not deleted (the `max_entities` quota counts them). */
+export async function countLiveEntities(trx: Knex.Transaction, tenantId: string): Promise<number> {
+  const { rows } = await trx.raw<{ rows: { n: number }[] }>("select count(*)::int as n from entity where tenant_id = ? and deleted_at is null", [tenantId]);
+  return rows[0]!.n;
+}
+
+/**
+ * The tenant's `max_entities` quota (undefined = unlimited), after taking a transaction-scoped
+ * advisory lock per tenant: creations of one tenant serialise, so the quota holds under
+ * concurrency (the content role may read the tenant row but not lock it).
+ */
+export async function lockEntityQuota(trx: Knex.Transaction, tenantId: string): Promise<number | undefined> {
+  await trx.raw("select pg_advisory_xact_lock(hashtextextended('promptcraft.entity_quota/' || ?, 0))", [tenantId]);
+  const { rows } = await trx.raw<{ rows: { max_entities: unknown }[] }>("select quotas -> 'max_entities' as max_entities from tenant where id = ?", [tenantId]);
+  const max = rows[0]?.max_entities;
+  return typeof max === "number" ? max : undefined;
+}
+
+/**
+ * Inserts an entity with its version 1 (valid from the entity's creation); undefined when the
+ * request id was used already (a concurrent retry won: read that one).
+ */
+export async function insertEntity(
+  trx: Knex.Transaction,
+  e: { tenantId: string; type: EntityType; ownerId: string; requestId: string | null; fields: VersionFields; hash: string; commitMessage: string },
+): Promise<string | undefined> {
+  const { rows } = await trx.raw<{ rows: { id: string }[] }>(
+    `with e as (
+       insert into entity (tenant_id, entity_type, owner_id, current_version, request_id)
+       values (?, ?, ?, 1, ?)
+       on conflict (tenant_id, request_id) where request_id is not null do nothing
+       returning tenant_id, id, created_at
+     ), v as (
+       insert into entity_version (tenant_id, entity_id, version, previous_version, title, description, status, visibility,
+                                   content, tags, metadata, commit_message, author_id, content_hash, valid_from)
+       select e.tenant_id, e.id, 1, null, ?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?, e.created_at
+       from e
+     )
+     select id from e`,
+    [
+      e.tenantId,
+      e.type,
+      e.ownerId,
+      e.requestId,
+      e.fields.title,
+      e.fields.description,
+      e.fields.status,
+      e.fields.visibility,
+      JSON.stringify(e.fields.content),
+      e.fields.tags,
+      JSON.stringify(e.fields.metadata),
+      e.commitMessage,
+      e.ownerId,
+      e.hash,
+    ],
+  );
+  return rows[0]?.id;
+}
+
+/** Soft-deletes (`purgeAfterMs` from now) or restores an entity; bumps its etag. */
+export async function setDeleted(
+  trx: Knex.Transaction,
+  tenantId: string,
+  id: string,
+  change: { deletedBy: string | null; purgeAfterMs: number } | null,
+): Promise<void> {
+  if (change) {
+    await trx.raw(
+      `update entity set deleted_at = now(), deleted_by = ?, purge_time = now() + ? * interval '1 millisecond', row_version = row_version + 1
+       where tenant_id = ? and id = ?`,
+      [change.deletedBy, change.purgeAfterMs, tenantId, id],
+    );
+  } else {
+    await trx.raw(
+      "update entity set deleted_at = null, deleted_by = null, purge_time = null, row_version = row_version + 1 where tenant_id = ? and id = ?",
+      [tenantId, id],
+    );
+  }
+}
+
+/** Deletes an entity for good; its versions, labels, shares and favorites go with it (cascade). */
+export async function purgeEntity(trx: Knex.Transaction, tenantId: string, id: string): Promise<void> {
+  await trx.raw("delete from entity where tenant_id = ? and id = ?", [tenantId, id]);
+}

@@ -1,0 +1,94 @@
+import type { Knex, VersionFields } from "@promptcraft/db";
+
+/**
+ * SQL of `entity_version`: writing a version and reading the history. The schema enforces the
+ * temporal invariants (one current version, no overlap, version n+1 starts exactly when n ended,
+ * gap-free numbering); this code writes versions the one way it allows.
+ */
+
+/** The versioned fields of one version, with its number and hash. */
+export interface VersionRow extends VersionFields {
+  version: number;
+  content_hash: string;
+}
+
+/** The versioned fields of a version of the entity, or undefined when it has no such version. */
+export async function findVersion(trx: Knex.Transaction, tenantId: string, entityId: string, version: number): Promise<VersionRow | undefined> {
+  const { rows } = await trx.raw<{ rows: VersionRow[] }>(
+    `select version, title, description, status, visibility, content, tags, metadata, content_hash
+     from entity_version where tenant_id = ? and entity_id = ? and version = ?`,
+    [tenantId, entityId, version],
+  );
+  return rows[0];
+}
+
+/** The current version's fields. */
+export async function findCurrentVersion(trx: Knex.Transaction, tenantId: string, entityId: string): Promise<VersionRow> {
+  const { rows } = await trx.raw<{ rows: VersionRow[] }>(
+    `select version, title, description, status, visibility, content, tags, metadata, content_hash
+     from entity_version where tenant_id = ? and entity_id = ? and valid_to is null`,
+    [tenantId, entityId],
+  );
+  return rows[0]!;
+}
+
+/**
+ * Writes version n+1 of an entity the caller has locked (store/access.ts `findEntityAccess` with
+ * `lock`), in one statement: bump the entity (`current_version`, `row_version`, `updated_at`), close
+ * version n at that instant (`valid_to = t`) and insert n+1 valid from the same `t` with
+ * `previous_version = n`. `clock_timestamp()`, not `now()` (the transaction's start): a
+ * transaction that waited for the lock must not start its version before the one it waited for.
+ *
+ * @returns the new version number and the new etag.
+ */
+export async function insertNextVersion(
+  trx: Knex.Transaction,
+  v: {
+    tenantId: string;
+    entityId: string;
+    fields: VersionFields;
+    hash: string;
+    commitMessage: string;
+    authorId: string;
+    rolledBackFrom: number | null;
+  },
+): Promise<{ version: number; row_version: string }> {
+  const { rows } = await trx.raw<{ rows: { version: number; row_version: string }[] }>(
+    `with bumped as (
+       update entity e
+       set current_version = e.current_version + 1, row_version = e.row_version + 1, updated_at = clock_timestamp()
+       where e.tenant_id = ? and e.id = ?
+       returning e.tenant_id, e.id, e.current_version, e.row_version, e.updated_at
+     ), closed as (
+       update entity_version v
+       set valid_to = b.updated_at
+       from bumped b
+       where v.tenant_id = b.tenant_id and v.entity_id = b.id and v.valid_to is null
+       returning v.version, v.valid_to
+     ), inserted as (
+       insert into entity_version (tenant_id, entity_id, version, previous_version, title, description, status,
+                                   visibility, content, tags, metadata, commit_message, author_id, content_hash,
+                                   rolled_back_from, valid_from)
+       select b.tenant_id, b.id, b.current_version, c.version, ?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?, ?, c.valid_to
+       from bumped b cross join closed c
+       returning version
+     )
+     select i.version, b.row_version::text as row_version from inserted i cross join bumped b`,
+    [
+      v.tenantId,
+      v.entityId,
+      v.fields.title,
+      v.fields.description,
+      v.fields.status,
+      v.fields.visibility,
+      JSON.stringify(v.fields.content),
+      v.fields.tags,
+      JSON.stringify(v.fields.metadata),
+      v.commitMessage,
+      v.authorId,
+      v.hash,
+      v.rolledBackFrom,
+    ],
+  );
+  return rows[0]!;
+}
