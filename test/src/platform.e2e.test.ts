@@ -47,6 +47,10 @@ const BUILT = new Set([
   ...["CreateUser", "GetUser", "ListUsers", "UpdateUser", "DeactivateUser", "ReactivateUser", "DeleteUser", "UndeleteUser"].map(
     (m) => `promptcraft.identity.v1.IdentityService/${m}`,
   ),
+  ...["CreateEntity", "GetEntity", "BatchGetEntities", "ListEntities", "UpdateEntity", "DeleteEntity", "UndeleteEntity", "PurgeEntity"].map(
+    (m) => `promptcraft.content.v1.ContentService/${m}`,
+  ),
+  ...["ListEntityRevisions", "RollbackEntity", "DiffEntityRevisions"].map((m) => `promptcraft.content.v1.ContentService/${m}`),
 ]);
 /** Methods callable without an access token. */
 const PUBLIC = new Set([

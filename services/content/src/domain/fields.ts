@@ -45,16 +45,55 @@ export function checkVersionFields(fields: VersionFields, prefix: string, extraT
 export const UPDATABLE_FIELDS = ["title", "description", "status", "visibility", "content", "tags", "metadata"] as const;
 export type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
 
+const JSON_FIELDS = new Set(["content", "metadata"]);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function maskError(path: string, description: string): InvalidArgumentError {
+  return new InvalidArgumentError({ field: "update_mask", description: `${path}: ${description}` });
+}
+
+/**
+ * Replaces the key at `keys` of `target` with the one of `source` (AIP-134 sub-path): set when the
+ * request has it, removed when it does not. Parent objects are created as needed; a parent that
+ * exists but is not an object cannot hold a key (INVALID_ARGUMENT on `update_mask`).
+ */
+function replaceKey(target: Record<string, unknown>, source: unknown, keys: string[], path: string): void {
+  let into = target;
+  let from: unknown = source;
+  for (const key of keys.slice(0, -1)) {
+    from = isObject(from) ? from[key] : undefined;
+    const next = into[key];
+    if (next === undefined) into[key] = {};
+    else if (!isObject(next)) throw maskError(path, `${key} is not an object in the current version`);
+    into = into[key] as Record<string, unknown>;
+  }
+  const last = keys[keys.length - 1]!;
+  if (isObject(from) && last in from) into[last] = from[last];
+  else delete into[last];
+}
+
 /**
  * The version fields after an update (AIP-134): the current values with every field named in
- * `paths` replaced by the request's value; `*` replaces every field. The contract's validation
- * admits only these top-level names (and `*`), so nothing else reaches here.
+ * `paths` replaced by the request's value; `*` replaces every field. `content.<key>…` and
+ * `metadata.<key>…` replace a single key (removing it when the request lacks it). The contract's
+ * validation admits these names and sub-paths of them; a sub-path of any other field is refused.
  */
 export function applyUpdateMask(current: VersionFields, requested: VersionFields, paths: readonly string[]): VersionFields {
   const named = new Set(paths.flatMap((p) => (p === "*" ? [...UPDATABLE_FIELDS] : [p])));
-  const next: VersionFields = { ...current };
+  const next: VersionFields = { ...current, content: structuredClone(current.content), metadata: structuredClone(current.metadata) };
   for (const field of UPDATABLE_FIELDS) {
     if (named.has(field)) (next as unknown as Record<string, unknown>)[field] = requested[field];
+  }
+  for (const path of named) {
+    const [field, ...keys] = path.split(".");
+    if (keys.length === 0) continue;
+    if (!JSON_FIELDS.has(field!)) throw maskError(path, "only content and metadata have sub-paths");
+    if (named.has(field!)) continue;
+    if (keys.some((k) => k === "")) throw maskError(path, "empty key in the path");
+    replaceKey(next[field as "content" | "metadata"], requested[field as "content" | "metadata"], keys, path);
   }
   return next;
 }

@@ -2,11 +2,12 @@ import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import type { ContentConfig } from "../config.js";
 import { entityHandlers } from "./entities.js";
+import { revisionHandlers } from "./revisions.js";
 
 /**
  * Handlers of `promptcraft.content.v1.ContentService`, one file per area, spread together. A
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function contentHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandlers<typeof ContentService> {
-  return { ...entityHandlers(deps) };
+  return { ...entityHandlers(deps), ...revisionHandlers(deps) };
 }

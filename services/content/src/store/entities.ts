@@ -337,3 +337,23 @@ export async function setDeleted(
 export async function purgeEntity(trx: Knex.Transaction, tenantId: string, id: string): Promise<void> {
   await trx.raw("delete from entity where tenant_id = ? and id = ?", [tenantId, id]);
 }
+
+/** A page of an entity's versions, newest first, before `beforeVersion` when given (labels: where they point now). */
+export async function listEntityVersions(
+  trx: Knex.Transaction,
+  caller: Caller,
+  entityId: string,
+  page: { beforeVersion?: number; limit: number; full: boolean },
+): Promise<EntityVersionRow[]> {
+  const { rows } = await trx.raw<{ rows: EntityVersionRow[] }>(
+    `select ${columns(page.full)}, ? as labels, ? as favorite, ? as permission
+     from entity e
+     join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+     join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.version < ?
+     where e.tenant_id = ? and e.id = ?
+     order by v.version desc
+     limit ?`,
+    [labelsSql(trx, undefined), favoriteSql(trx, caller), permissionRankSql(trx, caller), page.beforeVersion ?? 2 ** 31 - 1, caller.tenantId, entityId, page.limit],
+  );
+  return rows;
+}
