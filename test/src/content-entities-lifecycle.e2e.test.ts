@@ -73,8 +73,17 @@ for (const protocol of PROTOCOLS) {
       );
       assert.deepEqual([sub.version, sub.content, sub.metadata], [4, { text: "b" }, {}]);
 
+      // request_id: a retry returns the version the first call wrote, not ABORTED on the etag it changed.
+      const requestId = randomUUID();
+      const retryable = { entity: { id: e.id, title: "Once", etag: sub.etag }, updateMask: { paths: ["title"] }, requestId };
+      const firstCall = ok(await h.call(protocol, M.updateEntity, retryable, editor.token));
+      assert.equal(firstCall.version, 5);
+      ok(await h.call(protocol, M.updateEntity, { entity: { id: e.id, title: "Later" }, updateMask: { paths: ["title"] } }, editor.token));
+      const retried = ok(await h.call(protocol, M.updateEntity, retryable, editor.token));
+      assert.deepEqual([retried.version, retried.currentVersion, retried.title], [5, 6, "Once"]);
+
       const events = (await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "entity.updated");
-      assert.equal(events.length, 3);
+      assert.equal(events.length, 5);
       assert.equal(events[0]!.request_id, callId);
       assert.equal(events[0]!.actor_id, editor.id);
       assert.equal(events[0]!.aggregate_version, "2");

@@ -92,8 +92,13 @@ for (const protocol of PROTOCOLS) {
       assert.equal(ok(await h.call(protocol, M.rollbackEntity, { entityId: e.id, version: 4 }, author!.token)).version, 4);
       const withMessage = ok(await h.call(protocol, M.rollbackEntity, { entityId: e.id, version: 3, commitMessage: "undo" }, author!.token));
       assert.deepEqual([withMessage.version, withMessage.commitMessage, withMessage.restoredFromVersion], [5, "undo", 3]);
+      // request_id: a retry returns the version the first call wrote.
+      const requestId = randomUUID();
+      assert.equal(ok(await h.call(protocol, M.rollbackEntity, { entityId: e.id, version: 2, etag: "5", requestId }, author!.token)).version, 6);
+      const retried = ok(await h.call(protocol, M.rollbackEntity, { entityId: e.id, version: 2, etag: "5", requestId }, author!.token));
+      assert.deepEqual([retried.version, retried.restoredFromVersion], [6, 2]);
 
-      assert.deepEqual(failure(await h.call(protocol, M.rollbackEntity, { entityId: e.id, version: 2, etag: "3" }, author!.token)), ETAG_MISMATCH);
+      assert.deepEqual(failure(await h.call(protocol, M.rollbackEntity, { entityId: e.id, version: 1, etag: "3" }, author!.token)), ETAG_MISMATCH);
       const missing = await h.call(protocol, M.rollbackEntity, { entityId: e.id, version: 9 }, author!.token);
       assert.deepEqual(failure(missing), NOT_FOUND);
       assert.equal(!missing.ok && missing.metadata.resource_type, "entity_version");
@@ -107,7 +112,7 @@ for (const protocol of PROTOCOLS) {
       });
 
       const events = (await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "entity.rolled_back");
-      assert.equal(events.length, 2);
+      assert.equal(events.length, 3);
       assert.equal(events[0]!.request_id, callId);
       assert.equal(events[0]!.actor_id, author!.id);
       assert.deepEqual(events[0]!.payload, {

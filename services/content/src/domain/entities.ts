@@ -13,7 +13,7 @@ import {
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/entities.js";
-import { findCurrentVersion, insertNextVersion } from "../store/versions.js";
+import { findCurrentVersion, findVersionByRequestId, insertNextVersion } from "../store/versions.js";
 import { entityNotFound, permissionOfRank, requirePermission, requireTenantRole, requireUser, type Caller, type PermissionLevel } from "./access.js";
 
 /**
@@ -111,9 +111,21 @@ export async function changeEntity<T>(
 }
 
 /** Reads the entity as of its current version inside `trx` (after a change). */
-async function readCurrent(trx: Knex.Transaction, caller: Caller, entityId: string): Promise<EntityView> {
+export async function readCurrent(trx: Knex.Transaction, caller: Caller, entityId: string): Promise<EntityView> {
   const row = await store.findEntityVersion(trx, caller, entityId, { kind: "current" }, true);
   return viewOf(row as EntityRow);
+}
+
+/**
+ * The answer to a retry (AIP-155): the entity as of the version an earlier Update or Rollback
+ * with `requestId` wrote, or undefined when there was none (a call that changed nothing leaves
+ * nothing to remember: its retry simply runs again).
+ */
+export async function retriedWrite(trx: Knex.Transaction, caller: Caller, entityId: string, requestId: string): Promise<EntityView | undefined> {
+  if (requestId === "") return undefined;
+  const version = await findVersionByRequestId(trx, caller.tenantId, entityId, requestId);
+  if (version === undefined) return undefined;
+  return viewOf((await store.findEntityVersion(trx, caller, entityId, { kind: "version", version }, true)) as EntityRow);
 }
 
 export interface NewEntity {
@@ -270,7 +282,8 @@ export type FieldChanges = Partial<VersionFields>;
 /**
  * Writes a new version with `changes` applied to the current one, unless nothing changes (same
  * content hash): then nothing is written, no event appended, and the current entity returned.
- * Needs edit; a deleted entity is FAILED_PRECONDITION; a stale etag ABORTED.
+ * Needs edit; a deleted entity is FAILED_PRECONDITION; a stale etag ABORTED. A retry with the
+ * request id of a call that wrote a version returns that version (see `retriedWrite`).
  */
 export async function updateEntity(
   db: Knex,
@@ -278,11 +291,14 @@ export async function updateEntity(
   entityId: string,
   etag: string,
   apply: (current: VersionFields) => VersionFields,
-  commitMessage: string,
+  commit: { message: string; requestId: string },
   actor: Actor,
 ): Promise<EntityView> {
   const authorId = requireUser(caller, "changing an entity");
+  const commitMessage = commit.message || "Update";
   return changeEntity(db, caller, entityId, "edit", "changing the entity", async (trx, entity) => {
+    const retried = await retriedWrite(trx, caller, entityId, commit.requestId);
+    if (retried) return retried;
     requireLive(entity);
     checkEtag(etag, entity);
     const current = await findCurrentVersion(trx, caller.tenantId, entityId);
@@ -290,13 +306,22 @@ export async function updateEntity(
     checkContentSize(next, "entity.content");
     const hash = contentHash(next);
     if (hash !== current.content_hash) {
-      const written = await insertNextVersion(trx, { tenantId: caller.tenantId, entityId, fields: next, hash, commitMessage: commitMessage || "Update", authorId, rolledBackFrom: null });
+      const written = await insertNextVersion(trx, {
+        tenantId: caller.tenantId,
+        entityId,
+        fields: next,
+        hash,
+        commitMessage,
+        authorId,
+        rolledBackFrom: null,
+        requestId: commit.requestId || null,
+      });
       await appendEvents(trx, [
         entityEvent(caller.tenantId, entityId, written.row_version, "entity.updated", {
           version: written.version,
           previous_version: current.version,
           changed_fields: changedFields(current, next),
-          commit_message: commitMessage || "Update",
+          commit_message: commitMessage,
           content_hash: hash,
         }, actor),
       ]);

@@ -4,7 +4,7 @@ import { findEntityAccess } from "../store/access.js";
 import * as store from "../store/entities.js";
 import { findCurrentVersion, findVersion, insertNextVersion, type VersionRow } from "../store/versions.js";
 import { permissionOfRank, requirePermission, requireUser, type Caller } from "./access.js";
-import { changeEntity, checkEtag, entityEvent, getEntity, requireLive, scopeOf, type Actor, type EntityView } from "./entities.js";
+import { changeEntity, checkEtag, entityEvent, readCurrent, requireLive, retriedWrite, scopeOf, type Actor, type EntityView } from "./entities.js";
 import { fieldChanges, textDiffs, type FieldChange, type TextDiff } from "./field-diff.js";
 
 /**
@@ -41,7 +41,8 @@ export async function listRevisions(
 /**
  * Writes a new version equal to `version` (recording `rolled_back_from`). Rolling back to content
  * equal to the current version's (including the current version itself) writes nothing and
- * returns the current entity, like an update that changes nothing. Needs edit.
+ * returns the current entity, like an update that changes nothing. Needs edit. Idempotent with a
+ * request id, like UpdateEntity.
  */
 export async function rollbackEntity(
   db: Knex,
@@ -49,30 +50,42 @@ export async function rollbackEntity(
   entityId: string,
   version: number,
   etag: string,
-  commitMessage: string,
+  commit: { message: string; requestId: string },
   actor: Actor,
 ): Promise<EntityView> {
   const authorId = requireUser(caller, "rolling back an entity");
-  await changeEntity(db, caller, entityId, "edit", "rolling back the entity", async (trx, entity) => {
+  return changeEntity(db, caller, entityId, "edit", "rolling back the entity", async (trx, entity) => {
+    const retried = await retriedWrite(trx, caller, entityId, commit.requestId);
+    if (retried) return retried;
     requireLive(entity);
     checkEtag(etag, entity);
     const old = await findVersion(trx, caller.tenantId, entityId, version);
     if (!old) throw versionNotFound(version);
     const current = await findCurrentVersion(trx, caller.tenantId, entityId);
-    if (old.content_hash === current.content_hash) return;
-    const message = commitMessage || `Rollback to version ${version}`;
-    const written = await insertNextVersion(trx, { tenantId: caller.tenantId, entityId, fields: old, hash: old.content_hash, commitMessage: message, authorId, rolledBackFrom: version });
-    await appendEvents(trx, [
-      entityEvent(caller.tenantId, entityId, written.row_version, "entity.rolled_back", {
-        version: written.version,
-        previous_version: current.version,
-        restored_from_version: version,
-        commit_message: message,
-        content_hash: old.content_hash,
-      }, actor),
-    ]);
+    if (old.content_hash !== current.content_hash) {
+      const message = commit.message || `Rollback to version ${version}`;
+      const written = await insertNextVersion(trx, {
+        tenantId: caller.tenantId,
+        entityId,
+        fields: old,
+        hash: old.content_hash,
+        commitMessage: message,
+        authorId,
+        rolledBackFrom: version,
+        requestId: commit.requestId || null,
+      });
+      await appendEvents(trx, [
+        entityEvent(caller.tenantId, entityId, written.row_version, "entity.rolled_back", {
+          version: written.version,
+          previous_version: current.version,
+          restored_from_version: version,
+          commit_message: message,
+          content_hash: old.content_hash,
+        }, actor),
+      ]);
+    }
+    return readCurrent(trx, caller, entityId);
   });
-  return getEntity(db, caller, entityId, { kind: "current" }, true);
 }
 
 /** The comparison of two versions. */

@@ -214,7 +214,7 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandler
           checkVersionFields(next, "entity", { commit_message: request.commitMessage });
           return next;
         },
-        request.commitMessage,
+        { message: request.commitMessage, requestId: request.requestId },
         actorOf(ctx),
       );
       return entityToProto(updated);

@@ -29,7 +29,7 @@ export function revisionHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandl
       return { revisions: page.revisions.map((v) => entityToProto(v)), nextPageToken: page.nextPageToken };
     },
     rollbackEntity: async (request, ctx) =>
-      entityToProto(await revisions.rollbackEntity(db, callerOf(ctx), request.entityId, request.version, request.etag, request.commitMessage, actorOf(ctx))),
+      entityToProto(await revisions.rollbackEntity(db, callerOf(ctx), request.entityId, request.version, request.etag, { message: request.commitMessage, requestId: request.requestId }, actorOf(ctx))),
     diffEntityRevisions: async (request, ctx) => {
       const diff = await revisions.diffRevisions(db, callerOf(ctx), request.entityId, request.baseVersion, request.targetVersion, request.contextLines ?? 3);
       return {

@@ -87,14 +87,22 @@ function selectorSql(knex: Knex, selector: VersionSelector): Knex.Raw {
       return knex.raw("v.valid_to is null");
     case "version":
       return knex.raw("v.version = ?", [selector.version]);
+    // As of a time: the last version (label row) that started at or before it, if it had not ended
+    // by then. `order by valid_from desc limit 1` reads one index entry however long the history is.
     case "as_of":
-      return knex.raw("v.valid_from <= ? and (v.valid_to is null or v.valid_to > ?)", [selector.time, selector.time]);
+      return knex.raw(
+        `v.version = (select x.version from entity_version x where x.tenant_id = e.tenant_id and x.entity_id = e.id and x.valid_from <= ?
+                      order by x.valid_from desc limit 1)
+         and (v.valid_to is null or v.valid_to > ?)`,
+        [selector.time, selector.time],
+      );
     case "label":
       return selector.time
         ? knex.raw(
-            `v.version = (select l.version from entity_label l where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.label = ?
-                          and l.valid_from <= ? and (l.valid_to is null or l.valid_to > ?))`,
-            [selector.label, selector.time, selector.time],
+            `v.version = (select case when l.valid_to is null or l.valid_to > ? then l.version end
+                          from entity_label l where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.label = ? and l.valid_from <= ?
+                          order by l.valid_from desc limit 1)`,
+            [selector.time, selector.label, selector.time],
           )
         : knex.raw(
             `v.version = (select l.version from entity_label l where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.label = ?

@@ -51,6 +51,8 @@ export async function insertNextVersion(
     commitMessage: string;
     authorId: string;
     rolledBackFrom: number | null;
+    /** AIP-155 request id of the call, remembered for its retries. */
+    requestId: string | null;
   },
 ): Promise<{ version: number; row_version: string }> {
   const { rows } = await trx.raw<{ rows: { version: number; row_version: string }[] }>(
@@ -68,8 +70,8 @@ export async function insertNextVersion(
      ), inserted as (
        insert into entity_version (tenant_id, entity_id, version, previous_version, title, description, status,
                                    visibility, content, tags, metadata, commit_message, author_id, content_hash,
-                                   rolled_back_from, valid_from)
-       select b.tenant_id, b.id, b.current_version, c.version, ?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?, ?, c.valid_to
+                                   rolled_back_from, request_id, valid_from)
+       select b.tenant_id, b.id, b.current_version, c.version, ?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?, ?, ?, c.valid_to
        from bumped b cross join closed c
        returning version
      )
@@ -88,7 +90,17 @@ export async function insertNextVersion(
       v.authorId,
       v.hash,
       v.rolledBackFrom,
+      v.requestId,
     ],
   );
   return rows[0]!;
+}
+
+/** The version an earlier call with this request id wrote, if any (AIP-155 retries of Update / Rollback). */
+export async function findVersionByRequestId(trx: Knex.Transaction, tenantId: string, entityId: string, requestId: string): Promise<number | undefined> {
+  const { rows } = await trx.raw<{ rows: { version: number }[] }>(
+    "select version from entity_version where tenant_id = ? and entity_id = ? and request_id = ?",
+    [tenantId, entityId, requestId],
+  );
+  return rows[0]?.version;
 }
