@@ -4,8 +4,10 @@ import { loadConfig, startService, type RunningService } from "@promptcraft/plat
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { contentService } from "@promptcraft/content";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
+import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
+import { Role } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { createTenant, createUser, type UserRole } from "@promptcraft/testing";
-import { unaryCall, type Outcome, type Protocol } from "./rpc-outcomes.js";
+import { ok, unaryCall, type Outcome, type Protocol } from "./rpc-outcomes.js";
 
 export { badFields, failure, ok, PROTOCOLS, type Outcome, type Protocol } from "./rpc-outcomes.js";
 
@@ -92,6 +94,15 @@ export class ContentHarness {
   ): Promise<Outcome<MessageShape<O>>> {
     const headers = { ...extraHeaders, ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }) };
     return unaryCall(ContentService, this.content, protocol, method, request, headers);
+  }
+
+  /** The secret of a new API key of the tenant with `role` (acting for no user), created by an admin through identity. */
+  async apiKey(adminToken: string, role: UserRole): Promise<string> {
+    const roles: Record<UserRole, Role> = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
+    const created = await unaryCall(IdentityService, this.identity, "grpc", IdentityService.method.createApiKey, {
+      apiKey: { displayName: `key-${randomUUID().slice(0, 8)}`, role: roles[role] },
+    }, { authorization: `Bearer ${adminToken}` });
+    return ok(created).secret;
   }
 
   /** The audit events of a tenant, oldest first (superuser connection: row-level security does not apply). */

@@ -80,35 +80,40 @@ function favoriteSql(knex: Knex, caller: Caller): Knex.Raw {
   return knex.raw("exists (select 1 from favorite f where f.tenant_id = e.tenant_id and f.entity_id = e.id and f.user_id = ?::uuid)", [caller.userId ?? null]);
 }
 
-/** The version row condition of a selector (on `v`, for the entity `e`). */
-function selectorSql(knex: Knex, selector: VersionSelector): Knex.Raw {
+/**
+ * The condition on the version row `v` of entity (`tenantId`, `entityId`) that a selector picks.
+ * "As of T" is the version (label row) with the latest start at or before T, if it had not ended by
+ * then: `valid_from = (select max(valid_from) … where valid_from <= T)`, which PostgreSQL answers
+ * with one backward step on a btree (entity_version_as_of_idx, entity_label_pkey) however long the
+ * history, then reads the row by that key. The subqueries take the ids as parameters, so they run
+ * once (InitPlans).
+ */
+function selectorSql(knex: Knex, selector: VersionSelector, tenantId: string, entityId: string): Knex.Raw {
   switch (selector.kind) {
     case "current":
       return knex.raw("v.valid_to is null");
     case "version":
       return knex.raw("v.version = ?", [selector.version]);
-    // As of a time: the last version (label row) that started at or before it, if it had not ended
-    // by then. `order by valid_from desc limit 1` reads one index entry however long the history is.
     case "as_of":
       return knex.raw(
-        `v.version = (select x.version from entity_version x where x.tenant_id = e.tenant_id and x.entity_id = e.id and x.valid_from <= ?
-                      order by x.valid_from desc limit 1)
-         and (v.valid_to is null or v.valid_to > ?)`,
-        [selector.time, selector.time],
+        `v.valid_from = (select max(x.valid_from) from entity_version x where x.tenant_id = ? and x.entity_id = ? and x.valid_from <= ?::timestamptz)
+         and (v.valid_to is null or v.valid_to > ?::timestamptz)`,
+        [tenantId, entityId, selector.time, selector.time],
       );
     case "label":
       return selector.time
         ? knex.raw(
-            `v.version = (select case when l.valid_to is null or l.valid_to > ? then l.version end
-                          from entity_label l where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.label = ? and l.valid_from <= ?
-                          order by l.valid_from desc limit 1)`,
-            [selector.time, selector.label, selector.time],
+            `v.version = (select l.version from entity_label l
+                          where l.tenant_id = ? and l.entity_id = ? and l.label = ? and (l.valid_to is null or l.valid_to > ?::timestamptz)
+                            and l.valid_from = (select max(m.valid_from) from entity_label m
+                                                where m.tenant_id = ? and m.entity_id = ? and m.label = ? and m.valid_from <= ?::timestamptz))`,
+            [tenantId, entityId, selector.label, selector.time, tenantId, entityId, selector.label, selector.time],
           )
-        : knex.raw(
-            `v.version = (select l.version from entity_label l where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.label = ?
-                          and l.valid_to is null)`,
-            [selector.label],
-          );
+        : knex.raw("v.version = (select l.version from entity_label l where l.tenant_id = ? and l.entity_id = ? and l.label = ? and l.valid_to is null)", [
+            tenantId,
+            entityId,
+            selector.label,
+          ]);
   }
 }
 
@@ -135,7 +140,14 @@ export async function findEntityVersion(
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
      left join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and ?
      where e.tenant_id = ? and e.id = ?`,
-    [labelsSql(trx, readTime(selector)), favoriteSql(trx, caller), permissionRankSql(trx, caller), selectorSql(trx, selector), caller.tenantId, entityId],
+    [
+      labelsSql(trx, readTime(selector)),
+      favoriteSql(trx, caller),
+      permissionRankSql(trx, caller),
+      selectorSql(trx, selector, caller.tenantId, entityId),
+      caller.tenantId,
+      entityId,
+    ],
   );
   return rows[0];
 }
