@@ -237,6 +237,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const user = await newUser();
       const a = ok(await rpc.login(user.email)).tokens!;
       const b = ok(await rpc.login(user.email)).tokens!;
+      const c = ok(await rpc.login(user.email)).tokens!;
       ok(await rpc.logout(a.accessToken));
       ok(await rpc.logout(a.accessToken));
       const refreshA = await rpc.refresh(a.refreshToken);
@@ -244,7 +245,21 @@ for (const protocol of ["grpc", "connect"] as const) {
       ok(await rpc.logout(b.accessToken, b.refreshToken));
       const refreshB = await rpc.refresh(b.refreshToken);
       assert.equal(!refreshB.ok && refreshB.reason, "CREDENTIALS_REVOKED");
-      assert.equal((await events("session.logged_out")).filter((e) => [a.sessionId, b.sessionId].includes(e.aggregate_id!)).length, 2);
+      // The refresh token alone is enough (a client whose access token expired can still log out).
+      ok(await rpc.logout("", c.refreshToken));
+      const refreshC = await rpc.refresh(c.refreshToken);
+      assert.equal(!refreshC.ok && refreshC.reason, "CREDENTIALS_REVOKED");
+      assert.equal(
+        (await events("session.logged_out")).filter((e) => [a.sessionId, b.sessionId, c.sessionId].includes(e.aggregate_id!)).length,
+        3,
+      );
+    });
+
+    test("logout with neither a refresh token nor a valid access token is UNAUTHENTICATED", async () => {
+      const anonymous = await rpc.logout("");
+      assert.equal(!anonymous.ok && anonymous.code, "UNAUTHENTICATED");
+      const forged = await rpc.logout("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl");
+      assert.equal(!forged.ok && forged.code, "UNAUTHENTICATED");
     });
 
     test("sessions: list own, revoke one; others' only for admins", async () => {

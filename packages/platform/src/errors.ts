@@ -108,6 +108,11 @@ export class ResourceExhaustedError extends AppError {
     this.retryAfterMs = init.retryAfterMs;
   }
 }
+/** A dependency outside the service (e.g. an OIDC provider) failed; the client may retry later. */
+export class UnavailableError extends AppError {
+  readonly code = Code.Unavailable;
+  static override defaultReason = ErrorReason.UNSPECIFIED;
+}
 /** The method exists in the contract but is not built yet. */
 export class UnimplementedError extends AppError {
   readonly code = Code.Unimplemented;

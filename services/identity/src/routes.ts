@@ -2,18 +2,21 @@ import { serve, type HttpRoute, type ServiceDeps, type ServiceRegistration } fro
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import type { IdentityConfig } from "./config.js";
+import { OidcClient } from "./domain/oidc-client.js";
 import type { KeyRing } from "./domain/signing-keys.js";
 import { authHandlers, identityHandlers, JWKS_CACHE_CONTROL } from "./handlers/index.js";
 
 /**
  * AuthService methods callable without an access token. The contract's anonymous methods (log in,
- * accept an invitation, refresh, login options, OIDC, the JWK Set), and RotateSigningKey, which
+ * accept an invitation, refresh, login options, OIDC, the JWK Set), Logout (a refresh token is
+ * credential enough; without one the handler verifies the access token), and RotateSigningKey, which
  * checks the platform-admin credential itself.
  */
 export const PUBLIC_AUTH_METHODS = [
   "login",
   "acceptInvitation",
   "refreshToken",
+  "logout",
   "getLoginOptions",
   "startOidcLogin",
   "completeOidcLogin",
@@ -34,9 +37,11 @@ export const PUBLIC_IDENTITY_METHODS = [
 
 /** The RPC services this process serves (health and reflection are added by the platform). */
 export function routes(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceRegistration[] {
+  // One OIDC client per process: it caches discovery documents and provider key sets.
+  const oidc = new OidcClient();
   return [
-    serve(IdentityService, identityHandlers(deps), { publicMethods: PUBLIC_IDENTITY_METHODS }),
-    serve(AuthService, authHandlers(deps, keys), { publicMethods: PUBLIC_AUTH_METHODS }),
+    serve(IdentityService, identityHandlers(deps, keys, oidc), { publicMethods: PUBLIC_IDENTITY_METHODS }),
+    serve(AuthService, authHandlers(deps, keys, oidc), { publicMethods: PUBLIC_AUTH_METHODS }),
   ];
 }
 

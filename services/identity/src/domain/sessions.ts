@@ -1,15 +1,13 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import {
-  AuthMethod,
-  Role,
-  SessionRevokeReason,
-  UserState,
-  type SessionSchema,
-  type UserSchema,
-} from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
-import type { FamilyRow } from "../store/sessions.js";
+import { appendEvents, type Knex } from "@promptcraft/db";
+import type { AuthTokensSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import { AuthMethod, SessionRevokeReason, type SessionSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import { insertSession, type FamilyRow } from "../store/sessions.js";
+import { recordLogin, type UserRole, type UserRow } from "../store/users.js";
+import { issueAccessToken } from "./access-tokens.js";
+import type { KeyRing } from "./signing-keys.js";
 
 /** Prefix of refresh tokens (recognisable in logs and secret scanners). */
 export const REFRESH_TOKEN_PREFIX = "pcr_";
@@ -45,6 +43,7 @@ export function sessionToProto(row: FamilyRow): MessageInitShape<typeof SessionS
     id: row.family_id,
     userId: row.user_id,
     authMethod: row.auth_method === "oidc" ? AuthMethod.OIDC : AuthMethod.PASSWORD,
+    oidcProviderId: row.oidc_provider_id ?? "",
     userAgent: row.user_agent ?? "",
     clientAddress: row.client_ip ?? "",
     createTime: timestampFromDate(new Date(row.started_at)),
@@ -57,37 +56,99 @@ export function sessionToProto(row: FamilyRow): MessageInitShape<typeof SessionS
   };
 }
 
-/** The `app_user` columns the login response shows. */
-export interface LoginUserRow {
-  tenant_id: string;
-  id: string;
-  email: string;
-  display_name: string;
-  role: "owner" | "admin" | "editor" | "viewer";
-  status: "invited" | "active" | "deactivated";
-  password_hash: string | null;
-  created_at: Date;
-  updated_at: Date;
-  last_login_at: Date | null;
-  row_version: string | number;
+/** Whether the tenant's settings (`TenantSettings` as stored) allow single sign-on only. */
+export function passwordLoginDisabled(settings: Record<string, unknown> | undefined): boolean {
+  return settings?.password_login_disabled === true;
 }
 
-const ROLES = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER } as const;
-const STATES = { active: UserState.ACTIVE, invited: UserState.INVITED, deactivated: UserState.DEACTIVATED } as const;
+/** Lifetimes of a new session (from the service's config). */
+export interface SessionLifetimes {
+  /** Absolute lifetime, however often it is refreshed. */
+  maxLifetimeS: number;
+  /** A refresh token unused this long expires. */
+  refreshIdleTtlS: number;
+}
 
-/** The logged-in user as the contract's User (never the password hash). */
-export function loginUserToProto(row: LoginUserRow): MessageInitShape<typeof UserSchema> {
+/** Who logs in, how, and from where. */
+export interface SessionStart {
+  tenantId: string;
+  userId: string;
+  authMethod: "password" | "oidc";
+  /** The provider of an OIDC login. */
+  oidcProviderId?: string;
+  userAgent: string | null;
+  clientAddress: string | null;
+  requestId: string;
+}
+
+/** A session just opened: its id, its first refresh token, and the user as it is now. */
+export interface OpenedSession {
+  sessionId: string;
+  refreshToken: string;
+  refreshExpiresAt: Date;
+  user: UserRow;
+}
+
+/**
+ * Opens a session for a user whose credentials were just proven (password or OIDC): inserts the
+ * first refresh token of a new family, records the login on the user and appends `login.succeeded`,
+ * all in the caller's transaction. The caller has checked the tenant and the user may log in.
+ */
+export async function openSession(trx: Knex.Transaction, lifetimes: SessionLifetimes, start: SessionStart): Promise<OpenedSession> {
+  const now = new Date();
+  const sessionId = randomUUID();
+  const refreshToken = newRefreshToken();
+  const absoluteExpiresAt = new Date(now.getTime() + lifetimes.maxLifetimeS * 1000);
+  const refreshExpiresAt = refreshTokenExpiry(now, lifetimes.refreshIdleTtlS, absoluteExpiresAt);
+  await insertSession(trx, {
+    tenantId: start.tenantId,
+    id: sessionId,
+    familyId: sessionId,
+    generation: 0,
+    userId: start.userId,
+    tokenHash: hashRefreshToken(refreshToken),
+    authMethod: start.authMethod,
+    oidcProviderId: start.oidcProviderId ?? null,
+    expiresAt: refreshExpiresAt,
+    absoluteExpiresAt,
+    userAgent: start.userAgent,
+    clientIp: start.clientAddress,
+    createdAt: now,
+  });
+  const user = await recordLogin(trx, start.tenantId, start.userId);
+  await appendEvents(trx, [
+    {
+      tenantId: start.tenantId,
+      aggregateType: "app_user",
+      aggregateId: start.userId,
+      eventType: "login.succeeded",
+      payload: {
+        session_id: sessionId,
+        client_address: start.clientAddress,
+        method: start.authMethod,
+        ...(start.oidcProviderId ? { oidc_provider_id: start.oidcProviderId } : {}),
+      },
+      actorType: "user",
+      actorId: start.userId,
+      requestId: start.requestId,
+    },
+  ]);
+  return { sessionId, refreshToken, refreshExpiresAt, user };
+}
+
+/** The contract's AuthTokens: a new access token for the session plus its current refresh token. */
+export async function sessionTokens(
+  keys: KeyRing,
+  settings: { issuer: string; ttlS: number },
+  s: { tenantId: string; userId: string; role: UserRole; sessionId: string; refreshToken: string; refreshExpiresAt: Date },
+): Promise<MessageInitShape<typeof AuthTokensSchema>> {
+  const access = await issueAccessToken(keys, settings, { tenantId: s.tenantId, userId: s.userId, role: s.role, sessionId: s.sessionId });
   return {
-    id: row.id,
-    tenantId: row.tenant_id,
-    email: row.email,
-    displayName: row.display_name,
-    role: ROLES[row.role],
-    state: STATES[row.status],
-    hasPassword: row.password_hash !== null,
-    createTime: timestampFromDate(new Date(row.created_at)),
-    updateTime: timestampFromDate(new Date(row.updated_at)),
-    lastLoginTime: row.last_login_at ? timestampFromDate(new Date(row.last_login_at)) : undefined,
-    etag: `"${String(row.row_version)}"`,
+    accessToken: access.token,
+    tokenType: "Bearer",
+    accessTokenExpireTime: timestampFromDate(access.expiresAt),
+    refreshToken: s.refreshToken,
+    refreshTokenExpireTime: timestampFromDate(s.refreshExpiresAt),
+    sessionId: s.sessionId,
   };
 }

@@ -79,7 +79,8 @@ export class KeyRing {
 
   constructor(
     private readonly db: Knex,
-    private readonly kek: Buffer,
+    /** The key-encryption key; OIDC client secrets and PKCE verifiers are encrypted with it too. */
+    readonly kek: Buffer,
     private readonly log?: Logger,
   ) {}
 

@@ -2,10 +2,12 @@ import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import type { IdentityConfig } from "../config.js";
+import type { OidcClient } from "../domain/oidc-client.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 import { apiKeyHandlers } from "./api-keys.js";
 import { introspectHandlers } from "./introspect.js";
 import { keyHandlers } from "./keys.js";
+import { oidcAuthHandlers, oidcIdentityHandlers } from "./oidc.js";
 import { sessionHandlers } from "./sessions.js";
 import { tenantHandlers } from "./tenants.js";
 import { userHandlers } from "./users.js";
@@ -16,11 +18,11 @@ export { JWKS_CACHE_CONTROL } from "./keys.js";
  * Handlers of `promptcraft.identity.v1.IdentityService`, one file per area. A method no area
  * implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
-export function identityHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandlers<typeof IdentityService> {
-  return { ...tenantHandlers(deps), ...userHandlers(deps), ...apiKeyHandlers(deps) };
+export function identityHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing, oidc: OidcClient): ServiceHandlers<typeof IdentityService> {
+  return { ...tenantHandlers(deps), ...userHandlers(deps), ...apiKeyHandlers(deps), ...oidcIdentityHandlers(deps, keys, oidc) };
 }
 
 /** Handlers of `promptcraft.identity.v1.AuthService`, one file per area. */
-export function authHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceHandlers<typeof AuthService> {
-  return { ...keyHandlers(deps, keys), ...sessionHandlers(deps, keys), ...introspectHandlers(deps, keys) };
+export function authHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing, oidc: OidcClient): ServiceHandlers<typeof AuthService> {
+  return { ...keyHandlers(deps, keys), ...sessionHandlers(deps, keys), ...introspectHandlers(deps, keys), ...oidcAuthHandlers(deps, keys, oidc) };
 }

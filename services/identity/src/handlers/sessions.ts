@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  accessTokenAuthenticator,
   actorOf,
   callerOf,
   FailedPreconditionError,
@@ -10,6 +10,7 @@ import {
   requireRole,
   ResourceExhaustedError,
   roleAtLeast,
+  TokenVerifier,
   UnauthenticatedError,
   type CallContext,
   type ServiceDeps,
@@ -19,21 +20,24 @@ import { appendEvents, withServiceRole, withTenant, type AuditEvent, type Knex }
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { IdentityConfig } from "../config.js";
-import { issueAccessToken } from "../domain/access-tokens.js";
 import { accountKey, addressKey, peerHost, retryAfterMs, type ThrottlePolicy } from "../domain/login-throttle.js";
 import { burnPasswordHash, hashPassword, passwordPolicyProblem, verifyPassword } from "../domain/passwords.js";
+import { listLoginProviders } from "../domain/oidc-providers.js";
 import {
   hashRefreshToken,
-  loginUserToProto,
   newRefreshToken,
+  openSession,
+  passwordLoginDisabled,
   refreshTokenExpiry,
   sessionToProto,
-  type LoginUserRow,
+  sessionTokens,
   type RevokeReason,
+  type SessionLifetimes,
 } from "../domain/sessions.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 import { clearThrottles, readThrottles, recordFailures, throttleMapKey, type ThrottleKey } from "../store/login-throttle.js";
 import {
+  findPasswordHolder,
   findRefreshToken,
   findTenantBySlug,
   findUserByEmail,
@@ -44,13 +48,15 @@ import {
   markRotated,
   revokeFamily,
   revokeUserSessions,
+  setPasswordHash,
 } from "../store/sessions.js";
+import { findTenant } from "../store/tenants.js";
+import { findUser } from "../store/users.js";
+import { userToProto } from "./users.js";
 
 /** The one answer to every failed login (unknown tenant/email, wrong password, inactive user). */
 const loginFailed = () => new UnauthenticatedError("login failed: wrong tenant, email or password", { reason: ErrorReason.LOGIN_FAILED });
 const refreshInvalid = () => new UnauthenticatedError("refresh token invalid or expired", { reason: ErrorReason.REFRESH_TOKEN_INVALID });
-
-const USER_COLUMNS = ["tenant_id", "id", "email", "display_name", "role", "status", "password_hash", "created_at", "updated_at", "last_login_at", "row_version"];
 
 function throttlePolicy(config: IdentityConfig): ThrottlePolicy {
   return {
@@ -76,38 +82,31 @@ async function refuseIfThrottled(trx: Knex.Transaction, keys: readonly ThrottleK
 }
 
 /** `user-agent` of the call, trimmed to what the table keeps. */
-function userAgentOf(ctx: CallContext): string | null {
+export function userAgentOf(ctx: CallContext): string | null {
   const ua = ctx.header("user-agent");
   return ua ? ua.slice(0, 512) : null;
+}
+
+/** The service's session lifetimes. */
+export function sessionLifetimes(config: IdentityConfig): SessionLifetimes {
+  return { maxLifetimeS: config.SESSION_MAX_LIFETIME_S, refreshIdleTtlS: config.REFRESH_TOKEN_IDLE_TTL_S };
 }
 
 /**
  * AuthService: password login, refresh, logout, sessions and passwords (Login, RefreshToken,
  * Logout, ListSessions, RevokeSession, ChangePassword, ResetPassword, GetLoginOptions).
- * AcceptInvitation is not built yet (UNIMPLEMENTED).
+ * AcceptInvitation is not built yet (UNIMPLEMENTED). Logout is public (a refresh token is enough);
+ * without one it verifies the caller's access token itself.
  */
 export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceHandlers<typeof AuthService> {
   const { db, config } = deps;
   const policy = throttlePolicy(config);
   const tokenSettings = { issuer: config.TOKEN_ISSUER, ttlS: config.ACCESS_TOKEN_TTL_S };
-
-  /** Access and refresh tokens for a session whose new refresh token is `refreshToken`. */
-  async function tokensFor(
-    user: { tenantId: string; userId: string; role: LoginUserRow["role"] },
-    sessionId: string,
-    refreshToken: string,
-    refreshExpiresAt: Date,
-  ) {
-    const access = await issueAccessToken(keys, tokenSettings, { ...user, sessionId });
-    return {
-      accessToken: access.token,
-      tokenType: "Bearer",
-      accessTokenExpireTime: timestampFromDate(access.expiresAt),
-      refreshToken,
-      refreshTokenExpireTime: timestampFromDate(refreshExpiresAt),
-      sessionId,
-    };
-  }
+  const lifetimes = sessionLifetimes(config);
+  // Logout is public (a refresh token suffices), so without one it authenticates the access token here.
+  const authenticateAccessToken = accessTokenAuthenticator(
+    new TokenVerifier({ fetchJwks: () => keys.publishedJwks(), issuer: config.TOKEN_ISSUER, log: deps.log, cacheTtlMs: 60_000 }),
+  );
 
   /** The events and revocation of a session family, for Logout and RevokeSession. */
   async function endFamily(trx: Knex.Transaction, tenantId: string, familyId: string, userId: string, reason: RevokeReason, ctx: CallContext, actor: AuditEvent["actorType"], actorId: string | null) {
@@ -189,48 +188,24 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
       }
 
       // 3b. Success: reset the account counter, start a session, audit, in one transaction.
-      const now = new Date();
-      const sessionId = randomUUID();
-      const refreshToken = newRefreshToken();
-      const absoluteExpiresAt = new Date(now.getTime() + config.SESSION_MAX_LIFETIME_S * 1000);
-      const expiresAt = refreshTokenExpiry(now, config.REFRESH_TOKEN_IDLE_TTL_S, absoluteExpiresAt);
-      const row = await withTenant(db, { service: "identity", tenantId: tenant.id, userId: user.id }, async (trx) => {
+      const opened = await withTenant(db, { service: "identity", tenantId: tenant.id, userId: user.id }, async (trx) => {
+        // Like a suspended tenant, told only after a correct password.
+        if (passwordLoginDisabled((await findTenant(trx, tenant.id))?.settings)) {
+          throw new FailedPreconditionError("this tenant accepts single sign-on (OIDC) only", { reason: ErrorReason.PASSWORD_LOGIN_DISABLED });
+        }
         await clearThrottles(trx, throttleKeys.filter((k) => k.scope === "account"));
-        await insertSession(trx, {
+        return openSession(trx, lifetimes, {
           tenantId: tenant.id,
-          id: sessionId,
-          familyId: sessionId,
-          generation: 0,
           userId: user.id,
-          tokenHash: hashRefreshToken(refreshToken),
           authMethod: "password",
-          expiresAt,
-          absoluteExpiresAt,
           userAgent: userAgentOf(ctx),
-          clientIp: client,
-          createdAt: now,
+          clientAddress: client,
+          requestId: ctx.requestId,
         });
-        const [updated] = await trx<LoginUserRow>("app_user")
-          .where({ id: user.id })
-          .update({ last_login_at: now })
-          .returning(USER_COLUMNS);
-        await appendEvents(trx, [
-          {
-            tenantId: tenant.id,
-            aggregateType: "app_user",
-            aggregateId: user.id,
-            eventType: "login.succeeded",
-            payload: { session_id: sessionId, client_address: client, method: "password" },
-            actorType: "user",
-            actorId: user.id,
-            requestId: ctx.requestId,
-          },
-        ]);
-        return updated as LoginUserRow;
       });
       return {
-        tokens: await tokensFor({ tenantId: tenant.id, userId: user.id, role: row.role }, sessionId, refreshToken, expiresAt),
-        user: loginUserToProto(row),
+        tokens: await sessionTokens(keys, tokenSettings, { tenantId: tenant.id, userId: user.id, role: opened.user.role, ...opened }),
+        user: userToProto({ user: opened.user, purgeTime: undefined }),
       };
     },
 
@@ -260,11 +235,9 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
         }
         const now = new Date();
         if (new Date(row.expires_at) <= now || new Date(row.absolute_expires_at) <= now) return { error: refreshInvalid() };
-        const tenant = await trx<{ id: string; status: string }>("tenant").where({ id: row.tenant_id }).first("status");
+        const tenant = await findTenant(trx, row.tenant_id);
         if (tenant?.status !== "active") return { error: new UnauthenticatedError("the tenant is suspended", { reason: ErrorReason.TENANT_SUSPENDED }) };
-        const user = await trx<{ id: string; role: LoginUserRow["role"]; status: string; deleted_at: Date | null }>("app_user")
-          .where({ id: row.user_id })
-          .first("role", "status", "deleted_at");
+        const user = await findUser(trx, row.tenant_id, row.user_id);
         if (!user || user.status !== "active" || user.deleted_at) {
           await revokeFamily(trx, row.family_id, "user_disabled");
           return { error: new UnauthenticatedError("the user is no longer active", { reason: ErrorReason.CREDENTIALS_REVOKED }) };
@@ -280,6 +253,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
           userId: row.user_id,
           tokenHash: hashRefreshToken(refreshToken),
           authMethod: row.auth_method,
+          oidcProviderId: row.oidc_provider_id,
           expiresAt,
           absoluteExpiresAt,
           userAgent: userAgentOf(ctx) ?? row.user_agent,
@@ -290,7 +264,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
       });
       if ("error" in outcome) throw outcome.error as Error;
       const { ok } = outcome;
-      return { tokens: await tokensFor(ok, ok.familyId, refreshToken, ok.expiresAt) };
+      return { tokens: await sessionTokens(keys, tokenSettings, { ...ok, sessionId: ok.familyId, refreshToken, refreshExpiresAt: ok.expiresAt }) };
     },
 
     logout: async (request, ctx) => {
@@ -304,7 +278,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
         }
         return {};
       }
-      const caller = callerOf(ctx);
+      const caller = await authenticateAccessToken(ctx);
       if (caller.kind !== "access_token" || !caller.userId || !caller.credentialId) {
         throw new FailedPreconditionError("no session to end: log out with a refresh token or a user's access token");
       }
@@ -329,8 +303,8 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
         offset = Number(m[1]);
       }
       return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
-        const user = await trx<{ id: string; deleted_at: Date | null }>("app_user").where({ id: userId }).whereNull("deleted_at").first("id");
-        if (!user) throw new NotFoundError(`user ${userId} not found`);
+        const user = await findUser(trx, caller.tenantId, userId);
+        if (!user || user.deleted_at) throw new NotFoundError(`user ${userId} not found`);
         const rows = await listFamilies(trx, userId, { includeInactive: request.showInactive, limit: pageSize + 1, offset });
         const more = rows.length > pageSize;
         return {
@@ -359,7 +333,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
       const { tenantId, userId } = caller;
       const scope = { service: "identity" as const, tenantId, userId };
       const user = await withTenant(db, scope, async (trx) => {
-        const row = await trx<LoginUserRow>("app_user").where({ id: userId }).whereNull("deleted_at").first();
+        const row = await findPasswordHolder(trx, tenantId, userId);
         if (!row) throw new UnauthenticatedError("the user no longer exists", { reason: ErrorReason.CREDENTIALS_REVOKED });
         await refuseIfThrottled(trx, [{ scope: "account", key: accountKey({ id: tenantId }, row.email) }]);
         return row;
@@ -379,17 +353,14 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
       const hash = await hashPassword(request.newPassword);
       await withTenant(db, scope, async (trx) => {
         await clearThrottles(trx, accountKeys);
-        const [updated] = await trx("app_user")
-          .where({ id: userId })
-          .update({ password_hash: hash, password_changed_at: trx.fn.now(), updated_at: trx.fn.now(), row_version: trx.raw("row_version + 1") })
-          .returning<{ row_version: string }[]>(["row_version"]);
+        const rowVersion = await setPasswordHash(trx, tenantId, userId, hash);
         const revoked = await revokeUserSessions(trx, userId, "password_changed", caller.credentialId);
         await appendEvents(trx, [
           {
             tenantId,
             aggregateType: "app_user",
             aggregateId: userId,
-            aggregateVersion: Number(updated!.row_version),
+            aggregateVersion: Number(rowVersion),
             eventType: "user.password_changed",
             payload: { revoked_sessions: revoked },
             actorType: "user",
@@ -406,7 +377,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
       const targetId = request.userId.toLowerCase();
       const actor = actorOf(ctx);
       return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
-        const target = await trx<LoginUserRow & { deleted_at: Date | null }>("app_user").where({ id: targetId }).forUpdate().first("id", "email", "role", "deleted_at");
+        const target = await findUser(trx, caller.tenantId, targetId, true);
         if (!target) throw new NotFoundError(`user ${targetId} not found`);
         if (target.deleted_at) throw new FailedPreconditionError(`user ${targetId} is deleted`, { reason: ErrorReason.RESOURCE_DELETED });
         if (target.role === "owner" && caller.role !== "owner") {
@@ -415,10 +386,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
         const problem = passwordPolicyProblem(request.newPassword, target.email);
         if (problem) throw new InvalidArgumentError({ field: "new_password", description: problem, reason: "password.policy" }, { reason: ErrorReason.PASSWORD_POLICY });
         const hash = await hashPassword(request.newPassword);
-        const [updated] = await trx("app_user")
-          .where({ id: targetId })
-          .update({ password_hash: hash, password_changed_at: trx.fn.now(), updated_at: trx.fn.now(), row_version: trx.raw("row_version + 1") })
-          .returning<{ row_version: string }[]>(["row_version"]);
+        const rowVersion = await setPasswordHash(trx, caller.tenantId, targetId, hash);
         await clearThrottles(trx, [{ scope: "account", key: accountKey({ id: caller.tenantId }, target.email) }]);
         const revoked = await revokeUserSessions(trx, targetId, "password_changed");
         await appendEvents(trx, [
@@ -426,7 +394,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
             tenantId: caller.tenantId,
             aggregateType: "app_user",
             aggregateId: targetId,
-            aggregateVersion: Number(updated!.row_version),
+            aggregateVersion: Number(rowVersion),
             eventType: "user.password_reset",
             payload: { revoked_sessions: revoked },
             ...actor,
@@ -439,8 +407,10 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
     getLoginOptions: async (request) => {
       const tenant = await withServiceRole(db, "identity", (trx) => findTenantBySlug(trx, request.tenantSlug));
       if (!tenant) throw new NotFoundError(`tenant ${request.tenantSlug} not found`);
-      // OIDC providers are not built yet: password login only.
-      return { passwordLoginEnabled: true, providers: [] };
+      return withTenant(db, { service: "identity", tenantId: tenant.id }, async (trx) => ({
+        passwordLoginEnabled: !passwordLoginDisabled((await findTenant(trx, tenant.id))?.settings),
+        providers: await listLoginProviders(trx, tenant.id),
+      }));
     },
   };
 }

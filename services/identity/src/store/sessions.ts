@@ -14,6 +14,7 @@ export interface SessionRow {
   user_id: string;
   refresh_token_hash: string;
   auth_method: "password" | "oidc";
+  oidc_provider_id: string | null;
   created_at: Date;
   last_used_at: Date | null;
   expires_at: Date;
@@ -86,6 +87,8 @@ export interface NewSessionRow {
   userId: string;
   tokenHash: string;
   authMethod: "password" | "oidc";
+  /** The provider of an OIDC session (kept across refreshes). */
+  oidcProviderId: string | null;
   expiresAt: Date;
   absoluteExpiresAt: Date;
   userAgent: string | null;
@@ -102,6 +105,7 @@ export async function insertSession(trx: Knex.Transaction, s: NewSessionRow): Pr
     user_id: s.userId,
     refresh_token_hash: s.tokenHash,
     auth_method: s.authMethod,
+    oidc_provider_id: s.oidcProviderId,
     created_at: s.createdAt,
     expires_at: s.expiresAt,
     absolute_expires_at: s.absoluteExpiresAt,
@@ -134,7 +138,7 @@ export async function revokeUserSessions(trx: Knex.Transaction, userId: string, 
 }
 
 const FAMILY_SELECT = `
-  select distinct on (s.family_id) s.tenant_id, s.id, s.family_id, s.generation, s.user_id, s.auth_method,
+  select distinct on (s.family_id) s.tenant_id, s.id, s.family_id, s.generation, s.user_id, s.auth_method, s.oidc_provider_id,
     s.created_at, s.last_used_at, s.expires_at, s.absolute_expires_at, s.rotated_at, s.revoked_at,
     s.revoked_reason, s.user_agent, host(s.client_ip) as client_ip, f.created_at as started_at
   from session s
@@ -165,4 +169,27 @@ export async function listFamilies(
     [userId, options.limit, options.offset],
   );
   return rows;
+}
+
+/** What a password change needs of the user: email (policy, throttle key) and current hash. Live users only. */
+export async function findPasswordHolder(
+  trx: Knex.Transaction,
+  tenantId: string,
+  userId: string,
+): Promise<{ id: string; email: string; password_hash: string | null } | undefined> {
+  const { rows } = await trx.raw<{ rows: { id: string; email: string; password_hash: string | null }[] }>(
+    "select id, email, password_hash from app_user where tenant_id = ? and id = ? and deleted_at is null",
+    [tenantId, userId],
+  );
+  return rows[0];
+}
+
+/** Stores a new password hash; returns the user's new row version. */
+export async function setPasswordHash(trx: Knex.Transaction, tenantId: string, userId: string, hash: string): Promise<string> {
+  const { rows } = await trx.raw<{ rows: { row_version: string }[] }>(
+    `update app_user set password_hash = ?, password_changed_at = now(), updated_at = now(), row_version = row_version + 1
+     where tenant_id = ? and id = ? returning row_version::text as row_version`,
+    [hash, tenantId, userId],
+  );
+  return rows[0]!.row_version;
 }

@@ -158,3 +158,34 @@ export async function listUsers(
   );
   return rows;
 }
+
+/** The live (not deleted) user with this email, compared case-insensitively, locked for update. */
+export async function findLiveUserByEmail(trx: Knex.Transaction, tenantId: string, email: string): Promise<UserRow | undefined> {
+  const { rows } = await trx.raw<{ rows: UserRow[] }>(
+    `select ${COLUMNS} from app_user where tenant_id = ? and lower(email) = lower(?) and deleted_at is null for update`,
+    [tenantId, email],
+  );
+  return rows[0];
+}
+
+/** Inserts an active user without a password whose email a single-sign-on provider verified (just-in-time provisioning). */
+export async function insertSsoUser(
+  trx: Knex.Transaction,
+  u: { tenantId: string; email: string; displayName: string; role: UserRole },
+): Promise<UserRow> {
+  const { rows } = await trx.raw<{ rows: UserRow[] }>(
+    `insert into app_user (tenant_id, email, display_name, role, status, email_verified_at)
+     values (?, ?, ?, ?, 'active', now()) returning ${COLUMNS}`,
+    [u.tenantId, u.email, u.displayName, u.role],
+  );
+  return rows[0]!;
+}
+
+/** Records a successful login (`last_login_at`); returns the user. */
+export async function recordLogin(trx: Knex.Transaction, tenantId: string, id: string): Promise<UserRow> {
+  const { rows } = await trx.raw<{ rows: UserRow[] }>(
+    `update app_user set last_login_at = now() where tenant_id = ? and id = ? returning ${COLUMNS}`,
+    [tenantId, id],
+  );
+  return rows[0]!;
+}
