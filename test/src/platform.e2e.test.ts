@@ -55,6 +55,9 @@ const BUILT = new Set([
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
   ...["ListEntityRevisions", "RollbackEntity", "DiffEntityRevisions"].map((m) => `promptcraft.content.v1.ContentService/${m}`),
+  ...["SetLabel", "RemoveLabel", "ListLabels", "ListLabelHistory", "GrantShare", "ListShares", "RevokeShare", "AddFavorite", "RemoveFavorite", "ListFavorites"].map(
+    (m) => `promptcraft.content.v1.ContentService/${m}`,
+  ),
 ]);
 /** Methods callable without an access token. */
 const PUBLIC = new Set([

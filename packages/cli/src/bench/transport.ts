@@ -10,11 +10,11 @@ export interface Server {
   process: ChildProcess;
 }
 
-/** Starts `script` (next to this file) with `args`; resolves once it printed its ports. */
-export async function startServerProcess(script: string, args: string[] = []): Promise<Server> {
+/** Starts `script` (next to this file) with `args` and extra `env`; resolves once it printed its ports. */
+export async function startServerProcess(script: string, args: string[] = [], env: Record<string, string> = {}): Promise<Server> {
   const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url)), ...args], {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "info" },
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "info", ...env },
   });
   const lines = new Map<string, string>();
   await new Promise<void>((resolve, reject) => {

@@ -2,12 +2,15 @@ import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import type { ContentConfig } from "../config.js";
 import { entityHandlers } from "./entities.js";
+import { favoriteHandlers } from "./favorites.js";
+import { labelHandlers } from "./labels.js";
 import { revisionHandlers } from "./revisions.js";
+import { shareHandlers } from "./shares.js";
 
 /**
  * Handlers of `promptcraft.content.v1.ContentService`, one file per area, spread together. A
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function contentHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandlers<typeof ContentService> {
-  return { ...entityHandlers(deps), ...revisionHandlers(deps) };
+  return { ...entityHandlers(deps), ...revisionHandlers(deps), ...labelHandlers(deps), ...shareHandlers(deps), ...favoriteHandlers(deps) };
 }

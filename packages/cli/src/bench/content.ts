@@ -1,0 +1,271 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createServiceClient } from "@promptcraft/client";
+import { contentService } from "@promptcraft/content";
+import { createKnex, pg, type Knex } from "@promptcraft/db";
+import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
+import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
+import { ContentService, GetEntityRequestSchema } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
+import { addVersion, createEntity, createTenant, createUser, provisionTestDatabase } from "@promptcraft/testing";
+import { migrateAll } from "../database.js";
+import { grpcFrame, hasH2load, median } from "./h2load.js";
+import { GRPC_HEADERS, grpcThroughput, startServerProcess, stop, type Server } from "./transport.js";
+
+/** One statement as the service's knex sent it (native `$n` placeholders). */
+interface Statement {
+  sql: string;
+  bindings: readonly unknown[];
+}
+
+/** The statements `call` makes the service's knex send, in order. */
+async function captureStatements(db: Knex, call: () => Promise<unknown>): Promise<Statement[]> {
+  const statements: Statement[] = [];
+  const record = (q: { sql: string; bindings?: unknown[] }) => statements.push({ sql: q.sql, bindings: q.bindings ?? [] });
+  db.on("query", record);
+  try {
+    await call();
+  } finally {
+    db.removeListener("query", record);
+  }
+  return statements;
+}
+
+/** `statements` with every binding equal to `from` replaced by `to` (the same transaction on another entity). */
+function retarget(statements: Statement[], from: string, to: string): Statement[] {
+  return statements.map((s) => ({ sql: s.sql, bindings: s.bindings.map((b) => (b === from ? to : b)) }));
+}
+
+/** Completed units per second of `workers` loops, each running `unit` until `seconds` have passed. */
+async function closedLoop(workers: number, seconds: number, unit: (worker: number, iteration: number) => Promise<void>): Promise<number> {
+  const end = Date.now() + seconds * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      for (let i = 0; Date.now() < end; i++) {
+        await unit(worker, i);
+        done++;
+      }
+    }),
+  );
+  return done / seconds;
+}
+
+/** Runs the statements of one call on one pooled `pg` connection (a transaction when they hold BEGIN … COMMIT). */
+async function replay(pool: pg.Pool, statements: Statement[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    for (const s of statements) await client.query(s.sql, s.bindings as unknown[]);
+  } finally {
+    client.release();
+  }
+}
+
+/** Paired measurements: `a` and `b` per round in alternating order; prints each round; returns the per-round values. */
+async function paired(
+  rounds: number,
+  names: [string, string],
+  a: () => Promise<number>,
+  b: () => Promise<number>,
+  unit: string,
+): Promise<{ a: number[]; b: number[]; ratio: number[] }> {
+  const out = { a: [] as number[], b: [] as number[], ratio: [] as number[] };
+  for (let round = 1; round <= rounds; round++) {
+    let x: number, y: number;
+    if (round % 2) {
+      x = await a();
+      y = await b();
+    } else {
+      y = await b();
+      x = await a();
+    }
+    out.a.push(x);
+    out.b.push(y);
+    out.ratio.push(x / y);
+    console.log(`  round ${round}: ${names[0]} ${x.toFixed(0)} ${unit}, ${names[1]} ${y.toFixed(0)} ${unit} (ratio ${(x / y).toFixed(2)})`);
+  }
+  return out;
+}
+
+/** CPU time (user + system, ms) a process has used so far; Linux `/proc`, NaN elsewhere. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Runs `measure` (returning calls per second) and reports it with the CPU `pid` spent per call. */
+async function withCpu(pid: number, seconds: number, measure: () => Promise<number>): Promise<{ rate: number; cpuMsPerCall: number }> {
+  const before = processCpuMs(pid);
+  const rate = await measure();
+  return { rate, cpuMsPerCall: (processCpuMs(pid) - before) / (rate * seconds) };
+}
+
+function verdict(ratio: number, goal: number, atLeast: boolean): string {
+  return (atLeast ? ratio >= goal : ratio <= goal) ? "✓" : "✗ misses the goal";
+}
+
+/**
+ * `npm run bench content`: the content service against the floor of the same SQL through `pg`.
+ *
+ * (a) GetEntity (current version) over gRPC, driven by h2load at concurrency 32, against the very
+ *     statements the service sends for it (BEGIN, the tenant/role set_config, the SELECT, COMMIT —
+ *     captured from the service's own knex) replayed through a `pg` pool of the same size by 32
+ *     concurrent loops. Goal ≥ 0.5.
+ * (b) UpdateEntity (a new version each call: the title alternates) from 32 concurrent gRPC client
+ *     loops, each on its own entity, against the captured transaction of the same update replayed
+ *     through `pg` on the same entities. h2load cannot vary the body, and an unchanged body writes
+ *     nothing, hence a client loop here (it runs in this process, so the service side also pays
+ *     for the client). Goal ≥ 0.5.
+ * (c) GetEntity as of a past time on an entity with 1 version vs one with 1,000 (h2load, same
+ *     concurrency). Goal: at most 1.5× apart.
+ * Paired runs per round in alternating order; medians and the median of per-round ratios.
+ */
+export async function benchContent(args: string[]): Promise<number> {
+  if (!(await hasH2load())) {
+    console.error("h2load not found: install Debian's nghttp2-client (sudo apt-get install nghttp2-client)");
+    return 1;
+  }
+  const rounds = Number(args[0] ?? process.env.BENCH_ROUNDS ?? 3);
+  const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+  const concurrency = 32;
+  const poolSize = Number(process.env.BENCH_POOL ?? 8);
+  const database = await provisionTestDatabase(process.env, (line) => console.log(line));
+  const db = createKnex({ url: database.url, poolMax: 4, applicationName: "promptcraft-bench" });
+  let identity: RunningService | undefined;
+  let content: Server | undefined;
+  const pool = new pg.Pool({ connectionString: database.url, max: poolSize, application_name: "promptcraft-bench-pg" });
+  try {
+    await migrateAll(database.url);
+    const base = { DATABASE_URL: database.url, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent" };
+    identity = await startService(identityService, loadConfig(identityService.config, base));
+    const identityUrl = `http://127.0.0.1:${identity.grpcPort}`;
+    const tenantId = await createTenant(db);
+    const userId = await createUser(db, tenantId, "editor");
+    const { token } = await issueAccessToken(identity.state as KeyRing, { issuer: "promptcraft-identity", ttlS: 3600 }, { tenantId, userId, role: "editor", sessionId: randomUUID() });
+    const auth = { authorization: `Bearer ${token}` };
+
+    console.log("content benchmark: preparing entities (one with 1,000 versions) …");
+    const body = { content: { text: "You are a helpful assistant. ".repeat(20) }, tags: ["bench", "prompt"], visibility: "tenant" as const };
+    const { id: readId } = await createEntity(db, tenantId, userId, { title: "read me", ...body });
+    const { id: shortId } = await createEntity(db, tenantId, userId, { title: "one version", ...body });
+    const { id: longId } = await createEntity(db, tenantId, userId, { title: "v1", ...body });
+    for (let v = 2; v <= 1000; v++) await addVersion(db, tenantId, longId, userId, { title: `v${v}` });
+    const writeIds: string[] = [];
+    for (let w = 0; w < concurrency; w++) writeIds.push((await createEntity(db, tenantId, userId, { title: "bench A", ...body })).id);
+    const { rows: middle } = await db.raw<{ rows: { valid_from: Date }[] }>("select valid_from from entity_version where entity_id = ? and version = 500", [longId]);
+    const longAsOf = new Date(middle[0]!.valid_from.getTime() + 1);
+    const shortAsOf = new Date();
+
+    // What the service sends to the database for each call, captured from an in-process instance
+    // (after a first call, so that the 5 s credential-status cache is warm and adds nothing).
+    console.log("capturing the service's SQL for GetEntity and UpdateEntity …");
+    const capture = await startService(contentService, loadConfig(contentService.config, { ...base, IDENTITY_URL: identityUrl, DB_POOL_MAX: "2" }));
+    let getStatements: Statement[];
+    let updateStatements: Statement[][];
+    try {
+      const client = createServiceClient(ContentService, `http://127.0.0.1:${capture.grpcPort}`, { protocol: "grpc" });
+      const captureDb = capture.deps.db;
+      await client.getEntity({ entityId: readId }, { headers: auth });
+      getStatements = await captureStatements(captureDb, () => client.getEntity({ entityId: readId }, { headers: auth }));
+      const template = writeIds[0]!;
+      const update = (title: string) => () => client.updateEntity({ entity: { id: template, title }, updateMask: { paths: ["title"] } }, { headers: auth });
+      updateStatements = [await captureStatements(captureDb, update("bench B")), await captureStatements(captureDb, update("bench A"))];
+    } finally {
+      await capture.close();
+    }
+
+    content = await startServerProcess("./content-server.js", [], {
+      DATABASE_URL: database.url,
+      IDENTITY_URL: identityUrl,
+      DB_POOL_MAX: String(poolSize),
+    });
+    const servicePid = content.process.pid!;
+    const h2 = { seconds, connections: 4, streams: concurrency / 4, headers: { ...GRPC_HEADERS, ...auth } };
+    const getBody = (entityId: string, asOf?: Date) =>
+      grpcFrame(toBinary(GetEntityRequestSchema, create(GetEntityRequestSchema, { entityId, ...(asOf ? { asOfTime: timestampFromDate(asOf) } : {}) })));
+    const getEntityRate = (entityId: string, asOf?: Date) => () =>
+      grpcThroughput(content!, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, body: getBody(entityId, asOf) });
+    // Fail fast (not as "0 req/s") if the calls do not succeed.
+    await grpcThroughput(content, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, seconds: 1, body: getBody(readId) });
+
+    console.log(
+      `\n(a) GetEntity, current version: gRPC (h2load, ${h2.connections} connections × ${h2.streams} streams, service pool ${poolSize}) vs its ${getStatements.length} statements through pg (${concurrency} loops, pool ${poolSize}); ${seconds}s per run, ${rounds} rounds`,
+    );
+    // CPU per call of the service process and of this process (the pg side), to tell a busy machine from a slow path.
+    const cpu = { service: [] as number[], pg: [] as number[] };
+    const a = await paired(
+      rounds,
+      ["gRPC", "pg"],
+      async () => {
+        const r = await withCpu(servicePid, seconds, getEntityRate(readId));
+        cpu.service.push(r.cpuMsPerCall);
+        return r.rate;
+      },
+      async () => {
+        const r = await withCpu(process.pid, seconds, () => closedLoop(concurrency, seconds, () => replay(pool, getStatements)));
+        cpu.pg.push(r.cpuMsPerCall);
+        return r.rate;
+      },
+      "req/s",
+    );
+    console.log(`  CPU per call (median): service process ${median(cpu.service).toFixed(2)} ms, pg client process ${median(cpu.pg).toFixed(2)} ms`);
+
+    console.log(
+      `\n(b) UpdateEntity (new version per call): gRPC (${concurrency} client loops in this process, one entity each) vs its ${updateStatements[0]!.length} statements through pg (${concurrency} loops, pool ${poolSize}); ${seconds}s per run, ${rounds} rounds`,
+    );
+    const rpcClient = createServiceClient(ContentService, `http://127.0.0.1:${content.ports[0]}`, { protocol: "grpc" });
+    // Each entity's title alternates A → B → A; a worker continues from wherever its entity is.
+    const titles = writeIds.map(() => "bench A");
+    const versionsBefore = await countVersions(db, writeIds);
+    const b = await paired(
+      rounds,
+      ["gRPC", "pg"],
+      () =>
+        closedLoop(concurrency, seconds, async (w) => {
+          titles[w] = titles[w] === "bench A" ? "bench B" : "bench A";
+          await rpcClient.updateEntity({ entity: { id: writeIds[w]!, title: titles[w] }, updateMask: { paths: ["title"] } }, { headers: auth });
+        }),
+      () =>
+        closedLoop(concurrency, seconds, async (w) => {
+          const toB = titles[w] === "bench A";
+          titles[w] = toB ? "bench B" : "bench A";
+          await replay(pool, retarget(updateStatements[toB ? 0 : 1]!, writeIds[0]!, writeIds[w]!));
+        }),
+      "updates/s",
+    );
+    const written = (await countVersions(db, writeIds)) - versionsBefore;
+    const expected = Math.round([...b.a, ...b.b].reduce((s, r) => s + r * seconds, 0));
+    console.log(`  versions written: ${written} of ${expected} calls (every call writes one)`);
+
+    console.log(`\n(c) GetEntity as of a past time: 1 version vs 1,000 versions in the history (h2load as in (a)); ${seconds}s per run, ${rounds} rounds`);
+    const c = await paired(rounds, ["1 version", "1,000 versions"], getEntityRate(shortId, shortAsOf), getEntityRate(longId, longAsOf), "req/s");
+
+    const ra = median(a.ratio);
+    const rb = median(b.ratio);
+    const rc = median(c.ratio);
+    console.log("");
+    console.log(`  (a) median GetEntity gRPC ${median(a.a).toFixed(0)} req/s, pg ${median(a.b).toFixed(0)} req/s; ratio ${ra.toFixed(2)} (goal ≥ 0.50) ${verdict(ra, 0.5, true)}`);
+    console.log(`  (b) median UpdateEntity gRPC ${median(b.a).toFixed(0)} /s, pg ${median(b.b).toFixed(0)} /s; ratio ${rb.toFixed(2)} (goal ≥ 0.50) ${verdict(rb, 0.5, true)}`);
+    console.log(
+      `  (c) median as-of 1 version ${median(c.a).toFixed(0)} req/s, 1,000 versions ${median(c.b).toFixed(0)} req/s; ${rc.toFixed(2)}× apart (goal ≤ 1.50) ${verdict(Math.max(rc, 1 / rc), 1.5, false)}`,
+    );
+    return 0;
+  } finally {
+    if (content) await stop(content);
+    await identity?.close();
+    await pool.end();
+    await db.destroy();
+    await database.stop();
+  }
+}
+
+async function countVersions(db: Knex, entityIds: string[]): Promise<number> {
+  const { rows } = await db.raw<{ rows: { n: string }[] }>("select count(*)::text as n from entity_version where entity_id = any(?::uuid[])", [entityIds]);
+  return Number(rows[0]!.n);
+}
