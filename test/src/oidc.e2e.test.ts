@@ -9,7 +9,7 @@ import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/iden
 import { AuthMethod, Role, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { createTenant, createUser, uniqueSlug, type UserRole } from "@promptcraft/testing";
 import { IdentityHarness } from "./identity-e2e-helpers.js";
-import { callUnary, type Protocol } from "./login-helpers.js";
+import { callUnary, testPasswordHash, type Protocol } from "./login-helpers.js";
 
 /**
  * OpenID Connect login end to end: a real OIDC provider (oauth2-mock-server) runs in the test; the
@@ -328,6 +328,49 @@ for (const protocol of ["grpc", "connect"] as const) {
         editUrl: (u) => u.searchParams.set("code_challenge", createHash("sha256").update("another-verifier-".repeat(3)).digest("base64url")),
       });
       assert.deepEqual(failure(mismatch), { code: "UNAVAILABLE", reason: "OIDC_PROVIDER_ERROR" });
+    });
+
+    test("two callbacks with the same state at once: exactly one logs in", async () => {
+      const { callback } = await startAndAuthorize(protocol, person());
+      const complete = () => call(protocol, AuthService.method.completeOidcLogin, { state: callback.state, code: callback.code, redirectUri: REDIRECT_URI });
+      const outcomes = (await Promise.all([complete(), complete()])).map((o) => failure(o));
+      assert.deepEqual(
+        outcomes.sort((a, b) => a.code.localeCompare(b.code)),
+        [
+          { code: "INVALID_ARGUMENT", reason: "OIDC_STATE_INVALID" },
+          { code: "OK", reason: undefined },
+        ],
+      );
+    });
+
+    test("just-in-time creation respects the tenant's max_users quota", async () => {
+      const quotaSlug = uniqueSlug("oidc-quota");
+      const quotaTenant = await createTenant(harness.db, { slug: quotaSlug, quotas: { max_users: 1 } });
+      const quotaAdmin = await createUser(harness.db, quotaTenant, "admin");
+      const p = ok(await call(protocol, IdentityService.method.createOidcProvider, {
+        oidcProvider: { displayName: "SSO", issuerUri: issuer, clientId: CLIENT_ID, jitProvisioningEnabled: true, enabled: true },
+      }, await harness.token(quotaTenant, quotaAdmin, "admin")));
+      idClaims = person();
+      const started = ok(await call(protocol, AuthService.method.startOidcLogin, { tenantSlug: quotaSlug, oidcProviderId: p.id, redirectUri: REDIRECT_URI }));
+      const cb = await browse(started.authorizationUrl);
+      const res = await call(protocol, AuthService.method.completeOidcLogin, { state: cb.state, code: cb.code, redirectUri: REDIRECT_URI });
+      assert.deepEqual(failure(res), { code: "RESOURCE_EXHAUSTED", reason: "QUOTA_EXCEEDED" });
+    });
+
+    test("a single-sign-on-only tenant: login options say so, and a correct password is refused", async () => {
+      const ssoSlug = uniqueSlug("oidc-sso");
+      const ssoTenant = await createTenant(harness.db, { slug: ssoSlug });
+      const password = "correct horse battery staple";
+      const email = `sso-${randomUUID().slice(0, 8)}@corp.example`;
+      await createUser(harness.db, ssoTenant, "editor", { email, passwordHash: await testPasswordHash(password) });
+      await harness.db.raw(`update tenant set settings = settings || '{"password_login_disabled": true}'::jsonb where id = ?`, [ssoTenant]);
+      const options = ok(await call(protocol, AuthService.method.getLoginOptions, { tenantSlug: ssoSlug }));
+      assert.equal(options.passwordLoginEnabled, false);
+      const right = await call(protocol, AuthService.method.login, { tenantSlug: ssoSlug, email, password });
+      assert.deepEqual(failure(right), { code: "FAILED_PRECONDITION", reason: "PASSWORD_LOGIN_DISABLED" });
+      // A wrong password learns nothing about the tenant's settings.
+      const wrong = await call(protocol, AuthService.method.login, { tenantSlug: ssoSlug, email, password: `${password}!` });
+      assert.deepEqual(failure(wrong), { code: "UNAUTHENTICATED", reason: "LOGIN_FAILED" });
     });
 
     test("a deactivated user and a suspended tenant are refused", async () => {
