@@ -523,6 +523,41 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.deepEqual(secretsInEvents, []);
     });
 
+    test("providers and linked identities page with tokens bound to the list", async () => {
+      const pageTenant = await harness.tenantWith(["admin"]);
+      const pageAdmin = pageTenant.users[0]!;
+      const names = ["Bravo", "alpha", "Charlie"];
+      for (const displayName of names) {
+        ok(await call(protocol, IdentityService.method.createOidcProvider, {
+          oidcProvider: { displayName, issuerUri: issuer, clientId: `c-${displayName}`, enabled: true },
+        }, pageAdmin.token));
+      }
+      const seen: string[] = [];
+      let pageToken = "";
+      do {
+        const page = ok(await call(protocol, IdentityService.method.listOidcProviders, { pageSize: 2, pageToken }, pageAdmin.token));
+        seen.push(...page.oidcProviders.map((p) => p.displayName));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      assert.deepEqual(seen, ["alpha", "Bravo", "Charlie"]);
+      const bad = await call(protocol, IdentityService.method.listOidcProviders, { pageToken: "bm90LWEtdG9rZW4" }, pageAdmin.token);
+      assert.deepEqual(failure(bad), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+
+      // One user linked through two providers of this tenant.
+      const user = await newUser("editor", { password: true });
+      const second = ok(await createProvider(protocol, admin.token, { displayName: "Second SSO" }));
+      const a = ok(await oidcLogin(protocol, { ...person(), email: user.email }));
+      const b = ok(await oidcLogin(protocol, { ...person(), email: user.email }, { provider: second.id }));
+      const first = ok(await call(protocol, IdentityService.method.listLinkedIdentities, { pageSize: 1 }, user.token));
+      assert.deepEqual(first.linkedIdentities.map((i) => i.id), [a.linkedIdentity!.id]);
+      const rest = ok(await call(protocol, IdentityService.method.listLinkedIdentities, { pageSize: 1, pageToken: first.nextPageToken }, user.token));
+      assert.deepEqual(rest.linkedIdentities.map((i) => i.id), [b.linkedIdentity!.id]);
+      assert.equal(rest.nextPageToken, "");
+      // The token belongs to this user's list.
+      const elsewhere = await call(protocol, IdentityService.method.listLinkedIdentities, { pageSize: 1, pageToken: first.nextPageToken }, admin.token);
+      assert.deepEqual(failure(elsewhere), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+    });
+
     test("deleting a provider deletes the identities linked through it; the users stay", async () => {
       const temp = ok(await createProvider(protocol, admin.token, { displayName: "Temporary", jitProvisioningEnabled: true }));
       const res = ok(await oidcLogin(protocol, person(), { provider: temp.id }));
