@@ -1,6 +1,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { LabelEventType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
@@ -53,6 +54,8 @@ for (const protocol of PROTOCOLS) {
       assert.equal(set.protected, false);
       assert.equal(set.implicit, false);
       assert.equal(set.updaterId, editor.id);
+      // A time after the set and before the move (times come back in milliseconds: let the clock tick past the set first).
+      await sleep(2);
       const afterSet = new Date();
       const moved = ok(await h.call(protocol, M.setLabel, { entityId, label: "staging", version: 2, expectedVersion: 1 }, editor.token));
       assert.equal(moved.version, 2);
