@@ -4,7 +4,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { CREDENTIAL_CACHE_TTL_MS, loadConfig, serve, startService, type RunningService, type ServiceModule } from "@promptcraft/platform";
-import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
+import { issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { contentService } from "@promptcraft/content";
 import { graphService } from "@promptcraft/graph";
 import { searchService } from "@promptcraft/search";
@@ -20,6 +20,7 @@ import { ApiKeyState, CredentialType, Role } from "@promptcraft/proto/promptcraf
 import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { createServiceClient, ConnectError } from "@promptcraft/client";
 import { createTenant, createUser, grpc, grpcUnary } from "@promptcraft/testing";
+import { IdentityHarness, testServiceEnv } from "./identity-e2e-helpers.js";
 
 /**
  * API keys end to end (issue 3, items 6 and 7): CRUD and roles on identity, over gRPC and Connect;
@@ -27,9 +28,6 @@ import { createTenant, createUser, grpc, grpcUnary } from "@promptcraft/testing"
  * briefly); revoked, expired and foreign keys refused; and access tokens of a suspended tenant or
  * of a deleted/deactivated user refused by services that read the status themselves.
  */
-
-const DATABASE_URL = process.env.DATABASE_URL;
-if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
 
 type Protocol = "grpc" | "connect";
 const PROTOCOLS: readonly Protocol[] = ["grpc", "connect"];
@@ -50,11 +48,14 @@ let viewerA: string;
 let tenantB: string;
 let adminB: string;
 
+const harness = new IdentityHarness();
+
 before(async () => {
-  const base = { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "2" };
-  identity = await startService(identityService, loadConfig(identityService.config, base));
-  keys = identity.state as KeyRing;
-  const IDENTITY_URL = `http://127.0.0.1:${identity.grpcPort}`;
+  const base = { ...testServiceEnv(), DB_POOL_MAX: "2" };
+  await harness.start(base);
+  identity = harness.identity;
+  keys = harness.keys;
+  const IDENTITY_URL = harness.url;
   services.set("identity", identity);
   for (const module of [contentService, graphService, searchService, analyticsService] as ServiceModule[]) {
     services.set(module.name, await startService(module, loadConfig(module.config, { ...base, IDENTITY_URL })));
@@ -186,6 +187,40 @@ describe("API keys: create, get, list, revoke", () => {
         trx.raw<{ rows: { event_type: string; actor_id: string }[] }>("select event_type, actor_id from event where aggregate_id = ?", [key.id]),
       );
       assert.deepEqual(events.rows, [{ event_type: "api_key.created", actor_id: adminA }]);
+    });
+
+    test(`${protocol}: request_id — a retry within 10 minutes gets the same key and secret; later, or for another key, REQUEST_ID_REUSED`, async () => {
+      const admin = await tokenFor(tenantA, adminA, "admin");
+      const requestId = randomUUID();
+      const create = (name: string) =>
+        call(protocol, identity, IdentityService.method.createApiKey, { apiKey: { displayName: name, role: Role.VIEWER }, requestId }, admin);
+      const name = `retried-${protocol}`;
+      const first = ok(await create(name));
+      const retry = ok(await create(name));
+      assert.equal(retry.apiKey!.id, first.apiKey!.id);
+      assert.equal(retry.secret, first.secret, "the lost response's secret, again");
+      ok(await call(protocol, echo, ContentService.method.getEntity, { entityId: randomUUID() }, retry.secret), "the secret works");
+
+      const stored = await withTenant(identity.deps.db, { service: "identity", tenantId: tenantA }, (trx) =>
+        trx.raw<{ rows: { retry_secret: string; n: number }[] }>(
+          "select retry_secret, (select count(*)::int from api_key where tenant_id = ? and name = ?) as n from api_key where id = ?",
+          [tenantA, name, first.apiKey!.id],
+        ),
+      );
+      assert.equal(stored.rows[0]!.n, 1, "one key");
+      assert.match(stored.rows[0]!.retry_secret, /^aes256gcm:v1:/);
+      assert.ok(!stored.rows[0]!.retry_secret.includes(first.secret.slice(4)), "kept encrypted");
+      const events = await withTenant(identity.deps.db, { service: "analytics", tenantId: tenantA }, (trx) =>
+        trx.raw<{ rows: unknown[] }>("select 1 from event where aggregate_id = ?", [first.apiKey!.id]),
+      );
+      assert.equal(events.rows.length, 1, "one api_key.created event");
+
+      assert.deepEqual(await create("another"), { ok: false, code: "ALREADY_EXISTS", reason: "REQUEST_ID_REUSED" });
+      // Eleven minutes later the secret is gone: the retry says so instead of making a second key.
+      await withTenant(identity.deps.db, { service: "identity", tenantId: tenantA }, (trx) =>
+        trx.raw("update api_key set created_at = created_at - interval '11 minutes' where id = ?", [first.apiKey!.id]),
+      );
+      assert.deepEqual(await create(name), { ok: false, code: "ALREADY_EXISTS", reason: "REQUEST_ID_REUSED" });
     });
 
     test(`${protocol}: roles — viewers and editors cannot manage keys; nobody mints an owner key`, async () => {

@@ -5,18 +5,15 @@ import { SignJWT, calculateJwkThumbprint, decodeProtectedHeader } from "jose";
 import {
   accessTokenAuthenticator,
   createLogger,
-  loadConfig,
   remoteJwks,
   serve,
   startServer,
-  startService,
   TokenVerifier,
   type RunningServer,
   type RunningService,
 } from "@promptcraft/platform";
 import {
   generateSigningKey,
-  identityService,
   issueAccessToken,
   keyEncryptionKey,
   PUBLISH_AFTER_RETIREMENT_S,
@@ -30,16 +27,13 @@ import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/iden
 import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { createServiceClient, ConnectError, Code } from "@promptcraft/client";
 import { createTenant, createUser, grpc, grpcUnary } from "@promptcraft/testing";
+import { ADMIN_TOKEN, IdentityHarness, testServiceEnv } from "./identity-e2e-helpers.js";
 
 /**
  * Access tokens end to end: identity issues and publishes, a service verifies locally against the
  * JWK Set fetched from identity over gRPC — and refuses every trick, on both transports.
  */
 
-const DATABASE_URL = process.env.DATABASE_URL;
-if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
-
-const ADMIN_TOKEN = "test-platform-admin-token-0123456789abcdef";
 const ISSUER = "promptcraft-identity";
 const ENTITY_ID = "6f1c1b1e-8d1a-4a57-9a0f-3f5b8c1d2e4f";
 const log = createLogger("test", "silent");
@@ -52,20 +46,13 @@ let echo: RunningServer;
 let tenantId: string;
 let userId: string;
 
+const harness = new IdentityHarness();
+
 before(async () => {
-  identity = await startService(
-    identityService,
-    loadConfig(identityService.config, {
-      DATABASE_URL,
-      GRPC_PORT: "0",
-      CONNECT_PORT: "0",
-      LOG_LEVEL: "silent",
-      DB_POOL_MAX: "3",
-      PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN,
-    }),
-  );
-  keys = identity.state as KeyRing;
-  identityUrl = `http://127.0.0.1:${identity.grpcPort}`;
+  await harness.start({ DB_POOL_MAX: "3" });
+  identity = harness.identity;
+  keys = harness.keys;
+  identityUrl = harness.url;
   tenantId = await createTenant(identity.deps.db);
   userId = await createUser(identity.deps.db, tenantId, "editor");
   const verifier = new TokenVerifier({ fetchJwks: remoteJwks(identityUrl), issuer: ISSUER, log });
@@ -91,15 +78,17 @@ before(async () => {
 });
 after(async () => {
   await echo?.close();
-  await identity?.close();
+  await harness.close();
 });
 
+/** The `sid` of the test tokens: a UUID, like identity's (every service refuses any other). */
+const SESSION_ID = randomUUID();
 const now = () => Math.floor(Date.now() / 1000);
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
 function validClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const t = now();
-  return { iss: ISSUER, aud: "promptcraft", sub: userId, tid: tenantId, role: "editor", sid: "session-1", jti: randomUUID(), iat: t, nbf: t, exp: t + 600, ...overrides };
+  return { iss: ISSUER, aud: "promptcraft", sub: userId, tid: tenantId, role: "editor", sid: SESSION_ID, jti: randomUUID(), iat: t, nbf: t, exp: t + 600, ...overrides };
 }
 
 /** Signs `claims` with `key` (jose), header `alg: EdDSA`, `typ: at+jwt` unless overridden. */
@@ -108,7 +97,7 @@ async function sign(claims: Record<string, unknown>, key: KeyObject, header: Rec
 }
 
 async function issue(): Promise<string> {
-  return (await issueAccessToken(keys, { issuer: ISSUER, ttlS: 900 }, { tenantId, userId, role: "editor", sessionId: "session-1" })).token;
+  return (await issueAccessToken(keys, { issuer: ISSUER, ttlS: 900 }, { tenantId, userId, role: "editor", sessionId: SESSION_ID })).token;
 }
 
 interface Outcome {
@@ -228,7 +217,7 @@ describe("access tokens over gRPC and Connect", () => {
   for (const protocol of ["grpc", "connect"] as const) {
     test(`${protocol}: a valid token is accepted and the handler sees tenant, user and role`, async () => {
       const outcome = await call(protocol, `Bearer ${await issue()}`);
-      assert.deepEqual(outcome, { ok: true, tenantId, userId, title: "editor|access_token|session-1" });
+      assert.deepEqual(outcome, { ok: true, tenantId, userId, title: `editor|access_token|${SESSION_ID}` });
     });
 
     for (const attack of attacks) {
@@ -412,7 +401,8 @@ describe("signing-key rotation", () => {
 
   test("two replicas starting at once make one active key", async () => {
     const kek = keyEncryptionKey(undefined, undefined, log);
-    const dbs = [createKnex({ url: DATABASE_URL, poolMax: 1 }), createKnex({ url: DATABASE_URL, poolMax: 1 })];
+    const url = testServiceEnv().DATABASE_URL!;
+    const dbs = [createKnex({ url, poolMax: 1 }), createKnex({ url, poolMax: 1 })];
     try {
       // No active key, as on a fresh database (the retired one stays published).
       await withServiceRole(identity.deps.db, "identity", (trx) =>

@@ -21,25 +21,26 @@ export interface EventRow {
   payload: Record<string, unknown>;
 }
 
+/** The settings every e2e service starts with: the test database, free ports, no logs. */
+export function testServiceEnv(): Record<string, string> {
+  const DATABASE_URL = process.env.DATABASE_URL;
+  if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
+  return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4" };
+}
+
 export class IdentityHarness {
   identity!: RunningService;
   keys!: KeyRing;
 
-  async start(): Promise<void> {
-    const DATABASE_URL = process.env.DATABASE_URL;
-    if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
-    this.identity = await startService(
-      identityService,
-      loadConfig(identityService.config, {
-        DATABASE_URL,
-        GRPC_PORT: "0",
-        CONNECT_PORT: "0",
-        LOG_LEVEL: "silent",
-        DB_POOL_MAX: "4",
-        PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN,
-      }),
-    );
+  /** Starts identity with {@link ADMIN_TOKEN} as the platform-admin credential, plus `env`. */
+  async start(env: Record<string, string> = {}): Promise<void> {
+    this.identity = await startService(identityService, loadConfig(identityService.config, { ...testServiceEnv(), PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN, ...env }));
     this.keys = this.identity.state as KeyRing;
+  }
+
+  /** identity's gRPC URL (the `IDENTITY_URL` of other services). */
+  get url(): string {
+    return `http://127.0.0.1:${this.identity.grpcPort}`;
   }
 
   async close(): Promise<void> {

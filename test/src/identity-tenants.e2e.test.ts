@@ -174,6 +174,129 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(events[0]!.payload.fields, ["name", "settings"]);
     });
 
+    test("ListTenants: platform admin only; every tenant once, oldest first, in pages; state filter; bad tokens", async () => {
+      const member = await h.tenantWith(["owner"]);
+      assert.deepEqual(failure(await h.call(protocol, M.listTenants, {})), { code: "UNAUTHENTICATED", reason: "CREDENTIALS_MISSING" });
+      assert.deepEqual(failure(await h.call(protocol, M.listTenants, {}, member.users[0]!.token)), { code: "PERMISSION_DENIED", reason: "PLATFORM_ADMIN_REQUIRED" });
+      const mine = [(await h.tenantWith([])).tenantId, (await h.tenantWith([])).tenantId, (await h.tenantWith([])).tenantId];
+      ok(await h.call(protocol, M.suspendTenant, { tenantId: mine[1]!, reason: "list test" }, ADMIN_TOKEN));
+
+      // Other test files create tenants meanwhile: walk everything and look at ours.
+      const all: { id: string; createTime: bigint; state: TenantState }[] = [];
+      let pageToken = "";
+      do {
+        const page = ok(await h.call(protocol, M.listTenants, { pageSize: 1000, pageToken }, ADMIN_TOKEN));
+        for (const t of page.tenants) all.push({ id: t.id, createTime: t.createTime!.seconds * 1_000_000n + BigInt(Math.floor(t.createTime!.nanos / 1000)), state: t.state });
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      const ids = all.map((t) => t.id);
+      assert.equal(new Set(ids).size, ids.length, "no tenant twice");
+      const positions = mine.map((id) => ids.indexOf(id));
+      assert.ok(positions.every((p) => p >= 0), "ours are listed");
+      assert.deepEqual([...positions].sort((a, b) => a - b), positions, "in creation order");
+      for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.createTime <= all[i]!.createTime, "oldest first");
+
+      // Small pages continue exactly where the previous page ended.
+      const first = ok(await h.call(protocol, M.listTenants, { pageSize: 2 }, ADMIN_TOKEN));
+      assert.equal(first.tenants.length, 2);
+      const second = ok(await h.call(protocol, M.listTenants, { pageSize: 2, pageToken: first.nextPageToken }, ADMIN_TOKEN));
+      const start = ids.indexOf(first.tenants[0]!.id);
+      assert.deepEqual([...first.tenants, ...second.tenants].map((t) => t.id), ids.slice(start, start + first.tenants.length + second.tenants.length));
+
+      const suspended = [];
+      pageToken = "";
+      do {
+        const page = ok(await h.call(protocol, M.listTenants, { pageSize: 1000, pageToken, state: TenantState.SUSPENDED }, ADMIN_TOKEN));
+        suspended.push(...page.tenants);
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      assert.ok(suspended.every((t) => t.state === TenantState.SUSPENDED));
+      assert.ok(suspended.some((t) => t.id === mine[1]));
+      assert.ok(!suspended.some((t) => t.id === mine[0] || t.id === mine[2]));
+
+      // A token is bound to the filter it was issued for; a forged one is refused, never a database error.
+      assert.deepEqual(failure(await h.call(protocol, M.listTenants, { pageSize: 2, pageToken: first.nextPageToken, state: TenantState.ACTIVE }, ADMIN_TOKEN)), {
+        code: "INVALID_ARGUMENT",
+        reason: "PAGE_TOKEN_INVALID",
+      });
+      const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(first.nextPageToken, "base64url").toString()), k: { t: "yesterday", id: "x" } })).toString("base64url");
+      assert.deepEqual(failure(await h.call(protocol, M.listTenants, { pageSize: 2, pageToken: forged }, ADMIN_TOKEN)), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+      assert.deepEqual(failure(await h.call(protocol, M.listTenants, { pageToken: "%%%" }, ADMIN_TOKEN)), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+      const tooBig = await h.call(protocol, M.listTenants, { pageSize: 1001 }, ADMIN_TOKEN);
+      assert.equal(failure(tooBig).code, "INVALID_ARGUMENT");
+      if (protocol === "grpc") assert.deepEqual(tooBig.ok ? [] : tooBig.fields, ["page_size"]);
+    });
+
+    test("GetTenant and UpdateTenant for the platform admin: any tenant by id, plan and quotas, single quota and setting paths", async () => {
+      const t = await h.tenantWith(["admin"]);
+      const [admin] = t.users;
+      const got = ok(await h.call(protocol, M.getTenant, { tenantId: t.tenantId }, ADMIN_TOKEN));
+      assert.equal(got.id, t.tenantId);
+      const noId = await h.call(protocol, M.getTenant, {}, ADMIN_TOKEN);
+      assert.equal(failure(noId).code, "INVALID_ARGUMENT");
+      if (protocol === "grpc") assert.deepEqual(noId.ok ? [] : noId.fields, ["tenant_id"]);
+      assert.deepEqual(failure(await h.call(protocol, M.getTenant, { tenantId: randomUUID() }, ADMIN_TOKEN)), { code: "NOT_FOUND", reason: "RESOURCE_NOT_FOUND" });
+      // Not the admin secret: judged as a member's credential, which it is not.
+      assert.deepEqual(failure(await h.call(protocol, M.getTenant, { tenantId: t.tenantId }, `${ADMIN_TOKEN}x`)), {
+        code: "UNAUTHENTICATED",
+        reason: "CREDENTIALS_INVALID",
+      });
+
+      const planned = ok(
+        await h.call(
+          protocol,
+          M.updateTenant,
+          { tenant: { id: t.tenantId, plan: "enterprise", quotas: { maxUsers: 50, maxApiKeys: 5 } }, updateMask: { paths: ["plan", "quotas"] } },
+          ADMIN_TOKEN,
+        ),
+      );
+      assert.equal(planned.plan, "enterprise");
+      assert.equal(planned.quotas?.maxUsers, 50);
+      assert.equal(planned.quotas?.maxApiKeys, 5);
+      // One quota changes, the other stays; a named but unset quota is cleared (unlimited).
+      const one = ok(await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId, quotas: { maxUsers: 60 } }, updateMask: { paths: ["quotas.max_users"] } }, ADMIN_TOKEN));
+      assert.equal(one.quotas?.maxUsers, 60);
+      assert.equal(one.quotas?.maxApiKeys, 5);
+      const cleared = ok(await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId }, updateMask: { paths: ["quotas.max_api_keys"] } }, ADMIN_TOKEN));
+      assert.equal(cleared.quotas?.maxApiKeys, undefined);
+      assert.equal(cleared.quotas?.maxUsers, 60);
+      // Members: one setting alone keeps the others; a single quota still needs the platform admin.
+      const labelled = ok(
+        await h.call(protocol, M.updateTenant, { tenant: { settings: { protectedLabels: ["prod"], passwordLoginDisabled: true } }, updateMask: { paths: ["settings.protected_labels"] } }, admin!.token),
+      );
+      assert.deepEqual(labelled.settings?.protectedLabels, ["prod"]);
+      assert.equal(labelled.settings?.passwordLoginDisabled, false, "not in the mask: unchanged");
+      assert.deepEqual(failure(await h.call(protocol, M.updateTenant, { tenant: { quotas: { maxUsers: 1000 } }, updateMask: { paths: ["quotas.max_users"] } }, admin!.token)), {
+        code: "PERMISSION_DENIED",
+        reason: "PLATFORM_ADMIN_REQUIRED",
+      });
+      const badPath = await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId }, updateMask: { paths: ["quotas.nope"] } }, ADMIN_TOKEN);
+      assert.equal(failure(badPath).code, "INVALID_ARGUMENT");
+      if (protocol === "grpc") assert.deepEqual(badPath.ok ? [] : badPath.fields, ["update_mask"]);
+      const noTenant = await h.call(protocol, M.updateTenant, { tenant: { plan: "team" }, updateMask: { paths: ["plan"] } }, ADMIN_TOKEN);
+      assert.equal(failure(noTenant).code, "INVALID_ARGUMENT");
+      if (protocol === "grpc") assert.deepEqual(noTenant.ok ? [] : noTenant.fields, ["tenant.id"]);
+      // `*` means every field for the platform admin, and the etag still guards.
+      const all = ok(
+        await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId, displayName: "Star", plan: "team", etag: labelled.etag }, updateMask: { paths: ["*"] } }, ADMIN_TOKEN),
+      );
+      assert.equal(all.plan, "team");
+      assert.equal(all.displayName, "Star");
+      assert.deepEqual([all.quotas?.maxUsers, all.quotas?.maxApiKeys], [undefined, undefined], "quotas replaced by the empty ones of the request");
+      assert.deepEqual(failure(await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId, plan: "free", etag: labelled.etag }, updateMask: { paths: ["plan"] } }, ADMIN_TOKEN)), {
+        code: "ABORTED",
+        reason: "ETAG_MISMATCH",
+      });
+      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "tenant.updated");
+      assert.deepEqual(events.map((e) => [e.actor_type, e.payload.fields]), [
+        ["system", ["plan", "quotas"]],
+        ["system", ["quotas"]],
+        ["system", ["quotas"]],
+        ["user", ["settings"]],
+        ["system", ["name", "plan", "quotas", "settings"]],
+      ]);
+    });
+
     test("SuspendTenant / ResumeTenant: state, suspend_time, idempotent, etag, events", async () => {
       const t = await h.tenantWith(["owner"]);
       const suspended = ok(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "unpaid" }, ADMIN_TOKEN));

@@ -194,7 +194,7 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(failure(await h.call(protocol, M.undeleteUser, { userId: viewer!.id }, admin!.token)), { code: "ALREADY_EXISTS", reason: "RESOURCE_ALREADY_EXISTS" });
 
       const types = (await h.events(t.tenantId)).map((e) => e.event_type);
-      assert.deepEqual(types, ["user.deactivated", "user.reactivated", "user.deleted", "user.undeleted", "user.deleted", "user.created"]);
+      assert.deepEqual(types, ["user.deactivated", "user.reactivated", "user.deleted", "user.undeleted", "user.deleted", "user.created", "user.invited"]);
     });
   });
 }

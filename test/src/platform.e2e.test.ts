@@ -41,7 +41,7 @@ const BUILT = new Set([
   "promptcraft.identity.v1.AuthService/GetJwks",
   "promptcraft.identity.v1.AuthService/RotateSigningKey",
   ...["Login", "RefreshToken", "Logout", "ListSessions", "RevokeSession", "ChangePassword", "ResetPassword", "GetLoginOptions"].map((m) => `promptcraft.identity.v1.AuthService/${m}`),
-  ...["CreateTenant", "GetTenant", "UpdateTenant", "SuspendTenant", "ResumeTenant"].map((m) => `promptcraft.identity.v1.IdentityService/${m}`),
+  ...["CreateTenant", "GetTenant", "ListTenants", "UpdateTenant", "SuspendTenant", "ResumeTenant"].map((m) => `promptcraft.identity.v1.IdentityService/${m}`),
   ...["CreateApiKey", "GetApiKey", "ListApiKeys", "RevokeApiKey"].map((m) => `promptcraft.identity.v1.IdentityService/${m}`),
   ...["CreateOidcProvider", "GetOidcProvider", "ListOidcProviders", "UpdateOidcProvider", "DeleteOidcProvider", "ListLinkedIdentities", "DeleteLinkedIdentity"].map(
     (m) => `promptcraft.identity.v1.IdentityService/${m}`,
@@ -64,7 +64,7 @@ const PUBLIC = new Set([
   ...["Login", "AcceptInvitation", "RefreshToken", "Logout", "GetLoginOptions", "StartOidcLogin", "CompleteOidcLogin", "GetJwks", "RotateSigningKey"].map(
     (m) => `promptcraft.identity.v1.AuthService/${m}`,
   ),
-  ...["CreateTenant", "ListTenants", "SuspendTenant", "ResumeTenant"].map((m) => `promptcraft.identity.v1.IdentityService/${m}`),
+  ...["CreateTenant", "GetTenant", "ListTenants", "UpdateTenant", "SuspendTenant", "ResumeTenant"].map((m) => `promptcraft.identity.v1.IdentityService/${m}`),
 ]);
 
 const running = new Map<string, RunningService>();

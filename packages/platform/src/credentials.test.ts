@@ -91,9 +91,9 @@ describe("credentialAuthenticator", () => {
   const jwk = { ...(publicKey.export({ format: "jwk" }) as JWK), kid: "k1", alg: "EdDSA", use: "sig" };
   const verifier = new TokenVerifier({ fetchJwks: async () => [jwk], issuer: "iss" });
   const ctx = (authorization?: string) => ({ header: (name: string) => (name === "authorization" ? authorization : undefined) }) as unknown as CallContext;
-  const accessToken = (user: string) => {
+  const accessToken = (user: string, sid = "s") => {
     const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ iss: "iss", aud: "promptcraft", sub: user, tid: TENANT, role: "viewer", sid: "s", jti: randomUUID(), iat: now, nbf: now, exp: now + 300 })
+    return new SignJWT({ iss: "iss", aud: "promptcraft", sub: user, tid: TENANT, role: "viewer", sid, jti: randomUUID(), iat: now, nbf: now, exp: now + 300 })
       .setProtectedHeader({ alg: "EdDSA", kid: "k1", typ: "at+jwt" })
       .sign(privateKey);
   };
@@ -130,5 +130,17 @@ describe("credentialAuthenticator", () => {
     assert.equal((await authenticate(ctx(`Bearer ${await accessToken(good)}`))).userId, good);
     await assert.rejects(authenticate(ctx(`Bearer ${await accessToken(gone)}`)), (err) => reasonOf(err) === "CREDENTIALS_REVOKED");
     assert.equal(checks, 2, "one check per (tenant, user) within the bound");
+  });
+
+  test("the session is part of the check: a revoked session's token is refused, the user's other session is not", async () => {
+    const seen: string[] = [];
+    const revoked = randomUUID();
+    const live = randomUUID();
+    const checkStatus = cachedStatusChecker(async (_t, _u, sid) => (seen.push(sid), sid === revoked ? { ok: false, reason: ErrorReason.CREDENTIALS_REVOKED } : { ok: true }));
+    const authenticate = credentialAuthenticator({ verifier, checkStatus });
+    const user = randomUUID();
+    assert.equal((await authenticate(ctx(`Bearer ${await accessToken(user, live)}`))).credentialId, live);
+    await assert.rejects(authenticate(ctx(`Bearer ${await accessToken(user, revoked)}`)), (err) => reasonOf(err) === "CREDENTIALS_REVOKED");
+    assert.deepEqual(seen, [live, revoked], "one check per session");
   });
 });

@@ -18,11 +18,12 @@ import { UnauthenticatedError } from "./errors.js";
  * - **API keys** (`pck_…` bearers) are resolved by identity (`AuthService.IntrospectCredential`, or
  *   identity's own store inside identity) and the answer — positive or negative — is cached for at
  *   most {@link CREDENTIAL_CACHE_TTL_MS}: a revoked key stops working within that bound everywhere.
- * - **Access tokens** are verified locally (auth.ts), then the status of their tenant and user is
- *   checked against the non-secret `tenant.status` / `app_user.status, deleted_at` columns, read with
- *   the service's own database role (every service may) and cached for the same bound per
- *   (tenant, user): a suspended tenant's or a deleted/deactivated user's token is refused within
- *   seconds, without any call to identity.
+ * - **Access tokens** are verified locally (auth.ts), then the status of their tenant, user and
+ *   session is checked against the non-secret `tenant.status` / `app_user.status, deleted_at` /
+ *   `session.revoked_at, absolute_expires_at` columns, read with the service's own database role
+ *   (every service may) and cached for the same bound per (tenant, user, session): a suspended
+ *   tenant's, a deleted/deactivated user's or a logged-out/revoked session's token is refused
+ *   within seconds, without any call to identity.
  *
  * Both caches are bounded ({@link CREDENTIAL_CACHE_MAX_ENTRIES}, oldest evicted first) and coalesce
  * concurrent misses for the same key into one lookup. A cache hit costs one `Map.get`.
@@ -43,10 +44,10 @@ export type ApiKeyResolution =
 /** Resolves an API key secret; rejects only when it cannot tell (identity unreachable). */
 export type ApiKeyResolver = ((secret: string) => Promise<ApiKeyResolution>) & { close?(): void };
 
-/** Whether a tenant and user may use their access tokens. */
+/** Whether a tenant, user and session may use their access tokens. */
 export type StatusCheck = { ok: true } | { ok: false; reason: ErrorReason };
-/** Checks an access token's tenant and user; rejects only when it cannot tell. */
-export type StatusChecker = (tenantId: string, userId: string) => Promise<StatusCheck>;
+/** Checks an access token's tenant, user and session (`sid`); rejects only when it cannot tell. */
+export type StatusChecker = (tenantId: string, userId: string, sessionId: string) => Promise<StatusCheck>;
 
 const REFUSAL_MESSAGES: Partial<Record<ErrorReason, string>> = {
   [ErrorReason.CREDENTIALS_EXPIRED]: "credentials expired",
@@ -140,7 +141,7 @@ export function cachedApiKeyResolver(
   return Object.assign(cached, { cache, close: () => resolve.close?.() });
 }
 
-/** Wraps a status checker with the bounded, short-lived cache, per (tenant, user). */
+/** Wraps a status checker with the bounded, short-lived cache, per (tenant, user, session). */
 export function cachedStatusChecker(
   check: StatusChecker,
   options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
@@ -150,25 +151,44 @@ export function cachedStatusChecker(
     maxEntries: options.maxEntries ?? CREDENTIAL_CACHE_MAX_ENTRIES,
     now: options.now,
   });
-  const cached = (tenantId: string, userId: string) => cache.get(`${tenantId}/${userId}`, () => check(tenantId, userId));
+  const cached = (tenantId: string, userId: string, sessionId: string) =>
+    cache.get(`${tenantId}/${userId}/${sessionId}`, () => check(tenantId, userId, sessionId));
   return Object.assign(cached, { cache });
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface StatusRow {
+  tenant_status: string;
+  user_status: string | null;
+  deleted_at: Date | null;
+  session_revoked: boolean | null;
+  session_ended: boolean | null;
+}
+
 /**
- * Reads the status of a tenant and a user through `service`'s own role (the non-secret columns
- * every service may read): the tenant must exist and be active, the user exist, be active and not
- * deleted.
+ * Reads the status of a tenant, a user and a session through `service`'s own role (the non-secret
+ * columns every service may read): the tenant must exist and be active, the user exist, be active
+ * and not deleted, and the session (the `session` row whose id is the token's `sid`, the root of
+ * its refresh-token family) not be revoked nor past its absolute expiry. Identity writes the
+ * session before it signs a token for it; a `sid` without a row (pruned long after its tokens
+ * expired, or minted by a test) is judged by tenant and user alone, a `sid` that is not a UUID is
+ * not identity's.
  */
 export function databaseStatusChecker(db: Knex, service: ServiceName, log?: Logger): StatusChecker {
-  return async (tenantId, userId) => {
-    let row: { tenant_status: string; user_status: string | null; deleted_at: Date | null } | undefined;
+  return async (tenantId, userId, sessionId) => {
+    if (!UUID.test(sessionId)) return { ok: false, reason: ErrorReason.CREDENTIALS_INVALID };
+    let row: StatusRow | undefined;
     try {
       const result = await withTenant(db, { service, tenantId, userId }, (trx) =>
-        trx.raw<{ rows: { tenant_status: string; user_status: string | null; deleted_at: Date | null }[] }>(
-          `select t.status as tenant_status, u.status as user_status, u.deleted_at
-           from tenant t left join app_user u on u.tenant_id = t.id and u.id = ?
+        trx.raw<{ rows: StatusRow[] }>(
+          `select t.status as tenant_status, u.status as user_status, u.deleted_at,
+             s.revoked_at is not null as session_revoked, s.absolute_expires_at <= now() as session_ended
+           from tenant t
+           left join app_user u on u.tenant_id = t.id and u.id = ?
+           left join session s on s.tenant_id = t.id and s.id = ?
            where t.id = ?`,
-          [userId, tenantId],
+          [userId, sessionId, tenantId],
         ),
       );
       row = result.rows[0];
@@ -179,6 +199,8 @@ export function databaseStatusChecker(db: Knex, service: ServiceName, log?: Logg
     if (!row) return { ok: false, reason: ErrorReason.CREDENTIALS_INVALID };
     if (row.tenant_status !== "active") return { ok: false, reason: ErrorReason.TENANT_SUSPENDED };
     if (row.user_status !== "active" || row.deleted_at !== null) return { ok: false, reason: ErrorReason.CREDENTIALS_REVOKED };
+    if (row.session_revoked === true) return { ok: false, reason: ErrorReason.CREDENTIALS_REVOKED };
+    if (row.session_ended === true) return { ok: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
     return { ok: true };
   };
 }
@@ -227,7 +249,7 @@ export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?:
 
 /**
  * The pipeline's `authenticate` hook: `pck_…` bearers are API keys (resolved, cached); anything
- * else must be an access token (verified locally), whose tenant and user must still be active.
+ * else must be an access token (verified locally), whose tenant, user and session must still be active.
  * No credential -> CREDENTIALS_MISSING.
  */
 export function credentialAuthenticator(options: {
@@ -247,7 +269,7 @@ export function credentialAuthenticator(options: {
     }
     const auth = await verifier.verify(token);
     if (checkStatus && auth.userId !== undefined) {
-      const status = await checkStatus(auth.tenantId, auth.userId);
+      const status = await checkStatus(auth.tenantId, auth.userId, auth.credentialId ?? "");
       if (!status.ok) throw refusal(status.reason);
     }
     return auth;

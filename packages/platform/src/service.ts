@@ -47,6 +47,8 @@ export interface ServiceSetup<S = unknown> {
   resolveApiKey?: ApiKeyResolver;
   /** Extra plain HTTP routes on the Connect port. */
   httpRoutes?: Record<string, HttpRoute>;
+  /** Stops what `setup` started (timers, background work), after the server drained, before the pool closes. */
+  close?(): Promise<void>;
 }
 
 /**
@@ -93,7 +95,7 @@ export async function startService<C extends BaseServiceConfig, S>(
   }
   const deps: ServiceDeps<C> = { config, db, log };
   let server: RunningServer;
-  let setup: ServiceSetup<S>;
+  let setup: ServiceSetup<S> | undefined;
   let verifier: TokenVerifier;
   let fetchJwks: JwksFetcher | undefined;
   let resolveApiKey: ReturnType<typeof cachedApiKeyResolver> | undefined;
@@ -118,6 +120,7 @@ export async function startService<C extends BaseServiceConfig, S>(
   } catch (err) {
     fetchJwks?.close?.();
     resolveApiKey?.close?.();
+    await setup?.close?.();
     await db.destroy();
     throw err;
   }
@@ -131,6 +134,7 @@ export async function startService<C extends BaseServiceConfig, S>(
       await server.close();
       fetchJwks?.close?.();
       resolveApiKey.close?.();
+      await setup.close?.();
       await db.destroy();
     },
   };

@@ -46,6 +46,10 @@ export const IdentityConfig = serviceConfig(
     LOGIN_THROTTLE_MAX_DELAY_S: z.coerce.number().int().min(1).max(86_400).default(900),
     /** Failures older than this many seconds are forgotten (the counter starts again). */
     LOGIN_THROTTLE_WINDOW_S: z.coerce.number().int().min(60).max(86_400).default(900),
+    /** Scheduled signing-key rotation: a key signs for this many days, then housekeeping rotates it; 0 = never (RotateSigningKey only). */
+    SIGNING_KEY_ROTATION_DAYS: z.coerce.number().int().min(0).max(365).default(30),
+    /** Seconds between housekeeping sweeps (one replica at a time): 60 to 86400; default 1 hour. */
+    HOUSEKEEPING_INTERVAL_S: z.coerce.number().int().min(60).max(86_400).default(3600),
     /** `production` makes IDENTITY_KEY_ENCRYPTION_KEY mandatory. */
     NODE_ENV: z.string().optional(),
   },

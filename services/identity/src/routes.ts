@@ -26,11 +26,15 @@ export const PUBLIC_AUTH_METHODS = [
 
 /**
  * IdentityService methods that check the platform-admin credential themselves (the platform's
- * access-token check would refuse that secret before the handler runs).
+ * access-token check would refuse that secret before the handler runs). GetTenant and UpdateTenant
+ * also serve members: their handlers authenticate anyone but the platform admin as the platform
+ * would (`localAuthenticator`).
  */
 export const PUBLIC_IDENTITY_METHODS = [
   "createTenant",
+  "getTenant",
   "listTenants",
+  "updateTenant",
   "suspendTenant",
   "resumeTenant",
 ] as const satisfies readonly (keyof (typeof IdentityService)["method"])[];

@@ -19,6 +19,9 @@ export const API_KEY_DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 8;
 /** The exact shape of a secret we issue; anything else is refused without a lookup. */
 export const API_KEY_SECRET_PATTERN = /^pck_[A-Za-z0-9_-]{43}$/;
 
+/** How long a CreateApiKey retry (same `request_id`) gets the same secret (the contract: 10 minutes). */
+export const API_KEY_RETRY_WINDOW_S = 600;
+
 /** Roles a key may have (never owner). */
 export type ApiKeyRole = Exclude<Role, "owner">;
 

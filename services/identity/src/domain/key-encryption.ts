@@ -16,15 +16,15 @@ const PREFIX = "aes256gcm:v1";
  */
 const DEVELOPMENT_KEK = createHash("sha256").update("promptcraft insecure development key-encryption key").digest();
 
-/** The configured KEK, or the development one with a warning. */
-export function keyEncryptionKey(configured: string | undefined, nodeEnv: string | undefined, log: Logger): Buffer {
+/** The configured KEK, or the development one with a warning (to `log`; the start-up passes it, later users need not repeat it). */
+export function keyEncryptionKey(configured: string | undefined, nodeEnv: string | undefined, log?: Logger): Buffer {
   if (configured !== undefined) {
     const key = Buffer.from(configured, "base64");
     if (key.length !== 32) throw new Error("IDENTITY_KEY_ENCRYPTION_KEY must be 32 bytes, base64");
     return key;
   }
   if (nodeEnv === "production") throw new Error("IDENTITY_KEY_ENCRYPTION_KEY is required when NODE_ENV=production");
-  log.warn(
+  log?.warn(
     "IDENTITY_KEY_ENCRYPTION_KEY is not set: signing keys are encrypted with the INSECURE development key. Never run like this in production.",
   );
   return DEVELOPMENT_KEK;

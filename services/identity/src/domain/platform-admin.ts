@@ -11,11 +11,20 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
  * skipped, this check takes its place.
  */
 export function requirePlatformAdmin(ctx: Pick<CallContext, "header">, adminToken: string | undefined): void {
-  const presented = bearerToken(ctx);
-  if (presented === undefined) {
+  if (bearerToken(ctx) === undefined) {
     throw new UnauthenticatedError("missing credentials", { reason: ErrorReason.CREDENTIALS_MISSING });
   }
+  if (!isPlatformAdmin(ctx, adminToken)) throw new PermissionDeniedError("platform administrator required", { reason: ErrorReason.PLATFORM_ADMIN_REQUIRED });
+}
+
+/**
+ * Whether the caller presents the platform-admin credential, for methods that serve the platform
+ * admin and tenant members alike (GetTenant, UpdateTenant); anything else is a member's credential
+ * to authenticate as usual.
+ */
+export function isPlatformAdmin(ctx: Pick<CallContext, "header">, adminToken: string | undefined): boolean {
+  const presented = bearerToken(ctx);
+  if (presented === undefined || adminToken === undefined) return false;
   const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
-  const ok = adminToken !== undefined && timingSafeEqual(digest(presented), digest(adminToken));
-  if (!ok) throw new PermissionDeniedError("platform administrator required", { reason: ErrorReason.PLATFORM_ADMIN_REQUIRED });
+  return timingSafeEqual(digest(presented), digest(adminToken));
 }

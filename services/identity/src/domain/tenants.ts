@@ -1,10 +1,12 @@
 import { createHash, randomUUID } from "node:crypto";
-import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { appendEvents, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
 import { AbortedError, AlreadyExistsError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/tenants.js";
 import { insertUser, findUser, type UserRow } from "../store/users.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";
+import { issueInvitation } from "./invitations.js";
+import { decodePageToken, encodePageToken, pageSize } from "./users-paging.js";
 
 /**
  * Tenants: creation with the first owner (platform admin), reading and updating one's own tenant,
@@ -72,11 +74,17 @@ export interface NewTenant {
 }
 
 /**
- * Creates the tenant and its first owner in one transaction. With a request id the ids are
- * derived from it, so a retry finds the first call's rows and returns them (a different request
- * with the same id: ALREADY_EXISTS, REQUEST_ID_REUSED). A taken slug: ALREADY_EXISTS.
+ * Creates the tenant and its first owner in one transaction; an owner without a password is
+ * invited (`invitationToken`). With a request id the ids are derived from it, so a retry finds the
+ * first call's rows and returns them (a different request with the same id: ALREADY_EXISTS,
+ * REQUEST_ID_REUSED; a still invited owner gets a new token, see users.createUser). A taken slug:
+ * ALREADY_EXISTS.
  */
-export async function createTenant(db: Knex, input: NewTenant, actor: Actor): Promise<{ tenant: TenantRow; owner: UserRow; created: boolean }> {
+export async function createTenant(
+  db: Knex,
+  input: NewTenant,
+  actor: Actor,
+): Promise<{ tenant: TenantRow; owner: UserRow; created: boolean; invitationToken: string }> {
   const tenantId = input.requestId ? derivedUuid("tenant", input.requestId) : randomUUID();
   const ownerId = input.requestId ? derivedUuid("tenant-owner", input.requestId) : randomUUID();
   checkPasswordPolicy(input.owner.password, input.owner.email, "owner_password");
@@ -97,7 +105,8 @@ export async function createTenant(db: Knex, input: NewTenant, actor: Actor): Pr
         if (!existing || !owner || existing.slug !== input.slug || owner.email.toLowerCase() !== input.owner.email.toLowerCase()) {
           throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
         }
-        return { tenant: existing, owner, created: false };
+        const reinvite = passwordHash === null && owner.status === "invited" && !owner.deleted_at;
+        return { tenant: existing, owner, created: false, invitationToken: reinvite ? (await issueInvitation(trx, owner, actor)).token : "" };
       }
       const owner = (await insertUser(trx, {
         tenantId,
@@ -127,7 +136,8 @@ export async function createTenant(db: Knex, input: NewTenant, actor: Actor): Pr
           ...actor,
         },
       ]);
-      return { tenant, owner, created: true };
+      const invitationToken = passwordHash === null ? (await issueInvitation(trx, owner, actor)).token : "";
+      return { tenant, owner, created: true, invitationToken };
     });
   } catch (err) {
     if (isUniqueViolation(err, "tenant_slug_key")) {
@@ -150,6 +160,20 @@ export interface TenantChanges {
   plan?: string;
   quotas?: Record<string, unknown>;
   settings?: Record<string, unknown>;
+  /** Single quotas to set (`quotas.<field>` paths); `null` clears one (unlimited). Applied after `quotas`. */
+  quotaFields?: Record<string, unknown>;
+  /** Single settings to set (`settings.<field>` paths); `null` clears one (its default). Applied after `settings`. */
+  settingFields?: Record<string, unknown>;
+}
+
+/** `base` with `fields` set, `null` ones removed. */
+function withFields(base: Record<string, unknown>, fields: Record<string, unknown>): Record<string, unknown> {
+  const merged = { ...base };
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
 }
 
 /**
@@ -166,7 +190,7 @@ export async function updateTenant(
   platformAdmin = false,
 ): Promise<TenantRow> {
   if (id !== scope.tenantId) throw new NotFoundError("tenant not found");
-  if (!platformAdmin && (changes.plan !== undefined || changes.quotas !== undefined)) {
+  if (!platformAdmin && (changes.plan !== undefined || changes.quotas !== undefined || changes.quotaFields !== undefined)) {
     throw new PermissionDeniedError("only a platform administrator may change plan and quotas", { reason: ErrorReason.PLATFORM_ADMIN_REQUIRED });
   }
   if (changes.name !== undefined && changes.name.trim() === "") {
@@ -179,8 +203,10 @@ export async function updateTenant(
     const diff: TenantChanges = {};
     if (changes.name !== undefined && changes.name !== current.name) diff.name = changes.name;
     if (changes.plan !== undefined && changes.plan !== current.plan) diff.plan = changes.plan;
-    if (changes.quotas !== undefined && canonical(changes.quotas) !== canonical(current.quotas)) diff.quotas = changes.quotas;
-    if (changes.settings !== undefined && canonical(changes.settings) !== canonical(current.settings)) diff.settings = changes.settings;
+    const quotas = changes.quotaFields ? withFields(changes.quotas ?? current.quotas, changes.quotaFields) : changes.quotas;
+    const settings = changes.settingFields ? withFields(changes.settings ?? current.settings, changes.settingFields) : changes.settings;
+    if (quotas !== undefined && canonical(quotas) !== canonical(current.quotas)) diff.quotas = quotas;
+    if (settings !== undefined && canonical(settings) !== canonical(current.settings)) diff.settings = settings;
     const fields = Object.keys(diff);
     if (fields.length === 0) return current;
     const updated = await store.updateTenant(trx, id, diff);
@@ -226,4 +252,29 @@ export async function setSuspended(
     ]);
     return updated;
   });
+}
+
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * A page of all tenants, oldest first (platform admin; the handler checks). Keyset pagination on
+ * (created_at, id) through the cross-tenant function `admin_list_tenants`; the page token carries
+ * the exact `created_at` text (microseconds, which a JS Date would lose) and is bound to `status`.
+ */
+export async function listTenants(
+  db: Knex,
+  q: { status: "active" | "suspended" | null; pageSize: number; pageToken: string },
+): Promise<{ tenants: TenantRow[]; nextPageToken: string }> {
+  const params = { list: "tenants", status: q.status };
+  const cursor = decodePageToken(q.pageToken, params);
+  // Tokens are not signed: check the cursor's shape so a forged one is INVALID_ARGUMENT, not a SQL error.
+  const after = cursor && CURSOR_TIME.test(cursor.t ?? "") && UUID.test(cursor.id ?? "") ? { createdAt: cursor.t!, id: cursor.id! } : undefined;
+  if (cursor && !after) throw new InvalidArgumentError({ field: "page_token", description: "invalid page token" }, { reason: ErrorReason.PAGE_TOKEN_INVALID });
+  const limit = pageSize(q.pageSize);
+  const rows = await withServiceRole(db, "identity", (trx) => store.listAllTenants(trx, { status: q.status, after, limit: limit + 1 }));
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  const nextPageToken = rows.length > limit && last ? encodePageToken({ t: last.cursor_time, id: last.id }, params) : "";
+  return { tenants: page.map(({ cursor_time: _, ...tenant }) => tenant), nextPageToken };
 }

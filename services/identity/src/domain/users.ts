@@ -15,6 +15,7 @@ import { findTenant } from "../store/tenants.js";
 import { checkEtag, derivedUuid, type Actor } from "./tenants.js";
 import { decodePageToken, encodePageToken, pageSize } from "./users-paging.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";
+import { issueInvitation } from "./invitations.js";
 
 /**
  * Users of the caller's tenant. Rules: admins manage viewers, editors and admins; only owners
@@ -106,8 +107,13 @@ export interface NewUser {
   requestId: string;
 }
 
-/** Creates a user: active with a password, invited without. Idempotent with a request id. */
-export async function createUser(db: Knex, caller: Caller, input: NewUser, actor: Actor): Promise<UserView> {
+/**
+ * Creates a user: active with a password; invited without, with a one-time invitation token.
+ * Idempotent with a request id: a retry returns the first call's user. The token of the first call
+ * is not kept in clear, so a retry while the user is still invited issues a new one and closes the
+ * old (the client that lost the first response gets a working token; only one is ever valid).
+ */
+export async function createUser(db: Knex, caller: Caller, input: NewUser, actor: Actor): Promise<UserView & { invitationToken: string }> {
   requireManager(caller, input.role, "creating this user");
   const id = input.requestId ? derivedUuid("user", caller.tenantId, input.requestId) : randomUUID();
   checkPasswordPolicy(input.password, input.email, "password");
@@ -123,7 +129,8 @@ export async function createUser(db: Knex, caller: Caller, input: NewUser, actor
         if (existing.email.toLowerCase() !== input.email.toLowerCase() || existing.role !== input.role) {
           throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
         }
-        return view(existing, retention);
+        const reinvite = input.password === "" && existing.status === "invited" && !existing.deleted_at;
+        return { ...view(existing, retention), invitationToken: reinvite ? (await issueInvitation(trx, existing, actor)).token : "" };
       }
       const maxUsers = tenant.quotas.max_users;
       if (typeof maxUsers === "number" && (await store.countLiveUsers(trx, caller.tenantId)) >= maxUsers) {
@@ -141,7 +148,8 @@ export async function createUser(db: Knex, caller: Caller, input: NewUser, actor
         passwordHash,
       }))!;
       await appendEvents(trx, [event(user, "user.created", { email: user.email, role: user.role, status: user.status }, actor)]);
-      return view(user, retention);
+      const invitationToken = passwordHash === null ? (await issueInvitation(trx, user, actor)).token : "";
+      return { ...view(user, retention), invitationToken };
     });
   } catch (err) {
     const e = err as { code?: unknown; constraint?: unknown };

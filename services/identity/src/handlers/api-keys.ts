@@ -1,8 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { appendEvents, withTenant } from "@promptcraft/db";
+import { randomUUID } from "node:crypto";
+import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
 import {
   actorOf,
+  AlreadyExistsError,
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
@@ -17,7 +19,9 @@ import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1
 import { ApiKeySchema, ApiKeyState, Role, type ApiKey } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { IdentityConfig } from "../config.js";
-import { apiKeyState, generateApiKeySecret, mayGrantRole, type ApiKeyRole } from "../domain/api-keys.js";
+import { API_KEY_RETRY_WINDOW_S, apiKeyState, generateApiKeySecret, mayGrantRole, type ApiKeyRole } from "../domain/api-keys.js";
+import { decryptPrivateKey, encryptPrivateKey, keyEncryptionKey } from "../domain/key-encryption.js";
+import { derivedUuid } from "../domain/tenants.js";
 import * as store from "../store/api-keys.js";
 import type { ApiKeyRow } from "../store/api-keys.js";
 
@@ -76,9 +80,35 @@ function decodePageToken(value: string, showInactive: boolean): { createdAtText:
   return { createdAtText: token.c, id: token.i };
 }
 
+/** Associated data of a key's encrypted retry secret: it decrypts only as that key's. */
+function retrySecretContext(tenantId: string, id: string): string {
+  return `api_key:${tenantId}:${id}`;
+}
+
 /** IdentityService: API keys (CreateApiKey, GetApiKey, ListApiKeys, RevokeApiKey). Admin and up. */
 export function apiKeyHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandlers<typeof IdentityService> {
   const { db } = deps;
+  // The start-up already warned about a development key-encryption key.
+  const kek = keyEncryptionKey(deps.config.IDENTITY_KEY_ENCRYPTION_KEY, deps.config.NODE_ENV);
+
+  /**
+   * The answer to a retried CreateApiKey: the first call's secret while it is kept (10 minutes);
+   * the same request id for another key, or a retry after that, is ALREADY_EXISTS (REQUEST_ID_REUSED)
+   * naming the key — its secret is gone for good, revoke it and create another.
+   */
+  async function retrySecret(trx: Knex.Transaction, key: ApiKeyRow, asked: { name: string; role: RoleName | undefined; expiresAt: Date | null }): Promise<string> {
+    const same = key.name === asked.name && key.role === asked.role && (key.expiresAt?.getTime() ?? null) === (asked.expiresAt?.getTime() ?? null);
+    const stored = same ? await store.findRetrySecret(trx, key.tenantId, key.id, API_KEY_RETRY_WINDOW_S) : undefined;
+    if (stored === undefined) {
+      throw new AlreadyExistsError(
+        same
+          ? "request_id was used more than 10 minutes ago; the key's secret is no longer available (revoke the key and create another)"
+          : "request_id was already used for a different key",
+        { reason: ErrorReason.REQUEST_ID_REUSED, metadata: { api_key_id: key.id } },
+      );
+    }
+    return decryptPrivateKey(stored, kek, retrySecretContext(key.tenantId, key.id));
+  }
   return {
     createApiKey: async (request, ctx) => {
       const caller = requireRole(ctx, "admin");
@@ -93,23 +123,30 @@ export function apiKeyHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandle
       const expiresAt = input.expireTime ? timestampDate(input.expireTime) : null;
       const generated = generateApiKeySecret();
       const actor = actorOf(ctx);
-      const row = await withTenant(db, tenantScope(ctx, "identity"), async (trx) => {
+      // AIP-155: the key's id is derived from the request id, so a retry finds the first call's key.
+      const id = request.requestId ? derivedUuid("api_key", caller.tenantId, request.requestId) : randomUUID();
+      const sealed = (secret: string) => encryptPrivateKey(secret, kek, retrySecretContext(caller.tenantId, id));
+      const created = await withTenant(db, tenantScope(ctx, "identity"), async (trx) => {
         const quota = await store.apiKeyQuota(trx, caller.tenantId);
+        const retried = request.requestId ? await store.getApiKey(trx, caller.tenantId, id) : undefined;
+        if (retried) return { row: retried, secret: await retrySecret(trx, retried, { name: input.displayName.trim(), role, expiresAt }) };
         if (quota.max !== null && quota.used >= quota.max) {
           throw new ResourceExhaustedError(`the tenant may have at most ${quota.max} API keys that are not revoked`, {
             reason: ErrorReason.QUOTA_EXCEEDED,
             metadata: { quota: "max_api_keys", limit: String(quota.max) },
           });
         }
-        const inserted = await store.insertApiKey(trx, {
+        const inserted = (await store.insertApiKey(trx, {
           tenantId: caller.tenantId,
+          id,
           name: input.displayName.trim(),
           prefix: generated.prefix,
           secretHash: generated.secretHash,
           role: role as ApiKeyRole,
           createdBy: caller.userId ?? null,
           expiresAt,
-        });
+          retrySecret: request.requestId ? sealed(generated.secret) : null,
+        }))!;
         await appendEvents(trx, [
           {
             tenantId: caller.tenantId,
@@ -120,9 +157,9 @@ export function apiKeyHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandle
             ...actor,
           },
         ]);
-        return inserted;
+        return { row: inserted, secret: generated.secret };
       });
-      return { apiKey: toProto(row), secret: generated.secret };
+      return { apiKey: toProto(created.row), secret: created.secret };
     },
 
     getApiKey: async (request, ctx) => {

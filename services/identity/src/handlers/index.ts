@@ -5,7 +5,7 @@ import type { IdentityConfig } from "../config.js";
 import type { OidcClient } from "../domain/oidc-client.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 import { apiKeyHandlers } from "./api-keys.js";
-import { introspectHandlers } from "./introspect.js";
+import { introspectHandlers, localAuthenticator } from "./introspect.js";
 import { keyHandlers } from "./keys.js";
 import { oidcAuthHandlers, oidcIdentityHandlers } from "./oidc.js";
 import { sessionHandlers } from "./sessions.js";
@@ -19,7 +19,7 @@ export { JWKS_CACHE_CONTROL } from "./keys.js";
  * implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function identityHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing, oidc: OidcClient): ServiceHandlers<typeof IdentityService> {
-  return { ...tenantHandlers(deps), ...userHandlers(deps), ...apiKeyHandlers(deps), ...oidcIdentityHandlers(deps, keys, oidc) };
+  return { ...tenantHandlers(deps, localAuthenticator(deps, keys)), ...userHandlers(deps), ...apiKeyHandlers(deps), ...oidcIdentityHandlers(deps, keys, oidc) };
 }
 
 /** Handlers of `promptcraft.identity.v1.AuthService`, one file per area. */

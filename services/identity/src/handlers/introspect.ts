@@ -3,10 +3,15 @@ import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   API_KEY_PREFIX,
   AppError,
+  cachedApiKeyResolver,
+  cachedStatusChecker,
   callerOf,
   CREDENTIAL_CACHE_TTL_MS,
+  credentialAuthenticator,
   databaseStatusChecker,
   TokenVerifier,
+  type AuthContext,
+  type CallContext,
   type ServiceDeps,
   type ServiceHandlers,
 } from "@promptcraft/platform";
@@ -17,6 +22,20 @@ import { resolveApiKey } from "../domain/api-keys.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 
 const ROLE_TO_PROTO = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER } as const;
+
+/**
+ * Identity's own authentication of a caller, for methods that are public in `serve()` only because
+ * they also take the platform-admin credential (GetTenant, UpdateTenant): the checks of every
+ * service's interceptor (access token against identity's key store, or API key; tenant, user and
+ * session status), with the same 5 s caches.
+ */
+export function localAuthenticator(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): (ctx: CallContext) => Promise<AuthContext> {
+  return credentialAuthenticator({
+    verifier: new TokenVerifier({ fetchJwks: () => keys.publishedJwks(), issuer: deps.config.TOKEN_ISSUER, log: deps.log, cacheTtlMs: 60_000 }),
+    resolveApiKey: cachedApiKeyResolver((secret) => resolveApiKey(deps.db, secret, deps.log)),
+    checkStatus: cachedStatusChecker(databaseStatusChecker(deps.db, "identity", deps.log)),
+  });
+}
 
 /**
  * AuthService.IntrospectCredential: resolves an API key or an access token to its principal,
@@ -56,7 +75,7 @@ export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyR
         throw err;
       }
       if (auth.tenantId !== caller.tenantId || auth.userId === undefined) return inactive();
-      const status = await checkStatus(auth.tenantId, auth.userId);
+      const status = await checkStatus(auth.tenantId, auth.userId, auth.credentialId ?? "");
       if (!status.ok) return inactive();
       return create(IntrospectCredentialResponseSchema, {
         active: true,

@@ -1,6 +1,6 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { actorOf, callerOf, InvalidArgumentError, requireRole, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, InvalidArgumentError, requireRole, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { CallContext } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import {
@@ -14,9 +14,12 @@ import {
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { TenantSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
-import { requirePlatformAdmin } from "../domain/platform-admin.js";
+import { isPlatformAdmin, requirePlatformAdmin } from "../domain/platform-admin.js";
 import * as tenants from "../domain/tenants.js";
 import { userToProto } from "./users.js";
+
+/** Authenticates a caller of a method that is public in `serve()` (see `localAuthenticator`). */
+export type Authenticate = (ctx: CallContext) => Promise<AuthContext>;
 
 /** Quotas and settings are stored as their protobuf JSON with proto field names (`max_users`). */
 export function quotasToJson(q: TenantQuotas | undefined): Record<string, unknown> {
@@ -68,31 +71,52 @@ function platformActor(ctx: CallContext): tenants.Actor {
 
 /** Field-mask paths of UpdateTenant a tenant's owners and admins may use; `*` means these. */
 const MEMBER_PATHS = ["display_name", "settings"];
+/** What `*` means for the platform administrator. */
+const ADMIN_PATHS = ["display_name", "plan", "quotas", "settings"];
 
-function changesOf(tenant: Tenant, paths: readonly string[]): tenants.TenantChanges {
-  const expanded = new Set(paths.flatMap((p) => (p === "*" ? MEMBER_PATHS : [p])));
+/**
+ * The changes an update mask asks for. `quotas.<field>` / `settings.<field>` (the proto rule lists
+ * the fields) change one field: its value from the request, or `null` (cleared) when unset there.
+ */
+function changesOf(tenant: Tenant, paths: readonly string[], platformAdmin: boolean): tenants.TenantChanges {
+  const expanded = new Set(paths.flatMap((p) => (p === "*" ? (platformAdmin ? ADMIN_PATHS : MEMBER_PATHS) : [p])));
   const changes: tenants.TenantChanges = {};
   if (expanded.has("display_name")) changes.name = tenant.displayName;
   if (expanded.has("plan")) changes.plan = tenant.plan || "free";
-  if (expanded.has("quotas")) changes.quotas = quotasToJson(tenant.quotas);
-  if (expanded.has("settings")) changes.settings = settingsToJson(tenant.settings, true);
+  const quotas = quotasToJson(tenant.quotas);
+  const settings = settingsToJson(tenant.settings, true);
+  if (expanded.has("quotas")) changes.quotas = quotas;
+  if (expanded.has("settings")) changes.settings = settings;
+  for (const path of expanded) {
+    const [message, field] = path.split(".");
+    if (field === undefined) continue;
+    if (message === "quotas") (changes.quotaFields ??= {})[field] = quotas[field] ?? null;
+    if (message === "settings") (changes.settingFields ??= {})[field] = settings[field] ?? null;
+  }
   return changes;
 }
 
 /**
- * IdentityService: tenants (CreateTenant, GetTenant, UpdateTenant, SuspendTenant, ResumeTenant).
- * ListTenants is not built (it needs a cross-tenant function in the schema) and answers
- * UNIMPLEMENTED. CreateTenant, SuspendTenant and ResumeTenant are platform-admin methods
- * (public in `serve()`, checked by `requirePlatformAdmin`).
+ * IdentityService: tenants (CreateTenant, GetTenant, ListTenants, UpdateTenant, SuspendTenant,
+ * ResumeTenant). CreateTenant, ListTenants, SuspendTenant and ResumeTenant are platform-admin
+ * methods (public in `serve()`, checked by `requirePlatformAdmin`). GetTenant and UpdateTenant take
+ * the platform-admin credential or a member's: they are public in `serve()` too, and authenticate
+ * a member with `authenticate` (the same checks as every service's interceptor).
  */
-export function tenantHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandlers<typeof IdentityService> {
+export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: Authenticate): ServiceHandlers<typeof IdentityService> {
   const db = deps.db;
+  const adminToken = deps.config.PLATFORM_ADMIN_TOKEN;
+  /** A member's call: authenticated here, as the platform would have done. */
+  const member = async (ctx: CallContext) => {
+    ctx.auth = await authenticate(ctx);
+    return ctx.auth;
+  };
   return {
     createTenant: async (request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
       const t = request.tenant!;
       const o = request.owner!;
-      const { tenant, owner } = await tenants.createTenant(
+      const { tenant, owner, invitationToken } = await tenants.createTenant(
         db,
         {
           slug: t.slug,
@@ -105,16 +129,32 @@ export function tenantHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandle
         },
         platformActor(ctx),
       );
-      return { tenant: tenantToProto(tenant), owner: userToProto({ user: owner, purgeTime: undefined }), invitationToken: "" };
+      return { tenant: tenantToProto(tenant), owner: userToProto({ user: owner, purgeTime: undefined }), invitationToken };
+    },
+    listTenants: async (request, ctx) => {
+      requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
+      const status = request.state === TenantState.ACTIVE ? "active" : request.state === TenantState.SUSPENDED ? "suspended" : null;
+      const page = await tenants.listTenants(db, { status, pageSize: request.pageSize, pageToken: request.pageToken });
+      return { tenants: page.tenants.map(tenantToProto), nextPageToken: page.nextPageToken };
     },
     getTenant: async (request, ctx) => {
-      const caller = callerOf(ctx);
+      if (isPlatformAdmin(ctx, adminToken)) {
+        if (request.tenantId === "") throw new InvalidArgumentError({ field: "tenant_id", description: "a platform admin names the tenant" });
+        return tenantToProto(await tenants.getTenant(db, { tenantId: request.tenantId }, request.tenantId));
+      }
+      const caller = await member(ctx);
       return tenantToProto(await tenants.getTenant(db, caller, request.tenantId || caller.tenantId));
     },
     updateTenant: async (request, ctx) => {
-      const caller = requireRole(ctx, "admin");
       const t = request.tenant!;
-      const row = await tenants.updateTenant(db, caller, t.id || caller.tenantId, t.etag, changesOf(t, request.updateMask?.paths ?? []), actorOf(ctx));
+      const paths = request.updateMask?.paths ?? [];
+      if (isPlatformAdmin(ctx, adminToken)) {
+        if (t.id === "") throw new InvalidArgumentError({ field: "tenant.id", description: "a platform admin names the tenant" });
+        return tenantToProto(await tenants.updateTenant(db, { tenantId: t.id }, t.id, t.etag, changesOf(t, paths, true), platformActor(ctx), true));
+      }
+      await member(ctx);
+      const caller = requireRole(ctx, "admin");
+      const row = await tenants.updateTenant(db, caller, t.id || caller.tenantId, t.etag, changesOf(t, paths, false), actorOf(ctx));
       return tenantToProto(row);
     },
     suspendTenant: async (request, ctx) => {

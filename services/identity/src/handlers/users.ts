@@ -61,7 +61,7 @@ export function userHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandlers
         { email: u.email, displayName: u.displayName, role: roleOf(u.role), password: request.password, requestId: request.requestId },
         actorOf(ctx),
       );
-      return { user: userToProto(created), invitationToken: "" };
+      return { user: userToProto(created), invitationToken: created.invitationToken };
     },
     getUser: async (request, ctx) => userToProto(await users.getUser(db, callerOf(ctx), request.userId)),
     listUsers: async (request, ctx) => {

@@ -52,16 +52,40 @@ function fromRow(r: RawRow): ApiKeyRow {
   };
 }
 
+/**
+ * Inserts a key (with a given id and an encrypted `retrySecret` when created with a request id);
+ * `undefined` when a key with this id exists already (a retry).
+ */
 export async function insertApiKey(
   trx: Knex.Transaction,
-  key: { tenantId: string; name: string; prefix: string; secretHash: string; role: ApiKeyRole; createdBy: string | null; expiresAt: Date | null },
-): Promise<ApiKeyRow> {
+  key: {
+    tenantId: string;
+    id: string;
+    name: string;
+    prefix: string;
+    secretHash: string;
+    role: ApiKeyRole;
+    createdBy: string | null;
+    expiresAt: Date | null;
+    retrySecret: string | null;
+  },
+): Promise<ApiKeyRow | undefined> {
   const result = await trx.raw<{ rows: RawRow[] }>(
-    `insert into api_key (tenant_id, name, prefix, secret_hash, role, created_by, expires_at)
-     values (?, ?, ?, ?, ?, ?, ?) returning ${COLUMNS}`,
-    [key.tenantId, key.name, key.prefix, key.secretHash, key.role, key.createdBy, key.expiresAt],
+    `insert into api_key (tenant_id, id, name, prefix, secret_hash, role, created_by, expires_at, retry_secret)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (tenant_id, id) do nothing returning ${COLUMNS}`,
+    [key.tenantId, key.id, key.name, key.prefix, key.secretHash, key.role, key.createdBy, key.expiresAt, key.retrySecret],
   );
-  return fromRow(result.rows[0]!);
+  return result.rows[0] && fromRow(result.rows[0]);
+}
+
+/** The encrypted secret of a key created with a request id less than `withinS` seconds ago, if still kept. */
+export async function findRetrySecret(trx: Knex.Transaction, tenantId: string, id: string, withinS: number): Promise<string | undefined> {
+  const result = await trx.raw<{ rows: { retry_secret: string }[] }>(
+    `select retry_secret from api_key
+     where tenant_id = ? and id = ? and retry_secret is not null and created_at > now() - make_interval(secs => ?)`,
+    [tenantId, id, withinS],
+  );
+  return result.rows[0]?.retry_secret;
 }
 
 export async function getApiKey(trx: Knex.Transaction, tenantId: string, id: string): Promise<ApiKeyRow | undefined> {
