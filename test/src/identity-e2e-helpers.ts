@@ -6,7 +6,7 @@ import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/iden
 import { createTenant, createUser, type UserRole } from "@promptcraft/testing";
 import { unaryCall, type Outcome, type Protocol } from "./rpc-outcomes.js";
 
-export { failure, ok, PROTOCOLS, type Outcome, type Protocol } from "./rpc-outcomes.js";
+export { badFields, failure, ok, PROTOCOLS, type Outcome, type Protocol } from "./rpc-outcomes.js";
 
 /** Shared harness of the identity tenant and user e2e tests: one identity service on free ports. */
 

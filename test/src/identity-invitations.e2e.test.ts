@@ -2,10 +2,13 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { withTenant } from "@promptcraft/db";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { AuthService, type AcceptInvitationRequestSchema } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { uniqueSlug } from "@promptcraft/testing";
-import { ADMIN_TOKEN, IdentityHarness, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
+import { ADMIN_TOKEN, badFields, failure, IdentityHarness, ok, PROTOCOLS, type Protocol } from "./identity-e2e-helpers.js";
+import { unaryCall } from "./rpc-outcomes.js";
 
 /**
  * Invitations over gRPC and Connect (issue 3, item 2): CreateUser and CreateTenant without a
@@ -39,6 +42,19 @@ async function invitationsOf(tenantId: string, userId: string): Promise<Invitati
 }
 
 const sha256 = (value: string) => createHash("sha256").update(value).digest("hex");
+const PASSWORD = "a fine long passphrase";
+
+function accept(protocol: Protocol, request: MessageInitShape<typeof AcceptInvitationRequestSchema>) {
+  return unaryCall(AuthService, h.identity, protocol, AuthService.method.acceptInvitation, request, {});
+}
+
+/** A new invited user of a new tenant, with their token. */
+async function invitee(protocol: Protocol) {
+  const t = await h.tenantWith(["admin"]);
+  const email = `a-${randomUUID().slice(0, 8)}@x.test`;
+  const res = ok(await h.call(protocol, M.createUser, { user: { email, role: Role.EDITOR, displayName: "Before" } }, t.users[0]!.token));
+  return { tenantId: t.tenantId, admin: t.users[0]!, userId: res.user!.id, email, token: res.invitationToken };
+}
 
 for (const protocol of PROTOCOLS) {
   describe(`invitations over ${protocol}`, () => {
@@ -94,6 +110,68 @@ for (const protocol of PROTOCOLS) {
         ["user.created", "system"],
         ["user.invited", "system"],
       ]);
+    });
+  
+    test("AcceptInvitation sets the password, activates the user and starts a session; the token is used up", async () => {
+      const inv = await invitee(protocol);
+      const res = ok(await accept(protocol, { invitationToken: inv.token, password: PASSWORD, displayName: "After" }));
+      assert.equal(res.user!.id, inv.userId);
+      assert.equal(res.user!.state, UserState.ACTIVE);
+      assert.equal(res.user!.hasPassword, true);
+      assert.equal(res.user!.displayName, "After");
+      assert.equal(res.tokens!.tokenType, "Bearer");
+      assert.match(res.tokens!.refreshToken, /^pcr_/);
+      // The access token works at once, and the password logs in.
+      assert.equal(ok(await h.call(protocol, M.getUser, { userId: inv.userId }, res.tokens!.accessToken)).id, inv.userId);
+      const slug = ok(await h.call(protocol, M.getTenant, { tenantId: inv.tenantId }, ADMIN_TOKEN)).slug;
+      ok(await unaryCall(AuthService, h.identity, protocol, AuthService.method.login, { tenantSlug: slug, email: inv.email, password: PASSWORD }, {}));
+      // Single use.
+      const again = await accept(protocol, { invitationToken: inv.token, password: PASSWORD });
+      assert.deepEqual(failure(again), { code: "INVALID_ARGUMENT", reason: "INVITATION_INVALID" });
+      assert.deepEqual(badFields(again), ["invitation_token"]);
+      const [row] = await invitationsOf(inv.tenantId, inv.userId);
+      assert.ok(row!.accepted_at);
+      const events = (await h.events(inv.tenantId)).filter((e) => e.aggregate_id === inv.userId).map((e) => [e.event_type, e.actor_id]);
+      assert.deepEqual(events.slice(-3), [
+        ["user.invitation_accepted", inv.userId],
+        ["login.succeeded", inv.userId],
+        ["login.succeeded", inv.userId], // the Login above
+      ]);
+    });
+
+    test("AcceptInvitation refuses unknown, replaced and expired tokens, weak passwords, deleted users and suspended tenants", async () => {
+      assert.deepEqual(failure(await accept(protocol, { invitationToken: `pci_${"x".repeat(43)}`, password: PASSWORD })), { code: "INVALID_ARGUMENT", reason: "INVITATION_INVALID" });
+
+      const weak = await invitee(protocol);
+      const refused = await accept(protocol, { invitationToken: weak.token, password: "aaaaaaaaaaaaaa" });
+      assert.deepEqual(failure(refused), { code: "INVALID_ARGUMENT", reason: "PASSWORD_POLICY" });
+      assert.deepEqual(badFields(refused), ["password"]);
+      // A refused password does not use the invitation up.
+      ok(await accept(protocol, { invitationToken: weak.token, password: PASSWORD }));
+
+      const expired = await invitee(protocol);
+      await withTenant(h.db, { service: "identity", tenantId: expired.tenantId }, (trx) =>
+        trx.raw("update invitation set created_at = created_at - interval '8 days', expires_at = expires_at - interval '8 days' where user_id = ?", [expired.userId]),
+      );
+      assert.deepEqual(failure(await accept(protocol, { invitationToken: expired.token, password: PASSWORD })), { code: "INVALID_ARGUMENT", reason: "INVITATION_INVALID" });
+
+      const gone = await invitee(protocol);
+      ok(await h.call(protocol, M.deleteUser, { userId: gone.userId }, gone.admin.token));
+      assert.deepEqual(failure(await accept(protocol, { invitationToken: gone.token, password: PASSWORD })), { code: "INVALID_ARGUMENT", reason: "INVITATION_INVALID" });
+
+      const suspended = await invitee(protocol);
+      ok(await h.call(protocol, M.suspendTenant, { tenantId: suspended.tenantId, reason: "test" }, ADMIN_TOKEN));
+      assert.deepEqual(failure(await accept(protocol, { invitationToken: suspended.token, password: PASSWORD })), { code: "UNAUTHENTICATED", reason: "TENANT_SUSPENDED" });
+      ok(await h.call(protocol, M.resumeTenant, { tenantId: suspended.tenantId }, ADMIN_TOKEN));
+      // Still valid once the tenant is resumed.
+      ok(await accept(protocol, { invitationToken: suspended.token, password: PASSWORD }));
+
+      const t = await h.tenantWith(["admin"]);
+      const request = { user: { email: `r-${randomUUID().slice(0, 8)}@x.test`, role: Role.VIEWER }, requestId: randomUUID() };
+      const first = ok(await h.call(protocol, M.createUser, request, t.users[0]!.token));
+      const retry = ok(await h.call(protocol, M.createUser, request, t.users[0]!.token));
+      assert.deepEqual(failure(await accept(protocol, { invitationToken: first.invitationToken, password: PASSWORD })), { code: "INVALID_ARGUMENT", reason: "INVITATION_INVALID" }, "replaced");
+      ok(await accept(protocol, { invitationToken: retry.invitationToken, password: PASSWORD }));
     });
   });
 }

@@ -46,7 +46,7 @@ const BUILT = new Set([
   ...["CreateOidcProvider", "GetOidcProvider", "ListOidcProviders", "UpdateOidcProvider", "DeleteOidcProvider", "ListLinkedIdentities", "DeleteLinkedIdentity"].map(
     (m) => `promptcraft.identity.v1.IdentityService/${m}`,
   ),
-  ...["StartOidcLogin", "CompleteOidcLogin"].map((m) => `promptcraft.identity.v1.AuthService/${m}`),
+  ...["StartOidcLogin", "CompleteOidcLogin", "AcceptInvitation"].map((m) => `promptcraft.identity.v1.AuthService/${m}`),
   "promptcraft.identity.v1.AuthService/IntrospectCredential",
   ...["CreateUser", "GetUser", "ListUsers", "UpdateUser", "DeactivateUser", "ReactivateUser", "DeleteUser", "UndeleteUser"].map(
     (m) => `promptcraft.identity.v1.IdentityService/${m}`,
@@ -150,7 +150,8 @@ describe("all five services on real ports", () => {
 
       test("a method not built yet answers UNIMPLEMENTED over gRPC (to an authenticated caller)", async () => {
         for (const contract of contracts) {
-          const method = contract.methods.find((m) => m.methodKind === "unary" && !BUILT.has(`${contract.typeName}/${m.name}`))!;
+          const method = contract.methods.find((m) => m.methodKind === "unary" && !BUILT.has(`${contract.typeName}/${m.name}`));
+          if (!method) continue; // every method of this contract is built
           const result = await grpcUnary(grpcAddress(module.name), method as never, {}, { metadata: { authorization: `Bearer ${token}` } });
           assert.ok("failure" in result, `${contract.typeName}.${method.name} answered`);
           assert.equal(result.failure.code, grpc.status.UNIMPLEMENTED, `${contract.typeName}.${method.name}`);
@@ -178,7 +179,8 @@ describe("all five services on real ports", () => {
         assert.deepEqual(await health.json(), { status: "SERVING" });
         // An unbuilt method that needs credentials; identity has none left, so there an unbuilt public one.
         const unbuilt = contracts.flatMap((c) => c.methods.filter((m) => m.methodKind === "unary" && !BUILT.has(`${c.typeName}/${m.name}`)).map((m) => `${c.typeName}/${m.name}`));
-        const path = unbuilt.find((p) => !PUBLIC.has(p)) ?? unbuilt[0]!;
+        const path = unbuilt.find((p) => !PUBLIC.has(p)) ?? unbuilt[0];
+        if (path === undefined) return; // every method of this service is built
         const call = (headers: Record<string, string>) =>
           fetch(`${connectUrl(module.name)}/${path}`, {
             method: "POST",

@@ -6,6 +6,7 @@ import type { OidcClient } from "../domain/oidc-client.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 import { apiKeyHandlers } from "./api-keys.js";
 import { introspectHandlers, localAuthenticator } from "./introspect.js";
+import { invitationHandlers } from "./invitations.js";
 import { keyHandlers } from "./keys.js";
 import { oidcAuthHandlers, oidcIdentityHandlers } from "./oidc.js";
 import { sessionHandlers } from "./sessions.js";
@@ -24,5 +25,5 @@ export function identityHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRin
 
 /** Handlers of `promptcraft.identity.v1.AuthService`, one file per area. */
 export function authHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing, oidc: OidcClient): ServiceHandlers<typeof AuthService> {
-  return { ...keyHandlers(deps, keys), ...sessionHandlers(deps, keys), ...introspectHandlers(deps, keys), ...oidcAuthHandlers(deps, keys, oidc) };
+  return { ...invitationHandlers(deps, keys), ...keyHandlers(deps, keys), ...sessionHandlers(deps, keys), ...introspectHandlers(deps, keys), ...oidcAuthHandlers(deps, keys, oidc) };
 }
