@@ -88,6 +88,7 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(await bad({ types: [EntityType.UNSPECIFIED] }), ["types[0]"]);
       assert.deepEqual(await bad({ ownerId: "nobody" }), ["owner_id"]);
       assert.deepEqual(await bad({ tagsAll: [""] }), ["tags_all[0]"]);
+      assert.deepEqual(await bad({ tagsAny: ["ok", "n\u0000l"], titlePrefix: "\u0000" }), ["tags_any[1]", "title_prefix"]);
     });
 
     test("the access rule as a predicate: roles, ownership, visibility, live shares (user and tenant), expiry, other tenants", async () => {

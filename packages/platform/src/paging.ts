@@ -10,6 +10,13 @@ import { InvalidArgumentError } from "./errors.js";
  */
 const PAGE_TOKEN_TTL_MS = 24 * 3600 * 1000;
 
+/** Cursor patterns: a UUID, a UTC timestamp with microseconds (`2026-11-25T12:00:00.123456Z`), a non-negative integer, any text. */
+export const CURSOR_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const CURSOR_TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+export const CURSOR_INTEGER = /^\d{1,15}$/;
+// eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot hold
+export const CURSOR_TEXT = /^[^\u0000]*$/;
+
 /** Page size of a request: 0 means `defaultSize`; at most 1000. */
 export function pageSizeOf(requested: number, defaultSize = 50): number {
   return requested <= 0 ? defaultSize : Math.min(requested, 1000);
@@ -27,9 +34,15 @@ export function encodePageCursor(cursor: Record<string, string>, params: unknown
 /**
  * The cursor of a page token, or undefined for the first page (empty token); INVALID_ARGUMENT
  * (PAGE_TOKEN_INVALID, field `page_token`) if it is not ours, expired, bound to other parameters,
- * or lacks one of `keys`.
+ * or any key of `shape` is missing or does not match its pattern (so that a forged cursor never
+ * reaches SQL as a value it cannot cast). `shape` may also list the keys only (any string).
  */
-export function decodePageCursor<K extends string>(token: string, params: unknown, keys: readonly K[], now = Date.now()): Record<K, string> | undefined {
+export function decodePageCursor<K extends string>(
+  token: string,
+  params: unknown,
+  shape: Record<K, RegExp> | readonly K[],
+  now = Date.now(),
+): Record<K, string> | undefined {
   if (token === "") return undefined;
   const invalid = () =>
     new InvalidArgumentError({ field: "page_token", description: "invalid or expired page token, or other parameters changed" }, { reason: ErrorReason.PAGE_TOKEN_INVALID });
@@ -42,6 +55,12 @@ export function decodePageCursor<K extends string>(token: string, params: unknow
   const t = parsed as { k?: unknown; p?: unknown; e?: unknown } | null;
   if (!t || typeof t !== "object" || typeof t.k !== "object" || t.k === null || typeof t.e !== "number" || t.p !== paramsDigest(params) || t.e < now) throw invalid();
   const cursor = t.k as Record<string, unknown>;
-  if (!keys.every((k) => typeof cursor[k] === "string")) throw invalid();
+  const patterns: [string, RegExp][] = Array.isArray(shape)
+    ? (shape as readonly K[]).map((k): [string, RegExp] => [k, /^/])
+    : Object.entries<RegExp>(shape as Record<K, RegExp>);
+  for (const [k, pattern] of patterns) {
+    const value = cursor[k];
+    if (typeof value !== "string" || !pattern.test(value)) throw invalid();
+  }
   return cursor as Record<K, string>;
 }

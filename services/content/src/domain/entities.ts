@@ -6,6 +6,9 @@ import {
   InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
+  CURSOR_TEXT,
+  CURSOR_TIMESTAMP,
+  CURSOR_UUID,
   decodePageCursor,
   encodePageCursor,
   pageSizeOf,
@@ -265,7 +268,7 @@ export async function listEntities(db: Knex, caller: Caller, q: EntityQuery): Pr
     ob: q.order,
     full: q.full,
   };
-  const cursor = decodePageCursor(q.pageToken, params, ["key", "id"] as const);
+  const cursor = decodePageCursor(q.pageToken, params, { key: q.order.key === "title" ? CURSOR_TEXT : CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const rows = await store.listEntities(trx, caller, f, q.order, { after: cursor, limit: limit + 1, full: q.full });

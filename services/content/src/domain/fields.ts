@@ -25,6 +25,18 @@ function nulPaths(value: unknown, path: string, out: string[]): void {
   }
 }
 
+function nulViolations(values: Record<string, unknown>): FieldViolation[] {
+  const nul: string[] = [];
+  for (const [field, value] of Object.entries(values)) nulPaths(value, field, nul);
+  return nul.map((field) => ({ field, description: "text may not contain the NUL character (U+0000)" }));
+}
+
+/** INVALID_ARGUMENT naming every request field (by its path) whose text holds U+0000. */
+export function checkText(values: Record<string, unknown>): void {
+  const violations = nulViolations(values);
+  if (violations.length > 0) throw new InvalidArgumentError(violations);
+}
+
 /** INVALID_ARGUMENT naming every bad field (under `prefix`, e.g. `entity`). */
 export function checkVersionFields(fields: VersionFields, prefix: string, extraText: Record<string, string> = {}): void {
   const violations: FieldViolation[] = [];
@@ -34,10 +46,9 @@ export function checkVersionFields(fields: VersionFields, prefix: string, extraT
       violations.push({ field: `${prefix}.tags[${i}]`, description: "a tag has 1-64 characters, no control characters and no leading or trailing spaces" });
     }
   });
-  const nul: string[] = [];
-  nulPaths({ title: fields.title, description: fields.description, content: fields.content, metadata: fields.metadata }, prefix, nul);
-  for (const [field, text] of Object.entries(extraText)) nulPaths(text, field, nul);
-  for (const field of nul) violations.push({ field, description: "text may not contain the NUL character (U+0000)" });
+  violations.push(
+    ...nulViolations({ [prefix]: { title: fields.title, description: fields.description, content: fields.content, metadata: fields.metadata }, ...extraText }),
+  );
   if (violations.length > 0) throw new InvalidArgumentError(violations);
 }
 

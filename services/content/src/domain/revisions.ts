@@ -1,5 +1,5 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_INTEGER, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
 import { findEntityAccess } from "../store/access.js";
 import * as store from "../store/entities.js";
 import { findCurrentVersion, findVersion, insertNextVersion, type VersionRow } from "../store/versions.js";
@@ -24,13 +24,12 @@ export async function listRevisions(
   q: { pageSize: number; pageToken: string; full: boolean },
 ): Promise<{ revisions: EntityView[]; nextPageToken: string }> {
   const params = { t: caller.tenantId, e: entityId.toLowerCase(), full: q.full };
-  const cursor = decodePageCursor(q.pageToken, params, ["version"] as const);
-  const before = cursor ? Number(cursor.version) : undefined;
+  const cursor = decodePageCursor(q.pageToken, params, { version: CURSOR_INTEGER });
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const entity = await findEntityAccess(trx, caller, entityId);
     requirePermission(entity ? permissionOfRank(entity.permission) : "none", "view", "reading the history");
-    const rows = await store.listEntityVersions(trx, caller, entityId, { beforeVersion: Number.isSafeInteger(before) ? before : undefined, limit: limit + 1, full: q.full });
+    const rows = await store.listEntityVersions(trx, caller, entityId, { beforeVersion: cursor ? Number(cursor.version) : undefined, limit: limit + 1, full: q.full });
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     const nextPageToken = rows.length > limit && last ? encodePageCursor({ version: String(last.version) }, params) : "";

@@ -15,7 +15,7 @@ import {
 import type { ContentConfig } from "../config.js";
 import type { PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
-import { applyUpdateMask, checkVersionFields } from "../domain/fields.js";
+import { applyUpdateMask, checkText, checkVersionFields } from "../domain/fields.js";
 import type { EntityOrder, VersionSelector } from "../store/entities.js";
 
 type StoreType = entities.EntityRow["entity_type"];
@@ -172,6 +172,7 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandler
       return { entities: found.map((v) => entityToProto(v)), missingEntityIds: missing };
     },
     listEntities: async (request, ctx) => {
+      checkText({ tags_any: request.tagsAny, tags_all: request.tagsAll, title_prefix: request.titlePrefix });
       const page = await entities.listEntities(db, callerOf(ctx), {
         pageSize: request.pageSize,
         pageToken: request.pageToken,

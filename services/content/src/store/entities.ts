@@ -194,6 +194,11 @@ const ORDER_KEY_SQL: Record<EntityOrder["key"], string> = {
   title: "lower(v.title)",
 };
 
+/** The sort key as cursor text: times in UTC with microseconds (exact, and castable back). */
+function sortKeyText(key: EntityOrder["key"]): string {
+  return key === "title" ? ORDER_KEY_SQL.title : `to_char(${ORDER_KEY_SQL[key]} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
 /** A page row: the entity and the text of its sort key (the next page's cursor). */
 export type ListedEntityRow = EntityVersionRow & { sort_key: string };
 
@@ -255,7 +260,7 @@ export async function listEntities(
   }
   const dir = order.desc ? "desc" : "asc";
   const { rows } = await trx.raw<{ rows: ListedEntityRow[] }>(
-    `select ${columns(page.full)}, ? as labels, ? as favorite, ? as permission, ${key}::text as sort_key
+    `select ${columns(page.full)}, ? as labels, ? as favorite, ? as permission, ${sortKeyText(order.key)} as sort_key
      from entity e
      join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
