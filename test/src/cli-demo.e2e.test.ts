@@ -64,3 +64,38 @@ test("login with a wrong password fails with a clear message and a non-zero exit
   assert.equal(failure.code, 1);
   assert.match(failure.stderr ?? "", /unauthenticated|invalid|login/i);
 });
+
+test("a script sets up a tenant, logs in and adds users with the promptcraft command", async () => {
+  const run = promisify(execFile);
+  const env = (extra: Record<string, string>) => ({ env: { PATH: process.env.PATH ?? "", IDENTITY_URL: identityUrl(), ...extra } });
+  const slug = `cli-${randomBytes(4).toString("hex")}`;
+  const password = randomBytes(12).toString("base64url");
+
+  const tenantOut = await run(process.execPath, [BIN, "tenant", "create", "--slug", slug, "--owner-email", "boss@example.com", "--owner-password", password], env({ PLATFORM_ADMIN_TOKEN: ADMIN }));
+  const tenant = JSON.parse(tenantOut.stdout) as { tenantId: string; slug: string; ownerId: string; invitationToken?: string };
+  assert.equal(tenant.slug, slug);
+  assert.match(tenant.ownerId, /^[0-9a-f-]{36}$/);
+  assert.equal(tenant.invitationToken, undefined, "an owner with a password is not invited");
+
+  const token = (await run(process.execPath, [BIN, "login", "--tenant", slug, "--email", "boss@example.com", "--password", password], env({}))).stdout.trim();
+  const userOut = await run(process.execPath, [BIN, "user", "create", "--email", "Writer@Example.com", "--role", "editor"], env({ PROMPTCRAFT_TOKEN: token }));
+  const user = JSON.parse(userOut.stdout) as { userId: string; invitationToken?: string };
+  assert.ok(user.invitationToken, "a user created without a password is invited, with a one-time token");
+  const listed = await createServiceClient(IdentityService, identityUrl(), { token }).getUser({ userId: user.userId });
+  assert.equal(listed.email.toLowerCase(), "writer@example.com");
+
+  // Bad input reaches the operator as the service's field error, with a non-zero exit.
+  const failure = await run(process.execPath, [BIN, "user", "create", "--email", "not-an-email", "--role", "viewer"], env({ PROMPTCRAFT_TOKEN: token })).then(
+    () => undefined,
+    (err: { code?: number; stderr?: string }) => err,
+  );
+  assert.equal(failure?.code, 1);
+  assert.match(failure?.stderr ?? "", /invalid_argument.*email/is);
+  // A missing credential is a usage error, not a call.
+  const usage = await run(process.execPath, [BIN, "user", "create", "--email", "a@example.com", "--role", "viewer"], env({})).then(
+    () => undefined,
+    (err: { code?: number; stderr?: string }) => err,
+  );
+  assert.equal(usage?.code, 2);
+  assert.match(usage?.stderr ?? "", /PROMPTCRAFT_TOKEN/);
+});

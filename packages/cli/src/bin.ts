@@ -8,6 +8,7 @@ import { SERVICES } from "./services.js";
 import { start } from "./start.js";
 import { runTests } from "./test.js";
 import { login } from "./login.js";
+import { tenantCommand, userCommand } from "./admin.js";
 
 const USAGE = `promptcraft <command>
 
@@ -17,7 +18,11 @@ const USAGE = `promptcraft <command>
                             --interop: the tests against clients from outside Node (CI)
   login --tenant <slug> --email <e> [--password <p>] [--json]
                             log in and print an access token (identity at IDENTITY_URL)
-  bench [suite…]            run the benchmarks (transport, login)
+  tenant create --slug <s> --owner-email <e> [--name <n>] [--owner-password <p>]
+                            create a tenant and its first owner (PLATFORM_ADMIN_TOKEN); prints JSON
+  user create --email <e> --role <owner|admin|editor|viewer> [--name <n>] [--password <p>]
+                            create or invite a user in the tenant of PROMPTCRAFT_TOKEN; prints JSON
+  bench [suite…]            run the benchmarks (transport, auth, login, content)
 `;
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -63,6 +68,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case "login":
       return login(rest, config.IDENTITY_URL, process.env);
+    case "tenant":
+      return tenantCommand(rest, config.IDENTITY_URL, process.env);
+    case "user":
+      return userCommand(rest, config.IDENTITY_URL, process.env);
     case "migrate":
       return migrate(rest[0] ?? "up", config.DATABASE_URL);
     case "test": {
