@@ -8,6 +8,9 @@ import {
   PermissionDeniedError,
   roleAtLeast,
   type AuthContext,
+  decodePageCursor,
+  encodePageCursor,
+  pageSizeOf,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/oidc.js";
@@ -15,7 +18,6 @@ import { findUser } from "../store/users.js";
 import { encryptPrivateKey } from "./key-encryption.js";
 import { isAcceptableProviderUrl, type OidcClient } from "./oidc-client.js";
 import { checkEtag, derivedUuid, type Actor } from "./tenants.js";
-import { decodePageToken, encodePageToken, pageSize } from "./users-paging.js";
 
 /**
  * A tenant's OIDC providers (admins manage them; the client secret is encrypted at rest and never
@@ -156,16 +158,16 @@ export async function getProvider(db: Knex, caller: Caller, id: string): Promise
 
 /** A page of the tenant's providers by display name. */
 export async function listProviders(db: Knex, caller: Caller, q: { pageSize: number; pageToken: string }): Promise<{ providers: OidcProviderRow[]; nextPageToken: string }> {
-  const size = pageSize(q.pageSize);
-  const cursor = decodePageToken(q.pageToken, { list: "oidc_providers" });
+  const size = pageSizeOf(q.pageSize);
+  const cursor = decodePageCursor(q.pageToken, { list: "oidc_providers" }, ["n", "i"]);
   const rows = await withTenant(db, scopeOf(caller), (trx) =>
-    store.listProviders(trx, caller.tenantId, { enabledOnly: false, after: cursor ? { name: cursor.n!, id: cursor.i! } : undefined, limit: size + 1 }),
+    store.listProviders(trx, caller.tenantId, { enabledOnly: false, after: cursor ? { name: cursor.n, id: cursor.i } : undefined, limit: size + 1 }),
   );
   const page = rows.slice(0, size);
   const last = page.at(-1);
   return {
     providers: page,
-    nextPageToken: rows.length > size && last ? encodePageToken({ n: last.display_name.toLowerCase(), i: last.id }, { list: "oidc_providers" }) : "",
+    nextPageToken: rows.length > size && last ? encodePageCursor({ n: last.display_name.toLowerCase(), i: last.id }, { list: "oidc_providers" }) : "",
   };
 }
 
@@ -255,17 +257,17 @@ export async function listLinkedIdentities(
   q: { userId: string; pageSize: number; pageToken: string },
 ): Promise<{ identities: LinkedIdentityRow[]; nextPageToken: string }> {
   const userId = identityOwner(caller, q.userId);
-  const size = pageSize(q.pageSize);
+  const size = pageSizeOf(q.pageSize);
   const params = { list: "linked_identities", userId };
-  const cursor = decodePageToken(q.pageToken, params);
+  const cursor = decodePageCursor(q.pageToken, params, ["c", "i"]);
   const rows = await withTenant(db, scopeOf(caller), async (trx) => {
     const user = await findUser(trx, caller.tenantId, userId);
     if (!user || user.deleted_at) throw new NotFoundError(`user ${userId} not found`);
-    return store.listIdentities(trx, caller.tenantId, userId, { after: cursor ? { createdAt: cursor.c!, id: cursor.i! } : undefined, limit: size + 1 });
+    return store.listIdentities(trx, caller.tenantId, userId, { after: cursor ? { createdAt: cursor.c, id: cursor.i } : undefined, limit: size + 1 });
   });
   const page = rows.slice(0, size);
   const last = page.at(-1);
-  return { identities: page, nextPageToken: rows.length > size && last ? encodePageToken({ c: last.created_at_text, i: last.id }, params) : "" };
+  return { identities: page, nextPageToken: rows.length > size && last ? encodePageCursor({ c: last.created_at_text, i: last.id }, params) : "" };
 }
 
 /**

@@ -1,12 +1,20 @@
 import { createHash, randomUUID } from "node:crypto";
-import { appendEvents, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
-import { AbortedError, AlreadyExistsError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "@promptcraft/platform";
+import { appendEvents, canonicalJson, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import {
+  AbortedError,
+  AlreadyExistsError,
+  decodePageCursor,
+  encodePageCursor,
+  InvalidArgumentError,
+  NotFoundError,
+  pageSizeOf,
+  PermissionDeniedError,
+} from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/tenants.js";
 import { insertUser, findUser, type UserRow } from "../store/users.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";
 import { issueInvitation } from "./invitations.js";
-import { decodePageToken, encodePageToken, pageSize } from "./users-paging.js";
 
 /**
  * Tenants: creation with the first owner (platform admin), reading and updating one's own tenant,
@@ -46,20 +54,6 @@ function etagMismatch(current: string): AbortedError {
 /** ABORTED (ETAG_MISMATCH) unless `etag` is empty or the row's current one. */
 export function checkEtag(etag: string, rowVersion: string): void {
   if (etag !== "" && etag !== rowVersion) throw etagMismatch(rowVersion);
-}
-
-/** Canonical JSON (sorted keys), to compare jsonb values. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const o = value as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(value);
 }
 
 export interface NewTenant {
@@ -205,8 +199,8 @@ export async function updateTenant(
     if (changes.plan !== undefined && changes.plan !== current.plan) diff.plan = changes.plan;
     const quotas = changes.quotaFields ? withFields(changes.quotas ?? current.quotas, changes.quotaFields) : changes.quotas;
     const settings = changes.settingFields ? withFields(changes.settings ?? current.settings, changes.settingFields) : changes.settings;
-    if (quotas !== undefined && canonical(quotas) !== canonical(current.quotas)) diff.quotas = quotas;
-    if (settings !== undefined && canonical(settings) !== canonical(current.settings)) diff.settings = settings;
+    if (quotas !== undefined && canonicalJson(quotas) !== canonicalJson(current.quotas)) diff.quotas = quotas;
+    if (settings !== undefined && canonicalJson(settings) !== canonicalJson(current.settings)) diff.settings = settings;
     const fields = Object.keys(diff);
     if (fields.length === 0) return current;
     const updated = await store.updateTenant(trx, id, diff);
@@ -267,14 +261,14 @@ export async function listTenants(
   q: { status: "active" | "suspended" | null; pageSize: number; pageToken: string },
 ): Promise<{ tenants: TenantRow[]; nextPageToken: string }> {
   const params = { list: "tenants", status: q.status };
-  const cursor = decodePageToken(q.pageToken, params);
+  const cursor = decodePageCursor(q.pageToken, params, ["t", "id"]);
   // Tokens are not signed: check the cursor's shape so a forged one is INVALID_ARGUMENT, not a SQL error.
-  const after = cursor && CURSOR_TIME.test(cursor.t ?? "") && UUID.test(cursor.id ?? "") ? { createdAt: cursor.t!, id: cursor.id! } : undefined;
+  const after = cursor && CURSOR_TIME.test(cursor.t ?? "") && UUID.test(cursor.id ?? "") ? { createdAt: cursor.t, id: cursor.id } : undefined;
   if (cursor && !after) throw new InvalidArgumentError({ field: "page_token", description: "invalid page token" }, { reason: ErrorReason.PAGE_TOKEN_INVALID });
-  const limit = pageSize(q.pageSize);
+  const limit = pageSizeOf(q.pageSize);
   const rows = await withServiceRole(db, "identity", (trx) => store.listAllTenants(trx, { status: q.status, after, limit: limit + 1 }));
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  const nextPageToken = rows.length > limit && last ? encodePageToken({ t: last.cursor_time, id: last.id }, params) : "";
+  const nextPageToken = rows.length > limit && last ? encodePageCursor({ t: last.cursor_time, id: last.id }, params) : "";
   return { tenants: page.map(({ cursor_time: _, ...tenant }) => tenant), nextPageToken };
 }

@@ -2,8 +2,11 @@ import { randomUUID } from "node:crypto";
 import { appendEvents, withTenant, type AuditEvent, type Knex } from "@promptcraft/db";
 import {
   AlreadyExistsError,
+  decodePageCursor,
+  encodePageCursor,
   FailedPreconditionError,
   NotFoundError,
+  pageSizeOf,
   PermissionDeniedError,
   ResourceExhaustedError,
   roleAtLeast,
@@ -13,7 +16,6 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/users.js";
 import { findTenant } from "../store/tenants.js";
 import { checkEtag, derivedUuid, type Actor } from "./tenants.js";
-import { decodePageToken, encodePageToken, pageSize } from "./users-paging.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";
 import { issueInvitation } from "./invitations.js";
 
@@ -181,9 +183,9 @@ export interface UserQuery {
 /** A page of users ordered by email (case-insensitively), then id. Any member. */
 export async function listUsers(db: Knex, caller: Caller, q: UserQuery): Promise<{ users: UserView[]; nextPageToken: string }> {
   const params = { t: caller.tenantId, r: [...q.roles].sort(), s: [...q.statuses].sort(), e: q.emailPrefix.toLowerCase(), d: q.showDeleted };
-  const cursor = decodePageToken(q.pageToken, params);
+  const cursor = decodePageCursor(q.pageToken, params, ["email", "id"]);
   const after = cursor && typeof cursor.email === "string" && typeof cursor.id === "string" ? { email: cursor.email, id: cursor.id } : undefined;
-  const limit = pageSize(q.pageSize);
+  const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const rows = await store.listUsers(trx, caller.tenantId, {
       roles: q.roles,
@@ -196,7 +198,7 @@ export async function listUsers(db: Knex, caller: Caller, q: UserQuery): Promise
     const retention = await retentionMs(trx, caller.tenantId);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    const nextPageToken = rows.length > limit && last ? encodePageToken({ email: last.email.toLowerCase(), id: last.id }, params) : "";
+    const nextPageToken = rows.length > limit && last ? encodePageCursor({ email: last.email.toLowerCase(), id: last.id }, params) : "";
     return { users: page.map((u) => view(u, retention)), nextPageToken };
   });
 }
