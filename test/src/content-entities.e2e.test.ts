@@ -177,6 +177,47 @@ for (const protocol of PROTOCOLS) {
       await bad({ version: 1, label: "production" }, "");
     });
 
+    test("times round-trip to the microsecond: as_of = a returned time reads the version that time names", async () => {
+      const t = await h.tenantWith(["editor"]);
+      const editor = t.users[0]!;
+      const created = ok(await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "v1" } }, editor.token));
+      // Updates back to back, no pause: versions start microseconds apart, often within one millisecond.
+      const written = [created];
+      for (let v = 2; v <= 6; v++) {
+        written.push(ok(await h.call(protocol, M.updateEntity, { entity: { id: created.id, title: `v${v}` }, updateMask: { paths: ["title"] } }, editor.token)));
+      }
+      const microsOf = (ts: { seconds: bigint; nanos: number }) => ts.seconds * 1_000_000n + BigInt(ts.nanos / 1000);
+      const minusOneMicro = (ts: { seconds: bigint; nanos: number }) => {
+        const micros = microsOf(ts) - 1n;
+        return { seconds: micros / 1_000_000n, nanos: Number(micros % 1_000_000n) * 1000 };
+      };
+      for (const entity of written) {
+        assert.equal(entity.updateTime!.nanos % 1000, 0, "no precision finer than PostgreSQL's is invented");
+        assert.equal(microsOf(entity.updateTime!), microsOf(entity.revisionCreateTime!), "update_time is when the version started");
+        const atUpdate = ok(await h.call(protocol, M.getEntity, { entityId: created.id, asOfTime: entity.updateTime }, editor.token));
+        assert.equal(atUpdate.version, entity.version, `as of version ${entity.version}'s update_time`);
+        assert.equal(microsOf(atUpdate.revisionCreateTime!), microsOf(entity.revisionCreateTime!));
+        if (entity.version > 1) {
+          const justBefore = ok(await h.call(protocol, M.getEntity, { entityId: created.id, asOfTime: minusOneMicro(entity.updateTime!) }, editor.token));
+          assert.equal(justBefore.version, entity.version - 1, `one microsecond before version ${entity.version}`);
+          assert.equal(microsOf(justBefore.revisionEndTime!), microsOf(entity.revisionCreateTime!), "the previous version ended exactly then");
+        }
+      }
+      const label = ok(await h.call(protocol, M.setLabel, { entityId: created.id, label: "staging", version: 3 }, editor.token));
+      const moved = ok(await h.call(protocol, M.setLabel, { entityId: created.id, label: "staging", version: 5 }, editor.token));
+      const labelAt = async (ts: { seconds: bigint; nanos: number }) =>
+        ok(await h.call(protocol, M.getEntity, { entityId: created.id, label: "staging", asOfTime: ts }, editor.token)).version;
+      assert.equal(await labelAt(label.updateTime!), 3);
+      assert.equal(await labelAt(minusOneMicro(moved.updateTime!)), 3);
+      assert.equal(await labelAt(moved.updateTime!), 5);
+      const history = ok(await h.call(protocol, M.listLabelHistory, { entityId: created.id, label: "staging" }, editor.token)).events;
+      assert.deepEqual(
+        history.map((e) => microsOf(e.eventTime!)),
+        [microsOf(moved.updateTime!), microsOf(label.updateTime!)],
+        "history times are the label's own instants",
+      );
+    });
+
     test("GetEntity and BatchGetEntities follow the access model; other tenants see nothing", async () => {
       const t = await h.tenantWith(["owner", "admin", "editor", "editor", "viewer"]);
       const [owner, admin, author, otherEditor, viewer] = t.users;

@@ -5,3 +5,4 @@ export * from "./embedded.js";
 export { coreMigrations } from "./migrations/index.js";
 export * from "./events.js";
 export * from "./content-hash.js";
+export * from "./time.js";

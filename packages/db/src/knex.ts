@@ -1,9 +1,10 @@
 import knexFactory, { type Knex } from "knex";
 import pg from "pg";
+import { dbTypes } from "./time.js";
 
 // int8 (counts, sums, bigserial ids) arrives as a string by default so that no precision is lost
 // silently; numeric likewise. We keep that default and convert explicitly where a value is known small.
-// timestamptz stays a Date.
+// timestamptz is read as a DbTime: a Date that keeps PostgreSQL's microseconds (see time.ts).
 
 /** Options for {@link createKnex}. */
 export interface KnexOptions {
@@ -24,6 +25,7 @@ export function createKnex(options: KnexOptions): Knex {
     connection: {
       connectionString: options.url,
       application_name: options.applicationName ?? "promptcraft",
+      types: dbTypes,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
     },
     pool: { min: 0, max: options.poolMax ?? 10, idleTimeoutMillis: 30_000 },

@@ -15,3 +15,4 @@ export type { HttpRoute } from "./connect-transport.js";
 export * from "./service.js";
 export * from "./authz.js";
 export * from "./paging.js";
+export * from "./time.js";

@@ -4,7 +4,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createServiceClient } from "@promptcraft/client";
 import { contentService } from "@promptcraft/content";
-import { createKnex, pg, type Knex } from "@promptcraft/db";
+import { createKnex, dbTypes, pg, type Knex } from "@promptcraft/db";
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { ContentService, GetEntityRequestSchema } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
@@ -139,7 +139,8 @@ export async function benchContent(args: string[]): Promise<number> {
   const db = createKnex({ url: database.url, poolMax: 4, applicationName: "promptcraft-bench" });
   let identity: RunningService | undefined;
   let content: Server | undefined;
-  const pool = new pg.Pool({ connectionString: database.url, max: poolSize, application_name: "promptcraft-bench-pg" });
+  // The same type parsers as the services (timestamps to the microsecond), so both sides parse alike.
+  const pool = new pg.Pool({ connectionString: database.url, max: poolSize, application_name: "promptcraft-bench-pg", types: dbTypes });
   try {
     await migrateAll(database.url);
     const base = { DATABASE_URL: database.url, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent" };

@@ -1,5 +1,5 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { decodePageCursor, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, pageSizeOf } from "@promptcraft/platform";
 import { findVisibleEntities, type EntityVersionRow } from "../store/entities.js";
 import * as store from "../store/favorites.js";
 import { requireUser, type Caller } from "./access.js";
@@ -51,11 +51,11 @@ export async function listFavorites(
 ): Promise<{ favorites: { favorite: FavoriteRow; entity: EntityVersionRow | undefined }[]; nextPageToken: string }> {
   const userId = requireUser(caller, "favorites");
   const params = { t: caller.tenantId, u: userId, y: [...q.types].sort() };
-  const cursor = decodePageCursor(q.pageToken, params, ["createdAt", "entityId"]);
+  const cursor = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, entityId: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const rows = await store.listFavorites(trx, { ...caller, userId }, { types: q.types, after: cursor ?? null, limit: limit + 1 });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at_key, entityId: last.entity_id }));
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), entityId: last.entity_id }));
     const entities = new Map(
       (await findVisibleEntities(
         trx,

@@ -2,6 +2,8 @@ import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
 import {
   AbortedError,
   AlreadyExistsError,
+  CURSOR_INTEGER,
+  CURSOR_TEXT,
   decodePageCursor,
   NotFoundError,
   pageSizeOf,
@@ -191,7 +193,7 @@ export async function listLabels(
   q: { entityId: string; asOf: Date | undefined; pageSize: number; pageToken: string },
 ): Promise<{ labels: LabelRow[]; nextPageToken: string }> {
   const params = { t: caller.tenantId, e: q.entityId, a: q.asOf?.toISOString() ?? null };
-  const cursor = decodePageCursor(q.pageToken, params, ["label"]);
+  const cursor = decodePageCursor(q.pageToken, params, { label: CURSOR_TEXT });
   const limit = pageSizeOf(q.pageSize, DEFAULT_LABEL_PAGE_SIZE);
   return withTenant(db, scopeOf(caller), async (trx) => {
     await entityFor(trx, caller, q.entityId, "view", "reading labels");
@@ -208,7 +210,7 @@ export async function listLabelHistory(
   q: { entityId: string; label: string; pageSize: number; pageToken: string },
 ): Promise<{ events: LabelEventRow[]; nextPageToken: string }> {
   const params = { t: caller.tenantId, e: q.entityId, l: q.label };
-  const cursor = decodePageCursor(q.pageToken, params, ["id"]);
+  const cursor = decodePageCursor(q.pageToken, params, { id: CURSOR_INTEGER });
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     await entityFor(trx, caller, q.entityId, "view", "reading labels");

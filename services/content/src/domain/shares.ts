@@ -1,5 +1,5 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/shares.js";
 import { permissionOfRank, requirePermission, type Caller, type PermissionLevel } from "./access.js";
@@ -73,7 +73,7 @@ export async function grantShare(db: Knex, caller: Caller, grant: Grant, actor: 
       throw new NotFoundError("user not found", { metadata: { resource_type: "user", user_id: grant.granteeUserId } });
     }
     const live = await store.findGranteeShare(trx, caller.tenantId, grant.entityId, grant.granteeUserId);
-    if (live && !live.expired && live.permission === grant.permission && live.expires_at?.getTime() === grant.expiresAt?.getTime()) return live;
+    if (live && !live.expired && live.permission === grant.permission && live.expires_at?.toISOString() === grant.expiresAt?.toISOString()) return live;
     const share = await store.upsertShare(trx, { tenantId: caller.tenantId, ...grant, grantedBy: caller.userId ?? null });
     await appendEvents(trx, [shareEvent(entity, "entity.share_granted", share, actor)]);
     return share;
@@ -87,12 +87,12 @@ export async function listShares(
   q: { entityId: string; showExpired: boolean; pageSize: number; pageToken: string },
 ): Promise<{ shares: ShareRow[]; nextPageToken: string }> {
   const params = { t: caller.tenantId, e: q.entityId, x: q.showExpired };
-  const cursor = decodePageCursor(q.pageToken, params, ["createdAt", "id"]);
+  const cursor = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     await entityFor(trx, caller, q.entityId, "admin", "listing shares");
     const rows = await store.listShares(trx, caller.tenantId, q.entityId, { showExpired: q.showExpired, after: cursor ?? null, limit: limit + 1 });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at_key, id: last.id }));
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), id: last.id }));
     return { shares: page, nextPageToken };
   });
 }

@@ -1,7 +1,7 @@
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { VersionFields } from "@promptcraft/db";
-import { actorOf, callerOf, InvalidArgumentError, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, dbTimeFromTimestamp, InvalidArgumentError, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import {
   EntityStatus,
@@ -88,12 +88,12 @@ export function entityToProto({ row, permission }: entities.EntityView, readTime
     contentHash: row.content_hash,
     restoredFromVersion: row.rolled_back_from ?? undefined,
     labels: currentThen ? ["latest", ...row.labels] : row.labels,
-    createTime: timestampFromDate(row.created_at),
-    updateTime: timestampFromDate(row.updated_at),
-    revisionCreateTime: timestampFromDate(row.valid_from),
-    revisionEndTime: row.valid_to ? timestampFromDate(row.valid_to) : undefined,
-    deleteTime: row.deleted_at ? timestampFromDate(row.deleted_at) : undefined,
-    purgeTime: row.purge_time ? timestampFromDate(row.purge_time) : undefined,
+    createTime: timestampFromDb(row.created_at),
+    updateTime: timestampFromDb(row.updated_at),
+    revisionCreateTime: timestampFromDb(row.valid_from),
+    revisionEndTime: row.valid_to ? timestampFromDb(row.valid_to) : undefined,
+    deleteTime: row.deleted_at ? timestampFromDb(row.deleted_at) : undefined,
+    purgeTime: row.purge_time ? timestampFromDb(row.purge_time) : undefined,
     etag: row.row_version,
     favorite: row.favorite,
     callerPermission: PERMISSION_TO_PROTO[permission],
@@ -118,8 +118,8 @@ function requestedFields(e: Entity): VersionFields {
   };
 }
 
-function selectorOf(request: { version?: number; label?: string; asOfTime?: Parameters<typeof timestampDate>[0] }): VersionSelector {
-  const time = request.asOfTime ? timestampDate(request.asOfTime) : undefined;
+function selectorOf(request: { version?: number; label?: string; asOfTime?: Timestamp }): VersionSelector {
+  const time = request.asOfTime ? dbTimeFromTimestamp(request.asOfTime, "as_of_time") : undefined;
   if (request.version !== undefined) return { kind: "version", version: request.version };
   if (request.label !== undefined && request.label !== "latest") return { kind: "label", label: request.label, time };
   if (time) return { kind: "as_of", time };

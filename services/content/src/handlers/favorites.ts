@@ -1,5 +1,4 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { actorOf, callerOf, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import type { ContentConfig } from "../config.js";
 import { permissionOfRank } from "../domain/access.js";
@@ -7,7 +6,7 @@ import * as favorites from "../domain/favorites.js";
 import { entityToProto, entityTypeOf } from "./entities.js";
 
 function favoriteToProto(f: favorites.FavoriteRow) {
-  return { entityId: f.entity_id, userId: f.user_id, createTime: timestampFromDate(f.created_at) };
+  return { entityId: f.entity_id, userId: f.user_id, createTime: timestampFromDb(f.created_at) };
 }
 
 /** ContentService favorites: AddFavorite, RemoveFavorite (both idempotent), ListFavorites. */

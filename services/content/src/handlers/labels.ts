@@ -1,6 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { actorOf, callerOf, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, dbTimeFromTimestamp, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { LabelEventType, type LabelEventSchema, type LabelSchema } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
@@ -20,7 +19,7 @@ export function labelToProto(entityId: string, row: labels.LabelRow): MessageIni
     version: row.version,
     protected: row.protected,
     implicit: row.implicit,
-    updateTime: timestampFromDate(row.valid_from),
+    updateTime: timestampFromDb(row.valid_from),
     updaterId: row.moved_by ?? "",
   };
 }
@@ -35,7 +34,7 @@ function labelEventToProto(row: labels.LabelEventRow): MessageInitShape<typeof L
     actorId: row.actor_id ?? "",
     reason: row.reason,
     requestId: row.request_id ?? "",
-    eventTime: timestampFromDate(row.occurred_at),
+    eventTime: timestampFromDb(row.occurred_at),
   };
 }
 
@@ -71,7 +70,7 @@ export function labelHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandlers
     listLabels: async (request, ctx) => {
       const page = await labels.listLabels(db, callerOf(ctx), {
         entityId: request.entityId,
-        asOf: request.asOfTime ? timestampDate(request.asOfTime) : undefined,
+        asOf: request.asOfTime ? dbTimeFromTimestamp(request.asOfTime, "as_of_time") : undefined,
         pageSize: request.pageSize,
         pageToken: request.pageToken,
       });

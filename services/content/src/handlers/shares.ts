@@ -1,6 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { actorOf, callerOf, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, dbTimeFromTimestamp, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { Permission, type ShareSchema } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
@@ -20,10 +19,10 @@ export function shareToProto(row: shares.ShareRow): MessageInitShape<typeof Shar
     entityId: row.entity_id,
     grantee: row.grantee_user_id === null ? { case: "allTenantMembers", value: true } : { case: "userId", value: row.grantee_user_id },
     permission: PERMISSION_TO_PROTO[row.permission],
-    expireTime: row.expires_at ? timestampFromDate(row.expires_at) : undefined,
+    expireTime: row.expires_at ? timestampFromDb(row.expires_at) : undefined,
     granterId: row.created_by ?? "",
-    createTime: timestampFromDate(row.created_at),
-    updateTime: timestampFromDate(row.updated_at),
+    createTime: timestampFromDb(row.created_at),
+    updateTime: timestampFromDb(row.updated_at),
     expired: row.expired,
   };
 }
@@ -42,7 +41,7 @@ export function shareHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandlers
           entityId: request.entityId,
           granteeUserId: s.grantee.case === "userId" ? s.grantee.value : null,
           permission: PERMISSION_FROM_PROTO[s.permission] ?? "view",
-          expiresAt: s.expireTime ? timestampDate(s.expireTime) : null,
+          expiresAt: s.expireTime ? dbTimeFromTimestamp(s.expireTime, "share.expire_time") : null,
         },
         actorOf(ctx),
       );

@@ -1,4 +1,4 @@
-import type { Knex, VersionFields } from "@promptcraft/db";
+import { type Knex, type VersionFields, sqlTime } from "@promptcraft/db";
 import type { Caller } from "../domain/access.js";
 import { permissionRankSql } from "./access.js";
 
@@ -68,7 +68,7 @@ function labelsSql(knex: Knex, time: Date | undefined): Knex.Raw {
     ? knex.raw(
         `array(select l.label from entity_label l where l.tenant_id = v.tenant_id and l.entity_id = v.entity_id and l.version = v.version
                and l.valid_from <= ? and (l.valid_to is null or l.valid_to > ?) order by l.label)`,
-        [time, time],
+        [sqlTime(time), sqlTime(time)],
       )
     : knex.raw(
         `array(select l.label from entity_label l where l.tenant_id = v.tenant_id and l.entity_id = v.entity_id and l.version = v.version
@@ -98,7 +98,7 @@ function selectorSql(knex: Knex, selector: VersionSelector, tenantId: string, en
       return knex.raw(
         `v.valid_from = (select max(x.valid_from) from entity_version x where x.tenant_id = ? and x.entity_id = ? and x.valid_from <= ?::timestamptz)
          and (v.valid_to is null or v.valid_to > ?::timestamptz)`,
-        [tenantId, entityId, selector.time, selector.time],
+        [tenantId, entityId, sqlTime(selector.time), sqlTime(selector.time)],
       );
     case "label":
       return selector.time
@@ -107,7 +107,7 @@ function selectorSql(knex: Knex, selector: VersionSelector, tenantId: string, en
                           where l.tenant_id = ? and l.entity_id = ? and l.label = ? and (l.valid_to is null or l.valid_to > ?::timestamptz)
                             and l.valid_from = (select max(m.valid_from) from entity_label m
                                                 where m.tenant_id = ? and m.entity_id = ? and m.label = ? and m.valid_from <= ?::timestamptz))`,
-            [tenantId, entityId, selector.label, selector.time, tenantId, entityId, selector.label, selector.time],
+            [tenantId, entityId, selector.label, sqlTime(selector.time), tenantId, entityId, selector.label, sqlTime(selector.time)],
           )
         : knex.raw("v.version = (select l.version from entity_label l where l.tenant_id = ? and l.entity_id = ? and l.label = ? and l.valid_to is null)", [
             tenantId,

@@ -8,11 +8,9 @@ export interface FavoriteRow {
   entity_id: string;
   user_id: string;
   created_at: Date;
-  /** `created_at` with its microseconds, for page tokens. */
-  created_at_key: string;
 }
 
-const COLUMNS = "entity_id, user_id, created_at, created_at::text as created_at_key";
+const COLUMNS = "entity_id, user_id, created_at";
 
 /** Adds the favorite; `added` is false when it existed (then the existing row is returned). */
 export async function addFavorite(
@@ -55,7 +53,7 @@ export async function listFavorites(
   q: { types: string[]; after: { createdAt: string; entityId: string } | null; limit: number },
 ): Promise<FavoriteRow[]> {
   const { rows } = await trx.raw<{ rows: FavoriteRow[] }>(
-    `select f.entity_id, f.user_id, f.created_at, f.created_at::text as created_at_key
+    `select f.entity_id, f.user_id, f.created_at
      from favorite f
      join entity e on e.tenant_id = f.tenant_id and e.id = f.entity_id and e.deleted_at is null
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null

@@ -1,4 +1,4 @@
-import type { Knex } from "@promptcraft/db";
+import { type Knex, sqlTime } from "@promptcraft/db";
 
 /**
  * Labels: the temporal pointers (`entity_label`: move = close the current row at t and open the
@@ -119,7 +119,7 @@ export async function insertLabelEvent(
     `insert into entity_label_event (tenant_id, entity_id, label, event_type, from_version, to_version, protected, actor_type,
                                      actor_id, reason, request_id, idempotency_key, occurred_at)
      values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [e.tenantId, e.entityId, e.label, e.eventType, e.fromVersion, e.toVersion, e.protected, e.actorType, e.actorId, e.reason, e.requestId, e.idempotencyKey, e.occurredAt],
+    [e.tenantId, e.entityId, e.label, e.eventType, e.fromVersion, e.toVersion, e.protected, e.actorType, e.actorId, e.reason, e.requestId, e.idempotencyKey, sqlTime(e.occurredAt)],
   );
 }
 
@@ -150,6 +150,7 @@ export async function listLabels(
   entityId: string,
   q: { asOf: Date | null; after: string | null; limit: number },
 ): Promise<LabelRow[]> {
+  const asOf = q.asOf && sqlTime(q.asOf);
   const { rows } = await trx.raw<{ rows: LabelRow[] }>(
     `select * from (
        select l.label, l.version, l.label = any(tenant_protected_labels()) as protected, l.moved_by, l.valid_from, false as implicit
@@ -167,7 +168,7 @@ export async function listLabels(
      where ?::text is null or labels.label > ?::text
      order by labels.label
      limit ?`,
-    [tenantId, entityId, q.asOf, q.asOf, q.asOf, tenantId, entityId, q.asOf, q.asOf, q.asOf, q.after, q.after, q.limit],
+    [tenantId, entityId, asOf, asOf, asOf, tenantId, entityId, asOf, asOf, asOf, q.after, q.after, q.limit],
   );
   return rows;
 }

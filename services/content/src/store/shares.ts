@@ -1,4 +1,4 @@
-import type { Knex } from "@promptcraft/db";
+import { type Knex, sqlTime } from "@promptcraft/db";
 
 /**
  * Shares: one unrevoked row per (entity, grantee) (`share_grantee_key`); granting again updates
@@ -20,12 +20,10 @@ export interface ShareRow {
   updated_at: Date;
   expires_at: Date | null;
   expired: boolean;
-  /** `created_at` with its microseconds, for page tokens (a Date keeps milliseconds only). */
-  created_at_key: string;
 }
 
 const COLUMNS = `id, entity_id, grantee_type, grantee_user_id, permission, created_by, created_at, updated_at, expires_at,
-  (expires_at is not null and expires_at <= now()) as expired, created_at::text as created_at_key`;
+  (expires_at is not null and expires_at <= now()) as expired`;
 
 /** Whether a (not deleted) user of the tenant has this id. Another tenant's users are invisible (RLS). */
 export async function userExists(trx: Knex.Transaction, tenantId: string, userId: string): Promise<boolean> {
@@ -60,7 +58,7 @@ export async function upsertShare(
      do update set permission = excluded.permission, expires_at = excluded.expires_at, created_by = excluded.created_by,
                    updated_at = clock_timestamp()
      returning ${COLUMNS}`,
-    [s.tenantId, s.entityId, s.granteeUserId === null ? "tenant" : "user", s.granteeUserId, s.permission, s.grantedBy, s.expiresAt],
+    [s.tenantId, s.entityId, s.granteeUserId === null ? "tenant" : "user", s.granteeUserId, s.permission, s.grantedBy, s.expiresAt && sqlTime(s.expiresAt)],
   );
   return rows[0]!;
 }
