@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DbTime, dbTypes, parseTimestamptz, sqlTime } from "./time.js";
+import { DbTime, dbTypes, epochMicros, parseTimestamptz, sqlTime } from "./time.js";
 
 test("timestamptz text is read to the microsecond, whatever the session's offset", () => {
   const t = parseTimestamptz("2026-11-25 14:24:47.123456+00");
@@ -23,6 +23,14 @@ test("only timestamptz text gets the precise parser; every other type keeps the 
   assert.equal(dbTypes.getTypeParser(1184), parseTimestamptz);
   assert.notEqual(dbTypes.getTypeParser(1114, "text"), parseTimestamptz);
   assert.equal(dbTypes.getTypeParser(20, "text")("9007199254740993"), "9007199254740993", "int8 stays text");
+});
+
+test("times compare to the microsecond", () => {
+  const a = parseTimestamptz("2026-11-25 14:24:47.123456+00") as Date;
+  const b = parseTimestamptz("2026-11-25 14:24:47.123457+00") as Date;
+  assert.equal(a.getTime(), b.getTime(), "a Date alone cannot tell them apart");
+  assert.equal(epochMicros(b) - epochMicros(a), 1);
+  assert.equal(epochMicros(new Date(5)), 5000);
 });
 
 test("a plain Date goes to SQL with its milliseconds", () => {

@@ -47,6 +47,12 @@ export const dbTypes = {
   },
 };
 
+/** Microseconds since the epoch: compares times as exactly as PostgreSQL does (a DbTime's microseconds count). */
+export function epochMicros(date: Date): number {
+  // Exact in a double: 2026 is about 1.8e15 µs, far below 2^53.
+  return date.getTime() * 1000 + (date instanceof DbTime ? date.microsOfMillisecond : 0);
+}
+
 /**
  * A Date as text PostgreSQL reads exactly: for a DbTime all six fractional digits, for a plain Date its
  * milliseconds. Pass times into SQL this way whenever a microsecond can matter (validity, as-of reads).

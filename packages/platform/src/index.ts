@@ -16,3 +16,4 @@ export * from "./service.js";
 export * from "./authz.js";
 export * from "./paging.js";
 export * from "./time.js";
+export * from "./enums.js";

@@ -1,7 +1,7 @@
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { VersionFields } from "@promptcraft/db";
-import { actorOf, callerOf, dbTimeFromTimestamp, InvalidArgumentError, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { epochMicros, type VersionFields } from "@promptcraft/db";
+import { actorOf, callerOf, dbTimeFromTimestamp, InvalidArgumentError, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import {
   EntityStatus,
@@ -28,26 +28,17 @@ const TYPE_TO_PROTO: Record<StoreType, EntityType> = {
   workflow: EntityType.WORKFLOW,
   library: EntityType.LIBRARY,
 };
-const TYPE_FROM_PROTO: Partial<Record<EntityType, StoreType>> = {
-  [EntityType.CONTEXT]: "context",
-  [EntityType.TEMPLATE]: "template",
-  [EntityType.WORKFLOW]: "workflow",
-  [EntityType.LIBRARY]: "library",
-};
-// `deprecated` is a schema status the contract does not name; nothing the API writes uses it.
-const STATUS_TO_PROTO: Record<StoreStatus, EntityStatus> = {
+const TYPE_FROM_PROTO = invertEnumMap(TYPE_TO_PROTO);
+const WRITABLE_STATUS_TO_PROTO: Record<Exclude<StoreStatus, "deprecated">, EntityStatus> = {
   draft: EntityStatus.DRAFT,
   published: EntityStatus.PUBLISHED,
-  deprecated: EntityStatus.ARCHIVED,
   archived: EntityStatus.ARCHIVED,
 };
-const STATUS_FROM_PROTO: Partial<Record<EntityStatus, StoreStatus>> = {
-  [EntityStatus.DRAFT]: "draft",
-  [EntityStatus.PUBLISHED]: "published",
-  [EntityStatus.ARCHIVED]: "archived",
-};
+const STATUS_FROM_PROTO = invertEnumMap(WRITABLE_STATUS_TO_PROTO);
+// `deprecated` is a schema status the contract does not name; nothing the API writes uses it.
+const STATUS_TO_PROTO: Record<StoreStatus, EntityStatus> = { ...WRITABLE_STATUS_TO_PROTO, deprecated: EntityStatus.ARCHIVED };
 const VISIBILITY_TO_PROTO: Record<StoreVisibility, Visibility> = { private: Visibility.PRIVATE, tenant: Visibility.TENANT };
-const VISIBILITY_FROM_PROTO: Partial<Record<Visibility, StoreVisibility>> = { [Visibility.PRIVATE]: "private", [Visibility.TENANT]: "tenant" };
+const VISIBILITY_FROM_PROTO = invertEnumMap(VISIBILITY_TO_PROTO);
 const PERMISSION_TO_PROTO: Record<PermissionLevel, Permission> = {
   none: Permission.UNSPECIFIED,
   view: Permission.VIEW,
@@ -68,7 +59,8 @@ export function visibilityOf(visibility: Visibility): StoreVisibility | undefine
 
 /** An entity as of one version as the contract's Entity. `labels` gets `latest` when the version shown is the current one at the time read for. */
 export function entityToProto({ row, permission }: entities.EntityView, readTime?: Date): MessageInitShape<typeof EntitySchema> {
-  const currentThen = readTime ? row.valid_from <= readTime && (row.valid_to === null || row.valid_to > readTime) : row.valid_to === null;
+  const at = readTime && epochMicros(readTime);
+  const currentThen = at !== undefined ? epochMicros(row.valid_from) <= at && (row.valid_to === null || epochMicros(row.valid_to) > at) : row.valid_to === null;
   return {
     id: row.id,
     tenantId: row.tenant_id,

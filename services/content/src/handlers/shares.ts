@@ -1,16 +1,12 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, dbTimeFromTimestamp, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, dbTimeFromTimestamp, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { Permission, type ShareSchema } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
 import * as shares from "../domain/shares.js";
 
 const PERMISSION_TO_PROTO: Record<shares.SharePermission, Permission> = { view: Permission.VIEW, edit: Permission.EDIT, admin: Permission.ADMIN };
-const PERMISSION_FROM_PROTO: Partial<Record<Permission, shares.SharePermission>> = {
-  [Permission.VIEW]: "view",
-  [Permission.EDIT]: "edit",
-  [Permission.ADMIN]: "admin",
-};
+const PERMISSION_FROM_PROTO = invertEnumMap(PERMISSION_TO_PROTO);
 
 /** A share row as the contract's Share. */
 export function shareToProto(row: shares.ShareRow): MessageInitShape<typeof ShareSchema> {

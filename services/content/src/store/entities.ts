@@ -1,6 +1,7 @@
 import { type Knex, type VersionFields, sqlTime } from "@promptcraft/db";
 import type { Caller } from "../domain/access.js";
 import { permissionRankSql } from "./access.js";
+import { VERSION_FIELD_COLUMNS, VERSION_FIELD_VALUES, versionFieldParams } from "./versions.js";
 
 /**
  * SQL of `entity` and of reading entities as of one of their versions, always inside `withTenant`
@@ -311,28 +312,12 @@ export async function insertEntity(
        on conflict (tenant_id, request_id) where request_id is not null do nothing
        returning tenant_id, id, created_at
      ), v as (
-       insert into entity_version (tenant_id, entity_id, version, previous_version, title, description, status, visibility,
-                                   content, tags, metadata, commit_message, author_id, content_hash, valid_from)
-       select e.tenant_id, e.id, 1, null, ?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?, e.created_at
+       insert into entity_version (tenant_id, entity_id, version, previous_version, ${VERSION_FIELD_COLUMNS}, valid_from)
+       select e.tenant_id, e.id, 1, null, ${VERSION_FIELD_VALUES}, e.created_at
        from e
      )
      select id from e`,
-    [
-      e.tenantId,
-      e.type,
-      e.ownerId,
-      e.requestId,
-      e.fields.title,
-      e.fields.description,
-      e.fields.status,
-      e.fields.visibility,
-      JSON.stringify(e.fields.content),
-      e.fields.tags,
-      JSON.stringify(e.fields.metadata),
-      e.commitMessage,
-      e.ownerId,
-      e.hash,
-    ],
+    [e.tenantId, e.type, e.ownerId, e.requestId, ...versionFieldParams({ ...e, authorId: e.ownerId })],
   );
   return rows[0]?.id;
 }

@@ -6,6 +6,17 @@ import type { Knex, VersionFields } from "@promptcraft/db";
  * gap-free numbering); this code writes versions the one way it allows.
  */
 
+/** The columns of a version's own fields, in the order of {@link versionFieldParams}. */
+export const VERSION_FIELD_COLUMNS = "title, description, status, visibility, content, tags, metadata, commit_message, author_id, content_hash";
+/** The placeholders matching VERSION_FIELD_COLUMNS. */
+export const VERSION_FIELD_VALUES = "?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?";
+
+/** The parameters for VERSION_FIELD_VALUES: the fields, the commit message, the author and the content hash. */
+export function versionFieldParams(v: { fields: VersionFields; commitMessage: string; authorId: string; hash: string }): Knex.Value[] {
+  const f = v.fields;
+  return [f.title, f.description, f.status, f.visibility, JSON.stringify(f.content), f.tags, JSON.stringify(f.metadata), v.commitMessage, v.authorId, v.hash];
+}
+
 /** The versioned fields of one version, with its number and hash. */
 export interface VersionRow extends VersionFields {
   version: number;
@@ -68,30 +79,14 @@ export async function insertNextVersion(
        where v.tenant_id = b.tenant_id and v.entity_id = b.id and v.valid_to is null
        returning v.version, v.valid_to
      ), inserted as (
-       insert into entity_version (tenant_id, entity_id, version, previous_version, title, description, status,
-                                   visibility, content, tags, metadata, commit_message, author_id, content_hash,
+       insert into entity_version (tenant_id, entity_id, version, previous_version, ${VERSION_FIELD_COLUMNS},
                                    rolled_back_from, request_id, valid_from)
-       select b.tenant_id, b.id, b.current_version, c.version, ?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?, ?, ?, c.valid_to
+       select b.tenant_id, b.id, b.current_version, c.version, ${VERSION_FIELD_VALUES}, ?, ?, c.valid_to
        from bumped b cross join closed c
        returning version
      )
      select i.version, b.row_version::text as row_version from inserted i cross join bumped b`,
-    [
-      v.tenantId,
-      v.entityId,
-      v.fields.title,
-      v.fields.description,
-      v.fields.status,
-      v.fields.visibility,
-      JSON.stringify(v.fields.content),
-      v.fields.tags,
-      JSON.stringify(v.fields.metadata),
-      v.commitMessage,
-      v.authorId,
-      v.hash,
-      v.rolledBackFrom,
-      v.requestId,
-    ],
+    [v.tenantId, v.entityId, ...versionFieldParams(v), v.rolledBackFrom, v.requestId],
   );
   return rows[0]!;
 }
