@@ -110,7 +110,8 @@ function requestedFields(e: Entity): VersionFields {
   };
 }
 
-function selectorOf(request: { version?: number; label?: string; asOfTime?: Timestamp }): VersionSelector {
+/** The version a request selects: `version`, `label` (`latest` = current) with or without `as_of_time`, a time, or the current one. */
+export function selectorOf(request: { version?: number; label?: string; asOfTime?: Timestamp }): VersionSelector {
   const time = request.asOfTime ? dbTimeFromTimestamp(request.asOfTime, "as_of_time") : undefined;
   if (request.version !== undefined) return { kind: "version", version: request.version };
   if (request.label !== undefined && request.label !== "latest") return { kind: "label", label: request.label, time };

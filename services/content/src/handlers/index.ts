@@ -6,11 +6,12 @@ import { favoriteHandlers } from "./favorites.js";
 import { labelHandlers } from "./labels.js";
 import { revisionHandlers } from "./revisions.js";
 import { shareHandlers } from "./shares.js";
+import { templateHandlers } from "./templates.js";
 
 /**
  * Handlers of `promptcraft.content.v1.ContentService`, one file per area, spread together. A
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function contentHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandlers<typeof ContentService> {
-  return { ...entityHandlers(deps), ...revisionHandlers(deps), ...labelHandlers(deps), ...shareHandlers(deps), ...favoriteHandlers(deps) };
+  return { ...entityHandlers(deps), ...revisionHandlers(deps), ...labelHandlers(deps), ...shareHandlers(deps), ...favoriteHandlers(deps), ...templateHandlers(deps) };
 }
