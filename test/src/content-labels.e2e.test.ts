@@ -254,6 +254,31 @@ for (const protocol of PROTOCOLS) {
       const otherQuery = await h.call(protocol, M.listLabelHistory, { entityId, label: "a", pageToken: firstPage.nextPageToken }, editor.token);
       assert.deepEqual(failure(otherQuery), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
     });
+
+    test("ListLabelHistory orders by the event id as a number, also where the ids cross a power of ten", async () => {
+      // Regression: `order by id` once sorted the text output column, putting id 9 before id 10.
+      const t = await h.tenantWith(["editor"]);
+      const editor = t.users[0]!;
+      const entityId = await entityWithVersions(t.tenantId, editor.id, 3);
+      // The ids are primary keys per entity, so a fresh entity may hold any; written as the service would.
+      for (const [id, from, to] of [[9, null, 1], [10, 1, 2], [100, 2, 3]] as const) {
+        await h.db.raw(
+          `insert into entity_label_event (tenant_id, entity_id, id, label, event_type, from_version, to_version, actor_type, actor_id, occurred_at)
+           overriding system value values (?, ?, ?, 'x', ?, ?, ?, 'user', ?, now() - make_interval(secs => ?))`,
+          [t.tenantId, entityId, id, from === null ? "set" : "moved", from, to, editor.id, 1000 - id],
+        );
+      }
+      const all = ok(await h.call(protocol, M.listLabelHistory, { entityId }, editor.token));
+      assert.deepEqual(all.events.map((e) => e.toVersion), [3, 2, 1]);
+      const paged: number[] = [];
+      let pageToken = "";
+      do {
+        const page = ok(await h.call(protocol, M.listLabelHistory, { entityId, label: "x", pageSize: 1, pageToken }, editor.token));
+        paged.push(...page.events.map((e) => e.toVersion!));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      assert.deepEqual(paged, [3, 2, 1]);
+    });
   });
 }
 

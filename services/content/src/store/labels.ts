@@ -181,9 +181,11 @@ export async function listLabelEvents(
   q: { label: string | null; beforeId: string | null; limit: number },
 ): Promise<LabelEventRow[]> {
   const { rows } = await trx.raw<{ rows: LabelEventRow[] }>(
-    `select ${EVENT_COLUMNS} from entity_label_event
-     where tenant_id = ? and entity_id = ? and (?::text is null or label = ?::text) and (?::bigint is null or id < ?::bigint)
-     order by id desc
+    // Qualified: a bare `id` in ORDER BY would name the output column `id::text as id` and sort as text
+    // ("9" after "10"), which put the history out of order whenever the ids crossed a power of ten.
+    `select ${EVENT_COLUMNS} from entity_label_event ev
+     where ev.tenant_id = ? and ev.entity_id = ? and (?::text is null or ev.label = ?::text) and (?::bigint is null or ev.id < ?::bigint)
+     order by ev.id desc
      limit ?`,
     [tenantId, entityId, q.label, q.label, q.beforeId, q.beforeId, q.limit],
   );
