@@ -102,6 +102,9 @@ for (const protocol of PROTOCOLS) {
       const huge = await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "x", content: { text: "y".repeat(1024 * 1024) } } }, editor!.token);
       assert.deepEqual(failure(huge), { code: "INVALID_ARGUMENT", reason: "CONTENT_TOO_LARGE" });
       assert.deepEqual(badFields(huge), ["entity.content"]);
+      assert.ok(!huge.ok);
+      assert.equal(huge.metadata.limit_bytes, String(1024 * 1024));
+      assert.ok(Number(huge.metadata.size_bytes) > 1024 * 1024, "the size counted, under the key errors.proto names");
 
       ok(await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "1" } }, editor!.token));
       ok(await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "2" } }, editor!.token));

@@ -69,7 +69,7 @@ export function checkContentSize(fields: Pick<VersionFields, "content" | "metada
   if (bytes > MAX_CONTENT_BYTES) {
     throw new InvalidArgumentError(
       { field, description: `content and metadata together are ${bytes} bytes serialized; at most ${MAX_CONTENT_BYTES} are allowed` },
-      { reason: ErrorReason.CONTENT_TOO_LARGE, metadata: { limit_bytes: String(MAX_CONTENT_BYTES), bytes: String(bytes) } },
+      { reason: ErrorReason.CONTENT_TOO_LARGE, metadata: { limit_bytes: String(MAX_CONTENT_BYTES), size_bytes: String(bytes) } },
     );
   }
 }
