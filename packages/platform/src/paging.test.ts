@@ -13,7 +13,11 @@ test("page cursors round-trip, are bound to the parameters and keys, and expire"
   assert.throws(() => decodePageCursor(token, params, { key: CURSOR_TIMESTAMP }, 2_000), /page token/, "a key of the wrong form");
   assert.throws(() => decodePageCursor(token, params, shape, 1_000 + 24 * 3600 * 1000 + 1), /page token/);
   assert.throws(() => decodePageCursor("not json", params, shape), /page token/);
-  assert.match("2026-11-25T12:00:00.123456Z", CURSOR_TIMESTAMP);
+  assert.equal(CURSOR_TIMESTAMP.test("2026-11-25T12:00:00.123456Z"), true);
+  assert.equal(CURSOR_TIMESTAMP.test("0001-01-01T00:00:00.000000Z"), true);
+  for (const castless of ["2026-02-31T12:00:00.123456Z", "0000-01-01T00:00:00.000000Z", "2026-11-25T24:00:00.000000Z", "2026-13-01T00:00:00.000000Z", "2026-11-25 12:00:00.123456+00", "2026-11-25T12:00:00.123Z"]) {
+    assert.equal(CURSOR_TIMESTAMP.test(castless), false, castless);
+  }
   assert.deepEqual(decodePageCursor(token, params, ["key"], 2_000), { key: "k1", id: "x" }, "keys only: any strings");
   assert.equal(pageSizeOf(0), 50);
   assert.equal(pageSizeOf(0, 100), 100);

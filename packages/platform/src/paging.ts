@@ -10,9 +10,26 @@ import { InvalidArgumentError } from "./errors.js";
  */
 const PAGE_TOKEN_TTL_MS = 24 * 3600 * 1000;
 
+/** What a cursor value must satisfy (a RegExp is one). */
+export interface CursorPattern {
+  test(value: string): boolean;
+}
+
 /** Cursor patterns: a UUID, a UTC timestamp with microseconds (`2026-11-25T12:00:00.123456Z`), a non-negative integer, any text. */
 export const CURSOR_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-export const CURSOR_TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+const TIMESTAMP_FORM = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+/**
+ * The form alone would let `2026-02-31T…` or year 0 through, which PostgreSQL refuses to cast: the
+ * instant must also exist (the same text back from a Date, to the millisecond) and lie in year 1 or later.
+ */
+export const CURSOR_TIMESTAMP: CursorPattern = {
+  test(value: string): boolean {
+    if (!TIMESTAMP_FORM.test(value) || value < "0001") return false;
+    const millis = `${value.slice(0, 23)}Z`;
+    const date = new Date(millis);
+    return !Number.isNaN(date.getTime()) && date.toISOString() === millis;
+  },
+};
 export const CURSOR_INTEGER = /^\d{1,15}$/;
 // eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot hold
 export const CURSOR_TEXT = /^[^\u0000]*$/;
@@ -40,7 +57,7 @@ export function encodePageCursor(cursor: Record<string, string>, params: unknown
 export function decodePageCursor<K extends string>(
   token: string,
   params: unknown,
-  shape: Record<K, RegExp> | readonly K[],
+  shape: Record<K, CursorPattern> | readonly K[],
   now = Date.now(),
 ): Record<K, string> | undefined {
   if (token === "") return undefined;
@@ -55,9 +72,9 @@ export function decodePageCursor<K extends string>(
   const t = parsed as { k?: unknown; p?: unknown; e?: unknown } | null;
   if (!t || typeof t !== "object" || typeof t.k !== "object" || t.k === null || typeof t.e !== "number" || t.p !== paramsDigest(params) || t.e < now) throw invalid();
   const cursor = t.k as Record<string, unknown>;
-  const patterns: [string, RegExp][] = Array.isArray(shape)
-    ? (shape as readonly K[]).map((k): [string, RegExp] => [k, /^/])
-    : Object.entries<RegExp>(shape as Record<K, RegExp>);
+  const patterns: [string, CursorPattern][] = Array.isArray(shape)
+    ? (shape as readonly K[]).map((k): [string, CursorPattern] => [k, /^/])
+    : Object.entries<CursorPattern>(shape as Record<K, CursorPattern>);
   for (const [k, pattern] of patterns) {
     const value = cursor[k];
     if (typeof value !== "string" || !pattern.test(value)) throw invalid();
