@@ -21,6 +21,8 @@ import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb"
 import { createServiceClient, ConnectError } from "@promptcraft/client";
 import { createTenant, createUser, grpc, grpcUnary } from "@promptcraft/testing";
 import { IdentityHarness, testServiceEnv } from "./identity-e2e-helpers.js";
+import { assertForgedPageTokensRefused } from "./page-tokens.js";
+import { unaryCall } from "./rpc-outcomes.js";
 
 /**
  * API keys end to end (issue 3, items 6 and 7): CRUD and roles on identity, over gRPC and Connect;
@@ -277,6 +279,11 @@ describe("API keys: create, get, list, revoke", () => {
     assert.deepEqual(mismatched, { ok: false, code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
     const garbage = await call("connect", identity, IdentityService.method.listApiKeys, { pageToken: "not-a-token" }, admin);
     assert.deepEqual(garbage, { ok: false, code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+    for (const protocol of PROTOCOLS) {
+      await assertForgedPageTokensRefused(first.nextPageToken, (pageToken) =>
+        unaryCall(IdentityService, identity, protocol, IdentityService.method.listApiKeys, { pageSize: 2, pageToken }, { authorization: `Bearer ${admin}` }),
+      );
+    }
   });
 
   test("RevokeApiKey is idempotent and records one event", async () => {

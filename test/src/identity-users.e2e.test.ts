@@ -5,6 +5,7 @@ import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/iden
 import { Role, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { createUser } from "@promptcraft/testing";
 import { failure, IdentityHarness, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
+import { assertForgedPageTokensRefused } from "./page-tokens.js";
 
 /** IdentityService users over gRPC and Connect: roles, owners, soft delete, pagination, tenancy, events. */
 
@@ -114,6 +115,7 @@ for (const protocol of PROTOCOLS) {
         reason: "PAGE_TOKEN_INVALID",
       });
       assert.deepEqual(failure(await h.call(protocol, M.listUsers, { pageToken: "garbage" }, admin.token)), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+      await assertForgedPageTokensRefused(first.nextPageToken, (pageToken) => h.call(protocol, M.listUsers, { pageSize: 1, pageToken }, admin.token));
 
       await h.call(protocol, M.deactivateUser, { userId: viewers.users[0]!.id }, admin.token);
       const deactivated = ok(await h.call(protocol, M.listUsers, { states: [UserState.DEACTIVATED] }, admin.token));

@@ -20,6 +20,8 @@ import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_ser
 import { SessionRevokeReason } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { createTenant, createUser, uniqueSlug } from "@promptcraft/testing";
 import { callUnary, testPasswordHash, type Protocol } from "./login-helpers.js";
+import { assertForgedPageTokensRefused } from "./page-tokens.js";
+import { failure, unaryCall } from "./rpc-outcomes.js";
 
 /**
  * Password login, refresh-token rotation and reuse detection, logout, sessions and password
@@ -281,6 +283,32 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.deepEqual(ok(await rpc.listSessions(s1.accessToken)).sessions.map((s) => s.id), [s1.sessionId]);
       const dead = await rpc.refresh(s2.refreshToken);
       assert.equal(!dead.ok && dead.reason, "CREDENTIALS_REVOKED");
+    });
+
+    test("sessions page newest first, each once, with tokens bound to the list", async () => {
+      const user = await newUser("viewer");
+      const logins: { accessToken: string; sessionId: string }[] = [];
+      for (let i = 0; i < 5; i++) logins.push(ok(await rpc.login(user.email)).tokens!);
+      ok(await rpc.revokeSession(logins[0]!.accessToken, logins[2]!.sessionId));
+      const page = (pageToken: string, showInactive = false, pageSize = 2) =>
+        unaryCall(AuthService, identity, protocol, AuthService.method.listSessions, { pageSize, pageToken, showInactive }, { authorization: `Bearer ${logins[0]!.accessToken}` });
+      for (const showInactive of [false, true]) {
+        const seen: string[] = [];
+        let pageToken = "";
+        do {
+          const listed = await page(pageToken, showInactive);
+          assert.ok(listed.ok, "ListSessions");
+          seen.push(...listed.res.sessions.map((s) => s.id));
+          pageToken = listed.res.nextPageToken;
+        } while (pageToken !== "");
+        const expected = logins.map((l) => l.sessionId).reverse().filter((id) => showInactive || id !== logins[2]!.sessionId);
+        assert.deepEqual(seen, expected, `showInactive=${showInactive}`);
+      }
+      const first = await page("");
+      assert.ok(first.ok, "ListSessions");
+      const token = first.res.nextPageToken;
+      assert.deepEqual(failure(await page(token, true)), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" }, "bound to show_inactive");
+      await assertForgedPageTokensRefused(token, (pageToken) => page(pageToken));
     });
 
     test("changing the password needs the current one and revokes the other sessions", async () => {

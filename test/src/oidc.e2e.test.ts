@@ -10,6 +10,7 @@ import { AuthMethod, Role, UserState } from "@promptcraft/proto/promptcraft/iden
 import { createTenant, createUser, uniqueSlug, type UserRole } from "@promptcraft/testing";
 import { IdentityHarness } from "./identity-e2e-helpers.js";
 import { callUnary, testPasswordHash, type Protocol } from "./login-helpers.js";
+import { assertForgedPageTokensRefused } from "./page-tokens.js";
 
 /**
  * OpenID Connect login end to end: a real OIDC provider (oauth2-mock-server) runs in the test; the
@@ -541,6 +542,10 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.deepEqual(seen, ["alpha", "Bravo", "Charlie"]);
       const bad = await call(protocol, IdentityService.method.listOidcProviders, { pageToken: "bm90LWEtdG9rZW4" }, pageAdmin.token);
       assert.deepEqual(failure(bad), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+      const firstProviders = ok(await call(protocol, IdentityService.method.listOidcProviders, { pageSize: 2 }, pageAdmin.token));
+      await assertForgedPageTokensRefused(firstProviders.nextPageToken, (token) =>
+        harness.call(protocol, IdentityService.method.listOidcProviders, { pageSize: 2, pageToken: token }, pageAdmin.token),
+      );
 
       // One user linked through two providers of this tenant.
       const user = await newUser("editor", { password: true });
@@ -555,6 +560,9 @@ for (const protocol of ["grpc", "connect"] as const) {
       // The token belongs to this user's list.
       const elsewhere = await call(protocol, IdentityService.method.listLinkedIdentities, { pageSize: 1, pageToken: first.nextPageToken }, admin.token);
       assert.deepEqual(failure(elsewhere), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
+      await assertForgedPageTokensRefused(first.nextPageToken, (token) =>
+        harness.call(protocol, IdentityService.method.listLinkedIdentities, { pageSize: 1, pageToken: token }, user.token),
+      );
     });
 
     test("deleting a provider deletes the identities linked through it; the users stay", async () => {

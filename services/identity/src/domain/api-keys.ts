@@ -1,8 +1,19 @@
 import { createHash, randomBytes } from "node:crypto";
-import { API_KEY_PREFIX, roleAtLeast, type ApiKeyResolution, type Logger, type Role } from "@promptcraft/platform";
+import {
+  API_KEY_PREFIX,
+  CURSOR_TIMESTAMP,
+  CURSOR_UUID,
+  decodePageCursor,
+  encodePageCursor,
+  pageSizeOf,
+  roleAtLeast,
+  type ApiKeyResolution,
+  type Logger,
+  type Role,
+} from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
-import type { Knex } from "@promptcraft/db";
-import { findApiKeyBySecretHash, touchApiKey } from "../store/api-keys.js";
+import { withTenant, type Knex, type TenantScope } from "@promptcraft/db";
+import { findApiKeyBySecretHash, listApiKeys as listApiKeyRows, touchApiKey, type ApiKeyRow } from "../store/api-keys.js";
 
 /**
  * API keys (issue 3, item 6): long-lived credentials of machine clients, one tenant and one role
@@ -73,4 +84,22 @@ export async function resolveApiKey(db: Knex, secret: string, log?: Logger): Pro
     auth: { tenantId: row.tenantId, role: row.role, credentialId: row.id, kind: "api_key" },
     ...(row.expiresAt !== null ? { expiresAt: row.expiresAt.getTime() } : {}),
   };
+}
+
+/**
+ * A page of the tenant's keys, newest first (`created_at, id` descending); revoked and expired ones
+ * only with `showInactive`, to which the page token is bound.
+ */
+export async function listApiKeys(
+  db: Knex,
+  scope: TenantScope,
+  q: { showInactive: boolean; pageSize: number; pageToken: string },
+): Promise<{ keys: ApiKeyRow[]; nextPageToken: string }> {
+  const params = { list: "api_keys", t: scope.tenantId, s: q.showInactive };
+  const after = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
+  const limit = pageSizeOf(q.pageSize);
+  const rows = await withTenant(db, scope, (trx) => listApiKeyRows(trx, scope.tenantId, { limit: limit + 1, showInactive: q.showInactive, after }));
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { keys: page, nextPageToken: rows.length > limit && last ? encodePageCursor({ createdAt: last.createdAt.toISOString(), id: last.id }, params) : "" };
 }

@@ -66,7 +66,7 @@ export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now:
     };
     const cutoff = new Date(now.getTime() - RETENTION_MS);
     const retryCutoff = new Date(now.getTime() - API_KEY_RETRY_WINDOW_S * 1000);
-    let after: { createdAt: string; id: string } | undefined;
+    let after: { createdAt: Date; id: string } | undefined;
     for (;;) {
       const tenants = await store.tenantIdsAfter(trx, after, TENANT_PAGE);
       for (const tenant of tenants) {
@@ -77,7 +77,7 @@ export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now:
       }
       const last = tenants[tenants.length - 1];
       if (tenants.length < TENANT_PAGE || !last) break;
-      after = { createdAt: last.cursor_time, id: last.id };
+      after = { createdAt: last.created_at, id: last.id };
     }
     log?.info(result, "identity housekeeping");
     return result;

@@ -8,6 +8,9 @@ import {
   PermissionDeniedError,
   roleAtLeast,
   type AuthContext,
+  CURSOR_TEXT,
+  CURSOR_TIMESTAMP,
+  CURSOR_UUID,
   decodePageCursor,
   encodePageCursor,
   pageSizeOf,
@@ -159,15 +162,14 @@ export async function getProvider(db: Knex, caller: Caller, id: string): Promise
 /** A page of the tenant's providers by display name. */
 export async function listProviders(db: Knex, caller: Caller, q: { pageSize: number; pageToken: string }): Promise<{ providers: OidcProviderRow[]; nextPageToken: string }> {
   const size = pageSizeOf(q.pageSize);
-  const cursor = decodePageCursor(q.pageToken, { list: "oidc_providers" }, ["n", "i"]);
-  const rows = await withTenant(db, scopeOf(caller), (trx) =>
-    store.listProviders(trx, caller.tenantId, { enabledOnly: false, after: cursor ? { name: cursor.n, id: cursor.i } : undefined, limit: size + 1 }),
-  );
+  const params = { list: "oidc_providers", t: caller.tenantId };
+  const after = decodePageCursor(q.pageToken, params, { name: CURSOR_TEXT, id: CURSOR_UUID });
+  const rows = await withTenant(db, scopeOf(caller), (trx) => store.listProviders(trx, caller.tenantId, { enabledOnly: false, after, limit: size + 1 }));
   const page = rows.slice(0, size);
   const last = page.at(-1);
   return {
     providers: page,
-    nextPageToken: rows.length > size && last ? encodePageCursor({ n: last.display_name.toLowerCase(), i: last.id }, { list: "oidc_providers" }) : "",
+    nextPageToken: rows.length > size && last ? encodePageCursor({ name: last.display_name.toLowerCase(), id: last.id }, params) : "",
   };
 }
 
@@ -258,16 +260,16 @@ export async function listLinkedIdentities(
 ): Promise<{ identities: LinkedIdentityRow[]; nextPageToken: string }> {
   const userId = identityOwner(caller, q.userId);
   const size = pageSizeOf(q.pageSize);
-  const params = { list: "linked_identities", userId };
-  const cursor = decodePageCursor(q.pageToken, params, ["c", "i"]);
+  const params = { list: "linked_identities", t: caller.tenantId, userId };
+  const after = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const rows = await withTenant(db, scopeOf(caller), async (trx) => {
     const user = await findUser(trx, caller.tenantId, userId);
     if (!user || user.deleted_at) throw new NotFoundError(`user ${userId} not found`);
-    return store.listIdentities(trx, caller.tenantId, userId, { after: cursor ? { createdAt: cursor.c, id: cursor.i } : undefined, limit: size + 1 });
+    return store.listIdentities(trx, caller.tenantId, userId, { after, limit: size + 1 });
   });
   const page = rows.slice(0, size);
   const last = page.at(-1);
-  return { identities: page, nextPageToken: rows.length > size && last ? encodePageCursor({ c: last.created_at_text, i: last.id }, params) : "" };
+  return { identities: page, nextPageToken: rows.length > size && last ? encodePageCursor({ createdAt: last.created_at.toISOString(), id: last.id }, params) : "" };
 }
 
 /**

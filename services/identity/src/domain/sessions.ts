@@ -1,11 +1,12 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { appendEvents, type Knex } from "@promptcraft/db";
+import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
 import type { AuthTokensSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { AuthMethod, SessionRevokeReason, type SessionSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
-import { insertSession, type FamilyRow } from "../store/sessions.js";
-import { recordLogin, type UserRole, type UserRow } from "../store/users.js";
+import { insertSession, listFamilies, type FamilyRow } from "../store/sessions.js";
+import { findUser, recordLogin, type UserRole, type UserRow } from "../store/users.js";
 import { issueAccessToken } from "./access-tokens.js";
 import type { KeyRing } from "./signing-keys.js";
 
@@ -151,4 +152,27 @@ export async function sessionTokens(
     refreshTokenExpireTime: timestampFromDate(s.refreshExpiresAt),
     sessionId: s.sessionId,
   };
+}
+
+/**
+ * A page of a user's sessions, newest first; ended ones only with `showInactive`. The caller may
+ * list another user's (the handler checks the role); a user that does not exist is NOT_FOUND.
+ */
+export async function listSessions(
+  db: Knex,
+  caller: { tenantId: string; userId?: string },
+  q: { userId: string; showInactive: boolean; pageSize: number; pageToken: string },
+): Promise<{ sessions: FamilyRow[]; nextPageToken: string }> {
+  const params = { list: "sessions", t: caller.tenantId, u: q.userId, s: q.showInactive };
+  const cursor = decodePageCursor(q.pageToken, params, { startedAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
+  const limit = pageSizeOf(q.pageSize);
+  return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
+    const user = await findUser(trx, caller.tenantId, q.userId);
+    if (!user || user.deleted_at) throw new NotFoundError(`user ${q.userId} not found`);
+    const after = cursor && { startedAt: cursor.startedAt, familyId: cursor.id };
+    const rows = await listFamilies(trx, q.userId, { includeInactive: q.showInactive, limit: limit + 1, after });
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { sessions: page, nextPageToken: rows.length > limit && last ? encodePageCursor({ startedAt: last.started_at.toISOString(), id: last.family_id }, params) : "" };
+  });
 }

@@ -3,6 +3,8 @@ import { appendEvents, canonicalJson, withServiceRole, withTenant, type Knex } f
 import {
   AbortedError,
   AlreadyExistsError,
+  CURSOR_TIMESTAMP,
+  CURSOR_UUID,
   decodePageCursor,
   encodePageCursor,
   InvalidArgumentError,
@@ -248,27 +250,21 @@ export async function setSuspended(
   });
 }
 
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /**
  * A page of all tenants, oldest first (platform admin; the handler checks). Keyset pagination on
  * (created_at, id) through the cross-tenant function `admin_list_tenants`; the page token carries
- * the exact `created_at` text (microseconds, which a JS Date would lose) and is bound to `status`.
+ * the last row's `created_at` to the microsecond (a DbTime) and its id, and is bound to `status`.
  */
 export async function listTenants(
   db: Knex,
   q: { status: "active" | "suspended" | null; pageSize: number; pageToken: string },
 ): Promise<{ tenants: TenantRow[]; nextPageToken: string }> {
   const params = { list: "tenants", status: q.status };
-  const cursor = decodePageCursor(q.pageToken, params, ["t", "id"]);
-  // Tokens are not signed: check the cursor's shape so a forged one is INVALID_ARGUMENT, not a SQL error.
-  const after = cursor && CURSOR_TIME.test(cursor.t ?? "") && UUID.test(cursor.id ?? "") ? { createdAt: cursor.t, id: cursor.id } : undefined;
-  if (cursor && !after) throw new InvalidArgumentError({ field: "page_token", description: "invalid page token" }, { reason: ErrorReason.PAGE_TOKEN_INVALID });
+  const after = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   const rows = await withServiceRole(db, "identity", (trx) => store.listAllTenants(trx, { status: q.status, after, limit: limit + 1 }));
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  const nextPageToken = rows.length > limit && last ? encodePageCursor({ t: last.cursor_time, id: last.id }, params) : "";
-  return { tenants: page.map(({ cursor_time: _, ...tenant }) => tenant), nextPageToken };
+  const nextPageToken = rows.length > limit && last ? encodePageCursor({ createdAt: last.created_at.toISOString(), id: last.id }, params) : "";
+  return { tenants: page, nextPageToken };
 }

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { appendEvents, withTenant, type AuditEvent, type Knex } from "@promptcraft/db";
 import {
   AlreadyExistsError,
+  CURSOR_TEXT,
+  CURSOR_UUID,
   decodePageCursor,
   encodePageCursor,
   FailedPreconditionError,
@@ -183,8 +185,7 @@ export interface UserQuery {
 /** A page of users ordered by email (case-insensitively), then id. Any member. */
 export async function listUsers(db: Knex, caller: Caller, q: UserQuery): Promise<{ users: UserView[]; nextPageToken: string }> {
   const params = { t: caller.tenantId, r: [...q.roles].sort(), s: [...q.statuses].sort(), e: q.emailPrefix.toLowerCase(), d: q.showDeleted };
-  const cursor = decodePageCursor(q.pageToken, params, ["email", "id"]);
-  const after = cursor && typeof cursor.email === "string" && typeof cursor.id === "string" ? { email: cursor.email, id: cursor.id } : undefined;
+  const after = decodePageCursor(q.pageToken, params, { email: CURSOR_TEXT, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const rows = await store.listUsers(trx, caller.tenantId, {

@@ -5,7 +5,6 @@ import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
 import {
   actorOf,
   AlreadyExistsError,
-  InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
   requireRole,
@@ -19,7 +18,7 @@ import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1
 import { ApiKeySchema, ApiKeyState, Role, type ApiKey } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { IdentityConfig } from "../config.js";
-import { API_KEY_RETRY_WINDOW_S, apiKeyState, generateApiKeySecret, mayGrantRole, type ApiKeyRole } from "../domain/api-keys.js";
+import { API_KEY_RETRY_WINDOW_S, apiKeyState, generateApiKeySecret, listApiKeys, mayGrantRole, type ApiKeyRole } from "../domain/api-keys.js";
 import { decryptPrivateKey, encryptPrivateKey, keyEncryptionKey } from "../domain/key-encryption.js";
 import { derivedUuid } from "../domain/tenants.js";
 import * as store from "../store/api-keys.js";
@@ -29,8 +28,6 @@ const ROLE_TO_PROTO: Record<RoleName, Role> = { owner: Role.OWNER, admin: Role.A
 const ROLE_FROM_PROTO: Partial<Record<Role, RoleName>> = { [Role.OWNER]: "owner", [Role.ADMIN]: "admin", [Role.EDITOR]: "editor", [Role.VIEWER]: "viewer" };
 const STATE_TO_PROTO = { active: ApiKeyState.ACTIVE, expired: ApiKeyState.EXPIRED, revoked: ApiKeyState.REVOKED } as const;
 
-const DEFAULT_PAGE_SIZE = 50;
-const PAGE_TOKEN_TTL_MS = 24 * 3600 * 1000;
 
 function toProto(row: ApiKeyRow): ApiKey {
   return create(ApiKeySchema, {
@@ -46,38 +43,6 @@ function toProto(row: ApiKeyRow): ApiKey {
     lastUseTime: row.lastUsedAt ? timestampFromDate(row.lastUsedAt) : undefined,
     revokeTime: row.revokedAt ? timestampFromDate(row.revokedAt) : undefined,
   });
-}
-
-/** Page tokens: opaque base64url JSON bound to the request's filter, valid 24 hours. */
-interface PageToken {
-  v: 1;
-  c: string;
-  i: string;
-  s: boolean;
-  t: number;
-}
-
-function encodePageToken(row: ApiKeyRow, showInactive: boolean): string {
-  const token: PageToken = { v: 1, c: row.createdAtText, i: row.id, s: showInactive, t: Date.now() };
-  return Buffer.from(JSON.stringify(token)).toString("base64url");
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const TIMESTAMP_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2}){0,2}$/;
-
-function decodePageToken(value: string, showInactive: boolean): { createdAtText: string; id: string } {
-  const bad = () =>
-    new InvalidArgumentError({ field: "page_token", description: "invalid or expired page token" }, { reason: ErrorReason.PAGE_TOKEN_INVALID });
-  let token: Partial<PageToken>;
-  try {
-    token = JSON.parse(Buffer.from(value, "base64url").toString("utf8")) as Partial<PageToken>;
-  } catch {
-    throw bad();
-  }
-  if (token === null || typeof token !== "object" || token.v !== 1) throw bad();
-  if (typeof token.c !== "string" || !TIMESTAMP_TEXT.test(token.c) || typeof token.i !== "string" || !UUID.test(token.i)) throw bad();
-  if (token.s !== showInactive || typeof token.t !== "number" || Date.now() - token.t > PAGE_TOKEN_TTL_MS) throw bad();
-  return { createdAtText: token.c, id: token.i };
 }
 
 /** Associated data of a key's encrypted retry secret: it decrypts only as that key's. */
@@ -170,18 +135,9 @@ export function apiKeyHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandle
     },
 
     listApiKeys: async (request, ctx) => {
-      const caller = requireRole(ctx, "admin");
-      const pageSize = request.pageSize === 0 ? DEFAULT_PAGE_SIZE : request.pageSize;
-      const after = request.pageToken === "" ? undefined : decodePageToken(request.pageToken, request.showInactive);
-      const rows = await withTenant(db, tenantScope(ctx, "identity"), (trx) =>
-        store.listApiKeys(trx, caller.tenantId, { limit: pageSize + 1, showInactive: request.showInactive, after }),
-      );
-      const page = rows.slice(0, pageSize);
-      const last = page[page.length - 1];
-      return {
-        apiKeys: page.map(toProto),
-        nextPageToken: rows.length > pageSize && last ? encodePageToken(last, request.showInactive) : "",
-      };
+      requireRole(ctx, "admin");
+      const page = await listApiKeys(db, tenantScope(ctx, "identity"), request);
+      return { apiKeys: page.keys.map(toProto), nextPageToken: page.nextPageToken };
     },
 
     revokeApiKey: async (request, ctx) => {

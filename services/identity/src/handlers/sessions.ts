@@ -25,6 +25,7 @@ import { burnPasswordHash, hashPassword, passwordPolicyProblem, verifyPassword }
 import { listLoginProviders } from "../domain/oidc-providers.js";
 import {
   hashRefreshToken,
+  listSessions,
   newRefreshToken,
   openSession,
   passwordLoginDisabled,
@@ -43,7 +44,6 @@ import {
   findUserByEmail,
   getFamily,
   insertSession,
-  listFamilies,
   lockSessionRow,
   markRotated,
   revokeFamily,
@@ -295,23 +295,8 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
       const userId = request.userId ? request.userId.toLowerCase() : caller.userId;
       if (!userId) throw new FailedPreconditionError("an API key has no sessions: name a user_id");
       if (userId !== caller.userId) requireRole(ctx, "admin");
-      const pageSize = request.pageSize || 50;
-      let offset = 0;
-      if (request.pageToken) {
-        const m = /^o(\d{1,9})$/.exec(Buffer.from(request.pageToken, "base64url").toString());
-        if (!m) throw new InvalidArgumentError({ field: "page_token", description: "not a token of this list", reason: "page_token.invalid" });
-        offset = Number(m[1]);
-      }
-      return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
-        const user = await findUser(trx, caller.tenantId, userId);
-        if (!user || user.deleted_at) throw new NotFoundError(`user ${userId} not found`);
-        const rows = await listFamilies(trx, userId, { includeInactive: request.showInactive, limit: pageSize + 1, offset });
-        const more = rows.length > pageSize;
-        return {
-          sessions: rows.slice(0, pageSize).map(sessionToProto),
-          nextPageToken: more ? Buffer.from(`o${offset + pageSize}`).toString("base64url") : "",
-        };
-      });
+      const page = await listSessions(db, caller, { userId, showInactive: request.showInactive, pageSize: request.pageSize, pageToken: request.pageToken });
+      return { sessions: page.sessions.map(sessionToProto), nextPageToken: page.nextPageToken };
     },
 
     revokeSession: async (request, ctx) => {

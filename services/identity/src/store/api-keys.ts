@@ -15,12 +15,9 @@ export interface ApiKeyRow {
   expiresAt: Date | null;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
-  /** `created_at` as the database prints it (full precision), for page tokens. */
-  createdAtText: string;
 }
 
-const COLUMNS = `tenant_id, id, name, prefix, role, created_by, created_at, expires_at, last_used_at, revoked_at,
-  created_at::text as created_at_text`;
+const COLUMNS = "tenant_id, id, name, prefix, role, created_by, created_at, expires_at, last_used_at, revoked_at";
 
 interface RawRow {
   tenant_id: string;
@@ -33,7 +30,6 @@ interface RawRow {
   expires_at: Date | null;
   last_used_at: Date | null;
   revoked_at: Date | null;
-  created_at_text: string;
 }
 
 function fromRow(r: RawRow): ApiKeyRow {
@@ -48,7 +44,6 @@ function fromRow(r: RawRow): ApiKeyRow {
     expiresAt: r.expires_at,
     lastUsedAt: r.last_used_at,
     revokedAt: r.revoked_at,
-    createdAtText: r.created_at_text,
   };
 }
 
@@ -93,18 +88,18 @@ export async function getApiKey(trx: Knex.Transaction, tenantId: string, id: str
   return result.rows[0] && fromRow(result.rows[0]);
 }
 
-/** Newest first, keyset-paginated after `(createdAtText, id)`. */
+/** Newest first, keyset-paginated after `(createdAt, id)` (`createdAt` as ISO text to the microsecond). */
 export async function listApiKeys(
   trx: Knex.Transaction,
   tenantId: string,
-  options: { limit: number; showInactive: boolean; after?: { createdAtText: string; id: string } },
+  options: { limit: number; showInactive: boolean; after: { createdAt: string; id: string } | undefined },
 ): Promise<ApiKeyRow[]> {
   const where = ["tenant_id = ?"];
   const bindings: unknown[] = [tenantId];
   if (!options.showInactive) where.push("revoked_at is null and (expires_at is null or expires_at > now())");
   if (options.after) {
     where.push("(created_at, id) < (?::timestamptz, ?::uuid)");
-    bindings.push(options.after.createdAtText, options.after.id);
+    bindings.push(options.after.createdAt, options.after.id);
   }
   bindings.push(options.limit);
   const result = await trx.raw<{ rows: RawRow[] }>(

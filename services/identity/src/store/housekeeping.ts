@@ -1,4 +1,4 @@
-import type { Knex } from "@promptcraft/db";
+import { sqlTime, type Knex } from "@promptcraft/db";
 
 /**
  * SQL of identity's housekeeping, inside one `withServiceRole` transaction. Tenant tables are
@@ -39,12 +39,12 @@ export async function activeKeySince(trx: Knex.Transaction): Promise<Date | unde
 /** One page of tenant ids, by (created_at, id), through `admin_list_tenants`. */
 export async function tenantIdsAfter(
   trx: Knex.Transaction,
-  after: { createdAt: string; id: string } | undefined,
+  after: { createdAt: Date; id: string } | undefined,
   limit: number,
-): Promise<{ id: string; cursor_time: string }[]> {
-  const { rows } = await trx.raw<{ rows: { id: string; cursor_time: string }[] }>(
-    "select id, created_at::text as cursor_time from admin_list_tenants(null, ?::timestamptz, ?::uuid, ?)",
-    [after?.createdAt ?? null, after?.id ?? null, limit],
+): Promise<{ id: string; created_at: Date }[]> {
+  const { rows } = await trx.raw<{ rows: { id: string; created_at: Date }[] }>(
+    "select id, created_at from admin_list_tenants(null, ?::timestamptz, ?::uuid, ?)",
+    [after ? sqlTime(after.createdAt) : null, after?.id ?? null, limit],
   );
   return rows;
 }

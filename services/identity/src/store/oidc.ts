@@ -182,11 +182,9 @@ export interface LinkedIdentityRow {
   email: string | null;
   created_at: Date;
   last_login_at: Date | null;
-  /** `created_at` as text, exact to the microsecond (page cursors). */
-  created_at_text: string;
 }
 
-const IDENTITY_COLUMNS = "tenant_id, id, user_id, provider_id, issuer, subject, email, created_at, last_login_at, created_at::text as created_at_text";
+const IDENTITY_COLUMNS = "tenant_id, id, user_id, provider_id, issuer, subject, email, created_at, last_login_at";
 
 /** The identity linked to (issuer, subject), locked: the login uses and updates it. */
 export async function findIdentityBySubject(trx: Knex.Transaction, tenantId: string, issuer: string, subject: string): Promise<LinkedIdentityRow | undefined> {

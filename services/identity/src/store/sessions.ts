@@ -152,21 +152,28 @@ export async function getFamily(trx: Knex.Transaction, familyId: string): Promis
 }
 
 /**
- * The sessions of a user, newest first: `limit` of them after skipping `offset`. Active only (not
- * revoked, not past either expiry) unless `includeInactive`.
+ * The sessions of a user, newest first (`started_at, family_id` descending): `limit` of them after
+ * the cursor when given (`startedAt` as ISO text to the microsecond). Active only (not revoked, not
+ * past either expiry) unless `includeInactive`.
  */
 export async function listFamilies(
   trx: Knex.Transaction,
   userId: string,
-  options: { includeInactive: boolean; limit: number; offset: number },
+  options: { includeInactive: boolean; limit: number; after: { startedAt: string; familyId: string } | undefined },
 ): Promise<FamilyRow[]> {
-  const active = options.includeInactive ? "" : "where revoked_at is null and rotated_at is null and expires_at > now() and absolute_expires_at > now()";
+  const where = ["true"];
+  const bindings: Knex.Value[] = [userId];
+  if (!options.includeInactive) where.push("revoked_at is null and rotated_at is null and expires_at > now() and absolute_expires_at > now()");
+  if (options.after) {
+    where.push("(started_at, family_id) < (?::timestamptz, ?::uuid)");
+    bindings.push(options.after.startedAt, options.after.familyId);
+  }
   const { rows } = await trx.raw<{ rows: FamilyRow[] }>(
     `select * from (${FAMILY_SELECT} where s.user_id = ? order by s.family_id, s.generation desc) latest
-     ${active}
+     where ${where.join(" and ")}
      order by started_at desc, family_id desc
-     limit ? offset ?`,
-    [userId, options.limit, options.offset],
+     limit ?`,
+    [...bindings, options.limit],
   );
   return rows;
 }

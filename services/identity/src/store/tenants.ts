@@ -87,13 +87,13 @@ export async function setTenantSuspended(trx: Knex.Transaction, id: string, susp
   return rows[0]!;
 }
 
-/** A page of tenants of every tenant (platform admin), through `admin_list_tenants`; `cursor_time` is the exact `created_at` as text. */
+/** A page of tenants of every tenant (platform admin), through `admin_list_tenants`, after (`createdAt` ISO text, id). */
 export async function listAllTenants(
   trx: Knex.Transaction,
   q: { status: "active" | "suspended" | null; after: { createdAt: string; id: string } | undefined; limit: number },
-): Promise<(TenantRow & { cursor_time: string })[]> {
-  const { rows } = await trx.raw<{ rows: (TenantRow & { cursor_time: string })[] }>(
-    `select ${COLUMNS}, created_at::text as cursor_time from admin_list_tenants(?, ?::timestamptz, ?::uuid, ?)`,
+): Promise<TenantRow[]> {
+  const { rows } = await trx.raw<{ rows: TenantRow[] }>(
+    `select ${COLUMNS} from admin_list_tenants(?, ?::timestamptz, ?::uuid, ?)`,
     [q.status, q.after?.createdAt ?? null, q.after?.id ?? null, q.limit],
   );
   return rows;
