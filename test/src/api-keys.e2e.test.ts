@@ -20,9 +20,9 @@ import { ApiKeyState, CredentialType, Role } from "@promptcraft/proto/promptcraf
 import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { createServiceClient, ConnectError } from "@promptcraft/client";
 import { createTenant, createUser, grpc, grpcUnary } from "@promptcraft/testing";
-import { IdentityHarness, testServiceEnv } from "./identity-e2e-helpers.js";
+import { IdentityHarness, microsOf, testServiceEnv } from "./identity-e2e-helpers.js";
 import { assertForgedPageTokensRefused } from "./page-tokens.js";
-import { unaryCall } from "./rpc-outcomes.js";
+import { badFields, failure, unaryCall } from "./rpc-outcomes.js";
 
 /**
  * API keys end to end (issue 3, items 6 and 7): CRUD and roles on identity, over gRPC and Connect;
@@ -189,6 +189,33 @@ describe("API keys: create, get, list, revoke", () => {
         trx.raw<{ rows: { event_type: string; actor_id: string }[] }>("select event_type, actor_id from event where aggregate_id = ?", [key.id]),
       );
       assert.deepEqual(events.rows, [{ event_type: "api_key.created", actor_id: adminA }]);
+    });
+
+    test(`${protocol}: times to the microsecond — expire_time as given, create_time as stored; a retry's expiry compares exactly`, async () => {
+      const admin = await tokenFor(tenantA, adminA, "admin");
+      const requestId = randomUUID();
+      const create = (expireTime: { seconds: bigint; nanos: number }, id = requestId) =>
+        unaryCall(IdentityService, identity, protocol, IdentityService.method.createApiKey, {
+          apiKey: { displayName: `exact-${protocol}`, role: Role.VIEWER, expireTime },
+          requestId: id,
+        }, { authorization: `Bearer ${admin}` });
+      const expireTime = { seconds: BigInt(Math.floor(Date.now() / 1000) + 3600), nanos: 123_456_789 };
+      const created = await create(expireTime);
+      assert.ok(created.ok, "CreateApiKey");
+      const key = created.res.apiKey!;
+      assert.deepEqual([key.expireTime!.seconds, key.expireTime!.nanos], [expireTime.seconds, 123_456_000], "only the nanoseconds below the microsecond go");
+      assert.equal(microsOf(key.createTime!), await harness.columnMicros(tenantA, "api_key", "created_at", key.id));
+      const fetched = ok(await call(protocol, identity, IdentityService.method.getApiKey, { apiKeyId: key.id }, admin));
+      assert.deepEqual([fetched.createTime, fetched.expireTime], [key.createTime, key.expireTime]);
+      const retry = await create(expireTime);
+      assert.ok(retry.ok, "retry");
+      assert.equal(retry.res.secret, created.res.secret);
+      assert.deepEqual(failure(await create({ ...expireTime, nanos: 123_457_789 })), { code: "ALREADY_EXISTS", reason: "REQUEST_ID_REUSED" }, "one microsecond later is another expiry");
+      // Past the Timestamp range (year 9999), or past what a Date holds: the field, never a database error.
+      for (const seconds of [253_402_300_800n, 10n ** 13n]) {
+        const far = await create({ seconds, nanos: 0 }, randomUUID());
+        assert.deepEqual([failure(far).code, badFields(far)], ["INVALID_ARGUMENT", ["api_key.expire_time"]], String(seconds));
+      }
     });
 
     test(`${protocol}: request_id — a retry within 10 minutes gets the same key and secret; later, or for another key, REQUEST_ID_REUSED`, async () => {

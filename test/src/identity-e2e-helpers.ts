@@ -4,6 +4,7 @@ import { loadConfig, startService, type RunningService } from "@promptcraft/plat
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { createTenant, createUser, type UserRole } from "@promptcraft/testing";
+import { withTenant } from "@promptcraft/db";
 import { unaryCall, type Outcome, type Protocol } from "./rpc-outcomes.js";
 
 export { badFields, failure, ok, PROTOCOLS, type Outcome, type Protocol } from "./rpc-outcomes.js";
@@ -28,6 +29,11 @@ export function testServiceEnv(): Record<string, string> {
   return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4" };
 }
 
+/** A Timestamp in microseconds since the epoch (identity returns times to the microsecond). */
+export function microsOf(ts: { seconds: bigint; nanos: number }): bigint {
+  return ts.seconds * 1_000_000n + BigInt(Math.floor(ts.nanos / 1000));
+}
+
 export class IdentityHarness {
   identity!: RunningService;
   keys!: KeyRing;
@@ -49,6 +55,14 @@ export class IdentityHarness {
 
   get db() {
     return this.identity.deps.db;
+  }
+
+  /** A time column of one row of a tenant table, in microseconds since the epoch (exact: PostgreSQL's numeric epoch). */
+  async columnMicros(tenantId: string, table: "app_user" | "api_key" | "tenant", column: string, id: string): Promise<bigint> {
+    const { rows } = await withTenant(this.db, { service: "identity", tenantId }, (trx) =>
+      trx.raw<{ rows: { micros: string }[] }>(`select (extract(epoch from ${column}) * 1000000)::bigint::text as micros from ${table} where id = ?`, [id]),
+    );
+    return BigInt(rows[0]!.micros);
   }
 
   /** An access token for a user (as the login flow would issue it). */

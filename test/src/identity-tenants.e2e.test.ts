@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, TenantState, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { uniqueSlug } from "@promptcraft/testing";
-import { ADMIN_TOKEN, failure, IdentityHarness, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
+import { ADMIN_TOKEN, failure, IdentityHarness, microsOf, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
 import { assertForgedPageTokensRefused } from "./page-tokens.js";
 
 /** IdentityService tenants over gRPC and Connect: platform-admin methods, members' reads and updates, events. */
@@ -187,13 +187,15 @@ for (const protocol of PROTOCOLS) {
       let pageToken = "";
       do {
         const page = ok(await h.call(protocol, M.listTenants, { pageSize: 1000, pageToken }, ADMIN_TOKEN));
-        for (const t of page.tenants) all.push({ id: t.id, createTime: t.createTime!.seconds * 1_000_000n + BigInt(Math.floor(t.createTime!.nanos / 1000)), state: t.state });
+        for (const t of page.tenants) all.push({ id: t.id, createTime: microsOf(t.createTime!), state: t.state });
         pageToken = page.nextPageToken;
       } while (pageToken !== "");
       const ids = all.map((t) => t.id);
       assert.equal(new Set(ids).size, ids.length, "no tenant twice");
       const positions = mine.map((id) => ids.indexOf(id));
       assert.ok(positions.every((p) => p >= 0), "ours are listed");
+      const ours = all[positions[0]!]!;
+      assert.equal(ours.createTime, await h.columnMicros(ours.id, "tenant", "created_at", ours.id), "create_time to the microsecond");
       assert.deepEqual([...positions].sort((a, b) => a - b), positions, "in creation order");
       for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.createTime <= all[i]!.createTime, "oldest first");
 

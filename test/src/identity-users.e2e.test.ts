@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { createUser } from "@promptcraft/testing";
-import { failure, IdentityHarness, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
+import { failure, IdentityHarness, microsOf, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
 import { assertForgedPageTokensRefused } from "./page-tokens.js";
 
 /** IdentityService users over gRPC and Connect: roles, owners, soft delete, pagination, tenancy, events. */
@@ -174,6 +174,10 @@ for (const protocol of PROTOCOLS) {
       const gone = ok(await h.call(protocol, M.deleteUser, { userId: viewer!.id }, admin!.token));
       assert.ok(gone.deleteTime && gone.purgeTime);
       assert.equal(Number(gone.purgeTime.seconds - gone.deleteTime.seconds), 30 * 86400);
+      // Times come back to the microsecond, exactly as stored; purge_time keeps delete_time's microseconds.
+      assert.equal(microsOf(gone.deleteTime), await h.columnMicros(t.tenantId, "app_user", "deleted_at", viewer!.id));
+      assert.equal(microsOf(gone.createTime!), await h.columnMicros(t.tenantId, "app_user", "created_at", viewer!.id));
+      assert.equal(microsOf(gone.purgeTime) - microsOf(gone.deleteTime), 30n * 86_400n * 1_000_000n);
       assert.equal(ok(await h.call(protocol, M.getUser, { userId: viewer!.id }, admin!.token)).deleteTime?.seconds, gone.deleteTime.seconds);
       assert.ok(!ok(await h.call(protocol, M.listUsers, {}, admin!.token)).users.some((u) => u.id === viewer!.id));
       assert.ok(ok(await h.call(protocol, M.listUsers, { showDeleted: true }, admin!.token)).users.some((u) => u.id === viewer!.id));

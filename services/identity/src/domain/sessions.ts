@@ -1,8 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf, timestampFromDb } from "@promptcraft/platform";
 import type { AuthTokensSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { AuthMethod, SessionRevokeReason, type SessionSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { insertSession, listFamilies, type FamilyRow } from "../store/sessions.js";
@@ -47,10 +46,10 @@ export function sessionToProto(row: FamilyRow): MessageInitShape<typeof SessionS
     oidcProviderId: row.oidc_provider_id ?? "",
     userAgent: row.user_agent ?? "",
     clientAddress: row.client_ip ?? "",
-    createTime: timestampFromDate(new Date(row.started_at)),
-    lastRefreshTime: timestampFromDate(new Date(row.created_at)),
-    expireTime: timestampFromDate(new Date(row.absolute_expires_at)),
-    revokeTime: row.revoked_at ? timestampFromDate(new Date(row.revoked_at)) : undefined,
+    createTime: timestampFromDb(row.started_at),
+    lastRefreshTime: timestampFromDb(row.created_at),
+    expireTime: timestampFromDb(row.absolute_expires_at),
+    revokeTime: row.revoked_at ? timestampFromDb(row.revoked_at) : undefined,
     revokeReason: row.revoked_reason
       ? (REVOKE_REASONS[row.revoked_reason as RevokeReason] ?? SessionRevokeReason.REVOKED)
       : SessionRevokeReason.UNSPECIFIED,
@@ -147,9 +146,9 @@ export async function sessionTokens(
   return {
     accessToken: access.token,
     tokenType: "Bearer",
-    accessTokenExpireTime: timestampFromDate(access.expiresAt),
+    accessTokenExpireTime: timestampFromDb(access.expiresAt),
     refreshToken: s.refreshToken,
-    refreshTokenExpireTime: timestampFromDate(s.refreshExpiresAt),
+    refreshTokenExpireTime: timestampFromDb(s.refreshExpiresAt),
     sessionId: s.sessionId,
   };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { appendEvents, withTenant, type AuditEvent, type Knex } from "@promptcraft/db";
+import { appendEvents, DbTime, withTenant, type AuditEvent, type Knex } from "@promptcraft/db";
 import {
   AlreadyExistsError,
   CURSOR_TEXT,
@@ -88,7 +88,11 @@ export interface UserView {
 }
 
 function view(user: UserRow, retention: number): UserView {
-  return { user, purgeTime: user.deleted_at ? new Date(user.deleted_at.getTime() + retention) : undefined };
+  const deleted = user.deleted_at;
+  if (!deleted) return { user, purgeTime: undefined };
+  // Keeps the delete time's microseconds, so that purge_time − delete_time is exactly the retention.
+  const micros = deleted instanceof DbTime ? deleted.microsOfMillisecond : 0;
+  return { user, purgeTime: new DbTime(deleted.getTime() + retention, micros) };
 }
 
 function event(user: UserRow, eventType: string, payload: Record<string, unknown>, actor: Actor): AuditEvent {

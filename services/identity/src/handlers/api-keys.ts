@@ -1,15 +1,16 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { randomUUID } from "node:crypto";
-import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { appendEvents, withTenant, type DbTime, type Knex } from "@promptcraft/db";
 import {
   actorOf,
   AlreadyExistsError,
+  dbTimeFromTimestamp,
   NotFoundError,
   PermissionDeniedError,
   requireRole,
   ResourceExhaustedError,
   tenantScope,
+  timestampFromDb,
   type Role as RoleName,
   type ServiceDeps,
   type ServiceHandlers,
@@ -36,12 +37,12 @@ function toProto(row: ApiKeyRow): ApiKey {
     displayName: row.name,
     role: ROLE_TO_PROTO[row.role],
     secretPrefix: row.prefix,
-    expireTime: row.expiresAt ? timestampFromDate(row.expiresAt) : undefined,
+    expireTime: row.expiresAt ? timestampFromDb(row.expiresAt) : undefined,
     state: STATE_TO_PROTO[apiKeyState(row)],
     creatorId: row.createdBy ?? "",
-    createTime: timestampFromDate(row.createdAt),
-    lastUseTime: row.lastUsedAt ? timestampFromDate(row.lastUsedAt) : undefined,
-    revokeTime: row.revokedAt ? timestampFromDate(row.revokedAt) : undefined,
+    createTime: timestampFromDb(row.createdAt),
+    lastUseTime: row.lastUsedAt ? timestampFromDb(row.lastUsedAt) : undefined,
+    revokeTime: row.revokedAt ? timestampFromDb(row.revokedAt) : undefined,
   });
 }
 
@@ -61,8 +62,9 @@ export function apiKeyHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandle
    * the same request id for another key, or a retry after that, is ALREADY_EXISTS (REQUEST_ID_REUSED)
    * naming the key — its secret is gone for good, revoke it and create another.
    */
-  async function retrySecret(trx: Knex.Transaction, key: ApiKeyRow, asked: { name: string; role: RoleName | undefined; expiresAt: Date | null }): Promise<string> {
-    const same = key.name === asked.name && key.role === asked.role && (key.expiresAt?.getTime() ?? null) === (asked.expiresAt?.getTime() ?? null);
+  async function retrySecret(trx: Knex.Transaction, key: ApiKeyRow, asked: { name: string; role: RoleName | undefined; expiresAt: DbTime | null }): Promise<string> {
+    // Expiry times compare to the microsecond (both are DbTimes, whose ISO text has all six digits).
+    const same = key.name === asked.name && key.role === asked.role && (key.expiresAt?.toISOString() ?? null) === (asked.expiresAt?.toISOString() ?? null);
     const stored = same ? await store.findRetrySecret(trx, key.tenantId, key.id, API_KEY_RETRY_WINDOW_S) : undefined;
     if (stored === undefined) {
       throw new AlreadyExistsError(
@@ -85,7 +87,8 @@ export function apiKeyHandlers(deps: ServiceDeps<IdentityConfig>): ServiceHandle
           metadata: { required_role: role ?? "unknown", role: caller.role },
         });
       }
-      const expiresAt = input.expireTime ? timestampDate(input.expireTime) : null;
+      // Kept to the microsecond (the key returns the expire_time it was given); beyond year 9999 INVALID_ARGUMENT.
+      const expiresAt = input.expireTime ? dbTimeFromTimestamp(input.expireTime, "api_key.expire_time") : null;
       const generated = generateApiKeySecret();
       const actor = actorOf(ctx);
       // AIP-155: the key's id is derived from the request id, so a retry finds the first call's key.

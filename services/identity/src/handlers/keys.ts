@@ -1,5 +1,4 @@
-import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityConfig } from "../config.js";
 import { requirePlatformAdmin } from "../domain/platform-admin.js";
@@ -18,7 +17,7 @@ export function keyHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): S
     rotateSigningKey: async (_request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
       const { jwk, activatedAt } = await keys.rotate();
-      return { key: jwk, activateTime: timestampFromDate(activatedAt) };
+      return { key: jwk, activateTime: timestampFromDb(activatedAt) };
     },
   };
 }

@@ -1,6 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { actorOf, callerOf, requireRole, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, requireRole, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, type LinkedIdentitySchema, type OidcProvider, type OidcProviderSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
@@ -32,8 +31,8 @@ function providerToProto(row: providers.OidcProviderRow): MessageInitShape<typeo
     jitProvisioningEnabled: row.jit_enabled,
     jitDefaultRole: ROLE_TO_PROTO[row.jit_role],
     enabled: row.enabled,
-    createTime: timestampFromDate(row.created_at),
-    updateTime: timestampFromDate(row.updated_at),
+    createTime: timestampFromDb(row.created_at),
+    updateTime: timestampFromDb(row.updated_at),
     etag: row.row_version,
   };
 }
@@ -46,8 +45,8 @@ function identityToProto(row: providers.LinkedIdentityRow): MessageInitShape<typ
     issuer: row.issuer,
     subject: row.subject,
     email: row.email ?? "",
-    createTime: timestampFromDate(row.created_at),
-    lastLoginTime: row.last_login_at ? timestampFromDate(row.last_login_at) : undefined,
+    createTime: timestampFromDb(row.created_at),
+    lastLoginTime: row.last_login_at ? timestampFromDb(row.last_login_at) : undefined,
   };
 }
 
@@ -132,7 +131,7 @@ export function oidcAuthHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRin
         redirectUri: request.redirectUri,
         loginHint: request.loginHint,
       });
-      return { authorizationUrl: started.authorizationUrl, state: started.state, expireTime: timestampFromDate(started.expiresAt) };
+      return { authorizationUrl: started.authorizationUrl, state: started.state, expireTime: timestampFromDb(started.expiresAt) };
     },
     completeOidcLogin: async (request, ctx) => {
       const done = await completeLogin(db, oidc, keys.kek, lifetimes, request, {

@@ -1,6 +1,5 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { actorOf, InvalidArgumentError, requireRole, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, InvalidArgumentError, requireRole, timestampFromDb, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { CallContext } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import {
@@ -57,9 +56,9 @@ export function tenantToProto(row: tenants.TenantRow): MessageInitShape<typeof T
     state: row.status === "suspended" ? TenantState.SUSPENDED : TenantState.ACTIVE,
     quotas: parseOr(() => fromJson(TenantQuotasSchema, row.quotas as JsonValue, { ignoreUnknownFields: true })),
     settings: parseOr(() => fromJson(TenantSettingsSchema, settings as JsonValue, { ignoreUnknownFields: true })),
-    createTime: timestampFromDate(row.created_at),
-    updateTime: timestampFromDate(row.updated_at),
-    suspendTime: row.suspended_at ? timestampFromDate(row.suspended_at) : undefined,
+    createTime: timestampFromDb(row.created_at),
+    updateTime: timestampFromDb(row.updated_at),
+    suspendTime: row.suspended_at ? timestampFromDb(row.suspended_at) : undefined,
     etag: row.row_version,
   };
 }

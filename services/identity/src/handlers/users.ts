@@ -1,6 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { actorOf, callerOf, InvalidArgumentError, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, InvalidArgumentError, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, UserState, type UserSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
@@ -34,13 +33,13 @@ export function userToProto({ user, purgeTime }: users.UserView): MessageInitSha
     role: ROLE_TO_PROTO[user.role],
     state: STATE_TO_PROTO[user.status],
     hasPassword: user.has_password,
-    createTime: timestampFromDate(user.created_at),
-    updateTime: timestampFromDate(user.updated_at),
-    lastLoginTime: user.last_login_at ? timestampFromDate(user.last_login_at) : undefined,
+    createTime: timestampFromDb(user.created_at),
+    updateTime: timestampFromDb(user.updated_at),
+    lastLoginTime: user.last_login_at ? timestampFromDb(user.last_login_at) : undefined,
     // No column of its own: a deactivated user's last change is their deactivation.
-    deactivateTime: user.status === "deactivated" ? timestampFromDate(user.updated_at) : undefined,
-    deleteTime: user.deleted_at ? timestampFromDate(user.deleted_at) : undefined,
-    purgeTime: purgeTime ? timestampFromDate(purgeTime) : undefined,
+    deactivateTime: user.status === "deactivated" ? timestampFromDb(user.updated_at) : undefined,
+    deleteTime: user.deleted_at ? timestampFromDb(user.deleted_at) : undefined,
+    purgeTime: purgeTime ? timestampFromDb(purgeTime) : undefined,
     etag: user.row_version,
   };
 }

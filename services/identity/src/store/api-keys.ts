@@ -1,4 +1,4 @@
-import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { sqlTime, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
 import type { ApiKeyRole } from "../domain/api-keys.js";
 
 /** All SQL of the `api_key` aggregate. Tenant-scoped calls take a `withTenant` transaction. */
@@ -68,7 +68,7 @@ export async function insertApiKey(
   const result = await trx.raw<{ rows: RawRow[] }>(
     `insert into api_key (tenant_id, id, name, prefix, secret_hash, role, created_by, expires_at, retry_secret)
      values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (tenant_id, id) do nothing returning ${COLUMNS}`,
-    [key.tenantId, key.id, key.name, key.prefix, key.secretHash, key.role, key.createdBy, key.expiresAt, key.retrySecret],
+    [key.tenantId, key.id, key.name, key.prefix, key.secretHash, key.role, key.createdBy, key.expiresAt ? sqlTime(key.expiresAt) : null, key.retrySecret],
   );
   return result.rows[0] && fromRow(result.rows[0]);
 }
