@@ -5,7 +5,7 @@ import { withTenant } from "@promptcraft/db";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { AuthService, type AcceptInvitationRequestSchema } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
-import { Role, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import { AuthMethod, Role, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { uniqueSlug } from "@promptcraft/testing";
 import { ADMIN_TOKEN, badFields, failure, IdentityHarness, ok, PROTOCOLS, type Protocol } from "./identity-e2e-helpers.js";
 import { unaryCall } from "./rpc-outcomes.js";
@@ -124,18 +124,29 @@ for (const protocol of PROTOCOLS) {
       // The access token works at once, and the password logs in.
       assert.equal(ok(await h.call(protocol, M.getUser, { userId: inv.userId }, res.tokens!.accessToken)).id, inv.userId);
       const slug = ok(await h.call(protocol, M.getTenant, { tenantId: inv.tenantId }, ADMIN_TOKEN)).slug;
-      ok(await unaryCall(AuthService, h.identity, protocol, AuthService.method.login, { tenantSlug: slug, email: inv.email, password: PASSWORD }, {}));
+      // The session is an invitation session, and stays one across a refresh; a later Login is a password session.
+      const refreshed = ok(await unaryCall(AuthService, h.identity, protocol, AuthService.method.refreshToken, { refreshToken: res.tokens!.refreshToken }, {})).tokens!;
+      assert.equal(refreshed.sessionId, res.tokens!.sessionId);
+      const login = ok(await unaryCall(AuthService, h.identity, protocol, AuthService.method.login, { tenantSlug: slug, email: inv.email, password: PASSWORD }, {})).tokens!;
+      const sessions = ok(await unaryCall(AuthService, h.identity, protocol, AuthService.method.listSessions, {}, { authorization: `Bearer ${refreshed.accessToken}` })).sessions;
+      assert.deepEqual(
+        sessions.map((s) => [s.id, s.authMethod]),
+        [
+          [login.sessionId, AuthMethod.PASSWORD],
+          [res.tokens!.sessionId, AuthMethod.INVITATION],
+        ],
+      );
       // Single use.
       const again = await accept(protocol, { invitationToken: inv.token, password: PASSWORD });
       assert.deepEqual(failure(again), { code: "INVALID_ARGUMENT", reason: "INVITATION_INVALID" });
       assert.deepEqual(badFields(again), ["invitation_token"]);
       const [row] = await invitationsOf(inv.tenantId, inv.userId);
       assert.ok(row!.accepted_at);
-      const events = (await h.events(inv.tenantId)).filter((e) => e.aggregate_id === inv.userId).map((e) => [e.event_type, e.actor_id]);
+      const events = (await h.events(inv.tenantId)).filter((e) => e.aggregate_id === inv.userId).map((e) => [e.event_type, e.actor_id, e.payload.method]);
       assert.deepEqual(events.slice(-3), [
-        ["user.invitation_accepted", inv.userId],
-        ["login.succeeded", inv.userId],
-        ["login.succeeded", inv.userId], // the Login above
+        ["user.invitation_accepted", inv.userId, undefined],
+        ["login.succeeded", inv.userId, "invitation"],
+        ["login.succeeded", inv.userId, "password"], // the Login above
       ]);
     });
 

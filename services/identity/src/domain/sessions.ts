@@ -4,7 +4,7 @@ import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
 import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf, timestampFromDb } from "@promptcraft/platform";
 import type { AuthTokensSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { AuthMethod, SessionRevokeReason, type SessionSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
-import { insertSession, listFamilies, type FamilyRow } from "../store/sessions.js";
+import { insertSession, listFamilies, type FamilyRow, type SessionAuthMethod } from "../store/sessions.js";
 import { findUser, recordLogin, type UserRole, type UserRow } from "../store/users.js";
 import { issueAccessToken } from "./access-tokens.js";
 import type { KeyRing } from "./signing-keys.js";
@@ -32,6 +32,12 @@ export const REVOKE_REASONS = {
 } as const;
 export type RevokeReason = keyof typeof REVOKE_REASONS;
 
+const AUTH_METHODS: Record<SessionAuthMethod, AuthMethod> = {
+  password: AuthMethod.PASSWORD,
+  oidc: AuthMethod.OIDC,
+  invitation: AuthMethod.INVITATION,
+};
+
 /** When a token issued at `now` expires: the idle timeout, capped by the session's absolute expiry. */
 export function refreshTokenExpiry(now: Date, idleTtlS: number, absoluteExpiresAt: Date): Date {
   return new Date(Math.min(now.getTime() + idleTtlS * 1000, absoluteExpiresAt.getTime()));
@@ -42,7 +48,7 @@ export function sessionToProto(row: FamilyRow): MessageInitShape<typeof SessionS
   return {
     id: row.family_id,
     userId: row.user_id,
-    authMethod: row.auth_method === "oidc" ? AuthMethod.OIDC : AuthMethod.PASSWORD,
+    authMethod: AUTH_METHODS[row.auth_method],
     oidcProviderId: row.oidc_provider_id ?? "",
     userAgent: row.user_agent ?? "",
     clientAddress: row.client_ip ?? "",
@@ -73,7 +79,7 @@ export interface SessionLifetimes {
 export interface SessionStart {
   tenantId: string;
   userId: string;
-  authMethod: "password" | "oidc";
+  authMethod: SessionAuthMethod;
   /** The provider of an OIDC login. */
   oidcProviderId?: string;
   userAgent: string | null;

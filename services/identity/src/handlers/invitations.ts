@@ -25,8 +25,7 @@ export function invitationHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyR
           openSession(trx, lifetimes, {
             tenantId: invitee.tenant_id,
             userId: invitee.id,
-            // The session starts with the password just set (AUTH_METHOD_PASSWORD): see the README.
-            authMethod: "password",
+            authMethod: "invitation",
             userAgent: userAgentOf(ctx),
             clientAddress: peerHost(ctx.peer) ?? null,
             requestId: ctx.requestId,

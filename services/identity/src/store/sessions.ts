@@ -5,6 +5,9 @@ import type { Knex } from "@promptcraft/db";
  * lookups. Everything but the lookups runs inside `withTenant` for the session's tenant.
  */
 
+/** How a session started (`session.auth_method`): Login, CompleteOidcLogin or AcceptInvitation. */
+export type SessionAuthMethod = "password" | "oidc" | "invitation";
+
 /** A `session` row. */
 export interface SessionRow {
   tenant_id: string;
@@ -13,7 +16,7 @@ export interface SessionRow {
   generation: number;
   user_id: string;
   refresh_token_hash: string;
-  auth_method: "password" | "oidc";
+  auth_method: SessionAuthMethod;
   oidc_provider_id: string | null;
   created_at: Date;
   last_used_at: Date | null;
@@ -86,7 +89,7 @@ export interface NewSessionRow {
   generation: number;
   userId: string;
   tokenHash: string;
-  authMethod: "password" | "oidc";
+  authMethod: SessionAuthMethod;
   /** The provider of an OIDC session (kept across refreshes). */
   oidcProviderId: string | null;
   expiresAt: Date;
