@@ -128,6 +128,22 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(failure(await h.call(protocol, M.getTenant, {})), { code: "UNAUTHENTICATED", reason: "CREDENTIALS_MISSING" });
     });
 
+    test("GetTenant and UpdateTenant check a member's credential as every service does: API keys work, deactivated users and suspended tenants are refused", async () => {
+      const t = await h.tenantWith(["admin", "viewer"]);
+      const [admin, viewer] = t.users;
+      const key = ok(await h.call(protocol, M.createApiKey, { apiKey: { displayName: "reader", role: Role.VIEWER } }, admin!.token)).secret;
+      assert.equal(ok(await h.call(protocol, M.getTenant, {}, key)).id, t.tenantId);
+      ok(await h.call(protocol, M.deactivateUser, { userId: viewer!.id }, admin!.token));
+      // A new token (a new session id: nothing cached) of the deactivated user.
+      const deactivated = await h.token(t.tenantId, viewer!.id, "viewer");
+      assert.deepEqual(failure(await h.call(protocol, M.getTenant, {}, deactivated)), { code: "UNAUTHENTICATED", reason: "CREDENTIALS_REVOKED" });
+      ok(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "credential test" }, ADMIN_TOKEN));
+      const suspended = await h.token(t.tenantId, admin!.id, "admin");
+      assert.deepEqual(failure(await h.call(protocol, M.getTenant, {}, suspended)), { code: "UNAUTHENTICATED", reason: "TENANT_SUSPENDED" });
+      const rename = { tenant: { displayName: "renamed" }, updateMask: { paths: ["display_name"] } };
+      assert.deepEqual(failure(await h.call(protocol, M.updateTenant, rename, suspended)), { code: "UNAUTHENTICATED", reason: "TENANT_SUSPENDED" });
+    });
+
     test("UpdateTenant: admins change name and settings with etags; plan and quotas need a platform admin", async () => {
       const t = await h.tenantWith(["admin", "editor"]);
       const [admin, editor] = t.users;

@@ -257,6 +257,21 @@ for (const protocol of ["grpc", "connect"] as const) {
       );
     });
 
+    test("logout by the access token of a session that already ended succeeds and records nothing more", async () => {
+      const user = await newUser();
+      const kept = ok(await rpc.login(user.email)).tokens!;
+      const ended = ok(await rpc.login(user.email)).tokens!;
+      ok(await rpc.revokeSession(kept.accessToken, ended.sessionId));
+      // The ended session's token was never checked before: no cached status lets it through.
+      ok(await rpc.logout(ended.accessToken));
+      assert.equal((await events("session.logged_out", ended.sessionId)).length, 0);
+      assert.equal((await events("session.revoked", ended.sessionId)).length, 1);
+      // Its access token is refused by every check that looks at the session (identity's own pipeline here).
+      const refused = await rpc.listSessions(ended.accessToken);
+      assert.equal(!refused.ok && refused.reason, "CREDENTIALS_REVOKED");
+      assert.equal(ok(await rpc.listSessions(kept.accessToken)).sessions.length, 1, "the other session stays");
+    });
+
     test("logout with neither a refresh token nor a valid access token is UNAUTHENTICATED", async () => {
       const anonymous = await rpc.logout("");
       assert.equal(!anonymous.ok && anonymous.code, "UNAUTHENTICATED");

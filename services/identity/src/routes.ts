@@ -4,7 +4,7 @@ import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/iden
 import type { IdentityConfig } from "./config.js";
 import { OidcClient } from "./domain/oidc-client.js";
 import type { KeyRing } from "./domain/signing-keys.js";
-import { authHandlers, identityHandlers, JWKS_CACHE_CONTROL } from "./handlers/index.js";
+import { authHandlers, identityHandlers, JWKS_CACHE_CONTROL, localCredentials } from "./handlers/index.js";
 
 /**
  * AuthService methods callable without an access token. The contract's anonymous methods (log in,
@@ -28,7 +28,7 @@ export const PUBLIC_AUTH_METHODS = [
  * IdentityService methods that check the platform-admin credential themselves (the platform's
  * access-token check would refuse that secret before the handler runs). GetTenant and UpdateTenant
  * also serve members: their handlers authenticate anyone but the platform admin as the platform
- * would (`localAuthenticator`).
+ * would (`LocalCredentials.authenticate`).
  */
 export const PUBLIC_IDENTITY_METHODS = [
   "createTenant",
@@ -43,9 +43,11 @@ export const PUBLIC_IDENTITY_METHODS = [
 export function routes(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceRegistration[] {
   // One OIDC client per process: it caches discovery documents and provider key sets.
   const oidc = new OidcClient();
+  // One verifier and one set of credential caches for the methods that check credentials themselves.
+  const credentials = localCredentials(deps, keys);
   return [
-    serve(IdentityService, identityHandlers(deps, keys, oidc), { publicMethods: PUBLIC_IDENTITY_METHODS }),
-    serve(AuthService, authHandlers(deps, keys, oidc), { publicMethods: PUBLIC_AUTH_METHODS }),
+    serve(IdentityService, identityHandlers(deps, keys, oidc, credentials), { publicMethods: PUBLIC_IDENTITY_METHODS }),
+    serve(AuthService, authHandlers(deps, keys, oidc, credentials), { publicMethods: PUBLIC_AUTH_METHODS }),
   ];
 }
 

@@ -3,15 +3,9 @@ import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   API_KEY_PREFIX,
   AppError,
-  cachedApiKeyResolver,
-  cachedStatusChecker,
   callerOf,
   CREDENTIAL_CACHE_TTL_MS,
-  credentialAuthenticator,
   databaseStatusChecker,
-  TokenVerifier,
-  type AuthContext,
-  type CallContext,
   type ServiceDeps,
   type ServiceHandlers,
 } from "@promptcraft/platform";
@@ -19,23 +13,9 @@ import { IntrospectCredentialResponseSchema, type AuthService } from "@promptcra
 import { CredentialType, PrincipalSchema, Role } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
 import { resolveApiKey } from "../domain/api-keys.js";
-import type { KeyRing } from "../domain/signing-keys.js";
+import type { LocalCredentials } from "./local-credentials.js";
 
 const ROLE_TO_PROTO = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER } as const;
-
-/**
- * Identity's own authentication of a caller, for methods that are public in `serve()` only because
- * they also take the platform-admin credential (GetTenant, UpdateTenant): the checks of every
- * service's interceptor (access token against identity's key store, or API key; tenant, user and
- * session status), with the same 5 s caches.
- */
-export function localAuthenticator(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): (ctx: CallContext) => Promise<AuthContext> {
-  return credentialAuthenticator({
-    verifier: new TokenVerifier({ fetchJwks: () => keys.publishedJwks(), issuer: deps.config.TOKEN_ISSUER, log: deps.log, cacheTtlMs: 60_000 }),
-    resolveApiKey: cachedApiKeyResolver((secret) => resolveApiKey(deps.db, secret, deps.log)),
-    checkStatus: cachedStatusChecker(databaseStatusChecker(deps.db, "identity", deps.log)),
-  });
-}
 
 /**
  * AuthService.IntrospectCredential: resolves an API key or an access token to its principal,
@@ -44,8 +24,7 @@ export function localAuthenticator(deps: ServiceDeps<IdentityConfig>, keys: KeyR
  * reported as `active: false` with no principal. Services resolve a presented API key by calling
  * this with the key itself as their bearer (see `remoteApiKeyResolver` in the platform).
  */
-export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceHandlers<typeof AuthService> {
-  const verifier = new TokenVerifier({ fetchJwks: () => keys.publishedJwks(), issuer: deps.config.TOKEN_ISSUER, log: deps.log, cacheTtlMs: 60_000 });
+export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, { verifier }: LocalCredentials): ServiceHandlers<typeof AuthService> {
   const checkStatus = databaseStatusChecker(deps.db, "identity", deps.log);
   const inactive = () => create(IntrospectCredentialResponseSchema, { active: false, cacheTtl: durationFromMs(CREDENTIAL_CACHE_TTL_MS) });
   return {

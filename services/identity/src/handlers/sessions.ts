@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import {
-  accessTokenAuthenticator,
   actorOf,
   callerOf,
   FailedPreconditionError,
@@ -10,7 +9,6 @@ import {
   requireRole,
   ResourceExhaustedError,
   roleAtLeast,
-  TokenVerifier,
   UnauthenticatedError,
   type CallContext,
   type ServiceDeps,
@@ -36,6 +34,7 @@ import {
   type SessionLifetimes,
 } from "../domain/sessions.js";
 import type { KeyRing } from "../domain/signing-keys.js";
+import type { LocalCredentials } from "./local-credentials.js";
 import { clearThrottles, readThrottles, recordFailures, throttleMapKey, type ThrottleKey } from "../store/login-throttle.js";
 import {
   findPasswordHolder,
@@ -95,18 +94,14 @@ export function sessionLifetimes(config: IdentityConfig): SessionLifetimes {
 /**
  * AuthService: password login, refresh, logout, sessions and passwords (Login, RefreshToken,
  * Logout, ListSessions, RevokeSession, ChangePassword, ResetPassword, GetLoginOptions).
- * AcceptInvitation is not built yet (UNIMPLEMENTED). Logout is public (a refresh token is enough);
- * without one it verifies the caller's access token itself.
+ * Logout is public (a refresh token is enough); without one it checks the caller's access token
+ * itself (`LocalCredentials.tokenSession`).
  */
-export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceHandlers<typeof AuthService> {
+export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing, credentials: LocalCredentials): ServiceHandlers<typeof AuthService> {
   const { db, config } = deps;
   const policy = throttlePolicy(config);
   const tokenSettings = { issuer: config.TOKEN_ISSUER, ttlS: config.ACCESS_TOKEN_TTL_S };
   const lifetimes = sessionLifetimes(config);
-  // Logout is public (a refresh token suffices), so without one it authenticates the access token here.
-  const authenticateAccessToken = accessTokenAuthenticator(
-    new TokenVerifier({ fetchJwks: () => keys.publishedJwks(), issuer: config.TOKEN_ISSUER, log: deps.log, cacheTtlMs: 60_000 }),
-  );
 
   /** The events and revocation of a session family, for Logout and RevokeSession. */
   async function endFamily(trx: Knex.Transaction, tenantId: string, familyId: string, userId: string, reason: RevokeReason, ctx: CallContext, actor: AuditEvent["actorType"], actorId: string | null) {
@@ -278,14 +273,11 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
         }
         return {};
       }
-      const caller = await authenticateAccessToken(ctx);
-      if (caller.kind !== "access_token" || !caller.userId || !caller.credentialId) {
-        throw new FailedPreconditionError("no session to end: log out with a refresh token or a user's access token");
-      }
-      const { userId, credentialId, tenantId } = caller;
+      // Logout is public (a refresh token suffices), so without one it checks the access token here.
+      const { tenantId, userId, sessionId } = await credentials.tokenSession(ctx);
       await withTenant(db, { service: "identity", tenantId, userId }, async (trx) => {
-        const family = await getFamily(trx, credentialId);
-        if (family && family.user_id === userId) await endFamily(trx, tenantId, credentialId, userId, "logout", ctx, "user", userId);
+        const family = await getFamily(trx, sessionId);
+        if (family && family.user_id === userId) await endFamily(trx, tenantId, sessionId, userId, "logout", ctx, "user", userId);
       });
       return {};
     },

@@ -17,7 +17,7 @@ import { isPlatformAdmin, requirePlatformAdmin } from "../domain/platform-admin.
 import * as tenants from "../domain/tenants.js";
 import { userToProto } from "./users.js";
 
-/** Authenticates a caller of a method that is public in `serve()` (see `localAuthenticator`). */
+/** Authenticates a caller of a method that is public in `serve()` (`LocalCredentials.authenticate`). */
 export type Authenticate = (ctx: CallContext) => Promise<AuthContext>;
 
 /** Quotas and settings are stored as their protobuf JSON with proto field names (`max_users`). */
