@@ -12,11 +12,10 @@ import { createServiceClient } from "@promptcraft/client";
 import { loadConfig, startService, type RunningService, type ServiceModule } from "@promptcraft/platform";
 import { identityService } from "@promptcraft/identity";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
+import { testServiceEnv } from "./identity-e2e-helpers.js";
 
 // What `npm start` does for a newcomer: a demo tenant and owner created once, and a
 // `promptcraft login` that prints a token usable at once.
-const DATABASE_URL = process.env.DATABASE_URL;
-if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
 const ADMIN = randomBytes(24).toString("base64url");
 const BIN = createRequire(import.meta.url).resolve("@promptcraft/cli").replace(/index\.js$/, "bin.js");
 
@@ -26,7 +25,7 @@ const identityUrl = () => `http://127.0.0.1:${identity.grpcPort}`;
 
 before(async () => {
   const module = identityService as unknown as ServiceModule;
-  const config = loadConfig(module.config, { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "2", PLATFORM_ADMIN_TOKEN: ADMIN });
+  const config = loadConfig(module.config, { ...testServiceEnv(), DB_POOL_MAX: "2", PLATFORM_ADMIN_TOKEN: ADMIN });
   identity = await startService(module, config);
   stateDir = mkdtempSync(path.join(tmpdir(), "promptcraft-demo-"));
 });

@@ -7,6 +7,7 @@ import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/conten
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { createTenant, createUser, type UserRole } from "@promptcraft/testing";
+import { testServiceEnv } from "./identity-e2e-helpers.js";
 import { ok, unaryCall, type Outcome, type Protocol } from "./rpc-outcomes.js";
 
 export { badFields, failure, ok, PROTOCOLS, type Outcome, type Protocol } from "./rpc-outcomes.js";
@@ -43,9 +44,7 @@ export class ContentHarness {
 
   /** Starts both services; `contentEnv` overrides content's configuration (e.g. SOFT_DELETE_RETENTION_DAYS). */
   async start(contentEnv: Record<string, string> = {}): Promise<void> {
-    const DATABASE_URL = process.env.DATABASE_URL;
-    if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
-    const base = { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4" };
+    const base = testServiceEnv();
     this.identity = await startService(identityService, loadConfig(identityService.config, base));
     this.keys = this.identity.state as KeyRing;
     this.content = await startService(

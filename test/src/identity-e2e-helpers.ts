@@ -22,11 +22,18 @@ export interface EventRow {
   payload: Record<string, unknown>;
 }
 
-/** The settings every e2e service starts with: the test database, free ports, no logs. */
+/**
+ * The settings every e2e service starts with: the test database, free ports, no logs, and the
+ * largest per-address allowance of failed logins. Every test reaches its services from 127.0.0.1,
+ * and identity's address counter (`login_throttle`, across tenants) lives in the shared database:
+ * with the default allowance, the failed logins of all test files (and of earlier runs within the
+ * window) would add up until one service blocked 127.0.0.1 for every other file. Accounts are unique
+ * per test, so the account throttle stays each test's own (login.e2e tests it with a low allowance).
+ */
 export function testServiceEnv(): Record<string, string> {
   const DATABASE_URL = process.env.DATABASE_URL;
   if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
-  return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4" };
+  return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4", LOGIN_THROTTLE_ADDRESS_FAILURES: "100000" };
 }
 
 /** A Timestamp in microseconds since the epoch (identity returns times to the microsecond). */

@@ -19,6 +19,7 @@ import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/conten
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { SessionRevokeReason } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { createTenant, createUser, uniqueSlug } from "@promptcraft/testing";
+import { testServiceEnv } from "./identity-e2e-helpers.js";
 import { callUnary, testPasswordHash, type Protocol } from "./login-helpers.js";
 import { assertForgedPageTokensRefused } from "./page-tokens.js";
 import { failure, unaryCall } from "./rpc-outcomes.js";
@@ -28,8 +29,6 @@ import { failure, unaryCall } from "./rpc-outcomes.js";
  * changes, end to end over gRPC and Connect against a real identity service and database.
  */
 
-const DATABASE_URL = process.env.DATABASE_URL;
-if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
 
 const PASSWORD = "correct horse battery staple";
 const ENTITY_ID = "6f1c1b1e-8d1a-4a57-9a0f-3f5b8c1d2e4f";
@@ -45,17 +44,8 @@ let passwordHash: string;
 before(async () => {
   identity = await startService(
     identityService,
-    loadConfig(identityService.config, {
-      DATABASE_URL,
-      GRPC_PORT: "0",
-      CONNECT_PORT: "0",
-      LOG_LEVEL: "silent",
-      DB_POOL_MAX: "4",
-      LOGIN_THROTTLE_ACCOUNT_FAILURES: "3",
-      // All tests share 127.0.0.1; only the account throttle is exercised end to end here.
-      LOGIN_THROTTLE_ADDRESS_FAILURES: "100000",
-      LOGIN_THROTTLE_BASE_DELAY_S: "30",
-    }),
+    // The account throttle with a small allowance; the address allowance stays the harness's (every test shares 127.0.0.1).
+    loadConfig(identityService.config, { ...testServiceEnv(), LOGIN_THROTTLE_ACCOUNT_FAILURES: "3", LOGIN_THROTTLE_BASE_DELAY_S: "30" }),
   );
   const verifier = new TokenVerifier({ fetchJwks: remoteJwks(`http://127.0.0.1:${identity.grpcPort}`), issuer: "promptcraft-identity", log });
   content = await startServer({

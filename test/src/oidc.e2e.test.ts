@@ -369,8 +369,9 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.equal(options.passwordLoginEnabled, false);
       const right = await call(protocol, AuthService.method.login, { tenantSlug: ssoSlug, email, password });
       assert.deepEqual(failure(right), { code: "FAILED_PRECONDITION", reason: "PASSWORD_LOGIN_DISABLED" });
-      // No wrong-password attempt here: failures count per client address across the whole database,
-      // and this service's default allowance (100) is exceeded by the other test files of a full run.
+      // A wrong password learns nothing about the tenant's settings: the one answer of every failed login.
+      const wrong = await call(protocol, AuthService.method.login, { tenantSlug: ssoSlug, email, password: `${password}x` });
+      assert.deepEqual(failure(wrong), { code: "UNAUTHENTICATED", reason: "LOGIN_FAILED" });
     });
 
     test("a deactivated user and a suspended tenant are refused", async () => {

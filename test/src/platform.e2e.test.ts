@@ -24,6 +24,7 @@ import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_s
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import { createTenant, createUser, grpc, grpcUnary } from "@promptcraft/testing";
 import { createRequire } from "node:module";
+import { testServiceEnv } from "./identity-e2e-helpers.js";
 
 const DATABASE_URL = process.env.DATABASE_URL;
 if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
@@ -75,7 +76,7 @@ before(async () => {
   // Identity first: the others verify tokens against its JWK Set (IDENTITY_URL).
   let identityUrl = "";
   for (const { module } of SERVICES) {
-    const env = { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "2", IDENTITY_URL: identityUrl || undefined };
+    const env = { ...testServiceEnv(), DB_POOL_MAX: "2", IDENTITY_URL: identityUrl || undefined };
     const service = await startService(module, loadConfig(module.config, env));
     running.set(module.name, service);
     if (module.name === "identity") {

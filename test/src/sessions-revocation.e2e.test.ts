@@ -33,8 +33,7 @@ let passwordHash: string;
 const harness = new IdentityHarness();
 
 before(async () => {
-  // Other test files fail logins from 127.0.0.1 too (the address counter spans tenants).
-  await harness.start({ LOGIN_THROTTLE_ADDRESS_FAILURES: "100000" });
+  await harness.start();
   identity = harness.identity;
   content = await startService(contentService, loadConfig(contentService.config, { ...testServiceEnv(), IDENTITY_URL: harness.url }));
   slug = uniqueSlug("revoke");

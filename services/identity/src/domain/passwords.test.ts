@@ -43,6 +43,7 @@ test("throttling: allowance, then doubling blocks up to the maximum; stale count
   assert.deepEqual(afterFailure(state, "account", policy, later), { failureCount: 1, blockedUntil: null, resetWindow: true });
   // The address allowance is separate.
   assert.equal(afterFailure({ failureCount: 5, lastFailureAt: now, blockedUntil: null }, "address", policy, now).blockedUntil, null);
+  assert.equal(afterFailure({ failureCount: 10, lastFailureAt: now, blockedUntil: null }, "address", policy, now).blockedUntil?.getTime(), now.getTime() + 2000, "past its own allowance");
 });
 
 test("throttle keys: accounts per tenant and lower-case email, addresses as IPv4 or IPv6 /64", () => {
