@@ -56,7 +56,7 @@ const BUILT = new Set([
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
   ...["ListEntityRevisions", "RollbackEntity", "DiffEntityRevisions"].map((m) => `promptcraft.content.v1.ContentService/${m}`),
-  ...["SetLabel", "RemoveLabel", "ListLabels", "ListLabelHistory", "GrantShare", "ListShares", "RevokeShare", "AddFavorite", "RemoveFavorite", "ListFavorites"].map(
+  ...["SetLabel", "RemoveLabel", "ListLabels", "ListLabelHistory", "GrantShare", "ListShares", "RevokeShare", "AddFavorite", "RemoveFavorite", "ListFavorites", "RenderTemplate"].map(
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
 ]);

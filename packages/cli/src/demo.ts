@@ -32,7 +32,8 @@ export async function ensureDemoAccount(
     account = {
       tenantSlug: defaults.tenantSlug ?? "demo",
       email: defaults.email ?? "owner@example.com",
-      password: randomBytes(12).toString("base64url"),
+      // A letter first: base64url may start with "-", which `promptcraft login --password <value>` would take for an option.
+      password: `p${randomBytes(12).toString("base64url")}`,
       requestId: randomUUID(),
     };
     mkdirSync(stateDir, { recursive: true });
