@@ -16,8 +16,9 @@ import {
   type ServiceHandlers,
 } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
-import { ApiKeySchema, ApiKeyState, Role, type ApiKey } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import { ApiKeySchema, ApiKeyState, type ApiKey } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
+import { ROLE_FROM_PROTO, ROLE_TO_PROTO } from "./roles.js";
 import type { IdentityConfig } from "../config.js";
 import { API_KEY_RETRY_WINDOW_S, apiKeyState, generateApiKeySecret, listApiKeys, mayGrantRole, type ApiKeyRole } from "../domain/api-keys.js";
 import { decryptPrivateKey, encryptPrivateKey, keyEncryptionKey } from "../domain/key-encryption.js";
@@ -25,8 +26,6 @@ import { derivedUuid } from "../domain/tenants.js";
 import * as store from "../store/api-keys.js";
 import type { ApiKeyRow } from "../store/api-keys.js";
 
-const ROLE_TO_PROTO: Record<RoleName, Role> = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
-const ROLE_FROM_PROTO: Partial<Record<Role, RoleName>> = { [Role.OWNER]: "owner", [Role.ADMIN]: "admin", [Role.EDITOR]: "editor", [Role.VIEWER]: "viewer" };
 const STATE_TO_PROTO = { active: ApiKeyState.ACTIVE, expired: ApiKeyState.EXPIRED, revoked: ApiKeyState.REVOKED } as const;
 
 

@@ -10,12 +10,12 @@ import {
   type ServiceHandlers,
 } from "@promptcraft/platform";
 import { IntrospectCredentialResponseSchema, type AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
-import { CredentialType, PrincipalSchema, Role } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import { CredentialType, PrincipalSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
 import { resolveApiKey } from "../domain/api-keys.js";
 import type { LocalCredentials } from "./local-credentials.js";
+import { ROLE_TO_PROTO } from "./roles.js";
 
-const ROLE_TO_PROTO = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER } as const;
 
 /**
  * AuthService.IntrospectCredential: resolves an API key or an access token to its principal,

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, requireRole, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, invertEnumMap, requireRole, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, type LinkedIdentitySchema, type OidcProvider, type OidcProviderSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
@@ -14,8 +14,8 @@ import type { JitRole } from "../store/oidc.js";
 import { sessionLifetimes, userAgentOf } from "./sessions.js";
 import { userToProto } from "./users.js";
 
-const ROLE_TO_PROTO: Record<JitRole, Role> = { admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
-const JIT_ROLE_FROM_PROTO: Partial<Record<Role, JitRole>> = { [Role.ADMIN]: "admin", [Role.EDITOR]: "editor", [Role.VIEWER]: "viewer" };
+const JIT_ROLE_TO_PROTO: Record<JitRole, Role> = { admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
+const JIT_ROLE_FROM_PROTO = invertEnumMap(JIT_ROLE_TO_PROTO);
 
 /** A provider row as the contract's OidcProvider: never the client secret, only whether one is stored. */
 function providerToProto(row: providers.OidcProviderRow): MessageInitShape<typeof OidcProviderSchema> {
@@ -29,7 +29,7 @@ function providerToProto(row: providers.OidcProviderRow): MessageInitShape<typeo
     scopes: row.scopes,
     allowedEmailDomains: row.allowed_email_domains,
     jitProvisioningEnabled: row.jit_enabled,
-    jitDefaultRole: ROLE_TO_PROTO[row.jit_role],
+    jitDefaultRole: JIT_ROLE_TO_PROTO[row.jit_role],
     enabled: row.enabled,
     createTime: timestampFromDb(row.created_at),
     updateTime: timestampFromDb(row.updated_at),

@@ -1,22 +1,17 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, InvalidArgumentError, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, InvalidArgumentError, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, UserState, type UserSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
 import * as users from "../domain/users.js";
+import { ROLE_FROM_PROTO, ROLE_TO_PROTO } from "./roles.js";
 
-const ROLE_TO_PROTO: Record<users.UserRole, Role> = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
-const ROLE_FROM_PROTO: Partial<Record<Role, users.UserRole>> = { [Role.OWNER]: "owner", [Role.ADMIN]: "admin", [Role.EDITOR]: "editor", [Role.VIEWER]: "viewer" };
 const STATE_TO_PROTO: Record<users.UserStatus, UserState> = {
   active: UserState.ACTIVE,
   invited: UserState.INVITED,
   deactivated: UserState.DEACTIVATED,
 };
-const STATE_FROM_PROTO: Partial<Record<UserState, users.UserStatus>> = {
-  [UserState.ACTIVE]: "active",
-  [UserState.INVITED]: "invited",
-  [UserState.DEACTIVATED]: "deactivated",
-};
+const STATE_FROM_PROTO = invertEnumMap(STATE_TO_PROTO);
 
 /** A role of the contract (validated as defined and not unspecified by the proto rules). */
 function roleOf(role: Role): users.UserRole {
