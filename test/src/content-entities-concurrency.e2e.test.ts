@@ -2,8 +2,8 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { withTenant } from "@promptcraft/db";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
-import { EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { ContentHarness, ETAG_MISMATCH, failure, ok, PROTOCOLS } from "./content-e2e-helpers.js";
+import { EntityType, Permission } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
+import { ContentHarness, ETAG_MISMATCH, failure, NOT_FOUND, ok, PROTOCOLS, type TestUser } from "./content-e2e-helpers.js";
 
 /**
  * Real concurrency on PostgreSQL: many UpdateEntity calls at once. With one etag exactly one wins;
@@ -36,6 +36,18 @@ function history(tenantId: string, entityId: string): Promise<HistoryRow[]> {
   });
 }
 
+/** Resolves once a backend waits for an entity row lock (PostgreSQL only: polls pg_stat_activity; a waiter of another test file can only make the wait shorter, never the test fail). */
+async function waitForLockWaiter(): Promise<void> {
+  for (let polls = 0; polls < 3000; polls++) {
+    const { rows } = await h.db.raw<{ rows: unknown[] }>(
+      "select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like 'select 1 from entity where tenant_id = $1 and id = $2 for update%' and pid <> pg_backend_pid()",
+    );
+    if (rows.length > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("no statement waited for an entity row lock: the write did not queue behind the lock holder");
+}
+
 /** Versions n..1 (newest first), each starting exactly when its predecessor ended, one current. */
 function assertGapFreeAndForkFree(rows: HistoryRow[], n: number): void {
   assert.deepEqual(rows.map((r) => r.version), Array.from({ length: n }, (_, i) => n - i));
@@ -65,6 +77,33 @@ for (const protocol of PROTOCOLS) {
       assert.equal(rows[0]!.title, ok(winners[0]!).title);
       assert.deepEqual(rows[0]!.labels, []);
       assert.equal((await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "entity.updated").length, 1);
+    });
+
+    test("a write that waited for the entity lock is judged by the access at the time it gets the lock", async () => {
+      const t = await h.tenantWith(["editor", "editor"]);
+      const [owner, colleague] = t.users as [TestUser, TestUser];
+      const e = ok(await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "v1" } }, owner.token));
+      ok(await h.call(protocol, M.grantShare, { entityId: e.id, share: { grantee: { case: "userId", value: colleague.id }, permission: Permission.EDIT } }, owner.token));
+      const edit = (title: string) => h.call(protocol, M.updateEntity, { entity: { id: e.id, title }, updateMask: { paths: ["title"] } }, colleague.token);
+      ok(await edit("by the colleague, while shared"));
+
+      // A change of the entity holds its row lock and revokes the share; the colleague's edit arrives meanwhile.
+      const revoking = await h.db.transaction();
+      let pending: ReturnType<typeof edit> | undefined;
+      try {
+        await revoking.raw("select 1 from entity where id = ? for update", [e.id]);
+        await revoking.raw("update share set revoked_at = now() where entity_id = ? and grantee_user_id = ?", [e.id, colleague.id]);
+        pending = edit("by the colleague, after the revoke");
+        // On PostgreSQL, wait until the edit is queued on the lock (the embedded engine runs transactions one
+        // after the other: there the edit simply starts after the commit).
+        if (process.env.PROMPTCRAFT_TEST_DB_KIND !== "embedded") await waitForLockWaiter();
+        await revoking.commit();
+      } catch (err) {
+        await revoking.rollback();
+        throw err;
+      }
+      assert.deepEqual(failure(await pending), NOT_FOUND, "the share was gone when the edit got the lock");
+      assert.equal(ok(await h.call(protocol, M.getEntity, { entityId: e.id }, owner.token)).title, "by the colleague, while shared");
     });
 
     test(`${PARALLEL} updates without etag: all succeed in some serial order, versions gap-free`, async () => {

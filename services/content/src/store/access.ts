@@ -49,14 +49,23 @@ export interface EntityAccessRow {
  * does not exist in the caller's tenant. With `lock`, the entity row is locked for update: every
  * change of an entity (a version, delete, undelete, purge, a label or share change) takes this
  * lock first, which serialises them and makes etag checks exact.
+ *
+ * The lock is its own statement, before the read: a statement that waited for a row lock re-reads
+ * only the locked row and keeps the rest of its snapshot (shares, the current version's visibility),
+ * so a write queued behind a revoke would have been judged by the access from before it. The read
+ * after the lock has a fresh snapshot (READ COMMITTED) and sees what the previous holder committed.
  */
 export async function findEntityAccess(trx: Knex.Transaction, caller: Caller, entityId: string, lock = false): Promise<EntityAccessRow | undefined> {
+  if (lock) {
+    const locked = await trx.raw<{ rows: unknown[] }>("select 1 from entity where tenant_id = ? and id = ? for update", [caller.tenantId, entityId]);
+    if (locked.rows.length === 0) return undefined;
+  }
   const { rows } = await trx.raw<{ rows: EntityAccessRow[] }>(
     `select e.tenant_id, e.id, e.entity_type, e.owner_id, e.current_version, e.row_version::text as row_version,
             e.deleted_at, e.purge_time, cv.visibility, ? as permission
      from entity e
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
-     where e.tenant_id = ? and e.id = ?${lock ? " for update of e" : ""}`,
+     where e.tenant_id = ? and e.id = ?`,
     [permissionRankSql(trx, caller), caller.tenantId, entityId],
   );
   return rows[0];
