@@ -207,6 +207,8 @@ describe("API keys: create, get, list, revoke", () => {
       assert.equal(microsOf(key.createTime!), await harness.columnMicros(tenantA, "api_key", "created_at", key.id));
       const fetched = ok(await call(protocol, identity, IdentityService.method.getApiKey, { apiKeyId: key.id }, admin));
       assert.deepEqual([fetched.createTime, fetched.expireTime], [key.createTime, key.expireTime]);
+      const introspected = ok(await call(protocol, identity, AuthService.method.introspectCredential, { credential: created.res.secret }, created.res.secret));
+      assert.deepEqual(introspected.principal?.expireTime, key.expireTime, "introspection reports the same instant");
       const retry = await create(expireTime);
       assert.ok(retry.ok, "retry");
       assert.equal(retry.res.secret, created.res.secret);

@@ -78,7 +78,7 @@ describe("cached API key resolution", () => {
 
   test("a key that expires while cached is refused at once", async () => {
     const c = clock();
-    const expiresAt = c.now() + 1000;
+    const expiresAt = new Date(c.now() + 1000);
     const resolve = cachedApiKeyResolver(async () => ({ ...active, expiresAt }), { now: c.now });
     assert.equal((await resolve(SECRET)).active, true);
     c.advance(1000);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { dbTimeFromTimestamp } from "./time.js";
 import { withTenant, type Knex, type ServiceName } from "@promptcraft/db";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { Role } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
@@ -38,7 +38,7 @@ export const API_KEY_PREFIX = "pck_";
 
 /** Identity's answer about an API key. */
 export type ApiKeyResolution =
-  | { active: true; auth: AuthContext; /** epoch ms when the key expires, if it does */ expiresAt?: number }
+  | { active: true; auth: AuthContext; /** when the key expires, if it does (a DbTime: to the microsecond) */ expiresAt?: Date }
   | { active: false; reason: ErrorReason };
 
 /** Resolves an API key secret; rejects only when it cannot tell (identity unreachable). */
@@ -133,9 +133,9 @@ export function cachedApiKeyResolver(
   });
   const cached = async (secret: string): Promise<ApiKeyResolution> => {
     const key = createHash("sha256").update(secret).digest("base64url");
-    const answer = await cache.get(key, () => resolve(secret), (r) => (r.active && r.expiresAt !== undefined ? r.expiresAt - now() : undefined));
+    const answer = await cache.get(key, () => resolve(secret), (r) => (r.active && r.expiresAt !== undefined ? r.expiresAt.getTime() - now() : undefined));
     // A key that expired while cached is refused at once.
-    if (answer.active && answer.expiresAt !== undefined && answer.expiresAt <= now()) return { active: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
+    if (answer.active && answer.expiresAt !== undefined && answer.expiresAt.getTime() <= now()) return { active: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
     return answer;
   };
   return Object.assign(cached, { cache, close: () => resolve.close?.() });
@@ -241,7 +241,7 @@ export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?:
     return {
       active: true,
       auth: { tenantId: p.tenantId, role, credentialId: p.apiKeyId, kind: "api_key" },
-      ...(p.expireTime ? { expiresAt: timestampMs(p.expireTime) } : {}),
+      ...(p.expireTime ? { expiresAt: dbTimeFromTimestamp(p.expireTime, "principal.expire_time") } : {}),
     };
   };
   return Object.assign(resolve, { close: () => sessionManager.abort() });

@@ -82,7 +82,7 @@ export async function resolveApiKey(db: Knex, secret: string, log?: Logger): Pro
   return {
     active: true,
     auth: { tenantId: row.tenantId, role: row.role, credentialId: row.id, kind: "api_key" },
-    ...(row.expiresAt !== null ? { expiresAt: row.expiresAt.getTime() } : {}),
+    ...(row.expiresAt !== null ? { expiresAt: row.expiresAt } : {}),
   };
 }
 

@@ -1,11 +1,12 @@
 import { create } from "@bufbuild/protobuf";
-import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import {
   API_KEY_PREFIX,
   AppError,
   callerOf,
   CREDENTIAL_CACHE_TTL_MS,
   databaseStatusChecker,
+  timestampFromDb,
   type ServiceDeps,
   type ServiceHandlers,
 } from "@promptcraft/platform";
@@ -41,7 +42,7 @@ export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, { verifier
             tenantId: answer.auth.tenantId,
             role: ROLE_TO_PROTO[answer.auth.role],
             apiKeyId: answer.auth.credentialId ?? "",
-            expireTime: answer.expiresAt === undefined ? undefined : timestampFromMs(answer.expiresAt),
+            expireTime: answer.expiresAt === undefined ? undefined : timestampFromDb(answer.expiresAt),
           }),
           cacheTtl: durationFromMs(CREDENTIAL_CACHE_TTL_MS),
         });
