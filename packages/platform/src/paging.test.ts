@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CURSOR_TEXT, CURSOR_TIMESTAMP, decodePageCursor, encodePageCursor, pageSizeOf } from "./paging.js";
+import { CURSOR_TEXT, CURSOR_TIMESTAMP, decodePageCursor, encodePageCursor, pageOf, pageSizeOf } from "./paging.js";
 
 test("page cursors round-trip, are bound to the parameters and keys, and expire", () => {
   const params = { q: ["a"], d: false };
@@ -22,4 +22,13 @@ test("page cursors round-trip, are bound to the parameters and keys, and expire"
   assert.equal(pageSizeOf(0), 50);
   assert.equal(pageSizeOf(0, 100), 100);
   assert.equal(pageSizeOf(5000), 1000);
+});
+
+test("pageOf: rows read with one more than the limit give the page and, only when there was more, the next token", () => {
+  const params = { list: "x" };
+  const more = pageOf([{ id: "a" }, { id: "b" }, { id: "c" }], 2, params, (last) => ({ id: last.id }));
+  assert.deepEqual(more.page, [{ id: "a" }, { id: "b" }]);
+  assert.deepEqual(decodePageCursor(more.nextPageToken, params, ["id"]), { id: "b" }, "the cursor is the page's last row");
+  assert.deepEqual(pageOf([{ id: "a" }, { id: "b" }], 2, params, (last) => ({ id: last.id })), { page: [{ id: "a" }, { id: "b" }], nextPageToken: "" });
+  assert.deepEqual(pageOf([], 2, params, () => ({})), { page: [], nextPageToken: "" });
 });

@@ -49,6 +49,16 @@ export function encodePageCursor(cursor: Record<string, string>, params: unknown
 }
 
 /**
+ * One page of `rows`, fetched with `limit + 1` so that a further row tells whether there is a next
+ * page: the first `limit` rows, and the token of the page after the last of them (or "").
+ */
+export function pageOf<R>(rows: R[], limit: number, params: unknown, cursorOf: (last: R) => Record<string, string>): { page: R[]; nextPageToken: string } {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { page, nextPageToken: rows.length > limit && last !== undefined ? encodePageCursor(cursorOf(last), params) : "" };
+}
+
+/**
  * The cursor of a page token, or undefined for the first page (empty token); INVALID_ARGUMENT
  * (PAGE_TOKEN_INVALID, field `page_token`) if it is not ours, expired, bound to other parameters,
  * or any key of `shape` is missing or does not match its pattern (so that a forged cursor never

@@ -10,7 +10,7 @@ import {
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
   decodePageCursor,
-  encodePageCursor,
+  pageOf,
   pageSizeOf,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -272,9 +272,7 @@ export async function listEntities(db: Knex, caller: Caller, q: EntityQuery): Pr
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const rows = await store.listEntities(trx, caller, f, q.order, { after: cursor, limit: limit + 1, full: q.full });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextPageToken = rows.length > limit && last ? encodePageCursor({ key: last.sort_key, id: last.id }, params) : "";
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ key: last.sort_key, id: last.id }));
     return { entities: page.map(viewOf), nextPageToken };
   });
 }

@@ -6,6 +6,7 @@ import {
   CURSOR_TEXT,
   decodePageCursor,
   NotFoundError,
+  pageOf,
   pageSizeOf,
   PermissionDeniedError,
   roleAtLeast,
@@ -15,7 +16,7 @@ import type { EntityAccessRow } from "../store/access.js";
 import * as store from "../store/labels.js";
 import { permissionOfRank, requirePermission, type Caller } from "./access.js";
 import { changeEntity, entityEvent, requireLive, scopeOf, type Actor } from "./entities.js";
-import { entityFor, pageOf } from "./shares.js";
+import { entityFor } from "./shares.js";
 
 /**
  * Labels (brief §4.4): named, movable, temporal pointers to versions. `latest` is implicit (the

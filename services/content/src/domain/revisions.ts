@@ -1,5 +1,5 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { CURSOR_INTEGER, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_INTEGER, decodePageCursor, NotFoundError, pageOf, pageSizeOf } from "@promptcraft/platform";
 import { findEntityAccess } from "../store/access.js";
 import * as store from "../store/entities.js";
 import { findCurrentVersion, findVersion, insertNextVersion, type VersionRow } from "../store/versions.js";
@@ -30,9 +30,7 @@ export async function listRevisions(
     const entity = await findEntityAccess(trx, caller, entityId);
     requirePermission(entity ? permissionOfRank(entity.permission) : "none", "view", "reading the history");
     const rows = await store.listEntityVersions(trx, caller, entityId, { beforeVersion: cursor ? Number(cursor.version) : undefined, limit: limit + 1, full: q.full });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextPageToken = rows.length > limit && last ? encodePageCursor({ version: String(last.version) }, params) : "";
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ version: String(last.version) }));
     return { revisions: page.map((row) => ({ row, permission: permissionOfRank(row.permission) })), nextPageToken };
   });
 }

@@ -1,5 +1,5 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, NotFoundError, pageOf, pageSizeOf } from "@promptcraft/platform";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/shares.js";
 import { permissionOfRank, requirePermission, type Caller, type PermissionLevel } from "./access.js";
@@ -31,13 +31,6 @@ export async function entityFor(
   const entity = await findEntityAccess(trx, caller, entityId);
   requirePermission(permissionOfRank(entity?.permission ?? 0), needed, what);
   return entity!;
-}
-
-/** The page of `rows` (read with one row more than `limit`) and the token of the page after it. */
-export function pageOf<R>(rows: R[], limit: number, params: unknown, cursorOf: (last: R) => Record<string, string>): { page: R[]; nextPageToken: string } {
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return { page, nextPageToken: rows.length > limit && last !== undefined ? encodePageCursor(cursorOf(last), params) : "" };
 }
 
 function shareEvent(entity: EntityAccessRow, eventType: string, share: ShareRow, actor: Actor) {

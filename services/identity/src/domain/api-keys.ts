@@ -4,7 +4,7 @@ import {
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
   decodePageCursor,
-  encodePageCursor,
+  pageOf,
   pageSizeOf,
   roleAtLeast,
   type ApiKeyResolution,
@@ -99,7 +99,6 @@ export async function listApiKeys(
   const after = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   const rows = await withTenant(db, scope, (trx) => listApiKeyRows(trx, scope.tenantId, { limit: limit + 1, showInactive: q.showInactive, after }));
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return { keys: page, nextPageToken: rows.length > limit && last ? encodePageCursor({ createdAt: last.createdAt.toISOString(), id: last.id }, params) : "" };
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.createdAt.toISOString(), id: last.id }));
+  return { keys: page, nextPageToken };
 }

@@ -12,7 +12,7 @@ import {
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
   decodePageCursor,
-  encodePageCursor,
+  pageOf,
   pageSizeOf,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -165,12 +165,8 @@ export async function listProviders(db: Knex, caller: Caller, q: { pageSize: num
   const params = { list: "oidc_providers", t: caller.tenantId };
   const after = decodePageCursor(q.pageToken, params, { name: CURSOR_TEXT, id: CURSOR_UUID });
   const rows = await withTenant(db, scopeOf(caller), (trx) => store.listProviders(trx, caller.tenantId, { enabledOnly: false, after, limit: size + 1 }));
-  const page = rows.slice(0, size);
-  const last = page.at(-1);
-  return {
-    providers: page,
-    nextPageToken: rows.length > size && last ? encodePageCursor({ name: last.display_name.toLowerCase(), id: last.id }, params) : "",
-  };
+  const { page, nextPageToken } = pageOf(rows, size, params, (last) => ({ name: last.display_name.toLowerCase(), id: last.id }));
+  return { providers: page, nextPageToken };
 }
 
 /** The enabled providers of a tenant for the login page, by display name (at most 100). */
@@ -267,9 +263,8 @@ export async function listLinkedIdentities(
     if (!user || user.deleted_at) throw new NotFoundError(`user ${userId} not found`);
     return store.listIdentities(trx, caller.tenantId, userId, { after, limit: size + 1 });
   });
-  const page = rows.slice(0, size);
-  const last = page.at(-1);
-  return { identities: page, nextPageToken: rows.length > size && last ? encodePageCursor({ createdAt: last.created_at.toISOString(), id: last.id }, params) : "" };
+  const { page, nextPageToken } = pageOf(rows, size, params, (last) => ({ createdAt: last.created_at.toISOString(), id: last.id }));
+  return { identities: page, nextPageToken };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, encodePageCursor, NotFoundError, pageSizeOf, timestampFromDb } from "@promptcraft/platform";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, NotFoundError, pageOf, pageSizeOf, timestampFromDb } from "@promptcraft/platform";
 import type { AuthTokensSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { AuthMethod, SessionRevokeReason, type SessionSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { insertSession, listFamilies, type FamilyRow, type SessionAuthMethod } from "../store/sessions.js";
@@ -176,8 +176,7 @@ export async function listSessions(
     if (!user || user.deleted_at) throw new NotFoundError(`user ${q.userId} not found`);
     const after = cursor && { startedAt: cursor.startedAt, familyId: cursor.id };
     const rows = await listFamilies(trx, q.userId, { includeInactive: q.showInactive, limit: limit + 1, after });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return { sessions: page, nextPageToken: rows.length > limit && last ? encodePageCursor({ startedAt: last.started_at.toISOString(), id: last.family_id }, params) : "" };
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ startedAt: last.started_at.toISOString(), id: last.family_id }));
+    return { sessions: page, nextPageToken };
   });
 }

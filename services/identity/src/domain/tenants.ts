@@ -6,9 +6,9 @@ import {
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
   decodePageCursor,
-  encodePageCursor,
   InvalidArgumentError,
   NotFoundError,
+  pageOf,
   pageSizeOf,
   PermissionDeniedError,
 } from "@promptcraft/platform";
@@ -263,8 +263,6 @@ export async function listTenants(
   const after = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   const rows = await withServiceRole(db, "identity", (trx) => store.listAllTenants(trx, { status: q.status, after, limit: limit + 1 }));
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  const nextPageToken = rows.length > limit && last ? encodePageCursor({ createdAt: last.created_at.toISOString(), id: last.id }, params) : "";
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), id: last.id }));
   return { tenants: page, nextPageToken };
 }

@@ -5,9 +5,9 @@ import {
   CURSOR_TEXT,
   CURSOR_UUID,
   decodePageCursor,
-  encodePageCursor,
   FailedPreconditionError,
   NotFoundError,
+  pageOf,
   pageSizeOf,
   PermissionDeniedError,
   ResourceExhaustedError,
@@ -201,9 +201,7 @@ export async function listUsers(db: Knex, caller: Caller, q: UserQuery): Promise
       limit: limit + 1,
     });
     const retention = await retentionMs(trx, caller.tenantId);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    const nextPageToken = rows.length > limit && last ? encodePageCursor({ email: last.email.toLowerCase(), id: last.id }, params) : "";
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ email: last.email.toLowerCase(), id: last.id }));
     return { users: page.map((u) => view(u, retention)), nextPageToken };
   });
 }
