@@ -120,6 +120,18 @@ for (const protocol of PROTOCOLS) {
       await h.call(protocol, M.deactivateUser, { userId: viewers.users[0]!.id }, admin.token);
       const deactivated = ok(await h.call(protocol, M.listUsers, { states: [UserState.DEACTIVATED] }, admin.token));
       assert.deepEqual(deactivated.users.map((u) => u.email), ["A@p.test"]);
+
+      // Addresses JavaScript lowers differently from PostgreSQL ("İ"): page by page, the same order as one page, each once.
+      for (const email of ["İbis@p.test", "ivy@p.test", "iz@p.test"]) await createUser(h.db, t.tenantId, "viewer", { email });
+      const walked: string[] = [];
+      do {
+        const page = ok(await h.call(protocol, M.listUsers, { pageSize: 1, pageToken }, admin.token));
+        walked.push(...page.users.map((u) => u.email));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      const onePage = ok(await h.call(protocol, M.listUsers, { pageSize: 100 }, admin.token));
+      assert.deepEqual(walked, onePage.users.map((u) => u.email));
+      assert.equal(walked.length, 9, "the admin, five users and three more");
     });
 
     test("UpdateUser: names and roles, owners manage owners, the last owner stays, etags, events", async () => {

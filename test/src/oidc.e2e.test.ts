@@ -541,6 +541,22 @@ for (const protocol of ["grpc", "connect"] as const) {
         pageToken = page.nextPageToken;
       } while (pageToken);
       assert.deepEqual(seen, ["alpha", "Bravo", "Charlie"]);
+
+      // Names JavaScript lowers differently from PostgreSQL ("İ"): page by page, the same order as one page, each once.
+      for (const displayName of ["İbis", "Ivy", "Iz"]) {
+        ok(await call(protocol, IdentityService.method.createOidcProvider, {
+          oidcProvider: { displayName, issuerUri: issuer, clientId: `c-${displayName}`, enabled: true },
+        }, pageAdmin.token));
+      }
+      const walked: string[] = [];
+      do {
+        const page = ok(await call(protocol, IdentityService.method.listOidcProviders, { pageSize: 1, pageToken }, pageAdmin.token));
+        walked.push(...page.oidcProviders.map((p) => p.displayName));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      const onePage = ok(await call(protocol, IdentityService.method.listOidcProviders, { pageSize: 100 }, pageAdmin.token));
+      assert.deepEqual(walked, onePage.oidcProviders.map((p) => p.displayName));
+      assert.equal(walked.length, 6);
       const bad = await call(protocol, IdentityService.method.listOidcProviders, { pageToken: "bm90LWEtdG9rZW4" }, pageAdmin.token);
       assert.deepEqual(failure(bad), { code: "INVALID_ARGUMENT", reason: "PAGE_TOKEN_INVALID" });
       const firstProviders = ok(await call(protocol, IdentityService.method.listOidcProviders, { pageSize: 2 }, pageAdmin.token));

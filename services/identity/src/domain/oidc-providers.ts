@@ -165,7 +165,7 @@ export async function listProviders(db: Knex, caller: Caller, q: { pageSize: num
   const params = { list: "oidc_providers", t: caller.tenantId };
   const after = decodePageCursor(q.pageToken, params, { name: CURSOR_TEXT, id: CURSOR_UUID });
   const rows = await withTenant(db, scopeOf(caller), (trx) => store.listProviders(trx, caller.tenantId, { enabledOnly: false, after, limit: size + 1 }));
-  const { page, nextPageToken } = pageOf(rows, size, params, (last) => ({ name: last.display_name.toLowerCase(), id: last.id }));
+  const { page, nextPageToken } = pageOf(rows, size, params, (last) => ({ name: last.sort_key, id: last.id }));
   return { providers: page, nextPageToken };
 }
 

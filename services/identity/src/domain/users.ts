@@ -201,7 +201,7 @@ export async function listUsers(db: Knex, caller: Caller, q: UserQuery): Promise
       limit: limit + 1,
     });
     const retention = await retentionMs(trx, caller.tenantId);
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ email: last.email.toLowerCase(), id: last.id }));
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ email: last.sort_key, id: last.id }));
     return { users: page.map((u) => view(u, retention)), nextPageToken };
   });
 }

@@ -101,12 +101,12 @@ export async function deleteProvider(trx: Knex.Transaction, tenantId: string, id
   return rows[0]!.n;
 }
 
-/** A page of providers ordered by `lower(display_name), id`, after the cursor when given. */
+/** A page of providers ordered by `lower(display_name), id`, after the cursor when given; `sort_key` is that key as PostgreSQL lowers it (as for users). */
 export async function listProviders(
   trx: Knex.Transaction,
   tenantId: string,
   q: { enabledOnly: boolean; after?: { name: string; id: string }; limit: number },
-): Promise<OidcProviderRow[]> {
+): Promise<(OidcProviderRow & { sort_key: string })[]> {
   const where = ["tenant_id = ?"];
   const bindings: Knex.Value[] = [tenantId];
   if (q.enabledOnly) where.push("enabled");
@@ -114,8 +114,8 @@ export async function listProviders(
     where.push("(lower(display_name), id) > (?, ?::uuid)");
     bindings.push(q.after.name, q.after.id);
   }
-  const { rows } = await trx.raw<{ rows: OidcProviderRow[] }>(
-    `select ${PROVIDER_COLUMNS} from oidc_provider where ${where.join(" and ")} order by lower(display_name), id limit ?`,
+  const { rows } = await trx.raw<{ rows: (OidcProviderRow & { sort_key: string })[] }>(
+    `select ${PROVIDER_COLUMNS}, lower(display_name) as sort_key from oidc_provider where ${where.join(" and ")} order by lower(display_name), id limit ?`,
     [...bindings, q.limit],
   );
   return rows;

@@ -127,12 +127,16 @@ export async function revokeUserApiKeys(trx: Knex.Transaction, tenantId: string,
   return rows.length;
 }
 
-/** A page of users ordered by `lower(email), id`, after the cursor when given. */
+/**
+ * A page of users ordered by `lower(email), id`, after the cursor when given. `sort_key` is that
+ * `lower(email)` as PostgreSQL computes it, for the next cursor: JavaScript's toLowerCase differs for
+ * some characters (`İ`), and a cursor lowered differently would skip or repeat rows.
+ */
 export async function listUsers(
   trx: Knex.Transaction,
   tenantId: string,
   q: { roles: UserRole[]; statuses: UserStatus[]; emailPrefix: string; showDeleted: boolean; after?: { email: string; id: string }; limit: number },
-): Promise<UserRow[]> {
+): Promise<(UserRow & { sort_key: string })[]> {
   const where = ["tenant_id = ?"];
   const bindings: Knex.Value[] = [tenantId];
   if (!q.showDeleted) where.push("deleted_at is null");
@@ -145,15 +149,15 @@ export async function listUsers(
     bindings.push(q.statuses);
   }
   if (q.emailPrefix !== "") {
-    where.push("starts_with(lower(email), ?)");
-    bindings.push(q.emailPrefix.toLowerCase());
+    where.push("starts_with(lower(email), lower(?))");
+    bindings.push(q.emailPrefix);
   }
   if (q.after) {
     where.push("(lower(email), id) > (?, ?::uuid)");
     bindings.push(q.after.email, q.after.id);
   }
-  const { rows } = await trx.raw<{ rows: UserRow[] }>(
-    `select ${COLUMNS} from app_user where ${where.join(" and ")} order by lower(email), id limit ?`,
+  const { rows } = await trx.raw<{ rows: (UserRow & { sort_key: string })[] }>(
+    `select ${COLUMNS}, lower(email) as sort_key from app_user where ${where.join(" and ")} order by lower(email), id limit ?`,
     [...bindings, q.limit],
   );
   return rows;
