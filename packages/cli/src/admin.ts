@@ -19,7 +19,7 @@ function usage(text: string): number {
 
 const TENANT_USAGE =
   "promptcraft tenant create --slug <slug> --owner-email <email> [--name <display name>] [--owner-password <p> | PROMPTCRAFT_PASSWORD] [--request-id <id>]\n" +
-  "       (platform administrator: PLATFORM_ADMIN_TOKEN; identity at IDENTITY_URL)";
+  "       (platform administrator: PLATFORM_ADMIN_TOKEN; identity found as `promptcraft help` says)";
 
 /** Creates a tenant and its first owner with the platform administrator's credential. */
 export async function tenantCommand(args: string[], identityUrl: string, env: NodeJS.ProcessEnv): Promise<number> {
@@ -58,7 +58,7 @@ export async function tenantCommand(args: string[], identityUrl: string, env: No
 
 const USER_USAGE =
   "promptcraft user create --email <email> --role <owner|admin|editor|viewer> [--name <display name>] [--password <p> | PROMPTCRAFT_PASSWORD] [--request-id <id>]\n" +
-  "       (an admin's or owner's access token in PROMPTCRAFT_TOKEN, e.g. from `promptcraft login`; identity at IDENTITY_URL)";
+  "       (an admin's or owner's access token in PROMPTCRAFT_TOKEN, e.g. from `promptcraft login`; identity found as `promptcraft help` says)";
 
 /** Creates (or, without a password, invites) a user in the tenant of the caller's token. */
 export async function userCommand(args: string[], identityUrl: string, env: NodeJS.ProcessEnv): Promise<number> {

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { loadConfig } from "@promptcraft/platform";
 import { redact } from "./database.js";
 import { SCHEMA_SLICES } from "./schema.js";
-import { SERVICES } from "./services.js";
+import { clientUrl, conflictingUrls, serviceEndpoints, stateDir } from "./services.js";
 import { start } from "./start.js";
 import { runTests } from "./test.js";
 import { login } from "./login.js";
@@ -17,31 +17,25 @@ const USAGE = `promptcraft <command>
   test [--interop] [dir…]   run the test suite (DATABASE_URL, testcontainers or embedded);
                             --interop: the tests against clients from outside Node (CI)
   login --tenant <slug> --email <e> [--password <p>] [--json]
-                            log in and print an access token (identity at IDENTITY_URL)
+                            log in and print an access token
   tenant create --slug <s> --owner-email <e> [--name <n>] [--owner-password <p>]
                             create a tenant and its first owner (PLATFORM_ADMIN_TOKEN); prints JSON
   user create --email <e> --role <owner|admin|editor|viewer> [--name <n>] [--password <p>]
                             create or invite a user in the tenant of PROMPTCRAFT_TOKEN; prints JSON
   bench [suite…]            run the benchmarks (transport, auth, login, content)
+
+login, tenant and user reach identity at IDENTITY_URL; else where HOST and IDENTITY_GRPC_PORT put
+it, as for start; else where a running \`npm start\` of this checkout serves it; else 127.0.0.1:50051.
 `;
 
-const port = z.coerce.number().int().min(0).max(65535);
-const portOverrides = Object.fromEntries(
-  SERVICES.flatMap((s) => [
-    [`${s.name.toUpperCase()}_GRPC_PORT`, port.default(s.grpcPort)],
-    [`${s.name.toUpperCase()}_CONNECT_PORT`, port.default(s.connectPort)],
-  ]),
-);
+// HOST, the ports and the <SERVICE>_URLs are read by serviceEndpoints (services.ts).
 const CliConfig = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// URL" }).optional(),
-  PROMPTCRAFT_EMBEDDED_PORT: port.default(54329),
-  HOST: z.string().min(1).default("127.0.0.1"),
+  PROMPTCRAFT_EMBEDDED_PORT: z.coerce.number().int().min(0).max(65535).default(54329),
   LOG_LEVEL: z.string().default("info"),
   PROMPTCRAFT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
-  IDENTITY_URL: z.url().default("http://127.0.0.1:50051"),
   /** The platform administrator's secret for identity; npm start makes a fresh one per run if unset. */
   PLATFORM_ADMIN_TOKEN: z.string().min(16).optional(),
-  ...portOverrides,
 });
 
 async function main(argv: string[]): Promise<number> {
@@ -49,29 +43,29 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(CliConfig);
   switch (command) {
     case "start": {
-      const cfg = config as Record<string, unknown>;
-      await start({
+      const conflicts = conflictingUrls(process.env);
+      if (conflicts.length) {
+        process.stderr.write(`${conflicts.join("\n")}\n`);
+        return 2;
+      }
+      const code = await start({
         databaseUrl: config.DATABASE_URL,
         embeddedPort: config.PROMPTCRAFT_EMBEDDED_PORT,
-        host: config.HOST,
         logLevel: config.LOG_LEVEL,
         readyTimeoutMs: config.PROMPTCRAFT_READY_TIMEOUT_MS,
         platformAdminToken: config.PLATFORM_ADMIN_TOKEN,
-        ports: Object.fromEntries(
-          SERVICES.map((s) => [
-            s.name,
-            { grpcPort: cfg[`${s.name.toUpperCase()}_GRPC_PORT`] as number, connectPort: cfg[`${s.name.toUpperCase()}_CONNECT_PORT`] as number },
-          ]),
-        ),
+        endpoints: serviceEndpoints(process.env),
+        stateDir: stateDir(process.env),
       });
-      return new Promise(() => {}); // runs until a signal
+      // The health clients' connections would keep the process alive.
+      return process.exit(code);
     }
     case "login":
-      return login(rest, config.IDENTITY_URL, process.env);
+      return login(rest, clientUrl("identity", process.env), process.env);
     case "tenant":
-      return tenantCommand(rest, config.IDENTITY_URL, process.env);
+      return tenantCommand(rest, clientUrl("identity", process.env), process.env);
     case "user":
-      return userCommand(rest, config.IDENTITY_URL, process.env);
+      return userCommand(rest, clientUrl("identity", process.env), process.env);
     case "migrate":
       return migrate(rest[0] ?? "up", config.DATABASE_URL);
     case "test": {
@@ -122,6 +116,9 @@ main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
+    if (err instanceof Error && err.message.includes("ECONNREFUSED")) {
+      console.error("is the platform running? `npm start` in this checkout, or set IDENTITY_URL (see `promptcraft help`)");
+    }
     process.exitCode = 1;
   },
 );

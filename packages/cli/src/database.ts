@@ -1,7 +1,5 @@
 import { createKnex, migrateUp, startEmbeddedPostgres, type EmbeddedPostgres } from "@promptcraft/db";
-import path from "node:path";
 import { SCHEMA_SLICES } from "./schema.js";
-import { REPO_ROOT } from "./services.js";
 
 /** A database to run against, and how to let go of it. */
 export interface DatabaseHandle {
@@ -10,10 +8,10 @@ export interface DatabaseHandle {
   stop(): Promise<void>;
 }
 
-/** Starts the embedded engine, persisted under `.promptcraft/` unless `inMemory`. */
-export async function startEmbedded(options: { inMemory?: boolean; port?: number; log?: (line: string) => void }): Promise<DatabaseHandle> {
+/** Starts the embedded engine, persisted in `dataDir` (`npm start`: `<state dir>/pgdata`), in memory without one. */
+export async function startEmbedded(options: { dataDir?: string; port?: number; log?: (line: string) => void }): Promise<DatabaseHandle> {
   const engine: EmbeddedPostgres = await startEmbeddedPostgres({
-    dataDir: options.inMemory ? undefined : path.join(REPO_ROOT, ".promptcraft", "pgdata"),
+    dataDir: options.dataDir,
     port: options.port ?? 54329,
     log: options.log,
   });
