@@ -95,7 +95,7 @@ class Platform {
 
 async function serving(url: string): Promise<boolean> {
   try {
-    const res = await createServiceClient(Health, url, { timeoutMs: 2000 }).check({ service: "" });
+    const res = await createServiceClient(Health, url, { timeoutMs: 5000 }).check({ service: "" });
     return res.status === HealthCheckResponse_ServingStatus.SERVING;
   } catch {
     return false;
