@@ -168,6 +168,10 @@ function printEndpoints(children: Child[], db: DatabaseHandle, options: StartOpt
   say(line(["service", "gRPC", "Connect / gRPC-Web"]));
   rows.forEach((row) => say(line(row)));
   say("");
+  if (db.kind === "embedded") {
+    say("  database: embedded PostgreSQL, for development: connections take turns on one session, no authentication;");
+    say("            commits are fsynced (they survive a crash and a power cut). Production: DATABASE_URL.");
+  }
   say(`  psql:     psql ${db.kind === "embedded" ? db.url.replace(/\/postgres$/, "/postgres?sslmode=disable") : redact(db.url)}`);
   say(`  grpcurl:  grpcurl -plaintext ${host}:${content.grpcPort} list`);
   say(`            grpcurl -plaintext -d '{"service":""}' ${host}:${content.grpcPort} grpc.health.v1.Health/Check`);
