@@ -220,11 +220,12 @@ class SyncingNodeFS extends NodeFS {
 }
 
 function installFsync(nodefs: EmscriptenNodeFs): void {
-  const { stream_ops: ops, realPath } = nodefs;
+  const ops = nodefs.stream_ops;
   // Fail the start rather than claim durability we do not have (a PGlite upgrade changed Emscripten).
-  if (ops === undefined || realPath === undefined) throw new Error("PGlite's NODEFS has no stream_ops/realPath: cannot enable fsync");
+  if (ops === undefined || nodefs.realPath === undefined) throw new Error("PGlite's NODEFS has no stream_ops/realPath: cannot enable fsync");
   if (ops.fsync !== undefined) return; // Emscripten implements it by now
-  const attempt = nodefs.tryFSOperation ?? (<T>(operation: () => T): T => operation());
+  const realPath = (node: unknown): string => nodefs.realPath!(node);
+  const attempt = <T>(operation: () => T): T => (nodefs.tryFSOperation ? nodefs.tryFSOperation(operation) : operation());
   ops.fsync = (stream) =>
     attempt(() => {
       if (typeof stream.nfd === "number") {
