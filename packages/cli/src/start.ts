@@ -288,6 +288,10 @@ function printEndpoints(options: StartOptions, db: DatabaseHandle, elapsedMs: nu
   say(line(["service", "gRPC", "Connect / gRPC-Web"]));
   for (const e of options.endpoints) say(line([e.name, e.grpcAddress, e.connectUrl]));
   say("");
+  if (db.kind === "embedded") {
+    say("  database: embedded PostgreSQL, for development: connections take turns on one session, no authentication;");
+    say("            commits are fsynced (they survive a crash and a power cut). Production: DATABASE_URL.");
+  }
   // Every command below works as printed, from the repository's root in any shell: the
   // promptcraft commands find this platform's ports in the state directory (endpoints.json).
   say(`  psql:     psql '${psql.url}'${psql.asksPassword ? "   (asks for the password of DATABASE_URL)" : ""}`);

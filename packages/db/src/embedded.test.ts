@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import fs, { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -251,6 +251,38 @@ describe("embedded PostgreSQL persisted in a data directory", () => {
       await c.end();
     } finally {
       await second.stop();
+    }
+  });
+
+  test("a persisted engine is durable: fsync on, and every commit fsyncs the WAL", async (t) => {
+    // Count the host fsyncs by file: PGlite's own fsync would be a no-op, so these come from our NODEFS hook.
+    const syncedInodes: number[] = [];
+    const fsyncSync = fs.fsyncSync.bind(fs);
+    t.mock.method(fs, "fsyncSync", (fd: number) => {
+      syncedInodes.push(fs.fstatSync(fd).ino);
+      fsyncSync(fd);
+    });
+    const dataDir = path.join(dir, "durable");
+    const engine = await startEmbeddedPostgres({ dataDir, port: 0 });
+    try {
+      const c = await connect(engine.url);
+      const setting = async (name: string) => (await c.query<Record<string, string>>(`show ${name}`)).rows[0]![name];
+      assert.equal(await setting("fsync"), "on");
+      assert.equal(await setting("wal_sync_method"), "fsync");
+      await c.query("create table durable (id int primary key)");
+
+      const walInodes = new Set(
+        readdirSync(path.join(dataDir, "pg_wal"))
+          .filter((name) => /^[0-9A-F]{24}$/.test(name))
+          .map((name) => statSync(path.join(dataDir, "pg_wal", name)).ino),
+      );
+      const walSyncs = () => syncedInodes.filter((ino) => walInodes.has(ino)).length;
+      const before = walSyncs();
+      for (let id = 1; id <= 5; id++) await c.query("insert into durable values ($1)", [id]);
+      assert.ok(walSyncs() - before >= 5, `5 commits, ${walSyncs() - before} WAL fsyncs`);
+      await c.end();
+    } finally {
+      await engine.stop();
     }
   });
 

@@ -13,12 +13,14 @@
 // SSL refusal, PGlite's raw protocol API) but arbitrates per conversation: a connection owns the
 // session from its first message until the backend says ReadyForQuery *idle* — i.e. through the
 // whole extended-protocol sequence and through any open transaction. That is the isolation a real
-// server gives, provided by serialising.
+// server gives, provided by serialising. (Re-checked with pglite-socket 0.2.18: unchanged; see
+// docs/decisions.md.)
 
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import fs, { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
+import { NodeFS } from "@electric-sql/pglite/nodefs";
 import { btree_gist } from "@electric-sql/pglite/contrib/btree_gist";
 import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { pgcrypto } from "@electric-sql/pglite/contrib/pgcrypto";
@@ -57,6 +59,15 @@ export interface EmbeddedPostgresOptions {
    * bound (we measured 79 GB after 16 minutes of inserts) and a restart must replay all of it.
    */
   checkpointIntervalMs?: number;
+  /**
+   * With a {@link dataDir}: make every acknowledged commit survive a power cut (default `true`; no
+   * effect in memory). PGlite ships with `fsync=off`, and its Node filesystem (Emscripten's NODEFS)
+   * turns `fsync()` into a no-op even when it is on, so a commit reaches only the OS page cache: a
+   * process crash loses nothing, a power cut can lose recent commits or corrupt the directory. `true`
+   * starts PostgreSQL with `fsync=on` and `wal_sync_method=fsync` and gives NODEFS a real `fsync`
+   * (see {@link SyncingNodeFS}). It costs roughly 2–5× on small committed writes (docs/decisions.md).
+   */
+  durable?: boolean;
   /** Receives one line per notable event (start, recovery, terminated connections, errors). */
   log?: (line: string) => void;
 }
@@ -94,6 +105,7 @@ export const DEFAULT_EMBEDDED_PORT = 54329;
  * - A client that disconnects mid-transaction has its transaction rolled back.
  * - `COPY … FROM STDIN` is refused with SQLSTATE 0A000 (in PGlite it kills the engine).
  *   `COPY … TO STDOUT` works. `statement_timeout` and cancel requests have no effect.
+ * - With a `dataDir`, every commit is fsynced (see {@link EmbeddedPostgresOptions.durable}).
  *
  * The port doubles as a lock: it is bound before the data directory is touched, so a second
  * `npm start` fails fast with a clear message. A `<dataDir>.lock` file guards the data directory
@@ -126,13 +138,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   }
 
   const started = Date.now();
+  const durable = dataDir !== undefined && (options.durable ?? true);
   let db: PGlite;
   try {
     if (dataDir !== undefined) mkdirSync(path.dirname(dataDir), { recursive: true });
+    const fresh = dataDir !== undefined && !existsSync(path.join(dataDir, "PG_VERSION"));
     db = await PGlite.create({
-      ...(dataDir === undefined ? {} : { dataDir }),
+      ...(dataDir === undefined ? {} : durable ? { fs: new SyncingNodeFS(dataDir), startParams: DURABLE_START_PARAMS } : { dataDir }),
       extensions: { vector, btree_gist, pg_trgm, pgcrypto, uuid_ossp },
     });
+    // PGlite runs initdb in memory and unpacks the result with plain writes; PostgreSQL's own initdb
+    // would fsync the new directory before use, so do that once here.
+    if (durable && fresh) fsyncTree(dataDir);
   } catch (error) {
     await server.abort();
     lock?.release();
@@ -142,7 +159,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     );
   }
   server.attach(db);
-  const where = dataDir === undefined ? "in memory" : dataDir;
+  const where =
+    dataDir === undefined
+      ? "in memory"
+      : durable
+        ? `${dataDir} (fsync on: commits survive a power cut)`
+        : `${dataDir} (fsync off: commits survive a process crash, not a power cut)`;
   log(`embedded PostgreSQL (PGlite) ready on ${host}:${port}, ${where}, in ${Date.now() - started} ms`);
 
   let stopping: Promise<void> | undefined;
@@ -163,6 +185,83 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
       return stopping;
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Durability
+
+/** PGlite's defaults minus `-F` (fsync off), with the WAL synced by `fsync()`, the call we make real. */
+const DURABLE_START_PARAMS = [...PGlite.defaultStartParams.filter((p) => p !== "-F"), "-c", "wal_sync_method=fsync"];
+
+/** The parts of Emscripten's NODEFS (inside PGlite's module) that {@link SyncingNodeFS} relies on. */
+interface EmscriptenNodeFs {
+  stream_ops?: { fsync?: (stream: { nfd?: number; node: unknown }) => number };
+  realPath?: (node: unknown) => string;
+  tryFSOperation?: <T>(operation: () => T) => T;
+}
+
+/**
+ * PGlite's {@link NodeFS} with a working `fsync()`. Emscripten's NODEFS defines no `fsync` stream
+ * operation, and Emscripten's `fsync()` succeeds without doing anything when there is none (its
+ * `fdatasync()` is a no-op outright, hence `wal_sync_method=fsync`). We add the operation, calling
+ * the host's fsync on the file's real descriptor, so that PostgreSQL's own sync points — the WAL at
+ * each commit, data files and `pg_control` at checkpoints, directories after renames — reach the
+ * disk. A failure is reported to PostgreSQL as an errno, which it answers with a PANIC, as it would
+ * on a real server.
+ */
+class SyncingNodeFS extends NodeFS {
+  override async init(pg: PGlite, opts: Parameters<NodeFS["init"]>[1]): ReturnType<NodeFS["init"]> {
+    const result = await super.init(pg, opts);
+    const install = (mod: { FS: { filesystems: { NODEFS: unknown } } }): void =>
+      installFsync(mod.FS.filesystems.NODEFS as EmscriptenNodeFs);
+    result.emscriptenOpts.preRun = [...(result.emscriptenOpts.preRun ?? []), install];
+    return result;
+  }
+}
+
+function installFsync(nodefs: EmscriptenNodeFs): void {
+  const ops = nodefs.stream_ops;
+  // Fail the start rather than claim durability we do not have (a PGlite upgrade changed Emscripten).
+  if (ops === undefined || nodefs.realPath === undefined) throw new Error("PGlite's NODEFS has no stream_ops/realPath: cannot enable fsync");
+  if (ops.fsync !== undefined) return; // Emscripten implements it by now
+  const realPath = (node: unknown): string => nodefs.realPath!(node);
+  const attempt = <T>(operation: () => T): T => (nodefs.tryFSOperation ? nodefs.tryFSOperation(operation) : operation());
+  ops.fsync = (stream) =>
+    attempt(() => {
+      if (typeof stream.nfd === "number") {
+        fs.fsyncSync(stream.nfd);
+      } else {
+        const fd = openSync(realPath(stream.node), "r"); // a stream without a host descriptor (a directory)
+        try {
+          fs.fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      return 0;
+    });
+}
+
+/** fsyncs every file and directory under `dir`, and `dir`'s entry in its parent. */
+function fsyncTree(dir: string): void {
+  const syncPath = (p: string): void => {
+    const fd = openSync(p, "r");
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.isFile()) syncPath(p);
+    }
+    syncPath(d);
+  };
+  walk(dir);
+  syncPath(path.dirname(dir));
 }
 
 // ---------------------------------------------------------------------------------------------------

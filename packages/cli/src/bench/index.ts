@@ -2,12 +2,14 @@ import { benchLogin } from "./login.js";
 import { benchAuth } from "./auth.js";
 import { benchTransport } from "./transport.js";
 import { benchContent } from "./content.js";
+import { benchEmbedded } from "./embedded.js";
 
 const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   transport: benchTransport,
   auth: benchAuth,
   login: benchLogin,
   content: benchContent,
+  embedded: benchEmbedded,
 };
 
 /** `promptcraft bench [suite…]`: runs the named suites, or all of them. */
