@@ -97,11 +97,18 @@ export class ContentHarness {
 
   /** The secret of a new API key of the tenant with `role` (acting for no user), created by an admin through identity. */
   async apiKey(adminToken: string, role: UserRole): Promise<string> {
+    return (await this.newApiKey(adminToken, role)).secret;
+  }
+
+  /** A new API key of the tenant with `role`: its id and secret. */
+  async newApiKey(adminToken: string, role: UserRole): Promise<{ id: string; secret: string }> {
     const roles: Record<UserRole, Role> = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
-    const created = await unaryCall(IdentityService, this.identity, "grpc", IdentityService.method.createApiKey, {
-      apiKey: { displayName: `key-${randomUUID().slice(0, 8)}`, role: roles[role] },
-    }, { authorization: `Bearer ${adminToken}` });
-    return ok(created).secret;
+    const created = ok(
+      await unaryCall(IdentityService, this.identity, "grpc", IdentityService.method.createApiKey, {
+        apiKey: { displayName: `key-${randomUUID().slice(0, 8)}`, role: roles[role] },
+      }, { authorization: `Bearer ${adminToken}` }),
+    );
+    return { id: created.apiKey!.id, secret: created.secret };
   }
 
   /** The audit events of a tenant, oldest first (superuser connection: row-level security does not apply). */

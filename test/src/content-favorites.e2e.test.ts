@@ -126,6 +126,6 @@ for (const protocol of PROTOCOLS) {
     ok(await h.call(protocol, M.setLabel, { entityId, label: "production", version: 1 }, key));
     const [event] = ok(await h.call(protocol, M.listLabelHistory, { entityId }, key)).events;
     const { rows } = await h.db.raw<{ rows: { id: string }[] }>("select id from api_key where tenant_id = ?", [t.tenantId]);
-    assert.equal(event!.actorId, rows[0]!.id);
+    assert.equal(event!.actorId, `api_key:${rows[0]!.id}`);
   });
 }

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, TenantState, UserState } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { uniqueSlug } from "@promptcraft/testing";
-import { ADMIN_TOKEN, failure, IdentityHarness, microsOf, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
+import { ADMIN_TOKEN, badFields, failure, IdentityHarness, microsOf, ok, PROTOCOLS } from "./identity-e2e-helpers.js";
 import { assertForgedPageTokensRefused } from "./page-tokens.js";
 
 /** IdentityService tenants over gRPC and Connect: platform-admin methods, members' reads and updates, events. */
@@ -315,13 +315,26 @@ for (const protocol of PROTOCOLS) {
       ]);
     });
 
-    test("SuspendTenant / ResumeTenant: state, suspend_time, idempotent, etag, events", async () => {
+    test("SuspendTenant / ResumeTenant: state, suspend_time, suspend_reason, idempotent, etag, events", async () => {
       const t = await h.tenantWith(["owner"]);
       const suspended = ok(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "unpaid" }, ADMIN_TOKEN));
       assert.equal(suspended.state, TenantState.SUSPENDED);
       assert.ok(suspended.suspendTime);
-      const again = ok(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "unpaid" }, ADMIN_TOKEN));
+      assert.equal(suspended.suspendReason, "unpaid");
+      // Stored: GetTenant and ListTenants show it.
+      assert.equal(ok(await h.call(protocol, M.getTenant, { tenantId: t.tenantId }, ADMIN_TOKEN)).suspendReason, "unpaid");
+      const listed = [];
+      for (let pageToken = ""; ; ) {
+        const page = ok(await h.call(protocol, M.listTenants, { pageSize: 1000, pageToken, state: TenantState.SUSPENDED }, ADMIN_TOKEN));
+        listed.push(...page.tenants);
+        if (!(pageToken = page.nextPageToken)) break;
+      }
+      assert.equal(listed.find((x) => x.id === t.tenantId)?.suspendReason, "unpaid");
+      // Idempotent: suspending again changes nothing, not even the reason.
+      const again = ok(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "other" }, ADMIN_TOKEN));
       assert.equal(again.etag, suspended.etag);
+      assert.equal(again.suspendReason, "unpaid");
+      assert.deepEqual(badFields(await h.call(protocol, M.suspendTenant, { tenantId: t.tenantId, reason: "   " }, ADMIN_TOKEN)), ["reason"]);
       assert.deepEqual(failure(await h.call(protocol, M.resumeTenant, { tenantId: t.tenantId, etag: "999" }, ADMIN_TOKEN)), {
         code: "ABORTED",
         reason: "ETAG_MISMATCH",
@@ -329,6 +342,8 @@ for (const protocol of PROTOCOLS) {
       const resumed = ok(await h.call(protocol, M.resumeTenant, { tenantId: t.tenantId, etag: suspended.etag }, ADMIN_TOKEN));
       assert.equal(resumed.state, TenantState.ACTIVE);
       assert.equal(resumed.suspendTime, undefined);
+      assert.equal(resumed.suspendReason, "", "resuming clears the reason");
+      assert.equal(ok(await h.call(protocol, M.getTenant, { tenantId: t.tenantId }, ADMIN_TOKEN)).suspendReason, "");
       assert.deepEqual(failure(await h.call(protocol, M.suspendTenant, { tenantId: randomUUID(), reason: "x" }, ADMIN_TOKEN)), {
         code: "NOT_FOUND",
         reason: "RESOURCE_NOT_FOUND",

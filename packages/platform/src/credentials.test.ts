@@ -121,7 +121,7 @@ describe("credentialAuthenticator", () => {
   test("access tokens pass the status check, cached per tenant and user", async () => {
     const statuses = new Map<string, StatusCheck>();
     let checks = 0;
-    const checkStatus = cachedStatusChecker(async (_t, user) => (checks++, statuses.get(user) ?? { ok: true }));
+    const checkStatus = cachedStatusChecker(async (_t, user) => (checks++, statuses.get(user) ?? { ok: true, role: "viewer" }));
     const authenticate = credentialAuthenticator({ verifier, checkStatus });
     const good = randomUUID();
     const gone = randomUUID();
@@ -136,11 +136,26 @@ describe("credentialAuthenticator", () => {
     const seen: string[] = [];
     const revoked = randomUUID();
     const live = randomUUID();
-    const checkStatus = cachedStatusChecker(async (_t, _u, sid) => (seen.push(sid), sid === revoked ? { ok: false, reason: ErrorReason.CREDENTIALS_REVOKED } : { ok: true }));
+    const checkStatus = cachedStatusChecker(async (_t, _u, sid) => (seen.push(sid), sid === revoked ? { ok: false, reason: ErrorReason.CREDENTIALS_REVOKED } : { ok: true, role: "viewer" }));
     const authenticate = credentialAuthenticator({ verifier, checkStatus });
     const user = randomUUID();
     assert.equal((await authenticate(ctx(`Bearer ${await accessToken(user, live)}`))).credentialId, live);
     await assert.rejects(authenticate(ctx(`Bearer ${await accessToken(user, revoked)}`)), (err) => reasonOf(err) === "CREDENTIALS_REVOKED");
     assert.deepEqual(seen, [live, revoked], "one check per session");
+  });
+
+  test("the role is the user's current one from the status check, not the token's claim", async () => {
+    const c = clock();
+    let role: StatusCheck = { ok: true, role: "editor" };
+    const checkStatus = cachedStatusChecker(async () => role, { now: c.now });
+    const authenticate = credentialAuthenticator({ verifier, checkStatus });
+    const token = await accessToken(randomUUID()); // claims viewer
+    assert.equal((await authenticate(ctx(`Bearer ${token}`))).role, "editor", "promoted since the token was issued");
+    role = { ok: true, role: "viewer" };
+    assert.equal((await authenticate(ctx(`Bearer ${token}`))).role, "editor", "cached within the bound");
+    c.advance(CREDENTIAL_CACHE_TTL_MS + 1);
+    const demoted = await authenticate(ctx(`Bearer ${token}`));
+    assert.equal(demoted.role, "viewer", "the demotion holds once the bound has passed");
+    assert.equal(await authenticate(ctx(`Bearer ${token}`)), demoted, "an unchanged role is the verifier's own answer");
   });
 });

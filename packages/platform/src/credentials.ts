@@ -19,11 +19,14 @@ import { UnauthenticatedError } from "./errors.js";
  *   identity's own store inside identity) and the answer — positive or negative — is cached for at
  *   most {@link CREDENTIAL_CACHE_TTL_MS}: a revoked key stops working within that bound everywhere.
  * - **Access tokens** are verified locally (auth.ts), then the status of their tenant, user and
- *   session is checked against the non-secret `tenant.status` / `app_user.status, deleted_at` /
+ *   session is checked against the non-secret `tenant.status` / `app_user.status, role, deleted_at` /
  *   `session.revoked_at, absolute_expires_at` columns, read with the service's own database role
  *   (every service may) and cached for the same bound per (tenant, user, session): a suspended
  *   tenant's, a deleted/deactivated user's or a logged-out/revoked session's token is refused
- *   within seconds, without any call to identity.
+ *   within seconds, without any call to identity. The caller's role is the user's role from that
+ *   same read, not the token's `role` claim (which only says what it was when the token was
+ *   issued): a demotion or promotion holds on every service within the same bound (issue 9;
+ *   docs/decisions.md).
  *
  * Both caches are bounded ({@link CREDENTIAL_CACHE_MAX_ENTRIES}, oldest evicted first) and coalesce
  * concurrent misses for the same key into one lookup. A cache hit costs one `Map.get`.
@@ -44,8 +47,8 @@ export type ApiKeyResolution =
 /** Resolves an API key secret; rejects only when it cannot tell (identity unreachable). */
 export type ApiKeyResolver = ((secret: string) => Promise<ApiKeyResolution>) & { close?(): void };
 
-/** Whether a tenant, user and session may use their access tokens. */
-export type StatusCheck = { ok: true } | { ok: false; reason: ErrorReason };
+/** Whether a tenant, user and session may use their access tokens, and the user's current role. */
+export type StatusCheck = { ok: true; role: AuthContext["role"] } | { ok: false; reason: ErrorReason };
 /** Checks an access token's tenant, user and session (`sid`); rejects only when it cannot tell. */
 export type StatusChecker = (tenantId: string, userId: string, sessionId: string) => Promise<StatusCheck>;
 
@@ -156,11 +159,15 @@ export function cachedStatusChecker(
   return Object.assign(cached, { cache });
 }
 
+const ROLES: ReadonlySet<string> = new Set<AuthContext["role"]>(["owner", "admin", "editor", "viewer"]);
+const isRole = (role: string | null): role is AuthContext["role"] => role !== null && ROLES.has(role);
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface StatusRow {
   tenant_status: string;
   user_status: string | null;
+  user_role: string | null;
   deleted_at: Date | null;
   session_revoked: boolean | null;
   session_ended: boolean | null;
@@ -173,7 +180,7 @@ interface StatusRow {
  * its refresh-token family) not be revoked nor past its absolute expiry. Identity writes the
  * session before it signs a token for it; a `sid` without a row (pruned long after its tokens
  * expired, or minted by a test) is judged by tenant and user alone, a `sid` that is not a UUID is
- * not identity's.
+ * not identity's. The answer carries the user's current role.
  */
 export function databaseStatusChecker(db: Knex, service: ServiceName, log?: Logger): StatusChecker {
   return async (tenantId, userId, sessionId) => {
@@ -182,7 +189,7 @@ export function databaseStatusChecker(db: Knex, service: ServiceName, log?: Logg
     try {
       const result = await withTenant(db, { service, tenantId, userId }, (trx) =>
         trx.raw<{ rows: StatusRow[] }>(
-          `select t.status as tenant_status, u.status as user_status, u.deleted_at,
+          `select t.status as tenant_status, u.status as user_status, u.role as user_role, u.deleted_at,
              s.revoked_at is not null as session_revoked, s.absolute_expires_at <= now() as session_ended
            from tenant t
            left join app_user u on u.tenant_id = t.id and u.id = ?
@@ -201,7 +208,8 @@ export function databaseStatusChecker(db: Knex, service: ServiceName, log?: Logg
     if (row.user_status !== "active" || row.deleted_at !== null) return { ok: false, reason: ErrorReason.CREDENTIALS_REVOKED };
     if (row.session_revoked === true) return { ok: false, reason: ErrorReason.CREDENTIALS_REVOKED };
     if (row.session_ended === true) return { ok: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
-    return { ok: true };
+    if (!isRole(row.user_role)) return { ok: false, reason: ErrorReason.CREDENTIALS_INVALID };
+    return { ok: true, role: row.user_role };
   };
 }
 
@@ -249,8 +257,9 @@ export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?:
 
 /**
  * The pipeline's `authenticate` hook: `pck_…` bearers are API keys (resolved, cached); anything
- * else must be an access token (verified locally), whose tenant, user and session must still be active.
- * No credential -> CREDENTIALS_MISSING.
+ * else must be an access token (verified locally), whose tenant, user and session must still be
+ * active; with a status checker the caller's role is the user's current one (from the same cached
+ * read), whatever the token claims. No credential -> CREDENTIALS_MISSING.
  */
 export function credentialAuthenticator(options: {
   verifier: TokenVerifier;
@@ -271,6 +280,8 @@ export function credentialAuthenticator(options: {
     if (checkStatus && auth.userId !== undefined) {
       const status = await checkStatus(auth.tenantId, auth.userId, auth.credentialId ?? "");
       if (!status.ok) throw refusal(status.reason);
+      // The verifier's answer is shared (frozen, cached per token): a changed role gets a copy.
+      if (status.role !== auth.role) return { ...auth, role: status.role };
     }
     return auth;
   };

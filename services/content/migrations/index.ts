@@ -3,6 +3,13 @@ import { createContentTables } from "./20261125092000_create_content_tables.js";
 import { createHistoryFunctions } from "./20261125092100_create_history_functions.js";
 import { addVersionRequestId } from "./20261125120000_add_version_request_id.js";
 import { createLabelHistory } from "./20261125121000_create_label_history.js";
+import { addApiKeyAuthorship } from "./20261206180100_add_api_key_authorship.js";
 
 /** The content service's slice of the schema, tracked in `content_migrations`. See docs/schema.md. */
-export const migrations: readonly Migration[] = [createContentTables, createHistoryFunctions, addVersionRequestId, createLabelHistory];
+export const migrations: readonly Migration[] = [
+  createContentTables,
+  createHistoryFunctions,
+  addVersionRequestId,
+  createLabelHistory,
+  addApiKeyAuthorship,
+];

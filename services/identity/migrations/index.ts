@@ -5,6 +5,7 @@ import { createOidcTables } from "./20261125120000_create_oidc_tables.js";
 import { createTenantListingAndSessionStatus } from "./20261125121000_tenant_listing_and_session_status.js";
 import { createInvitations } from "./20261125122000_create_invitations.js";
 import { addApiKeyRetrySecret } from "./20261125123000_api_key_retry_secret.js";
+import { addTenantSuspendReason } from "./20261206180000_add_tenant_suspend_reason.js";
 
 /** The identity service's slice of the schema, tracked in `identity_migrations`. See docs/schema.md. */
 export const migrations: readonly Migration[] = [
@@ -14,4 +15,5 @@ export const migrations: readonly Migration[] = [
   createTenantListingAndSessionStatus,
   createInvitations,
   addApiKeyRetrySecret,
+  addTenantSuspendReason,
 ];

@@ -92,7 +92,7 @@ void describe("identity tables", () => {
     }
   });
 
-  void test("refresh tokens: one live token per session family; suspended tenants carry a timestamp", async () => {
+  void test("refresh tokens: one live token per session family; suspended tenants carry a timestamp, active ones no suspend reason", async () => {
     const tenantId = await createTenant(knex);
     const userId = await createUser(knex, tenantId);
     const family = randomUUID();
@@ -116,6 +116,13 @@ void describe("identity tables", () => {
       ),
       SQLSTATE.checkViolation,
       "tenant_suspended_at_check",
+    );
+    await rejectsWith(
+      withTenant(knex, { service: "identity", tenantId }, (trx) =>
+        trx.raw("update tenant set suspend_reason = 'unpaid' where id = ?", [tenantId]),
+      ),
+      SQLSTATE.checkViolation,
+      "tenant_suspend_reason_check",
     );
   });
 

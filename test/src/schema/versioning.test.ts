@@ -217,6 +217,43 @@ void describe("temporal versions (entity_version)", () => {
     );
   });
 
+  void test("an owner and an author are a user or an API key of the tenant, exactly one", async () => {
+    const { tenantId, userId, entityId } = await entityWithVersions(1);
+    const keyId = firstRow(
+      await withTenant(knex, { service: "identity", tenantId }, (trx) =>
+        trx.raw<{ rows: { id: string }[] }>(
+          "insert into api_key (tenant_id, name, prefix, secret_hash, role) values (?, 'ci', ?, ?, 'editor') returning id",
+          [tenantId, `pck_${entityId.slice(0, 8)}`, "f".repeat(64)],
+        ),
+      ),
+    ).id;
+    const insertEntity = (owner: string | null, ownerKey: string | null) =>
+      withTenant(knex, { service: "content", tenantId }, (trx) =>
+        trx.raw("insert into entity (tenant_id, entity_type, owner_id, owner_api_key_id) values (?, 'context', ?, ?)", [tenantId, owner, ownerKey]),
+      );
+    await insertEntity(null, keyId);
+    await rejectsWith(insertEntity(null, null), SQLSTATE.checkViolation, "entity_owner_check");
+    await rejectsWith(insertEntity(userId, keyId), SQLSTATE.checkViolation, "entity_owner_check");
+    const otherTenant = await createTenant(knex);
+    await rejectsWith(
+      withTenant(knex, { service: "content", tenantId: otherTenant }, (trx) =>
+        trx.raw("insert into entity (tenant_id, entity_type, owner_api_key_id) values (?, 'context', ?)", [otherTenant, keyId]),
+      ),
+      SQLSTATE.foreignKeyViolation,
+      "entity_owner_api_key_fkey",
+    );
+    const insertAuthor = (author: string | null, authorKey: string | null) =>
+      withTenant(knex, { service: "content", tenantId }, (trx) =>
+        trx.raw(
+          `insert into entity_version (tenant_id, entity_id, version, previous_version, title, author_id, author_api_key_id, content_hash, valid_from)
+           select tenant_id, entity_id, 2, 1, 'x', ?, ?, ?, now() from entity_version where tenant_id = ? and entity_id = ? and version = 1`,
+          [author, authorKey, HASH, tenantId, entityId],
+        ),
+      );
+    await rejectsWith(insertAuthor(null, null), SQLSTATE.checkViolation, "entity_version_author_check");
+    await rejectsWith(insertAuthor(userId, keyId), SQLSTATE.checkViolation, "entity_version_author_check");
+  });
+
   void test("parallel updates with the same etag: exactly one succeeds, history stays gap-free", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(1);
     const attempts = await Promise.allSettled(

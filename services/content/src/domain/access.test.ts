@@ -1,7 +1,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { NotFoundError, PermissionDeniedError } from "@promptcraft/platform";
-import { permissionOfRank, permissionRank, requirePermission, requireTenantRole, requireUser, roleGrants } from "./access.js";
+import {
+  apiKeyIdOf,
+  permissionOfRank,
+  permissionRank,
+  principalColumns,
+  principalFromName,
+  principalName,
+  principalOf,
+  requirePermission,
+  requireTenantRole,
+  requireUser,
+  roleGrants,
+} from "./access.js";
 
 const caller = (role: "owner" | "admin" | "editor" | "viewer") => ({ tenantId: "t", userId: "u", role });
 
@@ -14,7 +26,7 @@ test("role grants: admins get admin everywhere, editors edit tenant-visible enti
   assert.equal(permissionRank("edit"), 2);
 });
 
-test("outcomes: no view is NOT_FOUND, too little is PERMISSION_DENIED; tenant roles; a user is needed to write", () => {
+test("outcomes: no view is NOT_FOUND, too little is PERMISSION_DENIED; tenant roles; favorites need a user", () => {
   assert.throws(() => requirePermission("none", "view", "reading"), NotFoundError);
   assert.throws(() => requirePermission("view", "edit", "changing"), PermissionDeniedError);
   assert.doesNotThrow(() => requirePermission("admin", "edit", "changing"));
@@ -22,4 +34,19 @@ test("outcomes: no view is NOT_FOUND, too little is PERMISSION_DENIED; tenant ro
   assert.doesNotThrow(() => requireTenantRole(caller("editor"), "editor", "creating"));
   assert.throws(() => requireUser({ tenantId: "t", role: "admin" }, "creating"), PermissionDeniedError);
   assert.equal(requireUser(caller("viewer"), "x"), "u");
+});
+
+test("principals: a user by their id, an API key as api_key:<id>; a key writes as itself", () => {
+  const key = { tenantId: "t", role: "editor" as const, kind: "api_key" as const, credentialId: "k" };
+  assert.deepEqual(principalOf(caller("editor")), { kind: "user", id: "u" });
+  assert.deepEqual(principalOf(key), { kind: "api_key", id: "k" });
+  assert.equal(apiKeyIdOf(key), "k");
+  assert.equal(apiKeyIdOf({ ...caller("editor"), kind: "access_token", credentialId: "session" }), null);
+  assert.throws(() => principalOf({ tenantId: "t", role: "editor" }), PermissionDeniedError);
+  assert.deepEqual(principalColumns({ kind: "api_key", id: "k" }), [null, "k"]);
+  assert.equal(principalName("u", null), "u");
+  assert.equal(principalName(null, "k"), "api_key:k");
+  assert.equal(principalName(null, null), "");
+  assert.deepEqual(principalFromName("api_key:ABC"), { kind: "api_key", id: "abc" });
+  assert.deepEqual(principalFromName("DEF"), { kind: "user", id: "def" });
 });

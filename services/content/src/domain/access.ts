@@ -5,9 +5,10 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
  * The content access model (brief §6; docs in the service README). A caller's effective
  * permission on one entity is the highest of:
  * - tenant role owner or admin → admin on every entity of the tenant;
- * - owning the entity → admin;
+ * - owning the entity (the user or the API key that created it) → admin;
  * - the current version's visibility `tenant` → view for every member, edit for editors and up;
- * - a live share to the caller or to the whole tenant → its permission;
+ * - a live share to the caller or to the whole tenant → its permission (an API key gets only the
+ *   tenant-wide shares: shares name users);
  * capped at view for the viewer role (viewers never write).
  *
  * The rule is evaluated in SQL (store/access.ts) for single entities and lists alike, so a list
@@ -31,8 +32,54 @@ export function permissionOfRank(rank: number): PermissionLevel {
   return PERMISSION_LEVELS[Math.max(0, Math.min(3, rank))]!;
 }
 
-/** The caller as the access rules see it (API keys may act without a user). */
-export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role">;
+/**
+ * The caller as the access rules see it: a user, or an API key acting for no user (`kind`
+ * `api_key`, `credentialId` its id). A key owns the entities it creates, like a user.
+ */
+export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> & Partial<Pick<AuthContext, "kind" | "credentialId">>;
+
+/** Who owns an entity, writes a version, moves a label or grants a share: a user or an API key. */
+export type Principal = { kind: "user"; id: string } | { kind: "api_key"; id: string };
+
+/** The id of the caller's API key, when the caller is one. */
+export function apiKeyIdOf(caller: Caller): string | null {
+  return caller.userId === undefined && caller.kind === "api_key" && caller.credentialId ? caller.credentialId : null;
+}
+
+/**
+ * Who the caller writes as: their user, or their API key (issue 9: keys act within their role and
+ * are recorded as themselves). PERMISSION_DENIED for a credential that is neither (none today).
+ */
+export function principalOf(caller: Caller): Principal {
+  if (caller.userId !== undefined) return { kind: "user", id: caller.userId };
+  const key = apiKeyIdOf(caller);
+  if (key !== null) return { kind: "api_key", id: key };
+  throw new PermissionDeniedError("this credential names neither a user nor an API key", {
+    reason: ErrorReason.PERMISSION_INSUFFICIENT,
+    metadata: { required: "user_or_api_key" },
+  });
+}
+
+/** The principal's two columns (`<user column>`, `<key column>`): exactly one is set. */
+export function principalColumns(p: Principal): [userId: string | null, apiKeyId: string | null] {
+  return p.kind === "user" ? [p.id, null] : [null, p.id];
+}
+
+/** The principal as the API shows it: a user's UUID, or `api_key:<uuid>` for a key; empty when none is recorded. */
+export function principalName(userId: string | null, apiKeyId: string | null): string {
+  if (userId !== null) return userId;
+  return apiKeyId !== null ? `${API_KEY_PRINCIPAL_PREFIX}${apiKeyId}` : "";
+}
+
+/** Prefix of an API key's principal name. */
+export const API_KEY_PRINCIPAL_PREFIX = "api_key:";
+
+/** The principal a name denotes (`<uuid>` or `api_key:<uuid>`, already validated by the contract). */
+export function principalFromName(name: string): Principal {
+  return name.startsWith(API_KEY_PRINCIPAL_PREFIX)
+    ? { kind: "api_key", id: name.slice(API_KEY_PRINCIPAL_PREFIX.length).toLowerCase() }
+    : { kind: "user", id: name.toLowerCase() };
+}
 
 /** What a caller gets from their role alone, whatever the entity. */
 export interface RoleGrants {
@@ -83,12 +130,12 @@ export function requireTenantRole(caller: Caller, minimum: "editor" | "admin", w
 }
 
 /**
- * The caller's user id. Entities record an owner and every version an author (both users of the
- * tenant), so a credential that acts for no user (an API key) cannot write them: PERMISSION_DENIED.
+ * The caller's user id, for what belongs to one user (favorites): a credential that acts for no
+ * user (an API key) gets PERMISSION_DENIED.
  */
 export function requireUser(caller: Caller, what: string): string {
   if (caller.userId === undefined) {
-    throw new PermissionDeniedError(`${what} needs a user's credential (an owner or author is recorded); this credential acts for no user`, {
+    throw new PermissionDeniedError(`${what} belong to a user; this credential (an API key) acts for no user`, {
       reason: ErrorReason.PERMISSION_INSUFFICIENT,
       metadata: { required: "user" },
     });

@@ -17,7 +17,18 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/entities.js";
 import { findCurrentVersion, findVersionByRequestId, insertNextVersion } from "../store/versions.js";
-import { entityNotFound, permissionOfRank, requirePermission, requireTenantRole, requireUser, type Caller, type PermissionLevel } from "./access.js";
+import {
+  entityNotFound,
+  permissionOfRank,
+  principalColumns,
+  principalName,
+  principalOf,
+  requirePermission,
+  requireTenantRole,
+  requireUser,
+  type Caller,
+  type PermissionLevel,
+} from "./access.js";
 
 /**
  * Entities (assets) and their lifecycle: create (idempotent), read as of a version / label / time,
@@ -139,20 +150,22 @@ export interface NewEntity {
 }
 
 /**
- * Creates an entity with version 1 owned by the caller. Needs the editor role and a user (an
- * entity has an owner). Idempotent with a request id: a retry returns the entity the first call
- * created (its current state); the same request id with another type or other fields is
- * ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities` quota counts live entities.
+ * Creates an entity with version 1 owned (and authored) by the caller: their user, or their API key.
+ * Needs the editor role. Idempotent with a request id: a retry by the same caller returns the
+ * entity the first call created (its current state); the same request id with another type, other
+ * fields or another caller is ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities`
+ * quota counts live entities.
  */
 export async function createEntity(db: Knex, caller: Caller, input: NewEntity, actor: Actor): Promise<EntityView> {
   requireTenantRole(caller, "editor", "creating an entity");
-  const ownerId = requireUser(caller, "creating an entity");
+  const owner = principalOf(caller);
+  const [ownerUser, ownerKey] = principalColumns(owner);
   checkContentSize(input.fields, "entity.content");
   const hash = contentHash(input.fields);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const retried = async (id: string): Promise<EntityView> => {
       const first = await store.findEntityVersion(trx, caller, id, { kind: "version", version: 1 }, false);
-      if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerId) {
+      if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerUser || first.owner_api_key_id !== ownerKey) {
         throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
       }
       return readCurrent(trx, caller, id);
@@ -172,7 +185,7 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
     const id = await store.insertEntity(trx, {
       tenantId: caller.tenantId,
       type: input.type,
-      ownerId,
+      owner,
       requestId,
       fields: input.fields,
       hash,
@@ -252,15 +265,16 @@ export interface EntityQuery {
 /** A page of the current versions the caller may see. The token is bound to the caller and every filter. */
 export async function listEntities(db: Knex, caller: Caller, q: EntityQuery): Promise<{ entities: EntityView[]; nextPageToken: string }> {
   const f = q.filter;
+  if (f.favoritesOnly) requireUser(caller, "favorites");
   const params = {
     t: caller.tenantId,
-    u: caller.userId ?? null,
+    u: principalName(...principalColumns(principalOf(caller))),
     r: caller.role,
     ty: [...f.types].sort(),
     ta: [...new Set(f.tagsAny)].sort(),
     tl: [...new Set(f.tagsAll)].sort(),
     s: [...f.statuses].sort(),
-    o: f.ownerId.toLowerCase(),
+    o: f.owner ? principalName(...principalColumns(f.owner)) : "",
     v: f.visibility ?? "",
     fav: f.favoritesOnly,
     tp: f.titlePrefix.toLowerCase(),
@@ -295,7 +309,7 @@ export async function updateEntity(
   commit: { message: string; requestId: string },
   actor: Actor,
 ): Promise<EntityView> {
-  const authorId = requireUser(caller, "changing an entity");
+  const author = principalOf(caller);
   const commitMessage = commit.message || "Update";
   return changeEntity(db, caller, entityId, "edit", "changing the entity", async (trx, entity) => {
     const retried = await retriedWrite(trx, caller, entityId, commit.requestId);
@@ -313,7 +327,7 @@ export async function updateEntity(
         fields: next,
         hash,
         commitMessage,
-        authorId,
+        author,
         rolledBackFrom: null,
         requestId: commit.requestId || null,
       });

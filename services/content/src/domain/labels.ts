@@ -14,7 +14,7 @@ import {
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { EntityAccessRow } from "../store/access.js";
 import * as store from "../store/labels.js";
-import { permissionOfRank, requirePermission, type Caller } from "./access.js";
+import { permissionOfRank, principalOf, requirePermission, type Caller } from "./access.js";
 import { changeEntity, entityEvent, requireLive, scopeOf, type Actor } from "./entities.js";
 import { entityFor } from "./shares.js";
 
@@ -96,7 +96,16 @@ export async function setLabel(db: Knex, caller: Caller, input: SetLabelInput, a
           throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
         }
         // The retry of a call that succeeded gets that call's answer, whatever happened since.
-        return { label: earlier.label, version: input.version, protected: isProtected, moved_by: earlier.actor_id, valid_from: earlier.occurred_at, implicit: false };
+        const [movedBy, movedByKey] = earlier.actor_type === "api_key" ? [null, earlier.actor_id] : [earlier.actor_id, null];
+        return {
+          label: earlier.label,
+          version: input.version,
+          protected: isProtected,
+          moved_by: movedBy,
+          moved_by_api_key_id: movedByKey,
+          valid_from: earlier.occurred_at,
+          implicit: false,
+        };
       }
     }
     requireLive(entity);
@@ -114,7 +123,7 @@ export async function setLabel(db: Knex, caller: Caller, input: SetLabelInput, a
       label: input.label,
       version: input.version,
       protected: isProtected,
-      movedBy: caller.userId ?? null,
+      movedBy: principalOf(caller),
     });
     await recordChange(trx, caller, actor, {
       entityId: input.entityId,

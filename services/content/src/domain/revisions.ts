@@ -3,7 +3,7 @@ import { CURSOR_INTEGER, decodePageCursor, NotFoundError, pageOf, pageSizeOf } f
 import { findEntityAccess } from "../store/access.js";
 import * as store from "../store/entities.js";
 import { findCurrentVersion, findVersion, insertNextVersion, type VersionRow } from "../store/versions.js";
-import { permissionOfRank, requirePermission, requireUser, type Caller } from "./access.js";
+import { permissionOfRank, principalOf, requirePermission, type Caller } from "./access.js";
 import { changeEntity, checkEtag, entityEvent, readCurrent, requireLive, retriedWrite, scopeOf, type Actor, type EntityView } from "./entities.js";
 import { fieldChanges, textDiffs, type FieldChange, type TextDiff } from "./field-diff.js";
 
@@ -50,7 +50,7 @@ export async function rollbackEntity(
   commit: { message: string; requestId: string },
   actor: Actor,
 ): Promise<EntityView> {
-  const authorId = requireUser(caller, "rolling back an entity");
+  const author = principalOf(caller);
   return changeEntity(db, caller, entityId, "edit", "rolling back the entity", async (trx, entity) => {
     const retried = await retriedWrite(trx, caller, entityId, commit.requestId);
     if (retried) return retried;
@@ -67,7 +67,7 @@ export async function rollbackEntity(
         fields: old,
         hash: old.content_hash,
         commitMessage: message,
-        authorId,
+        author,
         rolledBackFrom: version,
         requestId: commit.requestId || null,
       });

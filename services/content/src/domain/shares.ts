@@ -2,7 +2,7 @@ import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
 import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, NotFoundError, pageOf, pageSizeOf } from "@promptcraft/platform";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/shares.js";
-import { permissionOfRank, requirePermission, type Caller, type PermissionLevel } from "./access.js";
+import { permissionOfRank, principalOf, requirePermission, type Caller, type PermissionLevel } from "./access.js";
 import { changeEntity, entityEvent, requireLive, scopeOf, type Actor } from "./entities.js";
 
 /**
@@ -67,7 +67,7 @@ export async function grantShare(db: Knex, caller: Caller, grant: Grant, actor: 
     }
     const live = await store.findGranteeShare(trx, caller.tenantId, grant.entityId, grant.granteeUserId);
     if (live && !live.expired && live.permission === grant.permission && live.expires_at?.toISOString() === grant.expiresAt?.toISOString()) return live;
-    const share = await store.upsertShare(trx, { tenantId: caller.tenantId, ...grant, grantedBy: caller.userId ?? null });
+    const share = await store.upsertShare(trx, { tenantId: caller.tenantId, ...grant, grantedBy: principalOf(caller) });
     await appendEvents(trx, [shareEvent(entity, "entity.share_granted", share, actor)]);
     return share;
   });

@@ -13,7 +13,7 @@ import {
   type EntitySchema,
 } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
-import type { PermissionLevel } from "../domain/access.js";
+import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
 import { applyUpdateMask, checkText, checkVersionFields } from "../domain/fields.js";
 import type { EntityOrder, VersionSelector } from "../store/entities.js";
@@ -65,7 +65,7 @@ export function entityToProto({ row, permission }: entities.EntityView, readTime
     id: row.id,
     tenantId: row.tenant_id,
     type: TYPE_TO_PROTO[row.entity_type],
-    ownerId: row.owner_id,
+    ownerId: principalName(row.owner_id, row.owner_api_key_id),
     title: row.title,
     description: row.description,
     status: STATUS_TO_PROTO[row.status],
@@ -76,7 +76,7 @@ export function entityToProto({ row, permission }: entities.EntityView, readTime
     version: row.version,
     currentVersion: row.current_version,
     commitMessage: row.commit_message,
-    authorId: row.author_id,
+    authorId: principalName(row.author_id, row.author_api_key_id),
     contentHash: row.content_hash,
     restoredFromVersion: row.rolled_back_from ?? undefined,
     labels: currentThen ? ["latest", ...row.labels] : row.labels,
@@ -174,7 +174,7 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandler
           tagsAny: request.tagsAny,
           tagsAll: request.tagsAll,
           statuses: request.statuses.map(entityStatusOf),
-          ownerId: request.ownerId,
+          owner: request.ownerId === "" ? undefined : principalFromName(request.ownerId),
           visibility: visibilityOf(request.visibility),
           favoritesOnly: request.favoritesOnly,
           titlePrefix: request.titlePrefix,

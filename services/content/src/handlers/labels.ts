@@ -3,6 +3,7 @@ import { actorOf, callerOf, dbTimeFromTimestamp, timestampFromDb, type ServiceDe
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { LabelEventType, type LabelEventSchema, type LabelSchema } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
+import { principalName } from "../domain/access.js";
 import * as labels from "../domain/labels.js";
 
 const EVENT_TYPE_TO_PROTO: Record<labels.LabelEventRow["event_type"], LabelEventType> = {
@@ -20,7 +21,7 @@ export function labelToProto(entityId: string, row: labels.LabelRow): MessageIni
     protected: row.protected,
     implicit: row.implicit,
     updateTime: timestampFromDb(row.valid_from),
-    updaterId: row.moved_by ?? "",
+    updaterId: principalName(row.moved_by, row.moved_by_api_key_id),
   };
 }
 
@@ -31,7 +32,7 @@ function labelEventToProto(row: labels.LabelEventRow): MessageInitShape<typeof L
     type: EVENT_TYPE_TO_PROTO[row.event_type],
     fromVersion: row.from_version ?? undefined,
     toVersion: row.to_version ?? undefined,
-    actorId: row.actor_id ?? "",
+    actorId: row.actor_type === "api_key" ? principalName(null, row.actor_id) : (row.actor_id ?? ""),
     reason: row.reason,
     requestId: row.request_id ?? "",
     eventTime: timestampFromDb(row.occurred_at),

@@ -3,6 +3,7 @@ import { actorOf, callerOf, dbTimeFromTimestamp, invertEnumMap, timestampFromDb,
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { Permission, type ShareSchema } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
+import { principalName } from "../domain/access.js";
 import * as shares from "../domain/shares.js";
 
 const PERMISSION_TO_PROTO: Record<shares.SharePermission, Permission> = { view: Permission.VIEW, edit: Permission.EDIT, admin: Permission.ADMIN };
@@ -16,7 +17,7 @@ export function shareToProto(row: shares.ShareRow): MessageInitShape<typeof Shar
     grantee: row.grantee_user_id === null ? { case: "allTenantMembers", value: true } : { case: "userId", value: row.grantee_user_id },
     permission: PERMISSION_TO_PROTO[row.permission],
     expireTime: row.expires_at ? timestampFromDb(row.expires_at) : undefined,
-    granterId: row.created_by ?? "",
+    granterId: principalName(row.created_by, row.created_by_api_key_id),
     createTime: timestampFromDb(row.created_at),
     updateTime: timestampFromDb(row.updated_at),
     expired: row.expired,

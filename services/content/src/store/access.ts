@@ -1,5 +1,5 @@
 import type { Knex } from "@promptcraft/db";
-import { roleGrants, type Caller } from "../domain/access.js";
+import { apiKeyIdOf, roleGrants, type Caller } from "../domain/access.js";
 
 /**
  * The access rule of domain/access.ts as one SQL expression: the caller's permission rank
@@ -16,14 +16,14 @@ export function permissionRankSql(knex: Knex, caller: Caller, aliases: { entity:
   return knex.raw(
     `least(?::int, greatest(
        ?::int,
-       case when ${e}.owner_id = ?::uuid then 3 else 0 end,
+       case when ${e}.owner_id = ?::uuid or ${e}.owner_api_key_id = ?::uuid then 3 else 0 end,
        case when ${cv}.visibility = 'tenant' then ?::int else 0 end,
        coalesce((select max(case s.permission when 'admin' then 3 when 'edit' then 2 else 1 end)
                  from share s
                  where s.tenant_id = ${e}.tenant_id and s.entity_id = ${e}.id and s.revoked_at is null
                    and (s.expires_at is null or s.expires_at > now())
                    and (s.grantee_type = 'tenant' or s.grantee_user_id = ?::uuid)), 0)))`,
-    [grants.cap, grants.everyEntity, userId, grants.tenantVisible, userId],
+    [grants.cap, grants.everyEntity, userId, apiKeyIdOf(caller), grants.tenantVisible, userId],
   );
 }
 
@@ -32,7 +32,8 @@ export interface EntityAccessRow {
   tenant_id: string;
   id: string;
   entity_type: string;
-  owner_id: string;
+  owner_id: string | null;
+  owner_api_key_id: string | null;
   current_version: number;
   /** The etag (AIP-154). */
   row_version: string;
@@ -61,7 +62,7 @@ export async function findEntityAccess(trx: Knex.Transaction, caller: Caller, en
     if (locked.rows.length === 0) return undefined;
   }
   const { rows } = await trx.raw<{ rows: EntityAccessRow[] }>(
-    `select e.tenant_id, e.id, e.entity_type, e.owner_id, e.current_version, e.row_version::text as row_version,
+    `select e.tenant_id, e.id, e.entity_type, e.owner_id, e.owner_api_key_id, e.current_version, e.row_version::text as row_version,
             e.deleted_at, e.purge_time, cv.visibility, ? as permission
      from entity e
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null

@@ -1,5 +1,5 @@
 import { type Knex, type VersionFields, sqlTime } from "@promptcraft/db";
-import type { Caller } from "../domain/access.js";
+import { principalColumns, type Caller, type Principal } from "../domain/access.js";
 import { permissionRankSql } from "./access.js";
 import { VERSION_FIELD_COLUMNS, VERSION_FIELD_VALUES, versionFieldParams } from "./versions.js";
 
@@ -18,7 +18,9 @@ export interface EntityVersionRow {
   tenant_id: string;
   id: string;
   entity_type: EntityType;
-  owner_id: string;
+  /** The owner: a user, or (`owner_api_key_id`) the API key that created the entity; exactly one is set. */
+  owner_id: string | null;
+  owner_api_key_id: string | null;
   current_version: number;
   row_version: string;
   created_at: Date;
@@ -36,7 +38,9 @@ export interface EntityVersionRow {
   /** Null in the basic view. */
   metadata: Record<string, unknown> | null;
   commit_message: string;
-  author_id: string;
+  /** The version's author: a user, or (`author_api_key_id`) an API key; exactly one is set. */
+  author_id: string | null;
+  author_api_key_id: string | null;
   content_hash: string;
   rolled_back_from: number | null;
   valid_from: Date;
@@ -56,11 +60,11 @@ export type VersionSelector =
   | { kind: "label"; label: string; time?: Date };
 
 function columns(full: boolean): string {
-  return `e.tenant_id, e.id, e.entity_type, e.owner_id, e.current_version, e.row_version::text as row_version,
+  return `e.tenant_id, e.id, e.entity_type, e.owner_id, e.owner_api_key_id, e.current_version, e.row_version::text as row_version,
     e.created_at, e.updated_at, e.deleted_at, e.purge_time,
     v.version,
     v.title, v.description, v.status, v.visibility, ${full ? "v.content, v.metadata" : "null::jsonb as content, null::jsonb as metadata"},
-    v.tags, v.commit_message, v.author_id, v.content_hash, v.rolled_back_from, v.valid_from, v.valid_to`;
+    v.tags, v.commit_message, v.author_id, v.author_api_key_id, v.content_hash, v.rolled_back_from, v.valid_from, v.valid_to`;
 }
 
 /** Labels pointing at `v.version` now, or at `time`. */
@@ -179,7 +183,8 @@ export interface EntityFilter {
   tagsAny: string[];
   tagsAll: string[];
   statuses: EntityStatus[];
-  ownerId: string;
+  /** Only entities this user or API key owns. */
+  owner: Principal | undefined;
   visibility: Visibility | undefined;
   favoritesOnly: boolean;
   titlePrefix: string;
@@ -237,9 +242,9 @@ export async function listEntities(
     where.push("v.status = any(?::text[])");
     bindings.push(filter.statuses);
   }
-  if (filter.ownerId !== "") {
-    where.push("e.owner_id = ?::uuid");
-    bindings.push(filter.ownerId);
+  if (filter.owner) {
+    where.push(filter.owner.kind === "user" ? "e.owner_id = ?::uuid" : "e.owner_api_key_id = ?::uuid");
+    bindings.push(filter.owner.id);
   }
   if (filter.visibility) {
     where.push("v.visibility = ?");
@@ -303,12 +308,12 @@ export async function lockEntityQuota(trx: Knex.Transaction, tenantId: string): 
  */
 export async function insertEntity(
   trx: Knex.Transaction,
-  e: { tenantId: string; type: EntityType; ownerId: string; requestId: string | null; fields: VersionFields; hash: string; commitMessage: string },
+  e: { tenantId: string; type: EntityType; owner: Principal; requestId: string | null; fields: VersionFields; hash: string; commitMessage: string },
 ): Promise<string | undefined> {
   const { rows } = await trx.raw<{ rows: { id: string }[] }>(
     `with e as (
-       insert into entity (tenant_id, entity_type, owner_id, current_version, request_id)
-       values (?, ?, ?, 1, ?)
+       insert into entity (tenant_id, entity_type, owner_id, owner_api_key_id, current_version, request_id)
+       values (?, ?, ?, ?, 1, ?)
        on conflict (tenant_id, request_id) where request_id is not null do nothing
        returning tenant_id, id, created_at
      ), v as (
@@ -317,7 +322,7 @@ export async function insertEntity(
        from e
      )
      select id from e`,
-    [e.tenantId, e.type, e.ownerId, e.requestId, ...versionFieldParams({ ...e, authorId: e.ownerId })],
+    [e.tenantId, e.type, ...principalColumns(e.owner), e.requestId, ...versionFieldParams({ ...e, author: e.owner })],
   );
   return rows[0]?.id;
 }

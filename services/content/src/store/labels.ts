@@ -1,4 +1,5 @@
 import { type Knex, sqlTime } from "@promptcraft/db";
+import { principalColumns, type Principal } from "../domain/access.js";
 
 /**
  * Labels: the temporal pointers (`entity_label`: move = close the current row at t and open the
@@ -11,7 +12,9 @@ export interface LabelRow {
   label: string;
   version: number;
   protected: boolean;
+  /** Who set the label here: a user, or (`moved_by_api_key_id`) an API key; neither for `latest`. */
   moved_by: string | null;
+  moved_by_api_key_id: string | null;
   valid_from: Date;
   implicit: boolean;
 }
@@ -40,7 +43,7 @@ export async function isProtectedLabel(trx: Knex.Transaction, label: string): Pr
 /** The label's current row, if it points anywhere. */
 export async function currentLabel(trx: Knex.Transaction, tenantId: string, entityId: string, label: string): Promise<LabelRow | undefined> {
   const { rows } = await trx.raw<{ rows: LabelRow[] }>(
-    `select label, version, protected, moved_by, valid_from, false as implicit
+    `select label, version, protected, moved_by, moved_by_api_key_id, valid_from, false as implicit
      from entity_label where tenant_id = ? and entity_id = ? and label = ? and valid_to is null`,
     [tenantId, entityId, label],
   );
@@ -67,7 +70,7 @@ const CHANGE_TIME = `greatest(clock_timestamp(), coalesce((select c.valid_from f
 /** Points `label` at `version`: closes the current row (if any) and opens the next at the same instant. */
 export async function moveLabel(
   trx: Knex.Transaction,
-  m: { tenantId: string; entityId: string; label: string; version: number; protected: boolean; movedBy: string | null },
+  m: { tenantId: string; entityId: string; label: string; version: number; protected: boolean; movedBy: Principal },
 ): Promise<LabelRow> {
   const { rows } = await trx.raw<{ rows: LabelRow[] }>(
     `with t as (select ${CHANGE_TIME} as at),
@@ -77,10 +80,10 @@ export async function moveLabel(
        returning l.valid_to
      )
      -- Reading "closed" runs the close before the insert, so the exclusion constraint sees it.
-     insert into entity_label (tenant_id, entity_id, label, version, protected, moved_by, valid_from)
-     select ?, ?, ?, ?, ?, ?, coalesce((select c.valid_to from closed c), t.at) from t
-     returning label, version, protected, moved_by, valid_from, false as implicit`,
-    [m.tenantId, m.entityId, m.label, m.tenantId, m.entityId, m.label, m.tenantId, m.entityId, m.label, m.version, m.protected, m.movedBy],
+     insert into entity_label (tenant_id, entity_id, label, version, protected, moved_by, moved_by_api_key_id, valid_from)
+     select ?, ?, ?, ?, ?, ?, ?, coalesce((select c.valid_to from closed c), t.at) from t
+     returning label, version, protected, moved_by, moved_by_api_key_id, valid_from, false as implicit`,
+    [m.tenantId, m.entityId, m.label, m.tenantId, m.entityId, m.label, m.tenantId, m.entityId, m.label, m.version, m.protected, ...principalColumns(m.movedBy)],
   );
   return rows[0]!;
 }
@@ -153,13 +156,14 @@ export async function listLabels(
   const asOf = q.asOf && sqlTime(q.asOf);
   const { rows } = await trx.raw<{ rows: LabelRow[] }>(
     `select * from (
-       select l.label, l.version, l.label = any(tenant_protected_labels()) as protected, l.moved_by, l.valid_from, false as implicit
+       select l.label, l.version, l.label = any(tenant_protected_labels()) as protected, l.moved_by, l.moved_by_api_key_id, l.valid_from,
+              false as implicit
        from entity_label l
        where l.tenant_id = ? and l.entity_id = ?
          and (case when ?::timestamptz is null then l.valid_to is null
                    else l.valid_from <= ?::timestamptz and (l.valid_to is null or l.valid_to > ?::timestamptz) end)
        union all
-       select 'latest', v.version, false, null, v.valid_from, true
+       select 'latest', v.version, false, null, null, v.valid_from, true
        from entity_version v
        where v.tenant_id = ? and v.entity_id = ?
          and (case when ?::timestamptz is null then v.valid_to is null

@@ -1,4 +1,5 @@
 import { type Knex, sqlTime } from "@promptcraft/db";
+import { principalColumns, type Principal } from "../domain/access.js";
 
 /**
  * Shares: one unrevoked row per (entity, grantee) (`share_grantee_key`); granting again updates
@@ -15,14 +16,16 @@ export interface ShareRow {
   grantee_type: "user" | "tenant";
   grantee_user_id: string | null;
   permission: SharePermission;
+  /** Who granted (or last regranted) it: a user, or (`created_by_api_key_id`) an API key. */
   created_by: string | null;
+  created_by_api_key_id: string | null;
   created_at: Date;
   updated_at: Date;
   expires_at: Date | null;
   expired: boolean;
 }
 
-const COLUMNS = `id, entity_id, grantee_type, grantee_user_id, permission, created_by, created_at, updated_at, expires_at,
+const COLUMNS = `id, entity_id, grantee_type, grantee_user_id, permission, created_by, created_by_api_key_id, created_at, updated_at, expires_at,
   (expires_at is not null and expires_at <= now()) as expired`;
 
 /** Whether a (not deleted) user of the tenant has this id. Another tenant's users are invisible (RLS). */
@@ -49,16 +52,24 @@ export async function findGranteeShare(
 /** Grants (or re-grants, replacing permission and expiry of the unrevoked share: same id). */
 export async function upsertShare(
   trx: Knex.Transaction,
-  s: { tenantId: string; entityId: string; granteeUserId: string | null; permission: SharePermission; expiresAt: Date | null; grantedBy: string | null },
+  s: { tenantId: string; entityId: string; granteeUserId: string | null; permission: SharePermission; expiresAt: Date | null; grantedBy: Principal },
 ): Promise<ShareRow> {
   const { rows } = await trx.raw<{ rows: ShareRow[] }>(
-    `insert into share as s (tenant_id, entity_id, grantee_type, grantee_user_id, permission, created_by, expires_at)
-     values (?, ?, ?, ?, ?, ?, ?)
+    `insert into share as s (tenant_id, entity_id, grantee_type, grantee_user_id, permission, created_by, created_by_api_key_id, expires_at)
+     values (?, ?, ?, ?, ?, ?, ?, ?)
      on conflict (tenant_id, entity_id, grantee_type, grantee_user_id) where revoked_at is null
      do update set permission = excluded.permission, expires_at = excluded.expires_at, created_by = excluded.created_by,
-                   updated_at = clock_timestamp()
+                   created_by_api_key_id = excluded.created_by_api_key_id, updated_at = clock_timestamp()
      returning ${COLUMNS}`,
-    [s.tenantId, s.entityId, s.granteeUserId === null ? "tenant" : "user", s.granteeUserId, s.permission, s.grantedBy, s.expiresAt && sqlTime(s.expiresAt)],
+    [
+      s.tenantId,
+      s.entityId,
+      s.granteeUserId === null ? "tenant" : "user",
+      s.granteeUserId,
+      s.permission,
+      ...principalColumns(s.grantedBy),
+      s.expiresAt && sqlTime(s.expiresAt),
+    ],
   );
   return rows[0]!;
 }

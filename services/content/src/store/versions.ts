@@ -1,4 +1,5 @@
 import type { Knex, VersionFields } from "@promptcraft/db";
+import { principalColumns, type Principal } from "../domain/access.js";
 
 /**
  * SQL of `entity_version`: writing a version and reading the history. The schema enforces the
@@ -7,14 +8,15 @@ import type { Knex, VersionFields } from "@promptcraft/db";
  */
 
 /** The columns of a version's own fields, in the order of {@link versionFieldParams}. */
-export const VERSION_FIELD_COLUMNS = "title, description, status, visibility, content, tags, metadata, commit_message, author_id, content_hash";
+export const VERSION_FIELD_COLUMNS =
+  "title, description, status, visibility, content, tags, metadata, commit_message, author_id, author_api_key_id, content_hash";
 /** The placeholders matching VERSION_FIELD_COLUMNS. */
-export const VERSION_FIELD_VALUES = "?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?";
+export const VERSION_FIELD_VALUES = "?, ?, ?, ?, ?::jsonb, ?::text[], ?::jsonb, ?, ?, ?, ?";
 
-/** The parameters for VERSION_FIELD_VALUES: the fields, the commit message, the author and the content hash. */
-export function versionFieldParams(v: { fields: VersionFields; commitMessage: string; authorId: string; hash: string }): Knex.Value[] {
+/** The parameters for VERSION_FIELD_VALUES: the fields, the commit message, the author (a user or an API key) and the content hash. */
+export function versionFieldParams(v: { fields: VersionFields; commitMessage: string; author: Principal; hash: string }): Knex.Value[] {
   const f = v.fields;
-  return [f.title, f.description, f.status, f.visibility, JSON.stringify(f.content), f.tags, JSON.stringify(f.metadata), v.commitMessage, v.authorId, v.hash];
+  return [f.title, f.description, f.status, f.visibility, JSON.stringify(f.content), f.tags, JSON.stringify(f.metadata), v.commitMessage, ...principalColumns(v.author), v.hash];
 }
 
 /** The versioned fields of one version, with its number and hash. */
@@ -60,7 +62,7 @@ export async function insertNextVersion(
     fields: VersionFields;
     hash: string;
     commitMessage: string;
-    authorId: string;
+    author: Principal;
     rolledBackFrom: number | null;
     /** AIP-155 request id of the call, remembered for its retries. */
     requestId: string | null;

@@ -221,7 +221,11 @@ export async function updateTenant(
   });
 }
 
-/** Suspends or resumes a tenant (platform admin). Idempotent: no change, no event. */
+/**
+ * Suspends (with the reason, stored on the tenant until it is resumed) or resumes a tenant (platform
+ * admin). Idempotent: suspending a suspended tenant changes nothing — it keeps the reason it was
+ * suspended for, as a retry must — and appends no event; resuming clears the reason.
+ */
 export async function setSuspended(
   db: Knex,
   id: string,
@@ -229,12 +233,14 @@ export async function setSuspended(
   opts: { etag: string; reason?: string },
   actor: Actor,
 ): Promise<TenantRow> {
+  const reason = opts.reason?.trim() ?? "";
+  if (suspend && reason === "") throw new InvalidArgumentError({ field: "reason", description: "a reason is required" });
   return withTenant(db, { service: "identity", tenantId: id }, async (trx) => {
     const current = await store.findTenant(trx, id, true);
     if (!current) throw new NotFoundError("tenant not found");
     checkEtag(opts.etag, current.row_version);
     if ((current.status === "suspended") === suspend) return current;
-    const updated = await store.setTenantSuspended(trx, id, suspend);
+    const updated = await store.setTenantSuspended(trx, id, suspend ? reason : null);
     await appendEvents(trx, [
       {
         tenantId: id,
@@ -242,7 +248,7 @@ export async function setSuspended(
         aggregateId: id,
         aggregateVersion: BigInt(updated.row_version),
         eventType: suspend ? "tenant.suspended" : "tenant.resumed",
-        payload: suspend ? { reason: opts.reason ?? "" } : {},
+        payload: suspend ? { reason } : {},
         ...actor,
       },
     ]);

@@ -22,7 +22,8 @@ import { ROLE_TO_PROTO } from "./roles.js";
  * AuthService.IntrospectCredential: resolves an API key or an access token to its principal,
  * fresh from the store (no cache here; callers cache for `cache_ttl`). Any authenticated caller,
  * for credentials of its own tenant only: a credential of another tenant, or an inactive one, is
- * reported as `active: false` with no principal. Services resolve a presented API key by calling
+ * reported as `active: false` with no principal. An access token's role is its user's current one
+ * (not the token's claim), as every service's interceptor takes it. Services resolve a presented API key by calling
  * this with the key itself as their bearer (see `remoteApiKeyResolver` in the platform).
  */
 export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, { verifier }: LocalCredentials): ServiceHandlers<typeof AuthService> {
@@ -63,7 +64,7 @@ export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, { verifier
           credentialType: CredentialType.ACCESS_TOKEN,
           tenantId: auth.tenantId,
           userId: auth.userId,
-          role: ROLE_TO_PROTO[auth.role],
+          role: ROLE_TO_PROTO[status.role],
           sessionId: auth.credentialId ?? "",
         }),
         cacheTtl: durationFromMs(CREDENTIAL_CACHE_TTL_MS),

@@ -59,6 +59,7 @@ export function tenantToProto(row: tenants.TenantRow): MessageInitShape<typeof T
     createTime: timestampFromDb(row.created_at),
     updateTime: timestampFromDb(row.updated_at),
     suspendTime: row.suspended_at ? timestampFromDb(row.suspended_at) : undefined,
+    suspendReason: row.suspend_reason ?? "",
     etag: row.row_version,
   };
 }

@@ -17,10 +17,12 @@ export interface TenantRow {
   created_at: Date;
   updated_at: Date;
   suspended_at: Date | null;
+  /** SuspendTenant's reason while suspended; null while active (and for tenants suspended before it was kept). */
+  suspend_reason: string | null;
   row_version: string;
 }
 
-const COLUMNS = "id, slug, name, plan, status, quotas, settings, created_at, updated_at, suspended_at, row_version::text as row_version";
+const COLUMNS = "id, slug, name, plan, status, quotas, settings, created_at, updated_at, suspended_at, suspend_reason, row_version::text as row_version";
 
 /** Inserts a tenant; `undefined` when a tenant with this id exists already (an idempotent retry). */
 export async function insertTenant(
@@ -76,13 +78,14 @@ export async function updateTenant(
   return rows[0]!;
 }
 
-/** Suspends (`suspended = true`) or resumes the tenant; returns the new row. */
-export async function setTenantSuspended(trx: Knex.Transaction, id: string, suspended: boolean): Promise<TenantRow> {
+/** Suspends the tenant with `reason` (a string) or resumes it (`null`: the reason is cleared); returns the new row. */
+export async function setTenantSuspended(trx: Knex.Transaction, id: string, reason: string | null): Promise<TenantRow> {
+  const suspended = reason !== null;
   const { rows } = await trx.raw<{ rows: TenantRow[] }>(
-    `update tenant set status = ?, suspended_at = ${suspended ? "now()" : "null"}, updated_at = now(),
+    `update tenant set status = ?, suspended_at = ${suspended ? "now()" : "null"}, suspend_reason = ?, updated_at = now(),
        row_version = row_version + 1
      where id = ? returning ${COLUMNS}`,
-    [suspended ? "suspended" : "active", id],
+    [suspended ? "suspended" : "active", reason, id],
   );
   return rows[0]!;
 }
