@@ -40,7 +40,7 @@ export const throttleMapKey = (k: ThrottleKey) => `${k.scope}\u0000${k.key}`;
 export async function recordFailures(trx: Knex.Transaction, keys: readonly ThrottleKey[], policy: ThrottlePolicy): Promise<void> {
   for (const k of keys) {
     await trx.raw("insert into login_throttle (scope, key, failure_count) values (?, ?, 0) on conflict (scope, key) do nothing", [k.scope, k.key]);
-    const row = await trx<Row>("login_throttle").where({ scope: k.scope, key: k.key }).forUpdate().first();
+    const row = await trx<Row>("login_throttle").select("failure_count", "last_failure_at", "blocked_until").where({ scope: k.scope, key: k.key }).forUpdate().first();
     // Server clock for both sides of the comparison (database now() and Date differ slightly).
     const now = new Date();
     const state: ThrottleState | undefined =
