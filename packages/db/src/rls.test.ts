@@ -5,6 +5,20 @@ import { createKnex, type Knex } from "./knex.js";
 import { dropTenantIsolationSql, tenantIsolationPolicyName, tenantIsolationSql } from "./rls.js";
 import { withServiceRole, withTenant } from "./tenant.js";
 
+test("tenantIsolationSql's text is frozen: migrations that embed it must stay what was applied", () => {
+  // Changing this text would silently change every applied migration that used it on the next fresh
+  // database. A different policy needs a new helper (and new migrations), never an edit here.
+  assert.equal(
+    tenantIsolationSql("note", { systemRead: true }),
+    [
+      "alter table note enable row level security;",
+      "alter table note force row level security;",
+      "create policy note_tenant_isolation on note using (tenant_id = (select nullif(current_setting('app.tenant_id', true), ''))::uuid) with check (tenant_id = (select nullif(current_setting('app.tenant_id', true), ''))::uuid);",
+      "create policy note_system_read on note for select to promptcraft_system using (true);",
+    ].join("\n"),
+  );
+});
+
 test("tenantIsolationSql refuses what is not a plain identifier (it is pasted into SQL)", () => {
   assert.throws(() => tenantIsolationSql("note; drop table tenant"), /identifier/);
   assert.throws(() => tenantIsolationSql("note", { tenantColumn: "Tenant" }), /identifier/);

@@ -16,6 +16,10 @@
  *
  * Dropping the table drops its policies; {@link dropTenantIsolationSql} undoes the helper on a
  * table that stays.
+ *
+ * The text these functions return is frozen (rls.test.ts compares it verbatim): a migration that
+ * embeds it was applied with that text, and a fresh database must get the same. A different policy
+ * takes a new function and a new migration, never an edit here.
  */
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -45,15 +45,4 @@ void describe("store/login-throttle", () => {
     const states = await withServiceRole(knex, "identity", (trx) => store.readThrottles(trx, [key]));
     assert.equal(states.get(store.throttleMapKey(key))?.failureCount, 4);
   });
-
-  test("pruning forgets old counters that block nothing, and keeps the rest", async () => {
-    const [old, recent] = [account(), account()];
-    await withServiceRole(knex, "identity", (trx) => store.recordFailures(trx, [old, recent], policy));
-    // Two hours ago, by hand (other tests' counters are recent: pruning by an hour leaves them be).
-    await knex.raw("update login_throttle set last_failure_at = now() - interval '2 hours' where scope = ? and key = ?", [old.scope, old.key]);
-    const pruned = await withServiceRole(knex, "identity", (trx) => store.pruneThrottles(trx, 3600));
-    assert.ok(pruned >= 1);
-    const states = await withServiceRole(knex, "identity", (trx) => store.readThrottles(trx, [old, recent]));
-    assert.deepEqual([...states.keys()], [store.throttleMapKey(recent)]);
-  });
 });

@@ -63,11 +63,3 @@ export async function recordFailures(trx: Knex.Transaction, keys: readonly Throt
 export async function clearThrottles(trx: Knex.Transaction, keys: readonly ThrottleKey[]): Promise<void> {
   for (const k of keys) await trx("login_throttle").where({ scope: k.scope, key: k.key }).delete();
 }
-
-/** Deletes counters whose last failure is older than `olderThanS` seconds and that block nothing. */
-export async function pruneThrottles(trx: Knex.Transaction, olderThanS: number): Promise<number> {
-  return trx("login_throttle")
-    .where("last_failure_at", "<", new Date(Date.now() - olderThanS * 1000))
-    .andWhere((q) => void q.whereNull("blocked_until").orWhere("blocked_until", "<", new Date()))
-    .delete();
-}
