@@ -4,7 +4,8 @@ import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityStatus, EntityType, EntityView, Permission, Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { contentHash, setLabel } from "@promptcraft/testing";
+import { setLabel } from "@promptcraft/content/fixtures";
+import { contentHash } from "@promptcraft/testing";
 import { badFields, ContentHarness, DENIED, failure, NOT_FOUND, ok, PROTOCOLS } from "./content-e2e-helpers.js";
 
 /** ContentService entities over gRPC and Connect: create (idempotent), get (version, label, time travel), roles and tenancy. */

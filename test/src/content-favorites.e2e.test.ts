@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityType, Permission } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { addVersion, createEntity } from "@promptcraft/testing";
+import { addVersion, createEntity } from "@promptcraft/content/fixtures";
 import { badFields, ContentHarness, failure, NOT_FOUND, ok, PROTOCOLS } from "./content-e2e-helpers.js";
 
 /** ContentService favorites over gRPC and Connect: idempotent add/remove, listing what is still visible, access, events. */

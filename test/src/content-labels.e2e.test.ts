@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { LabelEventType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { addVersion, createEntity } from "@promptcraft/testing";
+import { addVersion, createEntity } from "@promptcraft/content/fixtures";
 import { badFields, ContentHarness, DENIED, ETAG_MISMATCH, failure, NOT_FOUND, ok, PROTOCOLS } from "./content-e2e-helpers.js";
 
 /** ContentService labels over gRPC and Connect: set/move/remove, `latest`, history, protection, races, access, events. */

@@ -5,7 +5,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { ChangeType, DiffLineKind, EntityType, EntityView, Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { setLabel } from "@promptcraft/testing";
+import { setLabel } from "@promptcraft/content/fixtures";
 import { badFields, ContentHarness, DENIED, ETAG_MISMATCH, failure, NOT_FOUND, ok, PROTOCOLS, type TestUser } from "./content-e2e-helpers.js";
 
 /** Revisions over gRPC and Connect: ListEntityRevisions, RollbackEntity, DiffEntityRevisions, with roles, tenancy and events. */

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { Permission } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { createEntity } from "@promptcraft/testing";
+import { createEntity } from "@promptcraft/content/fixtures";
 import { badFields, ContentHarness, DENIED, failure, NOT_FOUND, ok, PROTOCOLS, type TestUser } from "./content-e2e-helpers.js";
 
 /** ContentService shares over gRPC and Connect: grant/regrant/revoke, what a share grants, expiry without a job, access, events. */

@@ -21,7 +21,14 @@ export function callerOf(ctx: CallContext): AuthContext {
 
 /** The caller, who must hold at least `minimum` in their tenant; else PERMISSION_DENIED. */
 export function requireRole(ctx: CallContext, minimum: Role): AuthContext {
-  const caller = callerOf(ctx);
+  return requireCallerRole(callerOf(ctx), minimum);
+}
+
+/**
+ * `caller`, if it holds at least `minimum` in its tenant; else PERMISSION_DENIED
+ * (PERMISSION_INSUFFICIENT, `required_role`). The domain's form of {@link requireRole}.
+ */
+export function requireCallerRole<C extends { role: Role }>(caller: C, minimum: Role): C {
   if (!roleAtLeast(caller.role, minimum)) {
     throw new PermissionDeniedError(`this needs the ${minimum} role or higher`, {
       reason: ErrorReason.PERMISSION_INSUFFICIENT,
@@ -37,12 +44,28 @@ export function tenantScope(ctx: CallContext, service: ServiceName): TenantScope
   return { service, tenantId: caller.tenantId, userId: caller.userId ?? null };
 }
 
-/** Who to record as the actor of an audit event for this call. */
-export function actorOf(ctx: CallContext): { actorType: "user" | "api_key"; actorId: string | null; requestId: string } {
+/**
+ * Who acts, as the audit log records it (`event.actor_type`, `actor_id`, `request_id`), one shape
+ * for every service: a user (their id), an API key (the key's id), another service, or the system
+ * (jobs, the platform administrator; no id).
+ */
+export interface Actor {
+  actorType: "user" | "api_key" | "service" | "system";
+  actorId: string | null;
+  requestId: string;
+}
+
+/** The actor of an authenticated call: the user of an access token, or the API key (by its id). */
+export function actorOf(ctx: CallContext): Actor {
   const caller = callerOf(ctx);
   return {
     actorType: caller.kind === "api_key" ? "api_key" : "user",
     actorId: caller.kind === "api_key" ? (caller.credentialId ?? null) : (caller.userId ?? null),
     requestId: ctx.requestId,
   };
+}
+
+/** The actor of what the platform itself does for a call (a platform-admin call, a job): `system`, no id. */
+export function systemActor(requestId: string): Actor {
+  return { actorType: "system", actorId: null, requestId };
 }

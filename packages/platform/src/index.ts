@@ -17,3 +17,4 @@ export * from "./authz.js";
 export * from "./paging.js";
 export * from "./time.js";
 export * from "./enums.js";
+export * from "./etag.js";

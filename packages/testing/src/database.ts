@@ -1,4 +1,4 @@
-import { startEmbeddedPostgres } from "@promptcraft/db";
+import { createKnex, startEmbeddedPostgres, type Knex } from "@promptcraft/db";
 import { existsSync } from "node:fs";
 import { request } from "node:http";
 
@@ -47,4 +47,16 @@ async function dockerAnswers(env: Record<string, string | undefined>): Promise<b
     });
     req.end();
   });
+}
+
+/**
+ * A knex on the already-migrated database the test runner provides (`DATABASE_URL`: PostgreSQL or
+ * the embedded engine), for store and schema tests; destroy it in `after`. It connects as the
+ * runner's user (the table owner, a superuser): wrap store calls in `withTenant` to act as the
+ * service's role under row-level security, and call them bare to check what the SQL alone selects.
+ */
+export function openTestKnex(applicationName = "promptcraft-tests"): Knex {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error("DATABASE_URL must point to a migrated database (`npm test` sets it)");
+  return createKnex({ url, poolMax: 4, applicationName });
 }

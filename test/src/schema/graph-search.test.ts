@@ -1,7 +1,8 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { withServiceRole, withTenant } from "@promptcraft/db";
-import { addVersion, createEntity, createTenant, createUser } from "@promptcraft/testing";
+import { addVersion, createEntity } from "@promptcraft/content/fixtures";
+import { createTenant, createUser } from "@promptcraft/testing";
 import { SQLSTATE, openKnex, rejectsWith, vectorLiteral } from "./support.js";
 
 const knex = openKnex();

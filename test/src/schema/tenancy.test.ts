@@ -2,7 +2,8 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { withServiceRole, withTenant, type ServiceName } from "@promptcraft/db";
-import { createEntity, createTenant, createUser } from "@promptcraft/testing";
+import { createEntity } from "@promptcraft/content/fixtures";
+import { createTenant, createUser } from "@promptcraft/testing";
 import { SQLSTATE, firstRow, openKnex, rejectsWith } from "./support.js";
 
 const knex = openKnex();

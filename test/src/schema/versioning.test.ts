@@ -1,7 +1,8 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { withTenant } from "@promptcraft/db";
-import { addVersion, contentHash, createEntity, createTenant, createUser, setLabel } from "@promptcraft/testing";
+import { addVersion, createEntity, setLabel } from "@promptcraft/content/fixtures";
+import { contentHash, createTenant, createUser } from "@promptcraft/testing";
 import { SQLSTATE, firstRow, openKnex, rejectsWith } from "./support.js";
 
 const knex = openKnex();

@@ -1,7 +1,7 @@
 import { appendEvents, canonicalJson, contentHash, withTenant, type AuditEvent, type Knex, type VersionFields } from "@promptcraft/db";
 import {
-  AbortedError,
   AlreadyExistsError,
+  checkEtag,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -12,6 +12,7 @@ import {
   decodePageCursor,
   pageOf,
   pageSizeOf,
+  type Actor,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
@@ -38,13 +39,6 @@ import {
  */
 
 export type EntityRow = store.EntityVersionRow;
-
-/** Who acts, for the audit log. */
-export interface Actor {
-  actorType: "user" | "api_key" | "service" | "system";
-  actorId: string | null;
-  requestId: string;
-}
 
 /** Service settings the rules need (config.ts). */
 export interface EntitySettings {
@@ -82,16 +76,6 @@ export function checkContentSize(fields: Pick<VersionFields, "content" | "metada
       { field, description: `content and metadata together are ${bytes} bytes serialized; at most ${MAX_CONTENT_BYTES} are allowed` },
       { reason: ErrorReason.CONTENT_TOO_LARGE, metadata: { limit_bytes: String(MAX_CONTENT_BYTES), size_bytes: String(bytes) } },
     );
-  }
-}
-
-/** ABORTED (ETAG_MISMATCH) unless `etag` is empty or the entity's current one. */
-export function checkEtag(etag: string, entity: Pick<EntityAccessRow, "row_version">): void {
-  if (etag !== "" && etag !== entity.row_version) {
-    throw new AbortedError("the etag does not match the entity's current state", {
-      reason: ErrorReason.ETAG_MISMATCH,
-      metadata: { current_etag: entity.row_version },
-    });
   }
 }
 
@@ -315,7 +299,7 @@ export async function updateEntity(
     const retried = await retriedWrite(trx, caller, entityId, commit.requestId);
     if (retried) return retried;
     requireLive(entity);
-    checkEtag(etag, entity);
+    checkEtag(etag, entity.row_version, "entity");
     const current = await findCurrentVersion(trx, caller.tenantId, entityId);
     const next = apply(current);
     checkContentSize(next, "entity.content");
@@ -356,7 +340,7 @@ export function changedFields(a: VersionFields, b: VersionFields): string[] {
 export async function deleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, settings: EntitySettings, actor: Actor): Promise<EntityView> {
   return changeEntity(db, caller, entityId, "admin", "deleting the entity", async (trx, entity) => {
     requireLive(entity);
-    checkEtag(etag, entity);
+    checkEtag(etag, entity.row_version, "entity");
     await store.setDeleted(trx, caller.tenantId, entityId, { deletedBy: caller.userId ?? null, purgeAfterMs: settings.softDeleteRetentionMs });
     const deleted = await readCurrent(trx, caller, entityId);
     await appendEvents(trx, [
@@ -370,7 +354,7 @@ export async function deleteEntity(db: Knex, caller: Caller, entityId: string, e
 export async function undeleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, actor: Actor): Promise<EntityView> {
   return changeEntity(db, caller, entityId, "admin", "restoring the entity", async (trx, entity) => {
     if (!entity.deleted_at) throw new FailedPreconditionError("the entity is not deleted", { reason: ErrorReason.RESOURCE_NOT_DELETED });
-    checkEtag(etag, entity);
+    checkEtag(etag, entity.row_version, "entity");
     await store.setDeleted(trx, caller.tenantId, entityId, null);
     const restored = await readCurrent(trx, caller, entityId);
     await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "entity.undeleted", {}, actor)]);
@@ -388,7 +372,7 @@ export async function purgeEntity(db: Knex, caller: Caller, entityId: string, fo
     if (!entity.deleted_at) {
       throw new FailedPreconditionError("only a deleted entity can be purged; delete it first", { reason: ErrorReason.RESOURCE_NOT_DELETED });
     }
-    checkEtag(etag, entity);
+    checkEtag(etag, entity.row_version, "entity");
     if (!force && entity.purge_time && entity.purge_time.getTime() > Date.now()) {
       throw new FailedPreconditionError(`the entity may be purged from ${entity.purge_time.toISOString()}, or earlier with force`, {
         reason: ErrorReason.PURGE_NOT_ALLOWED_YET,

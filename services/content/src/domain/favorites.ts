@@ -1,9 +1,9 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, pageOf, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, pageOf, pageSizeOf, type Actor } from "@promptcraft/platform";
 import { findVisibleEntities, type EntityVersionRow } from "../store/entities.js";
 import * as store from "../store/favorites.js";
 import { requireUser, type Caller } from "./access.js";
-import { scopeOf, type Actor } from "./entities.js";
+import { scopeOf } from "./entities.js";
 import { entityFor } from "./shares.js";
 
 /**

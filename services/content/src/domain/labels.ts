@@ -10,12 +10,13 @@ import {
   pageSizeOf,
   PermissionDeniedError,
   roleAtLeast,
+  type Actor,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { EntityAccessRow } from "../store/access.js";
 import * as store from "../store/labels.js";
 import { permissionOfRank, principalOf, requirePermission, type Caller } from "./access.js";
-import { changeEntity, entityEvent, requireLive, scopeOf, type Actor } from "./entities.js";
+import { changeEntity, entityEvent, requireLive, scopeOf } from "./entities.js";
 import { entityFor } from "./shares.js";
 
 /**

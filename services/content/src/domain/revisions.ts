@@ -1,10 +1,10 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { CURSOR_INTEGER, decodePageCursor, NotFoundError, pageOf, pageSizeOf } from "@promptcraft/platform";
+import { checkEtag, CURSOR_INTEGER, decodePageCursor, NotFoundError, pageOf, pageSizeOf, type Actor } from "@promptcraft/platform";
 import { findEntityAccess } from "../store/access.js";
 import * as store from "../store/entities.js";
 import { findCurrentVersion, findVersion, insertNextVersion, type VersionRow } from "../store/versions.js";
 import { permissionOfRank, principalOf, requirePermission, type Caller } from "./access.js";
-import { changeEntity, checkEtag, entityEvent, readCurrent, requireLive, retriedWrite, scopeOf, type Actor, type EntityView } from "./entities.js";
+import { changeEntity, entityEvent, readCurrent, requireLive, retriedWrite, scopeOf, type EntityView } from "./entities.js";
 import { fieldChanges, textDiffs, type FieldChange, type TextDiff } from "./field-diff.js";
 
 /**
@@ -55,7 +55,7 @@ export async function rollbackEntity(
     const retried = await retriedWrite(trx, caller, entityId, commit.requestId);
     if (retried) return retried;
     requireLive(entity);
-    checkEtag(etag, entity);
+    checkEtag(etag, entity.row_version, "entity");
     const old = await findVersion(trx, caller.tenantId, entityId, version);
     if (!old) throw versionNotFound(version);
     const current = await findCurrentVersion(trx, caller.tenantId, entityId);

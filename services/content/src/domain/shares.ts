@@ -1,9 +1,9 @@
 import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
-import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, NotFoundError, pageOf, pageSizeOf } from "@promptcraft/platform";
+import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, NotFoundError, pageOf, pageSizeOf, type Actor } from "@promptcraft/platform";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/shares.js";
 import { permissionOfRank, principalOf, requirePermission, type Caller, type PermissionLevel } from "./access.js";
-import { changeEntity, entityEvent, requireLive, scopeOf, type Actor } from "./entities.js";
+import { changeEntity, entityEvent, requireLive, scopeOf } from "./entities.js";
 
 /**
  * Shares: a grant of view, edit or admin on one entity to one user of the tenant or to everyone in

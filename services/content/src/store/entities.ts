@@ -165,14 +165,12 @@ export async function findVisibleEntities(
   options: { full: boolean; showDeleted: boolean },
 ): Promise<EntityVersionRow[]> {
   const { rows } = await trx.raw<{ rows: EntityVersionRow[] }>(
-    `select * from (
-       select ${columns(options.full)}, ? as labels, ? as favorite, ? as permission
-       from entity e
-       join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
-       join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
-       where e.tenant_id = ? and e.id = any(?::uuid[])${options.showDeleted ? "" : " and e.deleted_at is null"}
-     ) as found where permission >= 1`,
-    [labelsSql(trx, undefined), favoriteSql(trx, caller), permissionRankSql(trx, caller), caller.tenantId, entityIds],
+    `select ${columns(options.full)}, ? as labels, ? as favorite, ? as permission
+     from entity e
+     join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
+     join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+     where e.tenant_id = ? and e.id = any(?::uuid[])${options.showDeleted ? "" : " and e.deleted_at is null"} and ? >= 1`,
+    [labelsSql(trx, undefined), favoriteSql(trx, caller), permissionRankSql(trx, caller), caller.tenantId, entityIds, permissionRankSql(trx, caller)],
   );
   return rows;
 }

@@ -155,7 +155,7 @@ export async function listLabels(
 ): Promise<LabelRow[]> {
   const asOf = q.asOf && sqlTime(q.asOf);
   const { rows } = await trx.raw<{ rows: LabelRow[] }>(
-    `select * from (
+    `select labels.label, labels.version, labels.protected, labels.moved_by, labels.moved_by_api_key_id, labels.valid_from, labels.implicit from (
        select l.label, l.version, l.label = any(tenant_protected_labels()) as protected, l.moved_by, l.moved_by_api_key_id, l.valid_from,
               false as implicit
        from entity_label l

@@ -71,9 +71,9 @@ export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now:
       const tenants = await store.tenantIdsAfter(trx, after, TENANT_PAGE);
       for (const tenant of tenants) {
         await store.enterTenant(trx, tenant.id);
-        result.invitations += await store.pruneInvitations(trx, cutoff);
-        result.sessions += await store.pruneSessions(trx, cutoff);
-        result.retrySecrets += await store.clearRetrySecrets(trx, retryCutoff);
+        result.invitations += await store.pruneInvitations(trx, tenant.id, cutoff);
+        result.sessions += await store.pruneSessions(trx, tenant.id, cutoff);
+        result.retrySecrets += await store.clearRetrySecrets(trx, tenant.id, retryCutoff);
       }
       const last = tenants[tenants.length - 1];
       if (tenants.length < TENANT_PAGE || !last) break;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { canonicalJson } from "@promptcraft/db";
-import { derivedUuid } from "./tenants.js";
+import { derivedUuid } from "./request-ids.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 
 test("derived ids are stable UUIDs per key; canonical JSON ignores key order", () => {

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { appendEvents, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
-import { InvalidArgumentError, UnauthenticatedError } from "@promptcraft/platform";
+import { InvalidArgumentError, UnauthenticatedError, type Actor } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/invitations.js";
 import { findTenant } from "../store/tenants.js";
 import { findUser, type UserRow } from "../store/users.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";
-import type { Actor } from "./tenants.js";
+import { loggedIn, openSession, type ClientInfo, type LoggedIn, type SessionSettings } from "./sessions.js";
 
 /**
  * Invitations: a user created without a password (CreateUser, or CreateTenant's first owner) gets a
@@ -70,20 +70,15 @@ export interface Acceptance {
   password: string;
   /** Empty keeps the name given at invitation. */
   displayName: string;
-  requestId: string;
 }
 
 /**
  * Accepts an invitation: the invited user gets the password, becomes active, the invitation is
- * used up, `user.invitation_accepted` is appended, and `afterAccept` (opening the session) runs in
- * the same transaction. Every way a token can be wrong is one error (INVITATION_INVALID); a
- * suspended tenant is refused like a login (TENANT_SUSPENDED) without using the invitation up.
+ * used up, `user.invitation_accepted` is appended and the user's first session opened, in one
+ * transaction. Every way a token can be wrong is one error (INVITATION_INVALID); a suspended
+ * tenant is refused like a login (TENANT_SUSPENDED) without using the invitation up.
  */
-export async function acceptInvitation<T>(
-  db: Knex,
-  input: Acceptance,
-  afterAccept: (trx: Knex.Transaction, user: UserRow) => Promise<T>,
-): Promise<{ user: UserRow; result: T }> {
+export async function acceptInvitation(db: Knex, settings: SessionSettings, input: Acceptance, client: ClientInfo): Promise<LoggedIn> {
   const tokenHash = hashInvitationToken(input.token);
   const found = await withServiceRole(db, "identity", (trx) => store.findOpenInvitation(trx, tokenHash));
   if (!found) throw invitationInvalid();
@@ -93,7 +88,7 @@ export async function acceptInvitation<T>(
   checkPasswordPolicy(input.password, invitee.email, "password");
   // The slow hash runs outside the transaction: no row is locked meanwhile.
   const passwordHash = await hashPassword(input.password);
-  return withTenant(db, scope, async (trx) => {
+  const opened = await withTenant(db, scope, async (trx) => {
     const invitation = await store.lockInvitation(trx, found.tenant_id, found.id);
     if (!invitation || invitation.accepted_at || invitation.revoked_at || invitation.expires_at.getTime() <= Date.now()) throw invitationInvalid();
     const user = await findUser(trx, found.tenant_id, found.user_id, true);
@@ -112,10 +107,10 @@ export async function acceptInvitation<T>(
         payload: { invitation_id: found.id, ...(input.displayName ? { display_name: input.displayName } : {}) },
         actorType: "user",
         actorId: found.user_id,
-        requestId: input.requestId,
+        requestId: client.requestId,
       },
     ]);
-    const active = (await findUser(trx, found.tenant_id, found.user_id))!;
-    return { user: active, result: await afterAccept(trx, active) };
+    return openSession(trx, settings.lifetimes, { tenantId: found.tenant_id, userId: found.user_id, authMethod: "invitation" }, client);
   });
+  return loggedIn(settings, opened);
 }

@@ -9,7 +9,7 @@ import { countLiveUsers, findLiveUserByEmail, findUser, insertSsoUser, updateUse
 import { decryptPrivateKey, encryptPrivateKey } from "./key-encryption.js";
 import { authorizationUrl, idTokenInvalid, pkcePair, randomToken, type IdTokenClaims, type OidcClient } from "./oidc-client.js";
 import { clientSecretAad } from "./oidc-providers.js";
-import { openSession, type OpenedSession, type SessionLifetimes } from "./sessions.js";
+import { loggedIn, openSession, type ClientInfo, type LoggedIn, type OpenedSession, type SessionSettings } from "./sessions.js";
 
 /**
  * The OIDC login flow: StartOidcLogin remembers state, nonce and PKCE verifier and returns the
@@ -111,15 +111,8 @@ export async function startLogin(
   return { authorizationUrl: url, state, expiresAt };
 }
 
-/** Where a completed login came from, for the session and the audit log. */
-export interface LoginMeta {
-  userAgent: string | null;
-  clientAddress: string | null;
-  requestId: string;
-}
-
-export interface CompletedLogin {
-  session: OpenedSession;
+/** A completed OIDC login: the session's tokens and user, the identity it used, and whether the user was just created. */
+export interface CompletedLogin extends LoggedIn {
   identity: store.LinkedIdentityRow;
   userCreated: boolean;
 }
@@ -188,9 +181,9 @@ export async function completeLogin(
   db: Knex,
   oidc: OidcClient,
   kek: Buffer,
-  lifetimes: SessionLifetimes,
+  settings: SessionSettings,
   request: { state: string; code: string; redirectUri: string },
-  meta: LoginMeta,
+  client: ClientInfo,
 ): Promise<CompletedLogin> {
   const stateHash = hashState(request.state);
   const found = await withServiceRole(db, "identity", (trx) => store.findLoginAttemptTenant(trx, stateHash));
@@ -203,6 +196,7 @@ export async function completeLogin(
   if (!consumed) throw stateInvalid("unknown, expired or already used state");
   const { attempt, provider } = consumed;
   let subject: string | undefined;
+  let opened: { session: OpenedSession; identity: store.LinkedIdentityRow; userCreated: boolean };
   try {
     if (attempt.expires_at.getTime() <= Date.now()) throw stateInvalid("the login attempt expired; start again");
     if (attempt.redirect_uri !== request.redirectUri) throw stateInvalid("redirect_uri differs from the one given to StartOidcLogin");
@@ -220,10 +214,10 @@ export async function completeLogin(
     if (!domainAllowed(provider.allowed_email_domains, email)) {
       throw userNotAllowed(`the email domain ${emailDomain(email)} is not allowed by this provider`, emailDomain(email));
     }
-    return await withTenant(db, { service: "identity", tenantId }, async (trx) => {
+    opened = await withTenant(db, { service: "identity", tenantId }, async (trx) => {
       const tenant = await findTenant(trx, tenantId);
       if (tenant?.status !== "active") throw new UnauthenticatedError("the tenant is suspended", { reason: ErrorReason.TENANT_SUSPENDED });
-      const { user, identity, userCreated } = await resolveUser(trx, provider, { ...claims, email }, meta.requestId);
+      const { user, identity, userCreated } = await resolveUser(trx, provider, { ...claims, email }, client.requestId);
       if (user.status === "deactivated") throw userNotAllowed("the user is deactivated", emailDomain(email));
       if (user.status === "invited") {
         const activated = await updateUser(trx, tenantId, user.id, { status: "active" });
@@ -237,19 +231,11 @@ export async function completeLogin(
             payload: { via: "oidc", oidc_provider_id: provider.id },
             actorType: "user",
             actorId: user.id,
-            requestId: meta.requestId,
+            requestId: client.requestId,
           },
         ]);
       }
-      const session = await openSession(trx, lifetimes, {
-        tenantId,
-        userId: user.id,
-        authMethod: "oidc",
-        oidcProviderId: provider.id,
-        userAgent: meta.userAgent,
-        clientAddress: meta.clientAddress,
-        requestId: meta.requestId,
-      });
+      const session = await openSession(trx, settings.lifetimes, { tenantId, userId: user.id, authMethod: "oidc", oidcProviderId: provider.id }, client);
       return { session, identity, userCreated };
     });
   } catch (caught) {
@@ -263,14 +249,15 @@ export async function completeLogin(
             aggregateType: "oidc_provider",
             aggregateId: attempt.provider_id,
             eventType: "login.failed",
-            payload: { method: "oidc", reason: reasonName(err.reason), detail: err.message, subject: subject ?? null, client_address: meta.clientAddress },
+            payload: { method: "oidc", reason: reasonName(err.reason), detail: err.message, subject: subject ?? null, client_address: client.clientAddress },
             actorType: "system",
             actorId: null,
-            requestId: meta.requestId,
+            requestId: client.requestId,
           },
         ]),
       );
     }
     throw err;
   }
+  return { ...(await loggedIn(settings, opened.session)), identity: opened.identity, userCreated: opened.userCreated };
 }

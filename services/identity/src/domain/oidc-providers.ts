@@ -5,8 +5,11 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  checkEtag,
   PermissionDeniedError,
+  requireCallerRole,
   roleAtLeast,
+  type Actor,
   type AuthContext,
   CURSOR_TEXT,
   CURSOR_TIMESTAMP,
@@ -20,7 +23,7 @@ import * as store from "../store/oidc.js";
 import { findUser } from "../store/users.js";
 import { encryptPrivateKey } from "./key-encryption.js";
 import { isAcceptableProviderUrl, type OidcClient } from "./oidc-client.js";
-import { checkEtag, derivedUuid, type Actor } from "./tenants.js";
+import { derivedUuid } from "./request-ids.js";
 
 /**
  * A tenant's OIDC providers (admins manage them; the client secret is encrypted at rest and never
@@ -131,6 +134,7 @@ function providerEvent(row: OidcProviderRow, eventType: string, actor: Actor, ex
  * id (the provider's id is derived from it); the same issuer and client id twice is ALREADY_EXISTS.
  */
 export async function createProvider(db: Knex, oidc: OidcClient, kek: Buffer, caller: Caller, input: ProviderInput, requestId: string, actor: Actor): Promise<OidcProviderRow> {
+  requireCallerRole(caller, "admin");
   checkIssuer(input.issuer);
   await oidc.discover(input.issuer);
   const id = requestId ? derivedUuid("oidc_provider", caller.tenantId, requestId) : randomUUID();
@@ -154,6 +158,7 @@ export async function createProvider(db: Knex, oidc: OidcClient, kek: Buffer, ca
 }
 
 export async function getProvider(db: Knex, caller: Caller, id: string): Promise<OidcProviderRow> {
+  requireCallerRole(caller, "admin");
   const row = await withTenant(db, scopeOf(caller), (trx) => store.findProvider(trx, caller.tenantId, id));
   if (!row) throw providerNotFound(id);
   return row;
@@ -161,6 +166,7 @@ export async function getProvider(db: Knex, caller: Caller, id: string): Promise
 
 /** A page of the tenant's providers by display name. */
 export async function listProviders(db: Knex, caller: Caller, q: { pageSize: number; pageToken: string }): Promise<{ providers: OidcProviderRow[]; nextPageToken: string }> {
+  requireCallerRole(caller, "admin");
   const size = pageSizeOf(q.pageSize);
   const params = { list: "oidc_providers", t: caller.tenantId };
   const after = decodePageCursor(q.pageToken, params, { name: CURSOR_TEXT, id: CURSOR_UUID });
@@ -205,6 +211,7 @@ export async function updateProvider(
   changes: Partial<ProviderInput>,
   actor: Actor,
 ): Promise<OidcProviderRow> {
+  requireCallerRole(caller, "admin");
   if (changes.issuer !== undefined) checkIssuer(changes.issuer);
   const current = await getProvider(db, caller, id);
   if (changes.issuer !== undefined && changes.issuer !== current.issuer) await oidc.discover(changes.issuer);
@@ -213,7 +220,7 @@ export async function updateProvider(
     return await withTenant(db, scopeOf(caller), async (trx) => {
       const row = await store.findProvider(trx, caller.tenantId, id, true);
       if (!row) throw providerNotFound(id);
-      checkEtag(etag, row.row_version);
+      checkEtag(etag, row.row_version, "provider");
       if (sameFields(row, fields)) return row;
       const updated = await store.updateProvider(trx, caller.tenantId, id, fields);
       await appendEvents(trx, [providerEvent(updated, "oidc_provider.updated", actor, { changed_fields: Object.keys(fields).sort() })]);
@@ -226,10 +233,11 @@ export async function updateProvider(
 
 /** Deletes a provider and the identities linked through it; users stay. */
 export async function deleteProvider(db: Knex, caller: Caller, id: string, etag: string, actor: Actor): Promise<void> {
+  requireCallerRole(caller, "admin");
   await withTenant(db, scopeOf(caller), async (trx) => {
     const row = await store.findProvider(trx, caller.tenantId, id, true);
     if (!row) throw providerNotFound(id);
-    checkEtag(etag, row.row_version);
+    checkEtag(etag, row.row_version, "provider");
     const unlinked = await store.deleteProvider(trx, caller.tenantId, id);
     await appendEvents(trx, [providerEvent(row, "oidc_provider.deleted", actor, { unlinked_identities: unlinked })]);
   });

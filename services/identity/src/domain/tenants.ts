@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { appendEvents, canonicalJson, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
 import {
-  AbortedError,
   AlreadyExistsError,
+  checkEtag,
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
   decodePageCursor,
@@ -11,12 +11,14 @@ import {
   pageOf,
   pageSizeOf,
   PermissionDeniedError,
+  type Actor,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/tenants.js";
 import { insertUser, findUser, type UserRow } from "../store/users.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";
 import { issueInvitation } from "./invitations.js";
+import { derivedUuid } from "./request-ids.js";
 
 /**
  * Tenants: creation with the first owner (platform admin), reading and updating one's own tenant,
@@ -25,37 +27,12 @@ import { issueInvitation } from "./invitations.js";
 
 export type TenantRow = store.TenantRow;
 
-/** Who made a change, for the audit log. A platform admin is recorded as `system`. */
-export interface Actor {
-  actorType: "user" | "api_key" | "service" | "system";
-  actorId: string | null;
-  requestId: string;
-}
-
 /** Settings a new tenant gets unless the request sets them. */
 export const DEFAULT_SETTINGS: Record<string, unknown> = { protected_labels: ["production"] };
-
-/** A UUID (version 8 layout) derived from `parts`: the same idempotency key always names the same row. */
-export function derivedUuid(...parts: string[]): string {
-  const h = createHash("sha256").update(parts.join("\u0000")).digest();
-  h[6] = (h[6]! & 0x0f) | 0x80;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  const hex = h.subarray(0, 16).toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-}
 
 function isUniqueViolation(err: unknown, constraint: string): boolean {
   const e = err as { code?: unknown; constraint?: unknown } | null;
   return e?.code === "23505" && e.constraint === constraint;
-}
-
-function etagMismatch(current: string): AbortedError {
-  return new AbortedError("the etag does not match the current state", { reason: ErrorReason.ETAG_MISMATCH, metadata: { current_etag: current } });
-}
-
-/** ABORTED (ETAG_MISMATCH) unless `etag` is empty or the row's current one. */
-export function checkEtag(etag: string, rowVersion: string): void {
-  if (etag !== "" && etag !== rowVersion) throw etagMismatch(rowVersion);
 }
 
 export interface NewTenant {
@@ -195,7 +172,7 @@ export async function updateTenant(
   return withTenant(db, { service: "identity", ...scope }, async (trx) => {
     const current = await store.findTenant(trx, id, true);
     if (!current) throw new NotFoundError("tenant not found");
-    checkEtag(etag, current.row_version);
+    checkEtag(etag, current.row_version, "tenant");
     const diff: TenantChanges = {};
     if (changes.name !== undefined && changes.name !== current.name) diff.name = changes.name;
     if (changes.plan !== undefined && changes.plan !== current.plan) diff.plan = changes.plan;
@@ -238,7 +215,7 @@ export async function setSuspended(
   return withTenant(db, { service: "identity", tenantId: id }, async (trx) => {
     const current = await store.findTenant(trx, id, true);
     if (!current) throw new NotFoundError("tenant not found");
-    checkEtag(opts.etag, current.row_version);
+    checkEtag(opts.etag, current.row_version, "tenant");
     if ((current.status === "suspended") === suspend) return current;
     const updated = await store.setTenantSuspended(trx, id, suspend ? reason : null);
     await appendEvents(trx, [

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { appendEvents, DbTime, withTenant, type AuditEvent, type Knex } from "@promptcraft/db";
 import {
   AlreadyExistsError,
+  checkEtag,
   CURSOR_TEXT,
   CURSOR_UUID,
   decodePageCursor,
@@ -12,12 +13,13 @@ import {
   PermissionDeniedError,
   ResourceExhaustedError,
   roleAtLeast,
+  type Actor,
   type AuthContext,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/users.js";
 import { findTenant } from "../store/tenants.js";
-import { checkEtag, derivedUuid, type Actor } from "./tenants.js";
+import { derivedUuid } from "./request-ids.js";
 import { checkPasswordPolicy, hashPassword } from "./passwords.js";
 import { issueInvitation } from "./invitations.js";
 
@@ -221,7 +223,7 @@ async function mutate(
     const retention = await retentionMs(trx, caller.tenantId);
     const user = await store.findUser(trx, caller.tenantId, id, true);
     if (!user) throw notFound();
-    checkEtag(etag, user.row_version);
+    checkEtag(etag, user.row_version, "user");
     const updated = await change(trx, user, retention);
     return view(updated ?? user, retention);
   });

@@ -1,72 +1,45 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  API_KEY_PREFIX,
-  AppError,
-  callerOf,
-  CREDENTIAL_CACHE_TTL_MS,
-  databaseStatusChecker,
-  timestampFromDb,
-  type ServiceDeps,
-  type ServiceHandlers,
-} from "@promptcraft/platform";
+import { callerOf, CREDENTIAL_CACHE_TTL_MS, databaseStatusChecker, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import { IntrospectCredentialResponseSchema, type AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
-import { CredentialType, PrincipalSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
+import { CredentialType, PrincipalSchema, type Principal } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
-import { resolveApiKey } from "../domain/api-keys.js";
+import { introspectCredential, type Principal as DomainPrincipal } from "../domain/introspection.js";
 import type { LocalCredentials } from "./local-credentials.js";
 import { ROLE_TO_PROTO } from "./roles.js";
 
+/** A principal as the contract's Principal. */
+function principalToProto(p: DomainPrincipal): Principal {
+  return p.kind === "api_key"
+    ? create(PrincipalSchema, {
+        credentialType: CredentialType.API_KEY,
+        tenantId: p.tenantId,
+        role: ROLE_TO_PROTO[p.role],
+        apiKeyId: p.apiKeyId,
+        expireTime: p.expiresAt === undefined ? undefined : timestampFromDb(p.expiresAt),
+      })
+    : create(PrincipalSchema, {
+        credentialType: CredentialType.ACCESS_TOKEN,
+        tenantId: p.tenantId,
+        userId: p.userId,
+        role: ROLE_TO_PROTO[p.role],
+        sessionId: p.sessionId,
+      });
+}
 
 /**
- * AuthService.IntrospectCredential: resolves an API key or an access token to its principal,
- * fresh from the store (no cache here; callers cache for `cache_ttl`). Any authenticated caller,
- * for credentials of its own tenant only: a credential of another tenant, or an inactive one, is
- * reported as `active: false` with no principal. An access token's role is its user's current one
- * (not the token's claim), as every service's interceptor takes it. Services resolve a presented API key by calling
- * this with the key itself as their bearer (see `remoteApiKeyResolver` in the platform).
+ * AuthService.IntrospectCredential (domain/introspection.ts): any authenticated caller, for
+ * credentials of its own tenant. Services resolve a presented API key by calling this with the key
+ * itself as their bearer (see `remoteApiKeyResolver` in the platform).
  */
 export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, { verifier }: LocalCredentials): ServiceHandlers<typeof AuthService> {
-  const checkStatus = databaseStatusChecker(deps.db, "identity", deps.log);
-  const inactive = () => create(IntrospectCredentialResponseSchema, { active: false, cacheTtl: durationFromMs(CREDENTIAL_CACHE_TTL_MS) });
+  const checks = { verifier, checkStatus: databaseStatusChecker(deps.db, "identity", deps.log), log: deps.log };
   return {
     introspectCredential: async (request, ctx) => {
-      const caller = callerOf(ctx);
-      const credential = request.credential;
-      if (credential.startsWith(API_KEY_PREFIX)) {
-        const answer = await resolveApiKey(deps.db, credential, deps.log);
-        if (!answer.active || answer.auth.tenantId !== caller.tenantId) return inactive();
-        return create(IntrospectCredentialResponseSchema, {
-          active: true,
-          principal: create(PrincipalSchema, {
-            credentialType: CredentialType.API_KEY,
-            tenantId: answer.auth.tenantId,
-            role: ROLE_TO_PROTO[answer.auth.role],
-            apiKeyId: answer.auth.credentialId ?? "",
-            expireTime: answer.expiresAt === undefined ? undefined : timestampFromDb(answer.expiresAt),
-          }),
-          cacheTtl: durationFromMs(CREDENTIAL_CACHE_TTL_MS),
-        });
-      }
-      let auth;
-      try {
-        auth = await verifier.verify(credential);
-      } catch (err) {
-        if (err instanceof AppError) return inactive();
-        throw err;
-      }
-      if (auth.tenantId !== caller.tenantId || auth.userId === undefined) return inactive();
-      const status = await checkStatus(auth.tenantId, auth.userId, auth.credentialId ?? "");
-      if (!status.ok) return inactive();
+      const principal = await introspectCredential(deps.db, checks, callerOf(ctx), request.credential);
       return create(IntrospectCredentialResponseSchema, {
-        active: true,
-        principal: create(PrincipalSchema, {
-          credentialType: CredentialType.ACCESS_TOKEN,
-          tenantId: auth.tenantId,
-          userId: auth.userId,
-          role: ROLE_TO_PROTO[status.role],
-          sessionId: auth.credentialId ?? "",
-        }),
+        active: principal !== undefined,
+        principal: principal && principalToProto(principal),
         cacheTtl: durationFromMs(CREDENTIAL_CACHE_TTL_MS),
       });
     },

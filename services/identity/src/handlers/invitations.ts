@@ -2,10 +2,8 @@ import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityConfig } from "../config.js";
 import { acceptInvitation } from "../domain/invitations.js";
-import { peerHost } from "../domain/login-throttle.js";
-import { openSession, sessionTokens } from "../domain/sessions.js";
 import type { KeyRing } from "../domain/signing-keys.js";
-import { sessionLifetimes, userAgentOf } from "./sessions.js";
+import { clientOf, sessionSettings, tokensToProto } from "./sessions.js";
 import { userToProto } from "./users.js";
 
 /**
@@ -13,28 +11,17 @@ import { userToProto } from "./users.js";
  * active and start their first session, in one transaction (`domain/invitations.ts`).
  */
 export function invitationHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing): ServiceHandlers<typeof AuthService> {
-  const { db, config } = deps;
-  const lifetimes = sessionLifetimes(config);
-  const tokenSettings = { issuer: config.TOKEN_ISSUER, ttlS: config.ACCESS_TOKEN_TTL_S };
+  const { db } = deps;
+  const settings = sessionSettings(deps.config, keys);
   return {
     acceptInvitation: async (request, ctx) => {
-      const { user, result: opened } = await acceptInvitation(
+      const { tokens, user } = await acceptInvitation(
         db,
-        { token: request.invitationToken, password: request.password, displayName: request.displayName, requestId: ctx.requestId },
-        (trx, invitee) =>
-          openSession(trx, lifetimes, {
-            tenantId: invitee.tenant_id,
-            userId: invitee.id,
-            authMethod: "invitation",
-            userAgent: userAgentOf(ctx),
-            clientAddress: peerHost(ctx.peer) ?? null,
-            requestId: ctx.requestId,
-          }),
+        settings,
+        { token: request.invitationToken, password: request.password, displayName: request.displayName },
+        clientOf(ctx),
       );
-      return {
-        tokens: await sessionTokens(keys, tokenSettings, { tenantId: user.tenant_id, userId: user.id, role: opened.user.role, ...opened }),
-        user: userToProto({ user: opened.user, purgeTime: undefined }),
-      };
+      return { tokens: tokensToProto(tokens), user: userToProto({ user, purgeTime: undefined }) };
     },
   };
 }

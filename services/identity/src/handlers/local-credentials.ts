@@ -12,14 +12,8 @@ import {
 } from "@promptcraft/platform";
 import type { IdentityConfig } from "../config.js";
 import { resolveApiKey } from "../domain/api-keys.js";
+import type { TokenSession } from "../domain/sessions.js";
 import type { KeyRing } from "../domain/signing-keys.js";
-
-/** The session an access token names: who may end it, and which it is. */
-export interface TokenSession {
-  tenantId: string;
-  userId: string;
-  sessionId: string;
-}
 
 /**
  * Identity's own checks of a bearer credential, for the methods `serve()` leaves public because

@@ -1,17 +1,15 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, invertEnumMap, requireRole, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { Role, type LinkedIdentitySchema, type OidcProvider, type OidcProviderSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
-import { peerHost } from "../domain/login-throttle.js";
 import type { OidcClient } from "../domain/oidc-client.js";
 import { completeLogin, startLogin } from "../domain/oidc-login.js";
 import * as providers from "../domain/oidc-providers.js";
-import { sessionTokens } from "../domain/sessions.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 import type { JitRole } from "../store/oidc.js";
-import { sessionLifetimes, userAgentOf } from "./sessions.js";
+import { clientOf, sessionSettings, tokensToProto } from "./sessions.js";
 import { userToProto } from "./users.js";
 
 const JIT_ROLE_TO_PROTO: Record<JitRole, Role> = { admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
@@ -82,17 +80,14 @@ const MASK_FIELDS: Record<string, keyof providers.ProviderInput> = {
 export function oidcIdentityHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing, oidc: OidcClient): ServiceHandlers<typeof IdentityService> {
   const db = deps.db;
   return {
-    createOidcProvider: async (request, ctx) => {
-      const caller = requireRole(ctx, "admin");
-      return providerToProto(await providers.createProvider(db, oidc, keys.kek, caller, providerInput(request.oidcProvider!), request.requestId, actorOf(ctx)));
-    },
-    getOidcProvider: async (request, ctx) => providerToProto(await providers.getProvider(db, requireRole(ctx, "admin"), request.oidcProviderId.toLowerCase())),
+    createOidcProvider: async (request, ctx) =>
+      providerToProto(await providers.createProvider(db, oidc, keys.kek, callerOf(ctx), providerInput(request.oidcProvider!), request.requestId, actorOf(ctx))),
+    getOidcProvider: async (request, ctx) => providerToProto(await providers.getProvider(db, callerOf(ctx), request.oidcProviderId.toLowerCase())),
     listOidcProviders: async (request, ctx) => {
-      const page = await providers.listProviders(db, requireRole(ctx, "admin"), request);
+      const page = await providers.listProviders(db, callerOf(ctx), { pageSize: request.pageSize, pageToken: request.pageToken });
       return { oidcProviders: page.providers.map(providerToProto), nextPageToken: page.nextPageToken };
     },
     updateOidcProvider: async (request, ctx) => {
-      const caller = requireRole(ctx, "admin");
       const p = request.oidcProvider!;
       const all = providerInput(p);
       const paths = new Set((request.updateMask?.paths ?? []).flatMap((path) => (path === "*" ? Object.keys(MASK_FIELDS) : [path])));
@@ -101,14 +96,14 @@ export function oidcIdentityHandlers(deps: ServiceDeps<IdentityConfig>, keys: Ke
         const field = MASK_FIELDS[path]!;
         (changes as Record<string, unknown>)[field] = all[field];
       }
-      return providerToProto(await providers.updateProvider(db, oidc, keys.kek, caller, p.id.toLowerCase(), p.etag, changes, actorOf(ctx)));
+      return providerToProto(await providers.updateProvider(db, oidc, keys.kek, callerOf(ctx), p.id.toLowerCase(), p.etag, changes, actorOf(ctx)));
     },
     deleteOidcProvider: async (request, ctx) => {
-      await providers.deleteProvider(db, requireRole(ctx, "admin"), request.oidcProviderId.toLowerCase(), request.etag, actorOf(ctx));
+      await providers.deleteProvider(db, callerOf(ctx), request.oidcProviderId.toLowerCase(), request.etag, actorOf(ctx));
       return {};
     },
     listLinkedIdentities: async (request, ctx) => {
-      const page = await providers.listLinkedIdentities(db, callerOf(ctx), request);
+      const page = await providers.listLinkedIdentities(db, callerOf(ctx), { userId: request.userId, pageSize: request.pageSize, pageToken: request.pageToken });
       return { linkedIdentities: page.identities.map(identityToProto), nextPageToken: page.nextPageToken };
     },
     deleteLinkedIdentity: async (request, ctx) => {
@@ -120,9 +115,8 @@ export function oidcIdentityHandlers(deps: ServiceDeps<IdentityConfig>, keys: Ke
 
 /** AuthService: StartOidcLogin and CompleteOidcLogin (public: the login flow itself authenticates). */
 export function oidcAuthHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing, oidc: OidcClient): ServiceHandlers<typeof AuthService> {
-  const { db, config } = deps;
-  const tokenSettings = { issuer: config.TOKEN_ISSUER, ttlS: config.ACCESS_TOKEN_TTL_S };
-  const lifetimes = sessionLifetimes(config);
+  const { db } = deps;
+  const settings = sessionSettings(deps.config, keys);
   return {
     startOidcLogin: async (request) => {
       const started = await startLogin(db, oidc, keys.kek, {
@@ -134,15 +128,10 @@ export function oidcAuthHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRin
       return { authorizationUrl: started.authorizationUrl, state: started.state, expireTime: timestampFromDb(started.expiresAt) };
     },
     completeOidcLogin: async (request, ctx) => {
-      const done = await completeLogin(db, oidc, keys.kek, lifetimes, request, {
-        userAgent: userAgentOf(ctx),
-        clientAddress: peerHost(ctx.peer) ?? null,
-        requestId: ctx.requestId,
-      });
-      const { session } = done;
+      const done = await completeLogin(db, oidc, keys.kek, settings, { state: request.state, code: request.code, redirectUri: request.redirectUri }, clientOf(ctx));
       return {
-        tokens: await sessionTokens(keys, tokenSettings, { tenantId: session.user.tenant_id, userId: session.user.id, role: session.user.role, ...session }),
-        user: userToProto({ user: session.user, purgeTime: undefined }),
+        tokens: tokensToProto(done.tokens),
+        user: userToProto({ user: done.user, purgeTime: undefined }),
         userCreated: done.userCreated,
         linkedIdentity: identityToProto(done.identity),
       };

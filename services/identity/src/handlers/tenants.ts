@@ -1,5 +1,5 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
-import { actorOf, InvalidArgumentError, requireRole, timestampFromDb, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, InvalidArgumentError, requireRole, systemActor, timestampFromDb, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { CallContext } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import {
@@ -64,11 +64,6 @@ export function tenantToProto(row: tenants.TenantRow): MessageInitShape<typeof T
   };
 }
 
-/** The audit actor of a platform-admin call: the platform, not a tenant's user. */
-function platformActor(ctx: CallContext): tenants.Actor {
-  return { actorType: "system", actorId: null, requestId: ctx.requestId };
-}
-
 /** Field-mask paths of UpdateTenant a tenant's owners and admins may use; `*` means these. */
 const MEMBER_PATHS = ["display_name", "settings"];
 /** What `*` means for the platform administrator. */
@@ -127,7 +122,7 @@ export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: 
           owner: { email: o.email, displayName: o.displayName, password: request.ownerPassword },
           requestId: request.requestId,
         },
-        platformActor(ctx),
+        systemActor(ctx.requestId),
       );
       return { tenant: tenantToProto(tenant), owner: userToProto({ user: owner, purgeTime: undefined }), invitationToken };
     },
@@ -150,7 +145,7 @@ export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: 
       const paths = request.updateMask?.paths ?? [];
       if (isPlatformAdmin(ctx, adminToken)) {
         if (t.id === "") throw new InvalidArgumentError({ field: "tenant.id", description: "a platform admin names the tenant" });
-        return tenantToProto(await tenants.updateTenant(db, { tenantId: t.id }, t.id, t.etag, changesOf(t, paths, true), platformActor(ctx), true));
+        return tenantToProto(await tenants.updateTenant(db, { tenantId: t.id }, t.id, t.etag, changesOf(t, paths, true), systemActor(ctx.requestId), true));
       }
       await member(ctx);
       const caller = requireRole(ctx, "admin");
@@ -159,12 +154,12 @@ export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: 
     },
     suspendTenant: async (request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
-      const row = await tenants.setSuspended(db, request.tenantId, true, { etag: request.etag, reason: request.reason }, platformActor(ctx));
+      const row = await tenants.setSuspended(db, request.tenantId, true, { etag: request.etag, reason: request.reason }, systemActor(ctx.requestId));
       return tenantToProto(row);
     },
     resumeTenant: async (request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
-      return tenantToProto(await tenants.setSuspended(db, request.tenantId, false, { etag: request.etag }, platformActor(ctx)));
+      return tenantToProto(await tenants.setSuspended(db, request.tenantId, false, { etag: request.etag }, systemActor(ctx.requestId)));
     },
   };
 }

@@ -1,7 +1,10 @@
 import { sqlTime, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
-import type { ApiKeyRole } from "../domain/api-keys.js";
+import type { Role } from "@promptcraft/platform";
 
 /** All SQL of the `api_key` aggregate. Tenant-scoped calls take a `withTenant` transaction. */
+
+/** Roles a key may have (`api_key.role`: never owner). */
+export type ApiKeyRole = Exclude<Role, "owner">;
 
 /** An API key row (never its hash). */
 export interface ApiKeyRow {

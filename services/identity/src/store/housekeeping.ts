@@ -2,8 +2,9 @@ import { sqlTime, type Knex } from "@promptcraft/db";
 
 /**
  * SQL of identity's housekeeping, inside one `withServiceRole` transaction. Tenant tables are
- * cleaned one tenant at a time (`app.tenant_id` set for each, row-level security as everywhere);
- * `login_throttle` and `signing_key` are platform tables.
+ * cleaned one tenant at a time (`enterTenant` sets `app.tenant_id` for each, row-level security as
+ * everywhere, and each statement names the tenant too); `login_throttle` and `signing_key` are
+ * platform tables.
  */
 
 /** Only one replica sweeps at a time: a transaction-scoped advisory lock; false if another holds it. */
@@ -54,9 +55,9 @@ export async function enterTenant(trx: Knex.Transaction, tenantId: string): Prom
   await trx.raw("select set_config('app.tenant_id', ?, true)", [tenantId]);
 }
 
-/** Invitations that expired before `cutoff` (used, replaced or not). */
-export async function pruneInvitations(trx: Knex.Transaction, cutoff: Date): Promise<number> {
-  const { rowCount } = await trx.raw<{ rowCount: number }>("delete from invitation where expires_at < ?", [cutoff]);
+/** The tenant's invitations that expired before `cutoff` (used, replaced or not). */
+export async function pruneInvitations(trx: Knex.Transaction, tenantId: string, cutoff: Date): Promise<number> {
+  const { rowCount } = await trx.raw<{ rowCount: number }>("delete from invitation where tenant_id = ? and expires_at < ?", [tenantId, cutoff]);
   return rowCount;
 }
 
@@ -65,22 +66,22 @@ export async function pruneInvitations(trx: Knex.Transaction, cutoff: Date): Pro
  * revoked, or with no refresh token valid since. Rows of a live family are kept: a rotated-out
  * token must still be recognised as reuse.
  */
-export async function pruneSessions(trx: Knex.Transaction, cutoff: Date): Promise<number> {
+export async function pruneSessions(trx: Knex.Transaction, tenantId: string, cutoff: Date): Promise<number> {
   const { rowCount } = await trx.raw<{ rowCount: number }>(
     `delete from session s using session root
-     where root.tenant_id = s.tenant_id and root.id = s.family_id
+     where s.tenant_id = ? and root.tenant_id = s.tenant_id and root.id = s.family_id
        and (root.absolute_expires_at < ? or root.revoked_at < ?
             or not exists (select 1 from session l where l.tenant_id = root.tenant_id and l.family_id = root.family_id and l.expires_at >= ?))`,
-    [cutoff, cutoff, cutoff],
+    [tenantId, cutoff, cutoff, cutoff],
   );
   return rowCount;
 }
 
-/** Encrypted API-key secrets kept for request_id retries, once their window (keys created before `cutoff`) is over. */
-export async function clearRetrySecrets(trx: Knex.Transaction, cutoff: Date): Promise<number> {
+/** The tenant's encrypted API-key secrets kept for request_id retries, once their window (keys created before `cutoff`) is over. */
+export async function clearRetrySecrets(trx: Knex.Transaction, tenantId: string, cutoff: Date): Promise<number> {
   const { rowCount } = await trx.raw<{ rowCount: number }>(
-    "update api_key set retry_secret = null where retry_secret is not null and created_at < ?",
-    [cutoff],
+    "update api_key set retry_secret = null where tenant_id = ? and retry_secret is not null and created_at < ?",
+    [tenantId, cutoff],
   );
   return rowCount;
 }

@@ -40,7 +40,7 @@ export const throttleMapKey = (k: ThrottleKey) => `${k.scope}\u0000${k.key}`;
 export async function recordFailures(trx: Knex.Transaction, keys: readonly ThrottleKey[], policy: ThrottlePolicy): Promise<void> {
   for (const k of keys) {
     await trx.raw("insert into login_throttle (scope, key, failure_count) values (?, ?, 0) on conflict (scope, key) do nothing", [k.scope, k.key]);
-    const row = await trx<Row>("login_throttle").where({ scope: k.scope, key: k.key }).forUpdate().first();
+    const row = await trx<Row>("login_throttle").select("failure_count", "last_failure_at", "blocked_until").where({ scope: k.scope, key: k.key }).forUpdate().first();
     // Server clock for both sides of the comparison (database now() and Date differ slightly).
     const now = new Date();
     const state: ThrottleState | undefined =
@@ -62,12 +62,4 @@ export async function recordFailures(trx: Knex.Transaction, keys: readonly Throt
 /** Forgets the counters of `keys` (a successful login resets its account). */
 export async function clearThrottles(trx: Knex.Transaction, keys: readonly ThrottleKey[]): Promise<void> {
   for (const k of keys) await trx("login_throttle").where({ scope: k.scope, key: k.key }).delete();
-}
-
-/** Deletes counters whose last failure is older than `olderThanS` seconds and that block nothing. */
-export async function pruneThrottles(trx: Knex.Transaction, olderThanS: number): Promise<number> {
-  return trx("login_throttle")
-    .where("last_failure_at", "<", new Date(Date.now() - olderThanS * 1000))
-    .andWhere((q) => void q.whereNull("blocked_until").orWhere("blocked_until", "<", new Date()))
-    .delete();
 }

@@ -2,20 +2,20 @@ import type { Knex } from "@promptcraft/db";
 
 /**
  * SQL of `session` (one row per issued refresh token; `family_id` is the session) and the login
- * lookups. Everything but the lookups runs inside `withTenant` for the session's tenant.
+ * lookups. Everything but the lookups runs inside `withTenant` for the session's tenant and names
+ * that tenant in its WHERE too (row-level security is the second wall, not the only one).
  */
 
 /** How a session started (`session.auth_method`): Login, CompleteOidcLogin or AcceptInvitation. */
 export type SessionAuthMethod = "password" | "oidc" | "invitation";
 
-/** A `session` row. */
+/** A `session` row as the service reads it (never the refresh token's hash; `client_ip` as text). */
 export interface SessionRow {
   tenant_id: string;
   id: string;
   family_id: string;
   generation: number;
   user_id: string;
-  refresh_token_hash: string;
   auth_method: SessionAuthMethod;
   oidc_provider_id: string | null;
   created_at: Date;
@@ -29,8 +29,13 @@ export interface SessionRow {
   client_ip: string | null;
 }
 
+/** The columns of {@link SessionRow}, of the row aliased `s`. */
+const SESSION_COLUMNS = `s.tenant_id, s.id, s.family_id, s.generation, s.user_id, s.auth_method, s.oidc_provider_id, s.created_at,
+  s.last_used_at, s.expires_at, s.absolute_expires_at, s.rotated_at, s.revoked_at, s.revoked_reason, s.user_agent,
+  host(s.client_ip) as client_ip`;
+
 /** A session (family) as listed: its newest token's row plus when the family started. */
-export interface FamilyRow extends Omit<SessionRow, "refresh_token_hash"> {
+export interface FamilyRow extends SessionRow {
   started_at: Date;
 }
 
@@ -118,39 +123,54 @@ export async function insertSession(trx: Knex.Transaction, s: NewSessionRow): Pr
 }
 
 /** The row of one refresh token, locked for rotation. */
-export async function lockSessionRow(trx: Knex.Transaction, id: string): Promise<SessionRow | undefined> {
-  return trx<SessionRow>("session").where({ id }).forUpdate().first();
+export async function lockSessionRow(trx: Knex.Transaction, tenantId: string, id: string): Promise<SessionRow | undefined> {
+  const { rows } = await trx.raw<{ rows: SessionRow[] }>(`select ${SESSION_COLUMNS} from session s where s.tenant_id = ? and s.id = ? for update`, [tenantId, id]);
+  return rows[0];
 }
 
 /** Marks a row rotated (its token is spent). */
-export async function markRotated(trx: Knex.Transaction, id: string, at: Date): Promise<void> {
-  await trx("session").where({ id }).update({ rotated_at: at, last_used_at: at });
+export async function markRotated(trx: Knex.Transaction, tenantId: string, id: string, at: Date): Promise<void> {
+  await trx.raw("update session set rotated_at = ?, last_used_at = ? where tenant_id = ? and id = ?", [at, at, tenantId, id]);
 }
 
 /** Revokes every unrevoked token of a family; the number of rows changed. */
-export async function revokeFamily(trx: Knex.Transaction, familyId: string, reason: string): Promise<number> {
-  return trx("session").where({ family_id: familyId }).whereNull("revoked_at").update({ revoked_at: trx.fn.now(), revoked_reason: reason });
+export async function revokeFamily(trx: Knex.Transaction, tenantId: string, familyId: string, reason: string): Promise<number> {
+  const { rowCount } = await trx.raw<{ rowCount: number }>(
+    "update session set revoked_at = now(), revoked_reason = ? where tenant_id = ? and family_id = ? and revoked_at is null",
+    [reason, tenantId, familyId],
+  );
+  return rowCount;
 }
 
 /** Revokes all sessions of a user (but `exceptFamily`); the ids of the sessions revoked. */
-export async function revokeUserSessions(trx: Knex.Transaction, userId: string, reason: string, exceptFamily?: string): Promise<string[]> {
-  const q = trx("session").where({ user_id: userId }).whereNull("revoked_at");
-  if (exceptFamily) void q.whereNot({ family_id: exceptFamily });
-  const rows: { family_id: string }[] = await q.update({ revoked_at: trx.fn.now(), revoked_reason: reason }, ["family_id"]);
+export async function revokeUserSessions(trx: Knex.Transaction, tenantId: string, userId: string, reason: string, exceptFamily?: string): Promise<string[]> {
+  const { rows } = await trx.raw<{ rows: { family_id: string }[] }>(
+    `update session set revoked_at = now(), revoked_reason = ?
+     where tenant_id = ? and user_id = ? and revoked_at is null and (?::uuid is null or family_id <> ?::uuid)
+     returning family_id`,
+    [reason, tenantId, userId, exceptFamily ?? null, exceptFamily ?? null],
+  );
   return [...new Set(rows.map((r) => r.family_id))];
 }
 
+/** The newest token row of each family, with when the family started (its generation 0); callers add the WHERE on `s`. */
 const FAMILY_SELECT = `
-  select distinct on (s.family_id) s.tenant_id, s.id, s.family_id, s.generation, s.user_id, s.auth_method, s.oidc_provider_id,
-    s.created_at, s.last_used_at, s.expires_at, s.absolute_expires_at, s.rotated_at, s.revoked_at,
-    s.revoked_reason, s.user_agent, host(s.client_ip) as client_ip, f.created_at as started_at
+  select distinct on (s.family_id) ${SESSION_COLUMNS}, f.created_at as started_at
   from session s
   join session f on f.tenant_id = s.tenant_id and f.id = s.family_id
 `;
 
-/** One session (family) by id, its newest token's row; undefined if none (in this tenant). */
-export async function getFamily(trx: Knex.Transaction, familyId: string): Promise<FamilyRow | undefined> {
-  const { rows } = await trx.raw<{ rows: FamilyRow[] }>(`${FAMILY_SELECT} where s.family_id = ? order by s.family_id, s.generation desc`, [familyId]);
+/** The columns of {@link FamilyRow}, of the family aliased `latest`. */
+const FAMILY_COLUMNS = `latest.tenant_id, latest.id, latest.family_id, latest.generation, latest.user_id, latest.auth_method,
+  latest.oidc_provider_id, latest.created_at, latest.last_used_at, latest.expires_at, latest.absolute_expires_at, latest.rotated_at,
+  latest.revoked_at, latest.revoked_reason, latest.user_agent, latest.client_ip, latest.started_at`;
+
+/** One session (family) of the tenant by id, its newest token's row; undefined if none. */
+export async function getFamily(trx: Knex.Transaction, tenantId: string, familyId: string): Promise<FamilyRow | undefined> {
+  const { rows } = await trx.raw<{ rows: FamilyRow[] }>(
+    `${FAMILY_SELECT} where s.tenant_id = ? and s.family_id = ? order by s.family_id, s.generation desc`,
+    [tenantId, familyId],
+  );
   return rows[0];
 }
 
@@ -161,20 +181,24 @@ export async function getFamily(trx: Knex.Transaction, familyId: string): Promis
  */
 export async function listFamilies(
   trx: Knex.Transaction,
+  tenantId: string,
   userId: string,
   options: { includeInactive: boolean; limit: number; after: { startedAt: string; familyId: string } | undefined },
 ): Promise<FamilyRow[]> {
   const where = ["true"];
-  const bindings: Knex.Value[] = [userId];
-  if (!options.includeInactive) where.push("revoked_at is null and rotated_at is null and expires_at > now() and absolute_expires_at > now()");
+  const bindings: Knex.Value[] = [tenantId, userId];
+  if (!options.includeInactive) {
+    where.push("latest.revoked_at is null and latest.rotated_at is null and latest.expires_at > now() and latest.absolute_expires_at > now()");
+  }
   if (options.after) {
-    where.push("(started_at, family_id) < (?::timestamptz, ?::uuid)");
+    where.push("(latest.started_at, latest.family_id) < (?::timestamptz, ?::uuid)");
     bindings.push(options.after.startedAt, options.after.familyId);
   }
   const { rows } = await trx.raw<{ rows: FamilyRow[] }>(
-    `select * from (${FAMILY_SELECT} where s.user_id = ? order by s.family_id, s.generation desc) latest
+    `select ${FAMILY_COLUMNS}
+     from (${FAMILY_SELECT} where s.tenant_id = ? and s.user_id = ? order by s.family_id, s.generation desc) latest
      where ${where.join(" and ")}
-     order by started_at desc, family_id desc
+     order by latest.started_at desc, latest.family_id desc
      limit ?`,
     [...bindings, options.limit],
   );
