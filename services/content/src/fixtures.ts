@@ -44,7 +44,7 @@ export async function createEntity(
     insertEntity(trx, {
       tenantId,
       type: options.entityType ?? "context",
-      ownerId,
+      owner: { kind: "user", id: ownerId },
       requestId: null,
       fields,
       hash: contentHash(fields),
@@ -87,7 +87,7 @@ export async function addVersion(
       fields: next,
       hash,
       commitMessage: changes.commitMessage ?? "",
-      authorId,
+      author: { kind: "user", id: authorId },
       rolledBackFrom: changes.rolledBackFrom ?? null,
       requestId: null,
     });
@@ -105,12 +105,12 @@ export async function setLabel(
   entityId: string,
   label: string,
   version: number,
-  movedBy: string | null = null,
+  movedBy: string,
   options: { protected?: boolean } = {},
 ): Promise<void> {
   await withTenant(knex, { service: "content", tenantId, userId: movedBy }, async (trx) => {
     if (!(await findEntityAccess(trx, ownerCaller(tenantId, movedBy), entityId, true))) throw new Error(`entity ${entityId} not found in tenant ${tenantId}`);
     const current = await currentLabel(trx, tenantId, entityId, label);
-    await moveLabel(trx, { tenantId, entityId, label, version, protected: options.protected ?? current?.protected ?? false, movedBy });
+    await moveLabel(trx, { tenantId, entityId, label, version, protected: options.protected ?? current?.protected ?? false, movedBy: { kind: "user", id: movedBy } });
   });
 }

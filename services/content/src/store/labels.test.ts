@@ -62,7 +62,7 @@ void describe("store/labels", () => {
     await withTenant(knex, { service: "content", tenantId, userId }, async (trx) => {
       const staging = await store.currentLabel(trx, tenantId, entityId, "staging");
       assert.deepEqual([staging?.version, staging?.implicit], [3, false]);
-      const moved = await store.moveLabel(trx, { tenantId, entityId, label: "staging", version: 1, protected: false, movedBy: userId });
+      const moved = await store.moveLabel(trx, { tenantId, entityId, label: "staging", version: 1, protected: false, movedBy: { kind: "user", id: userId } });
       assert.ok(moved.valid_from.getTime() >= staging!.valid_from.getTime());
       const closedAt = await store.closeLabel(trx, tenantId, entityId, "staging");
       assert.ok(closedAt);
