@@ -125,6 +125,7 @@ describe("npm start with its ports moved", () => {
   const stateDir = mkdtempSync(path.join(tmpdir(), "promptcraft-start-"));
   const account = { tenantSlug: `start-${randomBytes(4).toString("hex")}`, email: "owner@example.com", password: `p${randomBytes(12).toString("base64url")}`, requestId: randomUUID() };
   const grpcUrl = {} as Record<Name, string>;
+  const connectUrl = {} as Record<Name, string>;
   let embeddedPort = 0;
   let platform: Platform;
   /** A shell that did not start the platform: no port variables, only where this checkout keeps its state. */
@@ -150,6 +151,7 @@ describe("npm start with its ports moved", () => {
       env[`${name.toUpperCase()}_GRPC_PORT`] = String(ports[i]);
       env[`${name.toUpperCase()}_CONNECT_PORT`] = String(ports[i + 5]);
       grpcUrl[name] = `http://127.0.0.1:${ports[i]}`;
+      connectUrl[name] = `http://127.0.0.1:${ports[i + 5]}`;
     });
     embeddedPort = ports[10]!;
     if (EMBEDDED) env.PROMPTCRAFT_EMBEDDED_PORT = String(embeddedPort);
@@ -195,6 +197,23 @@ describe("npm start with its ports moved", () => {
     const tenant = await createServiceClient(IdentityService, `http://${getTenant[1]}`, { token: accessToken }).getTenant({});
     assert.equal(tenant.slug, account.tenantSlug);
     assert.equal(`http://${getTenant[1]}`, grpcUrl.identity);
+  });
+
+  test("pages of the local dev servers may call the Connect ports from a browser, other pages not", async () => {
+    assert.match(platform.output, /^ {2}browsers: pages of http:\/\/localhost:5173, .* may call the Connect ports \(CORS_ALLOWED_ORIGINS\)$/m);
+    const preflight = (origin: string) =>
+      fetch(`${connectUrl.content}/grpc.health.v1.Health/Check`, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type,authorization" },
+      });
+    for (const origin of ["http://localhost:5173", "http://127.0.0.1:3000", "http://localhost:8080"]) {
+      const res = await preflight(origin);
+      assert.equal(res.status, 204, origin);
+      assert.equal(res.headers.get("access-control-allow-origin"), origin);
+    }
+    const refused = await preflight("https://app.example.com");
+    assert.equal(refused.status, 403);
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
   });
 
   test("a service killed with SIGKILL is restarted while the others keep serving", async () => {

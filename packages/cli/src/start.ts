@@ -30,6 +30,18 @@ export interface StartOptions {
  */
 export const RESTART_POLICY = { firstDelayMs: 500, maxDelayMs: 15_000, stableMs: 60_000, maxCrashes: 5, windowMs: 60_000 } as const;
 
+/**
+ * The origins `npm start` lets call the Connect ports from a browser, unless CORS_ALLOWED_ORIGINS
+ * says otherwise: the usual local dev servers (Vite 5173, Create React App / Next.js 3000,
+ * webpack-dev-server and others 8080), by name and by address. A service run alone allows none.
+ */
+export const DEV_CORS_ORIGINS = [5173, 3000, 8080].flatMap((port) => [`http://localhost:${port}`, `http://127.0.0.1:${port}`]);
+
+/** The services' CORS_ALLOWED_ORIGINS under `npm start`: the caller's, else {@link DEV_CORS_ORIGINS}. */
+function corsOrigins(): string {
+  return process.env.CORS_ALLOWED_ORIGINS ?? DEV_CORS_ORIGINS.join(",");
+}
+
 /** One service under the supervisor: its current process and its crash history. */
 interface Supervised {
   endpoint: ServiceEndpoint;
@@ -184,6 +196,7 @@ function serviceEnv(options: StartOptions, db: DatabaseHandle, adminToken: strin
     // We hold the services' stdin open: if this process dies, even by SIGKILL, they stop.
     STOP_WHEN_STDIN_CLOSES: "true",
     PLATFORM_ADMIN_TOKEN: adminToken,
+    CORS_ALLOWED_ORIGINS: corsOrigins(),
   };
 }
 
@@ -298,6 +311,9 @@ function printEndpoints(options: StartOptions, db: DatabaseHandle, elapsedMs: nu
   say(`  grpcurl:  grpcurl -plaintext ${content.grpcAddress} list`);
   say(`            grpcurl -plaintext -d '{"service":""}' ${content.grpcAddress} grpc.health.v1.Health/Check`);
   say(`  curl:     curl -s -H 'content-type: application/json' -d '{"service":""}' ${content.connectUrl}/grpc.health.v1.Health/Check`);
+  const origins = corsOrigins().split(",").map((o) => o.trim()).filter(Boolean);
+  const pages = origins.includes("*") ? "pages of any origin" : origins.length ? `pages of ${origins.join(", ")}` : "no page of another origin";
+  say(`  browsers: ${pages} may call the Connect ports (CORS_ALLOWED_ORIGINS)`);
   if (demo) {
     const file = path.join(options.stateDir, "demo.json");
     const shown = file.startsWith(REPO_ROOT + path.sep) ? path.relative(REPO_ROOT, file) : file;

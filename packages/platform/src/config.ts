@@ -28,7 +28,40 @@ export const baseConfigShape = {
   IDENTITY_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50051"),
   /** The `iss` of access tokens: identity issues them with it, every service expects it. */
   TOKEN_ISSUER: z.string().min(1).max(200).default("promptcraft-identity"),
+  /**
+   * Web origins whose pages may call the Connect port from a browser (CORS), comma-separated and
+   * exact (`https://app.example.com`), or `*` for any. Default: none (`npm start` allows the local
+   * dev servers' origins).
+   */
+  CORS_ALLOWED_ORIGINS: z
+    .string()
+    .optional()
+    .transform((value, ctx): readonly string[] | "*" => {
+      const entries = (value ?? "").split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+      if (entries.includes("*")) {
+        if (entries.length > 1) ctx.addIssue({ code: "custom", message: "* allows every origin: give it alone" });
+        return "*";
+      }
+      for (const entry of entries) {
+        if (!isOrigin(entry)) {
+          ctx.addIssue({ code: "custom", message: `${entry} is not an origin: scheme://host[:port] as a browser sends it, no path or trailing slash (e.g. https://app.example.com)` });
+        }
+      }
+      return entries;
+    }),
+  /** How long a browser may reuse a CORS preflight's answer, in seconds (Chromium caps it at 7200). */
+  CORS_MAX_AGE_S: z.coerce.number().int().min(0).max(86_400).default(7200),
 } as const;
+
+/** True when `value` is exactly the serialisation of an origin, as browsers send it in `Origin`. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return /^https?:$/.test(url.protocol) && url.origin === value;
+  } catch {
+    return false;
+  }
+}
 
 const port = z.coerce.number().int().min(0).max(65535);
 

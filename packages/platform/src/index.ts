@@ -9,6 +9,7 @@ export * from "./logger.js";
 export * from "./metrics.js";
 export * from "./pipeline.js";
 export * from "./server.js";
+export * from "./cors.js";
 export * from "./run.js";
 export { toStatus } from "./grpc-transport.js";
 export type { HttpRoute } from "./connect-transport.js";

@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { AuthContext, CallContext } from "./context.js";
 import { connectHandler, listenDualProtocol, type HttpRoute } from "./connect-transport.js";
+import { withCors, type CorsOptions } from "./cors.js";
 import { addGrpcService } from "./grpc-transport.js";
 import type { ServiceRegistration } from "./handlers.js";
 import { HealthState, ServingStatus } from "./health.js";
@@ -25,6 +26,8 @@ export interface ServerOptions {
   authenticate?: (ctx: CallContext) => Promise<AuthContext | undefined>;
   /** Extra plain HTTP routes on the Connect port, by exact path. */
   httpRoutes?: Record<string, HttpRoute>;
+  /** Which web origins may call the Connect port from a browser; default: none. */
+  cors?: CorsOptions;
   /** How long {@link RunningServer.close} waits for in-flight calls. */
   shutdownGraceMs?: number;
 }
@@ -90,7 +93,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   let connect;
   try {
-    connect = await listenDualProtocol(connectHandler(registrations, pipeline, routes), options.host, options.connectPort);
+    const handler = withCors(connectHandler(registrations, pipeline, routes), options.cors ?? { allowedOrigins: [], maxAgeSeconds: 0 });
+    connect = await listenDualProtocol(handler, options.host, options.connectPort);
   } catch (err) {
     grpcServer.forceShutdown();
     throw portError(err as Error, options.connectPort, "CONNECT_PORT");

@@ -116,6 +116,7 @@ export async function startService<C extends BaseServiceConfig, S>(
       authenticate: credentialAuthenticator({ verifier, resolveApiKey, checkStatus }),
       httpRoutes: setup.httpRoutes,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+      cors: { allowedOrigins: config.CORS_ALLOWED_ORIGINS, maxAgeSeconds: config.CORS_MAX_AGE_S },
     });
   } catch (err) {
     fetchJwks?.close?.();
