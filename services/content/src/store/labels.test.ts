@@ -50,7 +50,7 @@ void describe("store/labels", () => {
       ],
       "production is protected by default (tenant_protected_labels)",
     );
-    assert.deepEqual(Object.keys(now[0]!).sort(), ["implicit", "label", "moved_by", "protected", "valid_from", "version"]);
+    assert.deepEqual(Object.keys(now[0]!).sort(), ["implicit", "label", "moved_by", "moved_by_api_key_id", "protected", "valid_from", "version"]);
     const then = await list({ asOf: between });
     assert.deepEqual(then.map((l) => [l.label, l.version]), [["latest", 2], ["production", 1], ["staging", 2]]);
     const page = await list({ after: "latest", limit: 1 });
