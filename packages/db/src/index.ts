@@ -6,3 +6,5 @@ export { coreMigrations } from "./migrations/index.js";
 export * from "./events.js";
 export * from "./content-hash.js";
 export * from "./time.js";
+export * from "./connection-errors.js";
+export * from "./probe.js";

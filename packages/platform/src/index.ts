@@ -17,3 +17,5 @@ export * from "./authz.js";
 export * from "./paging.js";
 export * from "./time.js";
 export * from "./enums.js";
+export * from "./database-health.js";
+export * from "./log-throttle.js";

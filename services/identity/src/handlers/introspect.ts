@@ -26,7 +26,7 @@ import { ROLE_TO_PROTO } from "./roles.js";
  * this with the key itself as their bearer (see `remoteApiKeyResolver` in the platform).
  */
 export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, { verifier }: LocalCredentials): ServiceHandlers<typeof AuthService> {
-  const checkStatus = databaseStatusChecker(deps.db, "identity", deps.log);
+  const checkStatus = databaseStatusChecker(deps.db, "identity");
   const inactive = () => create(IntrospectCredentialResponseSchema, { active: false, cacheTtl: durationFromMs(CREDENTIAL_CACHE_TTL_MS) });
   return {
     introspectCredential: async (request, ctx) => {

@@ -1,0 +1,90 @@
+import type { Logger } from "pino";
+import { briefError } from "./log-throttle.js";
+import { ServingStatus, type HealthState } from "./health.js";
+
+/** What {@link DatabaseHealth} needs. */
+export interface DatabaseHealthOptions {
+  /** Resolves when the database answers, rejects when it does not (with its own timeout). */
+  probe: () => Promise<void>;
+  /** Names whose status follows the database: "" (the server) and the service's own services. */
+  services: readonly string[];
+  /** Time between probes. */
+  intervalMs: number;
+  log: Logger;
+}
+
+/**
+ * Readiness that follows the database. A probe runs every `intervalMs`, and at once when a call
+ * failed because the database seemed unreachable ({@link suspect}); a failed probe turns the
+ * service NOT_SERVING, the next successful one SERVING again — no restart needed, the pool
+ * reconnects by itself. Liveness is not affected (`/healthz` answers while the process runs).
+ *
+ * A failed call alone does not flip the status: a terminated backend or a dropped connection
+ * while the server is fine should not take a replica out of rotation; the probe decides.
+ */
+export class DatabaseHealth {
+  private health: HealthState | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private reachable = true;
+
+  constructor(private readonly options: DatabaseHealthOptions) {}
+
+  /** Whether the last probe reached the database (true until one fails). */
+  get databaseReachable(): boolean {
+    return this.reachable;
+  }
+
+  /** Starts probing; statuses are set on `health` (which the server has just set SERVING). */
+  start(health: HealthState): void {
+    this.health = health;
+    this.schedule();
+  }
+
+  /** A call failed on an unreachable database: probe now, unless a probe runs or it is already down. */
+  suspect(): void {
+    if (this.stopped || !this.health || !this.reachable || this.running) return;
+    clearTimeout(this.timer);
+    void this.probeNow();
+  }
+
+  /**
+   * Stops probing and waits for a running probe; the status is never changed again (shutdown sets
+   * NOT_SERVING for good after this).
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.probeNow(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  private probeNow(): Promise<void> {
+    this.running ??= this.options
+      .probe()
+      .then(
+        () => this.update(true),
+        (err: unknown) => this.update(false, err),
+      )
+      .finally(() => {
+        this.running = undefined;
+        this.schedule();
+      });
+    return this.running;
+  }
+
+  private update(reachable: boolean, err?: unknown): void {
+    if (this.stopped || reachable === this.reachable) return;
+    this.reachable = reachable;
+    const status = reachable ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+    for (const service of this.options.services) this.health!.set(service, status);
+    if (reachable) this.options.log.info("database reachable again: SERVING");
+    else this.options.log.warn({ err: briefError(err) }, "database unreachable: NOT_SERVING until a probe succeeds");
+  }
+}
