@@ -65,30 +65,33 @@ async function persisted(ids: readonly string[]): Promise<number> {
 }
 
 describe("a database outage under load (content, gRPC and Connect)", () => {
-  test("the proxy to the database is cut, then restored: failures are UNAVAILABLE with RetryInfo, health NOT_SERVING then SERVING, acknowledged writes kept", async () => {
+  test("the proxy to the database is cut, then restored: failures are UNAVAILABLE with RetryInfo, health NOT_SERVING then SERVING, acknowledged writes kept", async (t) => {
     const acknowledged: string[] = [];
     const load = contentLoad(acknowledged);
     const watch = new HealthWatch(h.content.grpcPort);
     const serviceWatch = new HealthWatch(h.content.grpcPort, ContentService.typeName);
     try {
       load.start();
-      await until("every worker succeeds before the cut", () => load.allSucceededSince(0));
+      await until("every worker succeeds before the cut", () => load.allSucceededSince(0, 5));
 
       await proxy.cut();
       await until("health reports NOT_SERVING", () => watch.last === ServingStatus.NOT_SERVING && serviceWatch.last === ServingStatus.NOT_SERVING);
       const cutAt = load.mark();
+      // Several failures each: the first ones meet lost connections, later ones refused connects
+      // and the pool's acquire timeout.
       await until("calls of every worker fail while the database is away", () =>
-        ["grpc write", "connect write", "grpc read", "connect read"].every((w) => load.outcomes.some((o) => o.worker === w && !o.ok && o.seq >= cutAt)),
+        ["grpc write", "connect write", "grpc read", "connect read"].every((w) => load.outcomes.filter((o) => o.worker === w && !o.ok && o.seq >= cutAt).length >= 3),
       );
       assert.equal(watch.last, ServingStatus.NOT_SERVING, "still NOT_SERVING while cut");
 
       await proxy.restore();
       await until("health reports SERVING again", () => watch.recovered && serviceWatch.recovered);
       const back = load.mark();
-      await until("every worker succeeds again", () => load.allSucceededSince(back));
+      await until("every worker succeeds again", () => load.allSucceededSince(back, 5));
       await load.stop();
 
       const failures = load.failures();
+      t.diagnostic(`${load.outcomes.length - failures.length} calls succeeded, ${failures.length} failed, ${acknowledged.length} writes acknowledged`);
       assert.ok(failures.length > 0);
       assert.deepEqual(load.unexpectedFailures(["database"]), [], summary(load.outcomes));
       assert.equal(await persisted(acknowledged), acknowledged.length, "every acknowledged write is in the database");
@@ -104,7 +107,7 @@ describe("a database outage under load (content, gRPC and Connect)", () => {
   test(
     "PostgreSQL only (the embedded engine is one session with no backends to terminate; the proxy cut above covers it): the service's backends are terminated with pg_terminate_backend",
     { skip: KIND === "embedded" ? "embedded engine: no backends to terminate; the proxy-cut test runs instead" : false },
-    async () => {
+    async (t) => {
       const acknowledged: string[] = [];
       const load = contentLoad(acknowledged);
       try {
@@ -125,6 +128,7 @@ describe("a database outage under load (content, gRPC and Connect)", () => {
         await until("every worker succeeds after the terminations", () => load.allSucceededSince(back));
         await load.stop();
 
+        t.diagnostic(`${terminated} backends terminated; ${load.outcomes.length} calls, ${load.failures().length} failed`);
         assert.ok(terminated > 0, "backends were terminated");
         assert.ok(load.failures().length > 0, `calls failed:\n${summary(load.outcomes)}`);
         assert.deepEqual(load.unexpectedFailures(["database"]), [], summary(load.outcomes));

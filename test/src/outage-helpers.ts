@@ -60,9 +60,9 @@ export class Load {
     return this.outcomes.filter((o) => !o.ok);
   }
 
-  /** Whether every worker has succeeded since `mark`. */
-  allSucceededSince(mark: number): boolean {
-    return Object.keys(this.workers).every((w) => this.outcomes.some((o) => o.worker === w && o.ok && o.seq >= mark));
+  /** Whether every worker has succeeded (at least `times` times) since `mark`. */
+  allSucceededSince(mark: number, times = 1): boolean {
+    return Object.keys(this.workers).every((w) => this.outcomes.filter((o) => o.worker === w && o.ok && o.seq >= mark).length >= times);
   }
 
   /** Failed calls that are not UNAVAILABLE with DEPENDENCY_UNAVAILABLE(`dependency`) and a RetryInfo delay. */
@@ -90,6 +90,8 @@ function describeFailure(err: unknown): Omit<CallOutcome, "worker" | "seq"> {
 /** Every status a server reports for `service` on a `grpc.health.v1.Health/Watch` stream. */
 export class HealthWatch {
   readonly seen: ServingStatus[] = [];
+  /** Why the stream ended, if the test did not end it. */
+  error: unknown;
   private readonly abort = new AbortController();
   private readonly done: Promise<void>;
 
@@ -99,7 +101,8 @@ export class HealthWatch {
       try {
         for await (const { status } of client.watch({ service }, { signal: this.abort.signal })) this.seen.push(status);
       } catch (err) {
-        if (ConnectError.from(err).code !== Code.Canceled) throw err;
+        // Closed by the test (CANCELED), or the server went away: what was seen stays.
+        if (ConnectError.from(err).code !== Code.Canceled) this.error = err;
       }
     })();
   }

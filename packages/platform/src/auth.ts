@@ -205,7 +205,7 @@ export class TokenVerifier {
       // identity is unreachable, at most one fetch per FAILED_FETCH_BACKOFF_MS, not one per call.
       if (!this.inflight && now - this.lastFailure < FAILED_FETCH_BACKOFF_MS) throw unavailable();
       await this.refresh().catch((err: unknown) => {
-        this.quiet?.write("warn", "jwks", { err: briefError(err) }, "JWKS fetch failed");
+        this.quiet?.write("warn", "jwks", { error: briefError(err) }, "JWKS fetch failed");
         throw unavailable(err);
       });
     } else if (now - this.fetchedAt > this.cacheTtlMs) {

@@ -85,6 +85,6 @@ export class DatabaseHealth {
     const status = reachable ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
     for (const service of this.options.services) this.health!.set(service, status);
     if (reachable) this.options.log.info("database reachable again: SERVING");
-    else this.options.log.warn({ err: briefError(err) }, "database unreachable: NOT_SERVING until a probe succeeds");
+    else this.options.log.warn({ error: briefError(err) }, "database unreachable: NOT_SERVING until a probe succeeds");
   }
 }

@@ -76,14 +76,17 @@ export class LogThrottle {
 }
 
 /**
- * An error as a log field without its stack: for expected failures (a dependency that is down)
- * the stack says nothing the message and code do not.
+ * An error as a log field without its stack (log it under a key other than `err`, which pino
+ * serialises with the stack): for expected failures (a dependency that is down) the stack says
+ * nothing that the message and code do not.
  */
 export function briefError(err: unknown): { type: string; message: string; code?: string } {
   if (!(err instanceof Error)) return { type: typeof err, message: String(err) };
   const code = (err as { code?: unknown }).code;
-  const cause = err.cause instanceof Error && err.cause.message !== err.message ? `: ${err.cause.message}` : "";
-  return { type: err.name, message: firstLine(err.message) + cause, ...(typeof code === "string" || typeof code === "number" ? { code: String(code) } : {}) };
+  let message = firstLine(err.message);
+  if (err.cause instanceof Error && !message.includes(err.cause.message)) message += `: ${firstLine(err.cause.message)}`;
+  // Only string codes (errno, SQLSTATE); ConnectError's numeric code is in its message already.
+  return { type: err.name, message, ...(typeof code === "string" ? { code } : {}) };
 }
 
 /** The first line of a message (knex prefixes stack traces with a message line). */

@@ -266,7 +266,7 @@ export class Pipeline {
       this.quiet.write(
         "warn",
         `unavailable:${dependency}`,
-        { code, dependency, requestId: ctx.requestId, rpc: `${ctx.service.typeName}/${ctx.method.name}`, err: briefError(err instanceof AppError ? (err.cause ?? err) : err) },
+        { code, dependency, requestId: ctx.requestId, rpc: `${ctx.service.typeName}/${ctx.method.name}`, error: briefError(err instanceof AppError ? (err.cause ?? err) : err) },
         `calls fail: ${dependency} unavailable`,
       );
     } else {
