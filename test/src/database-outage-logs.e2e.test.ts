@@ -60,12 +60,12 @@ async function spawnContent(databaseUrl: string): Promise<Spawned> {
   const lines: Spawned["lines"] = [];
   for (const stream of ["stdout", "stderr"] as const) {
     let rest = "";
-    child[stream]!.on("data", (chunk: Buffer) => {
+    child[stream].on("data", (chunk: Buffer) => {
       const parts = (rest + chunk.toString()).split("\n");
       rest = parts.pop()!;
       for (const text of parts) lines.push({ stream, text });
     });
-    child[stream]!.on("end", () => rest && lines.push({ stream, text: rest }));
+    child[stream].on("end", () => rest && lines.push({ stream, text: rest }));
   }
   let ports: { grpcPort: number; connectPort: number } | undefined;
   await until("the service logs `serving`", () => {

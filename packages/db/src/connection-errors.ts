@@ -54,9 +54,9 @@ export function isConnectionError(err: unknown, depth = 0): boolean {
     if (e.code.startsWith("08") && e.code.length === 5) return true;
     if (UNAVAILABLE_SQLSTATES.has(e.code) || SOCKET_ERRNOS.has(e.code)) return true;
   }
-  // Only the pool's acquire timeout: its cause is tarn's TimeoutError. (knex's `.timeout()` on a
-  // query throws the same class without it; we do not use that.)
-  if (err instanceof KnexTimeoutError && (e.cause as Error | undefined)?.name === "TimeoutError") return true;
+  // Only the pool's acquire timeout: knex's `.timeout()` on a query throws the same class, with the
+  // `timeout` it exceeded (we do not use that, but it would be a slow statement, not an outage).
+  if (err instanceof KnexTimeoutError && !("timeout" in err)) return true;
   if (err instanceof Error && err.constructor === Error && isPgConnectionMessage(err.message)) return true;
   if (Array.isArray(e.errors) && e.errors.some((inner) => isConnectionError(inner, depth + 1))) return true;
   return e.cause !== undefined && isConnectionError(e.cause, depth + 1);

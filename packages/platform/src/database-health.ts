@@ -28,6 +28,8 @@ export class DatabaseHealth {
   private running: Promise<void> | undefined;
   private stopped = false;
   private reachable = true;
+  /** A suspicion arrived while a probe ran: probe again when it ends. */
+  private again = false;
 
   constructor(private readonly options: DatabaseHealthOptions) {}
 
@@ -42,9 +44,16 @@ export class DatabaseHealth {
     this.schedule();
   }
 
-  /** A call failed on an unreachable database: probe now, unless a probe runs or it is already down. */
+  /**
+   * A call failed on an unreachable database: probe now (or right after the probe that is running,
+   * which may have started before the failure). Nothing to do while it is known to be down.
+   */
   suspect(): void {
-    if (this.stopped || !this.health || !this.reachable || this.running) return;
+    if (this.stopped || !this.health || !this.reachable) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     clearTimeout(this.timer);
     void this.probeNow();
   }
@@ -74,7 +83,13 @@ export class DatabaseHealth {
       )
       .finally(() => {
         this.running = undefined;
-        this.schedule();
+        if (this.again && this.reachable && !this.stopped) {
+          this.again = false;
+          void this.probeNow();
+        } else {
+          this.again = false;
+          this.schedule();
+        }
       });
     return this.running;
   }
