@@ -34,12 +34,13 @@ export class DatabaseProbe {
     }
   }
 
-  /** Closes the probe's connection; further checks fail. */
-  async close(): Promise<void> {
+  /**
+   * Closes the probe's connection; further checks fail. Does not wait for the server to acknowledge
+   * (a server that is unreachable never would): shutdown must not hang on the probe.
+   */
+  close(): void {
     this.closed = true;
-    const client = this.client;
-    this.client = undefined;
-    await client?.end().catch(() => undefined);
+    this.drop();
   }
 
   private async connect(timeoutMs: number): Promise<pg.Client> {

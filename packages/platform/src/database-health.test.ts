@@ -47,7 +47,7 @@ describe("DatabaseHealth", () => {
       await until("SERVING", () => SERVICES.every((s) => health.get(s) === ServingStatus.SERVING));
       assert.equal(watcher.databaseReachable, true);
     } finally {
-      await watcher.stop();
+      watcher.stop();
     }
   });
 
@@ -65,7 +65,7 @@ describe("DatabaseHealth", () => {
       await until("NOT_SERVING", () => health.get("") === ServingStatus.NOT_SERVING);
       assert.equal(state.runs, 2);
     } finally {
-      await watcher.stop();
+      watcher.stop();
     }
   });
 
@@ -75,7 +75,7 @@ describe("DatabaseHealth", () => {
     const watcher = new DatabaseHealth({ probe, services: SERVICES, intervalMs: 10, log });
     watcher.start(health);
     await until("a probe ran", () => state.runs > 0);
-    await watcher.stop();
+    watcher.stop();
     health.setAll(ServingStatus.NOT_SERVING);
     const runs = state.runs;
     state.up = true;

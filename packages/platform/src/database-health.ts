@@ -59,13 +59,13 @@ export class DatabaseHealth {
   }
 
   /**
-   * Stops probing and waits for a running probe; the status is never changed again (shutdown sets
-   * NOT_SERVING for good after this).
+   * Stops probing; the status is never changed again (shutdown sets NOT_SERVING for good after
+   * this). Does not wait for a running probe: during an outage it may take its whole timeout, and
+   * shutdown must not. Its result is ignored.
    */
-  async stop(): Promise<void> {
+  stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running;
   }
 
   private schedule(): void {

@@ -142,8 +142,8 @@ export async function startService<C extends BaseServiceConfig, S>(
     });
     watcher.start(server.health);
   } catch (err) {
-    await databaseHealth?.stop();
-    await probe.close();
+    databaseHealth?.stop();
+    probe.close();
     fetchJwks?.close?.();
     resolveApiKey?.close?.();
     await setup?.close?.();
@@ -159,9 +159,9 @@ export async function startService<C extends BaseServiceConfig, S>(
     credentials: { resolveApiKey, checkStatus },
     async close() {
       // Readiness stops following the database first: shutdown's NOT_SERVING is final.
-      await watcher.stop();
+      watcher.stop();
       await server.close();
-      await probe.close();
+      probe.close();
       fetchJwks?.close?.();
       resolveApiKey.close?.();
       await setup.close?.();
