@@ -36,8 +36,8 @@ describe("DatabaseHealth", () => {
   test("a failed probe turns the service NOT_SERVING, a successful one SERVING again; other services keep theirs", async () => {
     const { state, probe } = fakeProbe();
     const health = serving([...SERVICES, "grpc.health.v1.Health"]);
-    const watcher = new DatabaseHealth({ probe, services: SERVICES, intervalMs: 10, log });
-    watcher.start(health);
+    const watcher = new DatabaseHealth({ probe, intervalMs: 10, log });
+    watcher.start(health, SERVICES);
     try {
       state.up = false;
       await until("NOT_SERVING", () => SERVICES.every((s) => health.get(s) === ServingStatus.NOT_SERVING));
@@ -54,8 +54,8 @@ describe("DatabaseHealth", () => {
   test("a call that met an unreachable database probes at once; the probe, not the call, decides", async () => {
     const { state, probe } = fakeProbe();
     const health = serving(SERVICES);
-    const watcher = new DatabaseHealth({ probe, services: SERVICES, intervalMs: 600_000, log });
-    watcher.start(health);
+    const watcher = new DatabaseHealth({ probe, intervalMs: 600_000, log });
+    watcher.start(health, SERVICES);
     try {
       watcher.suspect();
       await until("the probe ran", () => state.runs === 1);
@@ -72,8 +72,8 @@ describe("DatabaseHealth", () => {
   test("after stop (shutdown) the status is never changed again", async () => {
     const { state, probe } = fakeProbe();
     const health = serving(SERVICES);
-    const watcher = new DatabaseHealth({ probe, services: SERVICES, intervalMs: 10, log });
-    watcher.start(health);
+    const watcher = new DatabaseHealth({ probe, intervalMs: 10, log });
+    watcher.start(health, SERVICES);
     await until("a probe ran", () => state.runs > 0);
     watcher.stop();
     health.setAll(ServingStatus.NOT_SERVING);

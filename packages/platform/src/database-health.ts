@@ -6,8 +6,6 @@ import { ServingStatus, type HealthState } from "./health.js";
 export interface DatabaseHealthOptions {
   /** Resolves when the database answers, rejects when it does not (with its own timeout). */
   probe: () => Promise<void>;
-  /** Names whose status follows the database: "" (the server) and the service's own services. */
-  services: readonly string[];
   /** Time between probes. */
   intervalMs: number;
   log: Logger;
@@ -24,6 +22,7 @@ export interface DatabaseHealthOptions {
  */
 export class DatabaseHealth {
   private health: HealthState | undefined;
+  private services: readonly string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -38,9 +37,13 @@ export class DatabaseHealth {
     return this.reachable;
   }
 
-  /** Starts probing; statuses are set on `health` (which the server has just set SERVING). */
-  start(health: HealthState): void {
+  /**
+   * Starts probing. Statuses are set on `health` (which the server has just set SERVING) for
+   * `services`: "" (the server) and the service's own services.
+   */
+  start(health: HealthState, services: readonly string[]): void {
     this.health = health;
+    this.services = services;
     this.schedule();
   }
 
@@ -98,7 +101,7 @@ export class DatabaseHealth {
     if (this.stopped || reachable === this.reachable) return;
     this.reachable = reachable;
     const status = reachable ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
-    for (const service of this.options.services) this.health!.set(service, status);
+    for (const service of this.services) this.health!.set(service, status);
     if (reachable) this.options.log.info("database reachable again: SERVING");
     else this.options.log.warn({ error: briefError(err) }, "database unreachable: NOT_SERVING until a probe succeeds");
   }

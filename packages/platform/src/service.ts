@@ -105,7 +105,7 @@ export async function startService<C extends BaseServiceConfig, S>(
     throw new Error(`${module.name}: cannot reach the database at ${hostOf(config.DATABASE_URL)}: ${(err as Error).message}`, { cause: err });
   }
   const probe = new DatabaseProbe({ url: config.DATABASE_URL, applicationName, timeoutMs: config.DB_ACQUIRE_TIMEOUT_MS });
-  let databaseHealth: DatabaseHealth | undefined;
+  const watcher = new DatabaseHealth({ probe: () => probe.check(), intervalMs: config.DB_PROBE_INTERVAL_MS, log });
   const deps: ServiceDeps<C> = { config, db, log };
   let server: RunningServer;
   let setup: ServiceSetup<S> | undefined;
@@ -120,12 +120,6 @@ export async function startService<C extends BaseServiceConfig, S>(
     resolveApiKey = cachedApiKeyResolver(setup.resolveApiKey ?? remoteApiKeyResolver(config.IDENTITY_URL));
     checkStatus = cachedStatusChecker(databaseStatusChecker(db, module.name));
     const services = module.routes(deps, setup.state);
-    const watcher = (databaseHealth = new DatabaseHealth({
-      probe: () => probe.check(),
-      services: ["", ...services.map((r) => r.service.typeName)],
-      intervalMs: config.DB_PROBE_INTERVAL_MS,
-      log,
-    }));
     server = await startServer({
       name: module.name,
       host: config.HOST,
@@ -140,9 +134,9 @@ export async function startService<C extends BaseServiceConfig, S>(
         if (dependency === "database") watcher.suspect();
       },
     });
-    watcher.start(server.health);
+    watcher.start(server.health, ["", ...services.map((r) => r.service.typeName)]);
   } catch (err) {
-    databaseHealth?.stop();
+    watcher.stop();
     probe.close();
     fetchJwks?.close?.();
     resolveApiKey?.close?.();
@@ -150,7 +144,6 @@ export async function startService<C extends BaseServiceConfig, S>(
     await db.destroy();
     throw err;
   }
-  const watcher = databaseHealth;
   return {
     ...server,
     deps: deps as unknown as ServiceDeps,
