@@ -7,3 +7,5 @@ export * from "./events.js";
 export * from "./content-hash.js";
 export * from "./time.js";
 export * from "./rls.js";
+export * from "./connection-errors.js";
+export * from "./probe.js";

@@ -16,6 +16,26 @@ export interface KnexOptions {
   applicationName?: string;
   /** Milliseconds a statement may run before the server cancels it (default: no limit). */
   statementTimeoutMs?: number;
+  /**
+   * Longest wait, in milliseconds, for a pooled connection — and for opening a new one (TCP connect
+   * plus startup). Default: knex's 60 s. While the server is unreachable every query waits this
+   * long before it fails, so services bound it (`DB_ACQUIRE_TIMEOUT_MS`).
+   */
+  acquireTimeoutMs?: number;
+  /**
+   * Where knex's own messages go (pool acquire errors, lost connections, deprecations). Default:
+   * knex prints them with `console.log`, stack traces included — services route them to their
+   * JSON logger instead.
+   */
+  log?: KnexLog;
+}
+
+/** Receivers of knex's log messages (each gets one preformatted string). */
+export interface KnexLog {
+  warn(message: string): void;
+  error(message: string): void;
+  deprecate(message: string): void;
+  debug(message: string): void;
 }
 
 /** Creates a knex instance on the `pg` driver. Every service and tool gets its database this way. */
@@ -27,11 +47,37 @@ export function createKnex(options: KnexOptions): Knex {
       application_name: options.applicationName ?? "promptcraft",
       types: dbTypes,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+      // A server that vanished without closing the socket (a partition, a killed VM) is noticed by
+      // TCP keepalive instead of never; a connect that hangs gives up with the pool's wait.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      ...(options.acquireTimeoutMs ? { connectionTimeoutMillis: options.acquireTimeoutMs } : {}),
     },
-    pool: { min: 0, max: options.poolMax ?? 10, idleTimeoutMillis: 30_000 },
+    pool: {
+      min: 0,
+      max: options.poolMax ?? 10,
+      idleTimeoutMillis: 30_000,
+      ...(options.acquireTimeoutMs ? { createTimeoutMillis: options.acquireTimeoutMs } : {}),
+    },
+    ...(options.acquireTimeoutMs ? { acquireConnectionTimeout: options.acquireTimeoutMs } : {}),
+    ...(options.log ? { log: knexLogger(options.log) } : {}),
+    // A failed statement's text is prefixed to the driver's error message, which gets logged: the
+    // text with its $n placeholders, not with the values bound to them (secrets, personal data).
+    compileSqlOnError: false,
     // Migrations are supplied in code (see migrate.ts), never discovered from the file system.
     migrations: {},
   });
+}
+
+// knex's typings declare `deprecate(method, alternative)`, but it calls the function with one
+// preformatted message, like the others.
+function knexLogger(log: KnexLog): Knex.Config["log"] {
+  return {
+    warn: (message: unknown) => log.warn(String(message)),
+    error: (message: unknown) => log.error(String(message)),
+    debug: (message: unknown) => log.debug(String(message)),
+    deprecate: ((message: unknown) => log.deprecate(String(message))) as unknown as (method: string, alternative: string) => void,
+  };
 }
 
 /** The `pg` driver, re-exported so that callers share one copy (type parsers are per copy). */

@@ -5,9 +5,9 @@ import { SignJWT, type JWK } from "jose";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { grpc, grpcUnary } from "@promptcraft/testing";
-import { ConnectError, Code } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { accessTokenAuthenticator, bearerToken, TokenVerifier, type JwksFetcher } from "./auth.js";
-import { reasonName, UnauthenticatedError } from "./errors.js";
+import { reasonName, UnauthenticatedError, UnavailableError, unavailableDependency } from "./errors.js";
 import { serve } from "./handlers.js";
 import { createLogger } from "./logger.js";
 import { startServer, type RunningServer } from "./server.js";
@@ -139,7 +139,8 @@ describe("TokenVerifier", () => {
     const jwks = source([k1.jwk]);
     jwks.fail(true);
     const verifier = new TokenVerifier({ fetchJwks: jwks.fetch, issuer: ISSUER, now: () => clock });
-    const unavailable = (err: unknown) => err instanceof ConnectError && err.code === Code.Unavailable;
+    const unavailable = (err: unknown) =>
+      err instanceof UnavailableError && err.code === Code.Unavailable && unavailableDependency(err) === "identity" && err.retryAfterMs !== undefined;
     await assert.rejects(verifier.verify(await token(k1)), unavailable);
     assert.equal(jwks.count(), 1);
     jwks.fail(false);

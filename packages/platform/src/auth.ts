@@ -1,11 +1,12 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, type CryptoKey, type JWK } from "jose";
 import type { Logger } from "pino";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { AuthContext, CallContext } from "./context.js";
-import { UnauthenticatedError } from "./errors.js";
+import { dependencyUnavailable, UnauthenticatedError } from "./errors.js";
+import { briefError, LogThrottle } from "./log-throttle.js";
 
 /**
  * Access-token verification, the same in every service (brief §6): tokens are checked locally
@@ -75,7 +76,7 @@ export interface TokenVerifierOptions {
 const missing = () => new UnauthenticatedError("missing credentials", { reason: ErrorReason.CREDENTIALS_MISSING });
 const invalid = () => new UnauthenticatedError("invalid credentials", { reason: ErrorReason.CREDENTIALS_INVALID });
 const expired = () => new UnauthenticatedError("credentials expired", { reason: ErrorReason.CREDENTIALS_EXPIRED });
-const unavailable = () => new ConnectError("cannot verify credentials right now", Code.Unavailable);
+const unavailable = (cause?: unknown) => dependencyUnavailable("identity", "cannot verify credentials right now: identity's key set unavailable", cause);
 /** With no key set at all, how long after a failed fetch calls fail without fetching again. */
 const FAILED_FETCH_BACKOFF_MS = 1000;
 
@@ -96,8 +97,11 @@ export class TokenVerifier {
   private readonly cacheTtlMs: number;
   private readonly minRefreshIntervalMs: number;
   private readonly now: () => number;
+  /** While identity is unreachable, failed fetches are logged once per window. */
+  private readonly quiet: LogThrottle | undefined;
 
   constructor(private readonly options: TokenVerifierOptions) {
+    this.quiet = options.log && new LogThrottle(options.log);
     this.audience = options.audience ?? ACCESS_TOKEN_AUDIENCE;
     this.cacheTtlMs = options.cacheTtlMs ?? 300_000;
     this.minRefreshIntervalMs = options.minRefreshIntervalMs ?? 30_000;
@@ -201,8 +205,8 @@ export class TokenVerifier {
       // identity is unreachable, at most one fetch per FAILED_FETCH_BACKOFF_MS, not one per call.
       if (!this.inflight && now - this.lastFailure < FAILED_FETCH_BACKOFF_MS) throw unavailable();
       await this.refresh().catch((err: unknown) => {
-        this.options.log?.warn({ err }, "JWKS fetch failed");
-        throw unavailable();
+        this.quiet?.write("warn", "jwks", { error: briefError(err) }, "JWKS fetch failed");
+        throw unavailable(err);
       });
     } else if (now - this.fetchedAt > this.cacheTtlMs) {
       // Stale: refresh in the background, keep serving from the cache meanwhile.

@@ -13,6 +13,17 @@ export const baseConfigShape = {
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Largest database pool; the embedded engine serialises connections, so small is fine there. */
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  /**
+   * Longest a call waits for a pooled database connection (or for a new one to connect). While the
+   * database is unreachable, calls fail UNAVAILABLE after at most this long instead of knex's 60 s.
+   */
+  DB_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
+  /**
+   * How often readiness probes the database (`select 1` on a connection of its own, with
+   * DB_ACQUIRE_TIMEOUT_MS as its timeout): health turns NOT_SERVING when a probe fails and SERVING
+   * when one succeeds. A call failing on an unreachable database probes at once.
+   */
+  DB_PROBE_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
   /** How long shutdown waits for in-flight calls before cancelling them. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   /**

@@ -1,6 +1,8 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomUUID } from "node:crypto";
+import net from "node:net";
+import { createKnex } from "@promptcraft/db";
 import { SignJWT, type JWK } from "jose";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { TokenVerifier } from "./auth.js";
@@ -10,11 +12,13 @@ import {
   cachedStatusChecker,
   CREDENTIAL_CACHE_TTL_MS,
   credentialAuthenticator,
+  databaseStatusChecker,
   ExpiringCache,
+  remoteApiKeyResolver,
   type ApiKeyResolution,
   type StatusCheck,
 } from "./credentials.js";
-import { reasonName, UnauthenticatedError } from "./errors.js";
+import { reasonName, UnauthenticatedError, UnavailableError, unavailableDependency } from "./errors.js";
 
 const TENANT = randomUUID();
 const KEY_ID = randomUUID();
@@ -157,5 +161,36 @@ describe("credentialAuthenticator", () => {
     const demoted = await authenticate(ctx(`Bearer ${token}`));
     assert.equal(demoted.role, "viewer", "the demotion holds once the bound has passed");
     assert.equal(await authenticate(ctx(`Bearer ${token}`)), demoted, "an unchanged role is the verifier's own answer");
+  });
+});
+
+describe("when the credentials' dependency is down", () => {
+  /** A port nothing listens on. */
+  async function closedPort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+  const unavailableFrom = (dependency: string) => (err: unknown) =>
+    err instanceof UnavailableError && unavailableDependency(err) === dependency && reasonName(err.reason) === "DEPENDENCY_UNAVAILABLE" && err.retryAfterMs! > 0;
+
+  test("API keys: identity unreachable is UNAVAILABLE (identity) with a retry delay", async () => {
+    const resolve = remoteApiKeyResolver(`http://127.0.0.1:${await closedPort()}`, { timeoutMs: 2000 });
+    try {
+      await assert.rejects(resolve(SECRET), unavailableFrom("identity"));
+    } finally {
+      resolve.close?.();
+    }
+  });
+
+  test("access tokens: the database unreachable is UNAVAILABLE (database) with a retry delay", async () => {
+    const db = createKnex({ url: `postgres://x@127.0.0.1:${await closedPort()}/x`, poolMax: 1, acquireTimeoutMs: 500, log: { warn() {}, error() {}, deprecate() {}, debug() {} } });
+    try {
+      await assert.rejects(databaseStatusChecker(db, "content")(TENANT, randomUUID(), randomUUID()), unavailableFrom("database"));
+    } finally {
+      await db.destroy();
+    }
   });
 });

@@ -2,15 +2,14 @@ import { createHash } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { dbTimeFromTimestamp } from "./time.js";
-import { withTenant, type Knex, type ServiceName } from "@promptcraft/db";
+import { isConnectionError, withTenant, type Knex, type ServiceName } from "@promptcraft/db";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { Role } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
-import type { Logger } from "pino";
 import { bearerToken, type TokenVerifier } from "./auth.js";
 import type { AuthContext, CallContext } from "./context.js";
-import { UnauthenticatedError } from "./errors.js";
+import { dependencyUnavailable, UnauthenticatedError } from "./errors.js";
 
 /**
  * Credentials beyond the signature of an access token (issue 3, item 7):
@@ -44,12 +43,18 @@ export type ApiKeyResolution =
   | { active: true; auth: AuthContext; /** when the key expires, if it does (a DbTime: to the microsecond) */ expiresAt?: Date }
   | { active: false; reason: ErrorReason };
 
-/** Resolves an API key secret; rejects only when it cannot tell (identity unreachable). */
+/**
+ * Resolves an API key secret; rejects only when it cannot tell (identity unreachable: UNAVAILABLE,
+ * DEPENDENCY_UNAVAILABLE with RetryInfo).
+ */
 export type ApiKeyResolver = ((secret: string) => Promise<ApiKeyResolution>) & { close?(): void };
 
 /** Whether a tenant, user and session may use their access tokens, and the user's current role. */
 export type StatusCheck = { ok: true; role: AuthContext["role"] } | { ok: false; reason: ErrorReason };
-/** Checks an access token's tenant, user and session (`sid`); rejects only when it cannot tell. */
+/**
+ * Checks an access token's tenant, user and session (`sid`); rejects only when it cannot tell (the
+ * database is unreachable: UNAVAILABLE, DEPENDENCY_UNAVAILABLE with RetryInfo).
+ */
 export type StatusChecker = (tenantId: string, userId: string, sessionId: string) => Promise<StatusCheck>;
 
 const REFUSAL_MESSAGES: Partial<Record<ErrorReason, string>> = {
@@ -66,7 +71,6 @@ export function refusal(reason: ErrorReason): UnauthenticatedError {
   });
 }
 
-const unavailable = (cause?: unknown) => new ConnectError("cannot verify credentials right now", Code.Unavailable, undefined, undefined, cause);
 
 /**
  * A small TTL cache with a size bound and coalesced loads. Entries expire `ttlMs` after they were
@@ -182,7 +186,7 @@ interface StatusRow {
  * expired, or minted by a test) is judged by tenant and user alone, a `sid` that is not a UUID is
  * not identity's. The answer carries the user's current role.
  */
-export function databaseStatusChecker(db: Knex, service: ServiceName, log?: Logger): StatusChecker {
+export function databaseStatusChecker(db: Knex, service: ServiceName): StatusChecker {
   return async (tenantId, userId, sessionId) => {
     if (!UUID.test(sessionId)) return { ok: false, reason: ErrorReason.CREDENTIALS_INVALID };
     let row: StatusRow | undefined;
@@ -200,8 +204,9 @@ export function databaseStatusChecker(db: Knex, service: ServiceName, log?: Logg
       );
       row = result.rows[0];
     } catch (err) {
-      log?.warn({ err }, "credential status check failed");
-      throw unavailable(err);
+      // Any other failure is a bug (INTERNAL, logged with its cause), not an outage.
+      if (isConnectionError(err)) throw dependencyUnavailable("database", "cannot verify credentials right now: database unavailable", err);
+      throw err;
     }
     if (!row) return { ok: false, reason: ErrorReason.CREDENTIALS_INVALID };
     if (row.tenant_status !== "active") return { ok: false, reason: ErrorReason.TENANT_SUSPENDED };
@@ -225,7 +230,7 @@ const ROLE_NAMES: Partial<Record<Role, AuthContext["role"]>> = {
  * `identityUrl`. The key itself is the bearer of that call: identity answers only to the holder of
  * the key (a refused key comes back as UNAUTHENTICATED with its reason).
  */
-export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?: number; log?: Logger } = {}): ApiKeyResolver {
+export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?: number } = {}): ApiKeyResolver {
   const sessionManager = new Http2SessionManager(identityUrl, { idleConnectionTimeoutMs: 30_000 });
   const transport = createGrpcTransport({ baseUrl: identityUrl, sessionManager, defaultTimeoutMs: options.timeoutMs ?? 3000 });
   const client = createClient(AuthService, transport);
@@ -240,8 +245,9 @@ export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?:
         const reason = (ErrorReason as unknown as Record<string, ErrorReason | undefined>)[name] ?? ErrorReason.CREDENTIALS_INVALID;
         return { active: false, reason: reason === ErrorReason.CREDENTIALS_MISSING ? ErrorReason.CREDENTIALS_INVALID : reason };
       }
-      options.log?.warn({ err }, "API key introspection failed");
-      throw unavailable(err);
+      // Identity is down, unreachable, or failed: no answer about the key. The pipeline logs the
+      // failed calls (once per window, not once per call).
+      throw dependencyUnavailable("identity", "cannot verify credentials right now: identity unavailable", err);
     }
     const p = response.principal;
     const role = p ? ROLE_NAMES[p.role] : undefined;

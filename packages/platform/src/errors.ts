@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { isConnectionError } from "@promptcraft/db";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import {
   BadRequestSchema,
@@ -108,10 +109,43 @@ export class ResourceExhaustedError extends AppError {
     this.retryAfterMs = init.retryAfterMs;
   }
 }
-/** A dependency outside the service (e.g. an OIDC provider) failed; the client may retry later. */
+/**
+ * A dependency outside the service (its database, a peer service, an OIDC provider) failed; the
+ * client may retry later — after `retryAfterMs`, sent as `google.rpc.RetryInfo`, when given.
+ */
 export class UnavailableError extends AppError {
   readonly code = Code.Unavailable;
   static override defaultReason = ErrorReason.UNSPECIFIED;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, init: AppErrorInit & { retryAfterMs?: number } = {}) {
+    super(message, init);
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** What DEPENDENCY_UNAVAILABLE names in its `dependency` metadata. */
+export type Dependency = "database" | "identity";
+
+/**
+ * The `google.rpc.RetryInfo` delay of DEPENDENCY_UNAVAILABLE: a database restart or failover takes
+ * seconds, so clients retrying sooner only add load. Retries should still back off from there.
+ */
+export const DEPENDENCY_RETRY_DELAY_MS = 1000;
+
+/** UNAVAILABLE (DEPENDENCY_UNAVAILABLE, `dependency` metadata, RetryInfo): `dependency` cannot be reached right now. */
+export function dependencyUnavailable(dependency: Dependency, message: string, cause?: unknown): UnavailableError {
+  return new UnavailableError(message, {
+    reason: ErrorReason.DEPENDENCY_UNAVAILABLE,
+    metadata: { dependency },
+    retryAfterMs: DEPENDENCY_RETRY_DELAY_MS,
+    cause,
+  });
+}
+
+/** The dependency a DEPENDENCY_UNAVAILABLE error names, if `err` is one. */
+export function unavailableDependency(err: unknown): Dependency | undefined {
+  if (!(err instanceof UnavailableError) || err.reason !== ErrorReason.DEPENDENCY_UNAVAILABLE) return undefined;
+  return err.metadata.dependency as Dependency | undefined;
 }
 /** The method exists in the contract but is not built yet. */
 export class UnimplementedError extends AppError {
@@ -129,11 +163,24 @@ function sqlState(err: unknown): string | undefined {
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/** What {@link toConnectError} makes of a thrown value. */
+export interface MappedError {
+  /** The error sent to the client. */
+  error: ConnectError;
+  /** The error was unexpected: log its cause (the client only sees "internal error"). */
+  internal: boolean;
+  /** Set when the call failed because this dependency is unreachable (DEPENDENCY_UNAVAILABLE). */
+  dependency?: Dependency;
+}
+
 /**
- * Maps any thrown value to the ConnectError that is sent. Returns `internal: true` when the error
- * was unexpected, so the caller logs its cause (the client only sees "internal error").
+ * Maps any thrown value to the ConnectError that is sent: AppErrors with their details; a
+ * serialization failure or deadlock (40001, 40P01) to ABORTED; a database that cannot be reached
+ * (connection refused or lost, server shutting down or starting up, too many connections, pool
+ * acquire timeout — see `isConnectionError`) to UNAVAILABLE with DEPENDENCY_UNAVAILABLE and
+ * RetryInfo; anything else to INTERNAL.
  */
-export function toConnectError(err: unknown, requestId: string): { error: ConnectError; internal: boolean } {
+export function toConnectError(err: unknown, requestId: string): MappedError {
   if (err instanceof ConnectError) return { error: err, internal: err.code === Code.Internal || err.code === Code.Unknown };
   if (err instanceof AppError) {
     const details: OutgoingDetail[] = [
@@ -150,15 +197,17 @@ export function toConnectError(err: unknown, requestId: string): { error: Connec
         }),
       });
     }
-    if (err instanceof ResourceExhaustedError && err.retryAfterMs !== undefined) {
+    if ((err instanceof ResourceExhaustedError || err instanceof UnavailableError) && err.retryAfterMs !== undefined) {
       details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(err.retryAfterMs) }) });
     }
-    return { error: new ConnectError(err.message, err.code, undefined, details, err), internal: false };
+    const dependency = unavailableDependency(err);
+    return { error: new ConnectError(err.message, err.code, undefined, details, err), internal: false, ...(dependency ? { dependency } : {}) };
   }
   const state = sqlState(err);
   if (state && RETRYABLE_SQLSTATES.has(state)) {
     return { error: toConnectError(new AbortedError("concurrent modification, retry"), requestId).error, internal: false };
   }
+  if (isConnectionError(err)) return toConnectError(dependencyUnavailable("database", "database unavailable", err), requestId);
   if (isAbort(err)) return { error: new ConnectError("call cancelled", Code.Canceled), internal: false };
   return { error: new ConnectError(`internal error (request id ${requestId})`, Code.Internal), internal: true };
 }

@@ -19,3 +19,5 @@ export * from "./paging.js";
 export * from "./time.js";
 export * from "./enums.js";
 export * from "./etag.js";
+export * from "./database-health.js";
+export * from "./log-throttle.js";

@@ -6,8 +6,9 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuthContext, CallContext, Protocol } from "./context.js";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
-import { InvalidArgumentError, toConnectError, UnimplementedError } from "./errors.js";
+import { AppError, InvalidArgumentError, toConnectError, UnimplementedError, type Dependency } from "./errors.js";
 import type { AnyHandler, ServiceRegistration } from "./handlers.js";
+import { briefError, LogThrottle } from "./log-throttle.js";
 import type { RpcMetrics } from "./metrics.js";
 
 /** A request message, or a function that decodes it (and throws if it is malformed). */
@@ -23,6 +24,8 @@ export interface PipelineOptions {
    * decoded. Absent: calls stay anonymous (`ctx.auth` undefined).
    */
   authenticate?: (ctx: CallContext) => Promise<AuthContext | undefined>;
+  /** Told about every call that failed because `dependency` was unreachable (the database watcher listens). */
+  onDependencyUnavailable?: (dependency: Dependency) => void;
 }
 
 /**
@@ -90,8 +93,17 @@ const codeName = (code: Code): string => Code[code];
  */
 export class Pipeline {
   private readonly validator: Validator = createValidator();
+  /** Calls failing on an unreachable dependency are logged once per window, not once each. */
+  private readonly quiet: LogThrottle;
 
-  constructor(private readonly options: PipelineOptions) {}
+  constructor(private readonly options: PipelineOptions) {
+    this.quiet = new LogThrottle(options.log);
+  }
+
+  /** Writes the pending summaries of repeated failures (shutdown). */
+  flushLogs(): void {
+    this.quiet.flush();
+  }
 
   /** Makes the handler-facing context of a call. */
   context(registration: ServiceRegistration, method: DescMethod, transport: TransportCall): CallContext {
@@ -240,7 +252,7 @@ export class Pipeline {
   }
 
   private fail(ctx: CallContext, started: number, err: unknown): ConnectError {
-    const { error, internal } = toConnectError(err, ctx.requestId);
+    const { error, internal, dependency } = toConnectError(err, ctx.requestId);
     // A failed call always tells the client its request id (with the status, where gRPC clients
     // read error metadata), so a report can name it.
     error.metadata.set("x-request-id", ctx.requestId);
@@ -249,6 +261,14 @@ export class Pipeline {
     this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, code, ctx.protocol, seconds);
     if (internal) {
       ctx.log.error({ code, ms: seconds * 1000, protocol: ctx.protocol, err }, "rpc failed");
+    } else if (dependency) {
+      this.options.onDependencyUnavailable?.(dependency);
+      this.quiet.write(
+        "warn",
+        `unavailable:${dependency}`,
+        { code, dependency, requestId: ctx.requestId, rpc: `${ctx.service.typeName}/${ctx.method.name}`, error: briefError(err instanceof AppError ? (err.cause ?? err) : err) },
+        `calls fail: ${dependency} unavailable`,
+      );
     } else {
       ctx.log.info({ code, ms: seconds * 1000, protocol: ctx.protocol, reason: error.rawMessage }, "rpc");
     }

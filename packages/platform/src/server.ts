@@ -7,7 +7,7 @@ import { addGrpcService } from "./grpc-transport.js";
 import type { ServiceRegistration } from "./handlers.js";
 import { HealthState, ServingStatus } from "./health.js";
 import { RpcMetrics } from "./metrics.js";
-import { Pipeline } from "./pipeline.js";
+import { Pipeline, type PipelineOptions } from "./pipeline.js";
 import { reflectionRegistrations } from "./reflection.js";
 
 /** What {@link startServer} needs. */
@@ -30,6 +30,8 @@ export interface ServerOptions {
   cors?: CorsOptions;
   /** How long {@link RunningServer.close} waits for in-flight calls. */
   shutdownGraceMs?: number;
+  /** See {@link PipelineOptions.onDependencyUnavailable}. */
+  onDependencyUnavailable?: PipelineOptions["onDependencyUnavailable"];
 }
 
 /** A started server. */
@@ -52,7 +54,7 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const metrics = new RpcMetrics(options.name);
   const health = new HealthState();
-  const pipeline = new Pipeline({ log: options.log, metrics, authenticate: options.authenticate });
+  const pipeline = new Pipeline({ log: options.log, metrics, authenticate: options.authenticate, onDependencyUnavailable: options.onDependencyUnavailable });
   const own = [...options.services, health.registration()];
   const registrations = [...own, ...reflectionRegistrations(own.map((r) => r.service))];
   registrations.forEach((r) => pipeline.register(r));
@@ -84,7 +86,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         },
       );
     },
-    // For load balancers and probes that speak plain HTTP only.
+    // Liveness, for probes and load balancers that speak plain HTTP only: the process runs and is
+    // not shutting down. Deliberately not the database's state (that is readiness, grpc.health.v1):
+    // a database outage must not get every replica restarted.
     "/healthz": (_req, res) => {
       res.writeHead(closing ? 503 : 200, { "content-type": "text/plain; charset=utf-8" });
       res.end(closing ? "shutting down\n" : "ok\n");
@@ -127,6 +131,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         });
       });
       await Promise.all([grpcDrained, connect.close(graceMs)]);
+      pipeline.flushLogs();
       options.log.info("stopped");
     },
   };

@@ -1,4 +1,4 @@
-import { createKnex, type Knex, type ServiceName } from "@promptcraft/db";
+import { createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
 import type { baseConfigShape } from "./config.js";
 import { ConfigError, loadConfig } from "./config.js";
@@ -12,6 +12,8 @@ import {
   type ApiKeyResolver,
 } from "./credentials.js";
 import type { HttpRoute } from "./connect-transport.js";
+import { DatabaseHealth } from "./database-health.js";
+import { firstLine, LogThrottle } from "./log-throttle.js";
 import type { ServiceRegistration } from "./handlers.js";
 import { createLogger, type Logger } from "./logger.js";
 import { runProcess } from "./run.js";
@@ -79,20 +81,31 @@ export interface RunningService extends RunningServer {
 
 /**
  * Starts `module` with `config`: checks the database is reachable (failing with a clear message
- * if not), then serves both transports. `close()` drains calls, then closes the pool.
+ * if not), then serves both transports, with readiness following the database (see
+ * {@link DatabaseHealth}). `close()` drains calls, then closes the pool.
  */
 export async function startService<C extends BaseServiceConfig, S>(
   module: ServiceModule<C, S>,
   config: C,
   log: Logger = createLogger(module.name, config.LOG_LEVEL),
 ): Promise<RunningService> {
-  const db = createKnex({ url: config.DATABASE_URL, poolMax: config.DB_POOL_MAX, applicationName: `promptcraft-${module.name}` });
+  const applicationName = `promptcraft-${module.name}`;
+  const poolLog = new LogThrottle(log);
+  const db = createKnex({
+    url: config.DATABASE_URL,
+    poolMax: config.DB_POOL_MAX,
+    applicationName,
+    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
+    log: knexLog(log, poolLog),
+  });
   try {
     await db.raw("select 1");
   } catch (err) {
     await db.destroy();
     throw new Error(`${module.name}: cannot reach the database at ${hostOf(config.DATABASE_URL)}: ${(err as Error).message}`, { cause: err });
   }
+  const probe = new DatabaseProbe({ url: config.DATABASE_URL, applicationName, timeoutMs: config.DB_ACQUIRE_TIMEOUT_MS });
+  const watcher = new DatabaseHealth({ probe: () => probe.check(), intervalMs: config.DB_PROBE_INTERVAL_MS, log });
   const deps: ServiceDeps<C> = { config, db, log };
   let server: RunningServer;
   let setup: ServiceSetup<S> | undefined;
@@ -104,21 +117,28 @@ export async function startService<C extends BaseServiceConfig, S>(
     setup = module.setup ? await module.setup(deps) : { state: undefined as S };
     fetchJwks = setup.jwks ?? remoteJwks(config.IDENTITY_URL);
     verifier = new TokenVerifier({ fetchJwks, issuer: config.TOKEN_ISSUER, log });
-    resolveApiKey = cachedApiKeyResolver(setup.resolveApiKey ?? remoteApiKeyResolver(config.IDENTITY_URL, { log }));
-    checkStatus = cachedStatusChecker(databaseStatusChecker(db, module.name, log));
+    resolveApiKey = cachedApiKeyResolver(setup.resolveApiKey ?? remoteApiKeyResolver(config.IDENTITY_URL));
+    checkStatus = cachedStatusChecker(databaseStatusChecker(db, module.name));
+    const services = module.routes(deps, setup.state);
     server = await startServer({
       name: module.name,
       host: config.HOST,
       grpcPort: config.GRPC_PORT,
       connectPort: config.CONNECT_PORT,
-      services: module.routes(deps, setup.state),
+      services,
       log,
       authenticate: credentialAuthenticator({ verifier, resolveApiKey, checkStatus }),
       httpRoutes: setup.httpRoutes,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
       cors: { allowedOrigins: config.CORS_ALLOWED_ORIGINS, maxAgeSeconds: config.CORS_MAX_AGE_S },
+      onDependencyUnavailable: (dependency) => {
+        if (dependency === "database") watcher.suspect();
+      },
     });
+    watcher.start(server.health, ["", ...services.map((r) => r.service.typeName)]);
   } catch (err) {
+    watcher.stop();
+    probe.close();
     fetchJwks?.close?.();
     resolveApiKey?.close?.();
     await setup?.close?.();
@@ -132,12 +152,36 @@ export async function startService<C extends BaseServiceConfig, S>(
     verifier,
     credentials: { resolveApiKey, checkStatus },
     async close() {
+      // Readiness stops following the database first: shutdown's NOT_SERVING is final.
+      watcher.stop();
       await server.close();
+      probe.close();
       fetchJwks?.close?.();
       resolveApiKey.close?.();
       await setup.close?.();
       await db.destroy();
+      poolLog.flush();
     },
+  };
+}
+
+/**
+ * knex's messages as JSON lines through the service's logger, without stack traces, and once per
+ * window per kind: while the database is down the pool reports every failed acquire
+ * ("Acquire connection error: <stack>") and every lost connection ("Connection Error: …").
+ */
+function knexLog(log: Logger, quiet: LogThrottle): KnexLog {
+  const write = (level: "warn" | "error") => (message: string) => {
+    const line = firstLine(message);
+    // Each message starts with a fixed phrase ("Acquire connection error", "Connection Error").
+    const kind = line.split(":", 1)[0]!.slice(0, 80);
+    quiet.write(level, `knex:${level}:${kind}`, { detail: line.slice(0, 500) }, `database pool: ${kind}`);
+  };
+  return {
+    warn: write("warn"),
+    error: write("error"),
+    deprecate: (message) => quiet.write("warn", `knex:deprecate:${message}`, {}, `knex: ${message}`),
+    debug: (message) => log.debug({ detail: firstLine(message) }, "knex"),
   };
 }
 

@@ -2,7 +2,14 @@ import * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape, create } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { StatusSchema } from "@promptcraft/proto/google/rpc/status_pb";
-import { BadRequestSchema, ErrorInfoSchema, type BadRequest, type ErrorInfo } from "@promptcraft/proto/google/rpc/error_details_pb";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  RetryInfoSchema,
+  type BadRequest,
+  type ErrorInfo,
+  type RetryInfo,
+} from "@promptcraft/proto/google/rpc/error_details_pb";
 
 /** A failed call as a grpc-js client sees it, with the rich details decoded. */
 export interface GrpcFailure {
@@ -11,6 +18,7 @@ export interface GrpcFailure {
   metadata: grpc.Metadata;
   errorInfo?: ErrorInfo;
   badRequest?: BadRequest;
+  retryInfo?: RetryInfo;
 }
 
 /**
@@ -56,6 +64,7 @@ function failureOf(err: grpc.ServiceError): GrpcFailure {
     for (const detail of status.details) {
       failure.errorInfo ??= anyUnpack(detail, ErrorInfoSchema);
       failure.badRequest ??= anyUnpack(detail, BadRequestSchema);
+      failure.retryInfo ??= anyUnpack(detail, RetryInfoSchema);
     }
   }
   return failure;

@@ -1,3 +1,4 @@
 export * from "./database.js";
 export * from "./fixtures.js";
 export * from "./grpc.js";
+export * from "./tcp-proxy.js";

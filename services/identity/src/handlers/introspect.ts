@@ -33,7 +33,7 @@ function principalToProto(p: DomainPrincipal): Principal {
  * itself as their bearer (see `remoteApiKeyResolver` in the platform).
  */
 export function introspectHandlers(deps: ServiceDeps<IdentityConfig>, { verifier }: LocalCredentials): ServiceHandlers<typeof AuthService> {
-  const checks = { verifier, checkStatus: databaseStatusChecker(deps.db, "identity", deps.log), log: deps.log };
+  const checks = { verifier, checkStatus: databaseStatusChecker(deps.db, "identity"), log: deps.log };
   return {
     introspectCredential: async (request, ctx) => {
       const principal = await introspectCredential(deps.db, checks, callerOf(ctx), request.credential);

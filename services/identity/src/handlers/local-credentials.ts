@@ -46,7 +46,7 @@ export function localCredentials(deps: ServiceDeps<IdentityConfig>, keys: KeyRin
   const authenticate = credentialAuthenticator({
     verifier,
     resolveApiKey: cachedApiKeyResolver((secret) => resolveApiKey(deps.db, secret, deps.log)),
-    checkStatus: cachedStatusChecker(databaseStatusChecker(deps.db, "identity", deps.log)),
+    checkStatus: cachedStatusChecker(databaseStatusChecker(deps.db, "identity")),
   });
   const verifyAccessToken = accessTokenAuthenticator(verifier);
   return {
