@@ -1,12 +1,12 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded.js";
 
@@ -23,11 +23,11 @@ describe("embedded PostgreSQL (in memory, port 0)", () => {
   let engine: EmbeddedPostgres;
   let client: pg.Client;
 
-  before(async () => {
+  beforeAll(async () => {
     engine = await startEmbeddedPostgres({ port: 0 });
     client = await connect(engine.url);
   });
-  after(async () => {
+  afterAll(async () => {
     await client.end();
     await engine.stop();
   });
@@ -208,10 +208,10 @@ describe("embedded PostgreSQL (in memory, port 0)", () => {
 
 describe("embedded PostgreSQL persisted in a data directory", () => {
   let dir: string;
-  before(() => {
+  beforeAll(() => {
     dir = mkdtempSync(path.join(tmpdir(), "promptcraft-embedded-"));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test("data survives stop and start; the directory is locked while in use", async () => {
     const dataDir = path.join(dir, "pgdata");
@@ -256,7 +256,8 @@ describe("embedded PostgreSQL persisted in a data directory", () => {
 
   test("a data directory left by a killed process opens, with its committed data", async () => {
     const dataDir = path.join(dir, "crashed");
-    const module = path.join(path.dirname(fileURLToPath(import.meta.url)), "embedded.js");
+    // The child runs the package's build: plain node cannot import this TypeScript source.
+    const module = createRequire(import.meta.url).resolve("@promptcraft/db");
     // A child process commits a row, reports, and is then killed with SIGKILL: no stop(), no close().
     const script = `
       import { startEmbeddedPostgres } from ${JSON.stringify(module)};
