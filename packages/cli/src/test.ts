@@ -1,6 +1,6 @@
 import { provisionTestDatabase } from "@promptcraft/testing";
 import { spawn } from "node:child_process";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { migrateAll } from "./database.js";
@@ -17,6 +17,7 @@ export function vitestArgs(args: readonly string[], interop = false): string[] {
   const filters = args.map((arg) => {
     if (arg.startsWith("-")) return arg;
     const full = path.resolve(arg);
+    if (!existsSync(full)) throw new Error(`no such file or directory: ${arg}`);
     // An absolute filter selects the files under it; a directory's ends with a separator so that
     // `services/content` does not also pick `services/content-x`.
     return statSync(full).isDirectory() ? full + path.sep : full;
