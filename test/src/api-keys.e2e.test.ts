@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -52,7 +52,7 @@ let adminB: string;
 
 const harness = new IdentityHarness();
 
-before(async () => {
+beforeAll(async () => {
   const base = { ...testServiceEnv(), DB_POOL_MAX: "2" };
   await harness.start(base);
   identity = harness.identity;
@@ -89,7 +89,7 @@ before(async () => {
   tenantB = await createTenant(db);
   adminB = await createUser(db, tenantB, "admin");
 });
-after(async () => {
+afterAll(async () => {
   await echo?.close();
   await Promise.all([...services.values()].map((s) => s.close()));
 });
@@ -359,7 +359,7 @@ describe("API keys: create, get, list, revoke", () => {
   });
 });
 
-describe("API keys in every service", { concurrency: true }, () => {
+describe("API keys in every service", { concurrent: true }, () => {
   test("a key is accepted by all five services over gRPC and Connect (past authentication)", async () => {
     const secret = ok(await createKey("grpc", await tokenFor(tenantA, adminA, "admin"), { role: Role.ADMIN })).secret;
     const bogus = `pck_${"A".repeat(43)}`;
@@ -442,7 +442,7 @@ describe("API keys in every service", { concurrency: true }, () => {
   });
 });
 
-describe("access tokens of suspended tenants and deleted or deactivated users", { concurrency: true }, () => {
+describe("access tokens of suspended tenants and deleted or deactivated users", { concurrent: true }, () => {
   for (const protocol of PROTOCOLS) {
     test(`${protocol}: a suspended tenant's tokens and keys are refused (TENANT_SUSPENDED)`, async () => {
       const db = identity.deps.db;

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { createHmac, generateKeyPairSync, randomUUID, type KeyObject } from "node:crypto";
 import { SignJWT, calculateJwkThumbprint, decodeProtectedHeader } from "jose";
@@ -48,7 +48,7 @@ let userId: string;
 
 const harness = new IdentityHarness();
 
-before(async () => {
+beforeAll(async () => {
   await harness.start({ DB_POOL_MAX: "3" });
   identity = harness.identity;
   keys = harness.keys;
@@ -76,7 +76,7 @@ before(async () => {
     ],
   });
 });
-after(async () => {
+afterAll(async () => {
   await echo?.close();
   await harness.close();
 });

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -86,7 +86,7 @@ async function getEntityCalls(service: RunningService): Promise<number> {
   return values.filter((v) => v.labels.grpc_method === "GetEntity").reduce((sum, v) => sum + v.value, 0);
 }
 
-describe("a web app on another origin calls the Connect port from Chromium", { skip: !IN_CI && missing }, () => {
+describe("a web app on another origin calls the Connect port from Chromium", { skip: !IN_CI && missing !== undefined }, () => {
   const h = new ContentHarness();
   let browser: Browser;
   let allowed: WebApp;
@@ -95,7 +95,7 @@ describe("a web app on another origin calls the Connect port from Chromium", { s
   let entityId: string;
   const title = `Seen from a browser ${randomUUID().slice(0, 8)}`;
 
-  before(async () => {
+  beforeAll(async () => {
     if (missing) throw new Error(`the browser test needs Chromium in CI: ${missing}`);
     const bundle = await bundlePage();
     allowed = await serveWebApp(bundle);
@@ -107,7 +107,7 @@ describe("a web app on another origin calls the Connect port from Chromium", { s
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close();
     await h.close();
     await allowed?.close();

@@ -1,4 +1,4 @@
-import { test, before, after } from "node:test";
+import { test, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
@@ -23,13 +23,13 @@ let identity: RunningService;
 let stateDir: string;
 const identityUrl = () => `http://127.0.0.1:${identity.grpcPort}`;
 
-before(async () => {
+beforeAll(async () => {
   const module = identityService as unknown as ServiceModule;
   const config = loadConfig(module.config, { ...testServiceEnv(), DB_POOL_MAX: "2", PLATFORM_ADMIN_TOKEN: ADMIN });
   identity = await startService(module, config);
   stateDir = mkdtempSync(path.join(tmpdir(), "promptcraft-demo-"));
 });
-after(async () => {
+afterAll(async () => {
   await identity.close();
   rmSync(stateDir, { recursive: true, force: true });
 });

@@ -1,4 +1,4 @@
-import { describe, test, before, after } from "node:test";
+import { describe, test, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -138,7 +138,7 @@ describe("npm start with its ports moved", () => {
     return run;
   };
 
-  before(async () => {
+  beforeAll(async () => {
     const ports = await freePorts(11);
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH ?? "",
@@ -162,7 +162,7 @@ describe("npm start with its ports moved", () => {
     await platform.waitFor(/Ctrl-C stops everything/);
   });
 
-  after(async () => {
+  afterAll(async () => {
     await platform?.stop();
     rmSync(stateDir, { recursive: true, force: true });
   });

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { withTenant } from "@promptcraft/db";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
@@ -12,8 +12,8 @@ import { ContentHarness, ETAG_MISMATCH, failure, NOT_FOUND, ok, PROTOCOLS, type 
  */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 const PARALLEL = 16;

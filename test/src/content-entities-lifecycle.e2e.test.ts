@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
@@ -8,8 +8,8 @@ import { badFields, ContentHarness, DENIED, ETAG_MISMATCH, failure, NOT_FOUND, o
 /** ContentService entity changes over gRPC and Connect: update (mask, etag, no-op), delete, undelete, purge, with roles, tenancy and events. */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 

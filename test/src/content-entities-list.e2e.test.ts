@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityStatus, EntityType, Permission, Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
@@ -7,8 +7,8 @@ import { badFields, ContentHarness, failure, ok, PROTOCOLS, type TestUser } from
 /** ListEntities over gRPC and Connect: filters, orderings, page tokens bound to the query, show_deleted, and the access rule as a SQL predicate (shares included). */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -11,8 +11,8 @@ import { badFields, ContentHarness, DENIED, failure, NOT_FOUND, ok, PROTOCOLS } 
 /** ContentService entities over gRPC and Connect: create (idempotent), get (version, label, time travel), roles and tenancy. */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 

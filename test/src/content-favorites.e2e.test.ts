@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
@@ -9,8 +9,8 @@ import { badFields, ContentHarness, failure, NOT_FOUND, ok, PROTOCOLS } from "./
 /** ContentService favorites over gRPC and Connect: idempotent add/remove, listing what is still visible, access, events. */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 

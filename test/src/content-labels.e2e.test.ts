@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -10,8 +10,8 @@ import { badFields, ContentHarness, DENIED, ETAG_MISMATCH, failure, NOT_FOUND, o
 /** ContentService labels over gRPC and Connect: set/move/remove, `latest`, history, protection, races, access, events. */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 const PROTECTED = { code: "PERMISSION_DENIED", reason: "LABEL_PROTECTED" };

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
@@ -9,8 +9,8 @@ import { badFields, ContentHarness, failure, NOT_FOUND, ok, PROTOCOLS, type Outc
 /** ContentService.RenderTemplate over gRPC and Connect: versions and labels, the template language, strict and lenient, limits, access. */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 const NOT_A_TEMPLATE = { code: "FAILED_PRECONDITION", reason: "NOT_A_TEMPLATE" };

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { toJson } from "@bufbuild/protobuf";
@@ -11,8 +11,8 @@ import { badFields, ContentHarness, DENIED, ETAG_MISMATCH, failure, NOT_FOUND, o
 /** Revisions over gRPC and Connect: ListEntityRevisions, RollbackEntity, DiffEntityRevisions, with roles, tenancy and events. */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 

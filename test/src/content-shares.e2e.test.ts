@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,8 +11,8 @@ import { badFields, ContentHarness, DENIED, failure, NOT_FOUND, ok, PROTOCOLS, t
 /** ContentService shares over gRPC and Connect: grant/regrant/revoke, what a share grants, expiry without a job, access, events. */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = ContentService.method;
 

@@ -1,4 +1,4 @@
-import { test, before, after } from "node:test";
+import { test, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -25,12 +25,12 @@ let database: TcpProxy;
 let databaseUrl: string;
 let identity: TcpProxy;
 
-before(async () => {
+beforeAll(async () => {
   await h.start();
   ({ proxy: database, url: databaseUrl } = await TcpProxy.forUrl(process.env.DATABASE_URL!));
   identity = await TcpProxy.start({ host: "127.0.0.1", port: h.identity.grpcPort });
 });
-after(async () => {
+afterAll(async () => {
   await database?.close();
   await identity?.close();
   await h.close();
@@ -77,7 +77,7 @@ async function spawnContent(databaseUrl: string): Promise<Spawned> {
   return { child, lines, ...ports! };
 }
 
-test("a service that loses its database and identity under load logs JSON lines only, far fewer than its failed calls", async (t) => {
+test("a service that loses its database and identity under load logs JSON lines only, far fewer than its failed calls", async () => {
   const editor = (await h.tenantWith(["editor"])).users[0]!;
   const content = await spawnContent(databaseUrl);
   let exited: Promise<number | null> | undefined;
@@ -121,7 +121,7 @@ test("a service that loses its database and identity under load logs JSON lines 
     const notJson = content.lines.filter((l) => !isJsonObject(l.text));
     assert.deepEqual(notJson, [], "every line is a JSON object");
     const failed = load.failures().length + keyLoad.failures().length;
-    t.diagnostic(`${failed} failed calls, ${content.lines.length} log lines`);
+    console.log(`${failed} failed calls, ${content.lines.length} log lines`);
     assert.ok(content.lines.length * 10 < failed, `${content.lines.length} lines for ${failed} failed calls:\n${content.lines.map((l) => l.text).join("\n")}`);
     assert.deepEqual(
       content.lines.filter((l) => (JSON.parse(l.text) as { level: number }).level >= 50),

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { withServiceRole, withTenant } from "@promptcraft/db";
@@ -13,8 +13,8 @@ import { IdentityHarness } from "./identity-e2e-helpers.js";
  */
 
 const h = new IdentityHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const DAY_MS = 86_400_000;
 const SETTINGS = { rotationDays: 0, throttleWindowS: 900 };
@@ -23,7 +23,7 @@ const hash = () => randomBytes(32).toString("hex");
 /** The harness's identity runs with the development key-encryption key. */
 const kek = keyEncryptionKey(undefined, undefined);
 
-describe("identity housekeeping", { concurrency: false }, () => {
+describe("identity housekeeping", { sequential: true }, () => {
   test("prunes ended sessions, expired invitations, stale throttles, expired keys and old retry secrets; keeps the rest", async () => {
     const tenantId = await createTenant(h.db);
     const userId = await createUser(h.db, tenantId, "editor");

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { withTenant } from "@promptcraft/db";
@@ -16,8 +16,8 @@ import { unaryCall } from "./rpc-outcomes.js";
  */
 
 const h = new IdentityHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = IdentityService.method;
 const TOKEN = /^pci_[A-Za-z0-9_-]{43}$/;

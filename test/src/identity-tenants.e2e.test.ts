@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
@@ -10,8 +10,8 @@ import { assertForgedPageTokensRefused } from "./page-tokens.js";
 /** IdentityService tenants over gRPC and Connect: platform-admin methods, members' reads and updates, events. */
 
 const h = new IdentityHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 const M = IdentityService.method;
 const PASSWORD = "correct horse battery staple";

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import {
@@ -41,7 +41,7 @@ let tenantId: string;
 let slug: string;
 let passwordHash: string;
 
-before(async () => {
+beforeAll(async () => {
   identity = await startService(
     identityService,
     // The account throttle with a small allowance; the address allowance stays the harness's (every test shares 127.0.0.1).
@@ -61,7 +61,7 @@ before(async () => {
   tenantId = await createTenant(identity.deps.db, { slug });
   passwordHash = await testPasswordHash(PASSWORD);
 });
-after(async () => {
+afterAll(async () => {
   await content?.close();
   await identity?.close();
 });

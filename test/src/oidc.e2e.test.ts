@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { createHash, createHmac, generateKeyPairSync, randomUUID, sign as cryptoSign } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader } from "jose";
@@ -101,7 +101,7 @@ async function createProvider(protocol: Protocol, token: string, fields: Record<
   }, token);
 }
 
-before(async () => {
+beforeAll(async () => {
   await harness.start();
   idp = new OAuth2Server();
   await idp.issuer.keys.generate("RS256");
@@ -139,7 +139,7 @@ before(async () => {
   providerId = created.id;
 });
 
-after(async () => {
+afterAll(async () => {
   await idp?.stop();
   await harness.close();
 });

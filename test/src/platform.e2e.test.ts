@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { create, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
@@ -72,7 +72,7 @@ const running = new Map<string, RunningService>();
 /** A valid access token of a fixture owner, minted by identity's own domain function. */
 let token: string;
 
-before(async () => {
+beforeAll(async () => {
   // Identity first: the others verify tokens against its JWK Set (IDENTITY_URL).
   let identityUrl = "";
   for (const { module } of SERVICES) {
@@ -93,7 +93,7 @@ before(async () => {
     }
   }
 });
-after(async () => {
+afterAll(async () => {
   await Promise.all([...running.values()].map((s) => s.close()));
 });
 

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { CREDENTIAL_CACHE_TTL_MS } from "@promptcraft/platform";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
@@ -18,8 +18,8 @@ import { unaryCall } from "./rpc-outcomes.js";
  */
 
 const h = new ContentHarness();
-before(() => h.start());
-after(() => h.close());
+beforeAll(() => h.start());
+afterAll(() => h.close());
 
 /** The issue's bound: the 5 s cache plus one second. */
 const BOUND_MS = CREDENTIAL_CACHE_TTL_MS + 1000;
@@ -46,7 +46,7 @@ async function setRole(adminToken: string, userId: string, role: keyof typeof PR
   return Date.now();
 }
 
-describe("role changes", { concurrency: true }, () => {
+describe("role changes", { concurrent: true }, () => {
   for (const protocol of PROTOCOLS) {
     test(`${protocol}: content: a demoted editor's token stops writing within the bound, and writes again once promoted`, async () => {
       const t = await h.tenantWith(["admin", "editor"]);

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { CREDENTIAL_CACHE_TTL_MS, loadConfig, startService, type RunningService } from "@promptcraft/platform";
@@ -32,7 +32,7 @@ let passwordHash: string;
 
 const harness = new IdentityHarness();
 
-before(async () => {
+beforeAll(async () => {
   await harness.start();
   identity = harness.identity;
   content = await startService(contentService, loadConfig(contentService.config, { ...testServiceEnv(), IDENTITY_URL: harness.url }));
@@ -40,7 +40,7 @@ before(async () => {
   tenantId = await createTenant(identity.deps.db, { slug });
   passwordHash = await testPasswordHash(PASSWORD);
 });
-after(async () => {
+afterAll(async () => {
   await content?.close();
   await harness.close();
 });
@@ -84,7 +84,7 @@ async function pollUntil(protocol: Protocol, token: string, expected: string): P
 const ACCEPTED = { identity: "accepted", content: "accepted" };
 const REVOKED = { identity: "UNAUTHENTICATED CREDENTIALS_REVOKED", content: "UNAUTHENTICATED CREDENTIALS_REVOKED" };
 
-describe("access tokens of ended sessions", { concurrency: true }, () => {
+describe("access tokens of ended sessions", { concurrent: true }, () => {
   for (const protocol of PROTOCOLS) {
     test(`${protocol}: after Logout the session's access token is refused by identity and content`, async () => {
       const user = await newUser();

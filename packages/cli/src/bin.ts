@@ -14,7 +14,9 @@ const USAGE = `promptcraft <command>
 
   start                     run the whole platform (embedded PostgreSQL unless DATABASE_URL)
   migrate [up|down|status]  apply, roll back (all) or list the schema migrations of DATABASE_URL
-  test [--interop] [dir…]   run the test suite (DATABASE_URL, testcontainers or embedded);
+  test [--interop] [path…] [--vitest-option…]
+                            run the test suite with vitest (DATABASE_URL, testcontainers or
+                            embedded); a path (workspace, directory, file) narrows it;
                             --interop: the tests against clients from outside Node (CI)
   login --tenant <slug> --email <e> [--password <p>] [--json]
                             log in and print an access token

@@ -1,12 +1,12 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test, vi } from "vitest";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs, { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded.js";
 
@@ -23,11 +23,11 @@ describe("embedded PostgreSQL (in memory, port 0)", () => {
   let engine: EmbeddedPostgres;
   let client: pg.Client;
 
-  before(async () => {
+  beforeAll(async () => {
     engine = await startEmbeddedPostgres({ port: 0 });
     client = await connect(engine.url);
   });
-  after(async () => {
+  afterAll(async () => {
     await client.end();
     await engine.stop();
   });
@@ -208,10 +208,10 @@ describe("embedded PostgreSQL (in memory, port 0)", () => {
 
 describe("embedded PostgreSQL persisted in a data directory", () => {
   let dir: string;
-  before(() => {
+  beforeAll(() => {
     dir = mkdtempSync(path.join(tmpdir(), "promptcraft-embedded-"));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test("data survives stop and start; the directory is locked while in use", async () => {
     const dataDir = path.join(dir, "pgdata");
@@ -254,11 +254,11 @@ describe("embedded PostgreSQL persisted in a data directory", () => {
     }
   });
 
-  test("a persisted engine is durable: fsync on, and every commit fsyncs the WAL", async (t) => {
+  test("a persisted engine is durable: fsync on, and every commit fsyncs the WAL", async () => {
     // Count the host fsyncs by file: PGlite's own fsync would be a no-op, so these come from our NODEFS hook.
     const syncedInodes: number[] = [];
     const fsyncSync = fs.fsyncSync.bind(fs);
-    t.mock.method(fs, "fsyncSync", (fd: number) => {
+    const spy = vi.spyOn(fs, "fsyncSync").mockImplementation((fd: number) => {
       syncedInodes.push(fs.fstatSync(fd).ino);
       fsyncSync(fd);
     });
@@ -283,12 +283,14 @@ describe("embedded PostgreSQL persisted in a data directory", () => {
       await c.end();
     } finally {
       await engine.stop();
+      spy.mockRestore();
     }
   });
 
   test("a data directory left by a killed process opens, with its committed data", async () => {
     const dataDir = path.join(dir, "crashed");
-    const module = path.join(path.dirname(fileURLToPath(import.meta.url)), "embedded.js");
+    // The child runs the package's build: plain node cannot import this TypeScript source.
+    const module = createRequire(import.meta.url).resolve("@promptcraft/db");
     // A child process commits a row, reports, and is then killed with SIGKILL: no stop(), no close().
     const script = `
       import { startEmbeddedPostgres } from ${JSON.stringify(module)};

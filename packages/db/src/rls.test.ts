@@ -1,4 +1,4 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createKnex, type Knex } from "./knex.js";
@@ -27,21 +27,21 @@ test("tenantIsolationSql refuses what is not a plain identifier (it is pasted in
 
 // Schema tier: a table made with the helper on the migrated test database (the runner's DATABASE_URL,
 // either engine), as a new migration would make it.
-void describe("a table created with tenantIsolationSql", () => {
+describe("a table created with tenantIsolationSql", () => {
   const url = process.env.DATABASE_URL;
   if (!url) throw new Error("DATABASE_URL must point to a migrated database (the test runner sets it)");
   const table = `rls_probe_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   const [tenantA, tenantB] = [randomUUID(), randomUUID()];
   let knex: Knex;
 
-  before(async () => {
+  beforeAll(async () => {
     knex = createKnex({ url, poolMax: 2, applicationName: "promptcraft-rls-test" });
     await knex.raw(`
       create table ${table} (tenant_id uuid not null, body text not null);
       ${tenantIsolationSql(table, { systemRead: true })}
       grant select, insert, update on ${table} to promptcraft_content;`);
   });
-  after(async () => {
+  afterAll(async () => {
     await knex.raw(`drop table if exists ${table}`);
     await knex.destroy();
   });

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomUUID, type KeyObject } from "node:crypto";
 import { SignJWT, type JWK } from "jose";
@@ -189,7 +189,7 @@ describe("bearerToken", () => {
 describe("per-method public marking in the pipeline", () => {
   let server: RunningServer;
   const k1 = keyPair("k1");
-  before(async () => {
+  beforeAll(async () => {
     server = await startServer({
       name: "test",
       host: "127.0.0.1",
@@ -203,7 +203,7 @@ describe("per-method public marking in the pipeline", () => {
       ],
     });
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
   });
   const address = () => `127.0.0.1:${server.grpcPort}`;

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import * as http from "node:http";
 import * as http2 from "node:http2";
@@ -65,10 +65,10 @@ const list = (value: string | string[] | undefined) => String(value ?? "").split
 
 describe("CORS on the Connect port, origins listed", () => {
   let server: RunningServer;
-  before(async () => {
+  beforeAll(async () => {
     server = await serverWith({ allowedOrigins: [APP, "http://127.0.0.1:5173"], maxAgeSeconds: 600 });
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
   });
 
@@ -136,10 +136,10 @@ describe("CORS on the Connect port, origins listed", () => {
 
 describe("CORS on the Connect port, any origin (*)", () => {
   let server: RunningServer;
-  before(async () => {
+  beforeAll(async () => {
     server = await serverWith({ allowedOrigins: "*", maxAgeSeconds: 7200 });
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
   });
 
@@ -155,10 +155,10 @@ describe("CORS on the Connect port, any origin (*)", () => {
 
 describe("CORS on the Connect port, by default", () => {
   let server: RunningServer;
-  before(async () => {
+  beforeAll(async () => {
     server = await serverWith(undefined);
   });
-  after(async () => {
+  afterAll(async () => {
     await server.close();
   });
 

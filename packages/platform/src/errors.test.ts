@@ -1,4 +1,4 @@
-import { test, describe } from "node:test";
+import { test, describe } from "vitest";
 import assert from "node:assert/strict";
 import { ErrorInfoSchema, RetryInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { Code } from "@connectrpc/connect";

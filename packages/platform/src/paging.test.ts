@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "vitest";
 import assert from "node:assert/strict";
 import { CURSOR_TEXT, CURSOR_TIMESTAMP, decodePageCursor, encodePageCursor, pageOf, pageSizeOf } from "./paging.js";
 

@@ -1,4 +1,4 @@
-import { test, describe, before, after } from "node:test";
+import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
@@ -42,7 +42,7 @@ const handlers = serve(ContentService, {
   },
 });
 
-before(async () => {
+beforeAll(async () => {
   server = await startServer({
     name: "test",
     host: "127.0.0.1",
@@ -55,7 +55,7 @@ before(async () => {
   grpcAddress = `127.0.0.1:${server.grpcPort}`;
   connectUrl = `http://127.0.0.1:${server.connectPort}`;
 });
-after(async () => {
+afterAll(async () => {
   await server.close();
 });
 

@@ -3,7 +3,7 @@
 // generated, and protovalidate enforces the rules declared in our protos — proving that
 // buf/validate/validate.proto printed at generate time carries the extension numbers the
 // protovalidate runtime reads.
-import { test } from "node:test";
+import { test } from "vitest";
 import assert from "node:assert/strict";
 import { create, type DescFile, type DescMessage, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
@@ -199,14 +199,14 @@ const ourFiles: DescFile[] = [
 ];
 
 for (const [service, typeName, rpcs] of expected) {
-  void test(`${typeName} exposes its RPCs with their streaming kinds`, () => {
+  test(`${typeName} exposes its RPCs with their streaming kinds`, () => {
     assert.equal(service.typeName, typeName);
     const actual = Object.fromEntries(service.methods.map((m) => [m.name, m.methodKind]));
     assert.deepEqual(actual, rpcs);
   });
 }
 
-void test("request and response messages follow the <Rpc>Request naming of buf STANDARD", () => {
+test("request and response messages follow the <Rpc>Request naming of buf STANDARD", () => {
   for (const [service] of expected) {
     for (const method of service.methods) {
       assert.equal(method.input.name, `${method.name}Request`, `${service.typeName}.${method.name}`);
@@ -214,7 +214,7 @@ void test("request and response messages follow the <Rpc>Request naming of buf S
   }
 });
 
-void test("grpc health v1 and reflection v1/v1alpha are generated for the platform", () => {
+test("grpc health v1 and reflection v1/v1alpha are generated for the platform", () => {
   assert.equal(Health.typeName, "grpc.health.v1.Health");
   assert.equal(Health.method.check.methodKind, "unary");
   assert.equal(Health.method.watch.methodKind, "server_streaming");
@@ -243,7 +243,7 @@ function violations<Desc extends DescMessage>(schema: Desc, init: MessageInitSha
   return result.violations.map((v) => `${pathToString(v.field)} ${v.ruleId}`.trim());
 }
 
-void test("every message of our protos has rules that compile (no CEL or rule errors)", () => {
+test("every message of our protos has rules that compile (no CEL or rule errors)", () => {
   // Validate each message with its singular message fields set (to empty messages), so the rules
   // declared on those fields are compiled and evaluated too, not skipped as unset.
   const visit = (messages: Iterable<DescMessage>) => {
@@ -260,7 +260,7 @@ void test("every message of our protos has rules that compile (no CEL or rule er
   for (const file of ourFiles) visit(file.messages);
 });
 
-void test("protovalidate accepts a good CreateEntityRequest and rejects bad ones with field paths", () => {
+test("protovalidate accepts a good CreateEntityRequest and rejects bad ones with field paths", () => {
   const good = {
     entity: { type: EntityType.TEMPLATE, title: "Support reply", tags: ["support", "email"] },
     requestId: uuid,
@@ -286,7 +286,7 @@ void test("protovalidate accepts a good CreateEntityRequest and rejects bad ones
   ]);
 });
 
-void test("protovalidate enforces ids, page sizes, labels, masks and selector combinations", () => {
+test("protovalidate enforces ids, page sizes, labels, masks and selector combinations", () => {
   assert.deepEqual(violations(GetEntityRequestSchema, { entityId: uuid }), []);
   assert.deepEqual(violations(GetEntityRequestSchema, { entityId: "42" }), ["entity_id string.uuid"]);
   assert.deepEqual(violations(GetEntityRequestSchema, { entityId: uuid, label: "production", asOfTime: timestampFromDate(new Date("2026-01-06T14:02:00Z")) }), []);
@@ -319,7 +319,7 @@ void test("protovalidate enforces ids, page sizes, labels, masks and selector co
   assert.deepEqual(violations(UpdateEntityRequestSchema, { entity }), ["update_mask required"]);
 });
 
-void test("protovalidate enforces relationship strength and endpoints", () => {
+test("protovalidate enforces relationship strength and endpoints", () => {
   const relationship = {
     sourceEntityId: uuid,
     targetEntityId: uuid2,
@@ -337,7 +337,7 @@ void test("protovalidate enforces relationship strength and endpoints", () => {
   );
 });
 
-void test("protovalidate enforces usage-event batches (unique ids, times, kinds)", () => {
+test("protovalidate enforces usage-event batches (unique ids, times, kinds)", () => {
   const event = (id: string) => ({ id, kind: UsageKind.LLM_CALL, model: "gpt-4o-mini", inputTokens: 120, outputTokens: 30, occurTime: timestampNow() });
   assert.deepEqual(violations(IngestUsageEventsRequestSchema, { events: [event(uuid), event(uuid2)] }), []);
   assert.deepEqual(violations(IngestUsageEventsRequestSchema, { events: [] }), ["events repeated.min_items"]);

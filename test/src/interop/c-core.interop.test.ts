@@ -1,7 +1,7 @@
 // Interop tier: our gRPC port against an independent gRPC implementation (C-core, through Debian's
 // python3-grpcio), the way grpcurl, ghz and generated stubs in other languages use it. Needs that
 // client installed, so it runs with `npm run test:interop` (CI installs it), not in `npm test`.
-import { test, before, after } from "node:test";
+import { test, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -14,7 +14,7 @@ const CLIENT = fileURLToPath(new URL("../../interop/c_core_client.py", import.me
 
 let server: RunningServer;
 
-before(async () => {
+beforeAll(async () => {
   server = await startServer({
     name: "interop",
     host: "127.0.0.1",
@@ -24,7 +24,7 @@ before(async () => {
     log: createLogger("interop", "silent"),
   });
 });
-after(async () => {
+afterAll(async () => {
   await server.close();
 });
 

@@ -1,4 +1,4 @@
-import { after, describe, test } from "node:test";
+import { afterAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { withServiceRole, withTenant } from "@promptcraft/db";
@@ -7,7 +7,7 @@ import { createTenant, createUser } from "@promptcraft/testing";
 import { SQLSTATE, firstRow, openKnex, rejectsWith } from "./support.js";
 
 const knex = openKnex();
-after(() => knex.destroy());
+afterAll(() => knex.destroy());
 
 function utcMonth(offset: number): string {
   const d = new Date();
@@ -29,18 +29,18 @@ async function partitionsOf(parent: string): Promise<string[]> {
   return rows.rows.map((r) => r.relname);
 }
 
-void describe("partitions", () => {
-  void test("event has monthly partitions from last month to 3 months ahead", async () => {
+describe("partitions", () => {
+  test("event has monthly partitions from last month to 3 months ahead", async () => {
     const parts = await partitionsOf("event");
     for (let m = -1; m <= 3; m++) assert.ok(parts.includes(`event_${utcMonth(m)}`), `event_${utcMonth(m)} missing`);
   });
 
-  void test("usage_event has daily partitions from a week back to two weeks ahead", async () => {
+  test("usage_event has daily partitions from a week back to two weeks ahead", async () => {
     const parts = await partitionsOf("usage_event");
     for (let d = -7; d <= 14; d++) assert.ok(parts.includes(`usage_event_${utcDay(d)}`), `usage_event_${utcDay(d)} missing`);
   });
 
-  void test("maintenance is idempotent, limited to analytics and to tables with a policy", async () => {
+  test("maintenance is idempotent, limited to analytics and to tables with a policy", async () => {
     const first = await withServiceRole(knex, "analytics", (trx) =>
       trx.raw<{ rows: { action: string; partition_name: string }[] }>(
         "select action, partition_name from run_partition_maintenance()",
@@ -64,7 +64,7 @@ void describe("partitions", () => {
     );
   });
 
-  void test("partition bounds are UTC days and months", async () => {
+  test("partition bounds are UTC days and months", async () => {
     const bound = await knex.raw<{ rows: { lower: string; upper: string }[] }>(
       `select (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz at time zone 'UTC' as lower,
               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz at time zone 'UTC' as upper
@@ -77,8 +77,8 @@ void describe("partitions", () => {
   });
 });
 
-void describe("usage events", () => {
-  void test("retried inserts with the same client id are no-ops; outside the partitions fails loudly", async () => {
+describe("usage events", () => {
+  test("retried inserts with the same client id are no-ops; outside the partitions fails loudly", async () => {
     const tenantId = await createTenant(knex);
     const id = randomUUID();
     const occurredAt = new Date().toISOString();
@@ -110,7 +110,7 @@ void describe("usage events", () => {
     );
   });
 
-  void test("the event log tails by transaction id below the snapshot horizon", async () => {
+  test("the event log tails by transaction id below the snapshot horizon", async () => {
     const tenantId = await createTenant(knex);
     await withTenant(knex, { service: "content", tenantId }, (trx) =>
       trx.raw("insert into event (tenant_id, aggregate_type, aggregate_id, event_type) values (?, 'entity', gen_random_uuid(), 'entity.created')", [tenantId]),
@@ -127,8 +127,8 @@ void describe("usage events", () => {
   });
 });
 
-void describe("read models", () => {
-  void test("refresh_read_model refreshes concurrently, records its time, and tenants see only their rows", async () => {
+describe("read models", () => {
+  test("refresh_read_model refreshes concurrently, records its time, and tenants see only their rows", async () => {
     const tenantId = await createTenant(knex, { plan: "team" });
     const userId = await createUser(knex, tenantId, "owner");
     const { id: entityId } = await createEntity(knex, tenantId, userId, { title: "used" });

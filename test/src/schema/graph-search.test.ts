@@ -1,4 +1,4 @@
-import { after, describe, test } from "node:test";
+import { afterAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { withServiceRole, withTenant } from "@promptcraft/db";
 import { addVersion, createEntity } from "@promptcraft/content/fixtures";
@@ -6,7 +6,7 @@ import { createTenant, createUser } from "@promptcraft/testing";
 import { SQLSTATE, openKnex, rejectsWith, vectorLiteral } from "./support.js";
 
 const knex = openKnex();
-after(() => knex.destroy());
+afterAll(() => knex.destroy());
 
 async function tenantWithEntities(n: number, entityType: "context" | "template" = "context") {
   const tenantId = await createTenant(knex);
@@ -25,8 +25,8 @@ function edge(tenantId: string, source: string, target: string, type: string, st
   );
 }
 
-void describe("relationships", () => {
-  void test("strength must lie in 0..1; pin xor label; no self edge; one live edge per type", async () => {
+describe("relationships", () => {
+  test("strength must lie in 0..1; pin xor label; no self edge; one live edge per type", async () => {
     const { tenantId, ids } = await tenantWithEntities(2);
     const [a, b] = ids as [string, string];
     for (const bad of [1.5, -0.1, Number.NaN]) {
@@ -59,7 +59,7 @@ void describe("relationships", () => {
     await rejectsWith(edge(tenantId, a, b, "likes"), SQLSTATE.checkViolation, "relationship_type_check");
   });
 
-  void test("get_entity_graph walks a cyclic graph once per edge, outbound and inbound", async () => {
+  test("get_entity_graph walks a cyclic graph once per edge, outbound and inbound", async () => {
     const { tenantId, ids } = await tenantWithEntities(4);
     const [a, b, c, d] = ids as [string, string, string, string];
     await edge(tenantId, a, b, "depends_on", 0.9);
@@ -110,7 +110,7 @@ void describe("relationships", () => {
   });
 });
 
-void describe("embeddings and search_similar_entities", () => {
+describe("embeddings and search_similar_entities", () => {
   async function embed(tenantId: string, entityId: string, version: number, model: string, vector: string) {
     await withTenant(knex, { service: "search", tenantId }, (trx) =>
       trx.raw(
@@ -122,7 +122,7 @@ void describe("embeddings and search_similar_entities", () => {
   }
 
   for (const dims of [384, 1536]) {
-    void test(`nearest current versions by cosine similarity (${dims} dimensions)`, async () => {
+    test(`nearest current versions by cosine similarity (${dims} dimensions)`, async () => {
       const { tenantId, userId, ids } = await tenantWithEntities(4);
       const model = `test-model-${dims}`;
       for (const [i, id] of ids.entries()) await embed(tenantId, id, 1, model, vectorLiteral(dims, i + 1));
@@ -167,7 +167,7 @@ void describe("embeddings and search_similar_entities", () => {
     });
   }
 
-  void test("vector presence follows status; dimensions are derived", async () => {
+  test("vector presence follows status; dimensions are derived", async () => {
     const { tenantId, ids } = await tenantWithEntities(1);
     const id = ids[0] ?? "";
     await rejectsWith(
@@ -186,7 +186,7 @@ void describe("embeddings and search_similar_entities", () => {
     assert.equal(row.rows[0]?.dimensions, 3);
   });
 
-  void test("claim_embedding_jobs leases due jobs across tenants to one worker", async () => {
+  test("claim_embedding_jobs leases due jobs across tenants to one worker", async () => {
     const { tenantId, ids } = await tenantWithEntities(1);
     const id = ids[0] ?? "";
     await withTenant(knex, { service: "search", tenantId }, (trx) =>

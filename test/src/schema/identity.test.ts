@@ -1,4 +1,4 @@
-import { after, describe, test } from "node:test";
+import { afterAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { withServiceRole, withTenant } from "@promptcraft/db";
@@ -6,12 +6,12 @@ import { createTenant, createUser, uniqueSlug } from "@promptcraft/testing";
 import { SQLSTATE, firstRow, openKnex, rejectsWith } from "./support.js";
 
 const knex = openKnex();
-after(() => knex.destroy());
+afterAll(() => knex.destroy());
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
-void describe("identity tables", () => {
-  void test("slugs are validated and unique; emails unique per tenant, case-insensitively", async () => {
+describe("identity tables", () => {
+  test("slugs are validated and unique; emails unique per tenant, case-insensitively", async () => {
     for (const bad of ["A-b", "ab", "-abc", "abc-", "a_b_c", "x".repeat(64)]) {
       await rejectsWith(createTenant(knex, { slug: bad }), SQLSTATE.checkViolation, "tenant_slug_check");
     }
@@ -32,7 +32,7 @@ void describe("identity tables", () => {
     await createUser(knex, a, "viewer", { email: "ada@example.test" });
   });
 
-  void test("login lookups work before the tenant is known, for identity only", async () => {
+  test("login lookups work before the tenant is known, for identity only", async () => {
     const slug = uniqueSlug();
     const tenantId = await createTenant(knex, { slug });
     const userId = await createUser(knex, tenantId, "admin", { email: "Grace@Example.test", passwordHash: "$scrypt$not-a-real-hash-but-long-enough" });
@@ -92,7 +92,7 @@ void describe("identity tables", () => {
     }
   });
 
-  void test("refresh tokens: one live token per session family; suspended tenants carry a timestamp, active ones no suspend reason", async () => {
+  test("refresh tokens: one live token per session family; suspended tenants carry a timestamp, active ones no suspend reason", async () => {
     const tenantId = await createTenant(knex);
     const userId = await createUser(knex, tenantId);
     const family = randomUUID();
@@ -126,7 +126,7 @@ void describe("identity tables", () => {
     );
   });
 
-  void test("at most one signing key is active", async () => {
+  test("at most one signing key is active", async () => {
     await assert.rejects(
       withServiceRole(knex, "identity", async (trx) => {
         const jwk = JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "test" });

@@ -1,4 +1,4 @@
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createKnex, migrateDown, migrateUp, migrationStatus, startEmbeddedPostgres, type Knex } from "@promptcraft/db";
@@ -64,8 +64,8 @@ async function userObjects(knex: Knex): Promise<string[]> {
   return rows.rows.map((r) => r.name);
 }
 
-void describe("migrations", () => {
-  void test("up is idempotent; down all, then up again, restores the same schema", { timeout: 300_000 }, async (t) => {
+describe("migrations", () => {
+  test("up is idempotent; down all, then up again, restores the same schema", { timeout: 300_000 }, async (t) => {
     const shared = databaseUrl();
     const scratch = (await isEmbedded(shared)) ? await scratchEmbedded() : await scratchOnServer(shared);
     const knex = createKnex({ url: scratch.url, poolMax: 2 });

@@ -1,4 +1,4 @@
-import { after, describe, test } from "node:test";
+import { afterAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { withServiceRole, withTenant, type ServiceName } from "@promptcraft/db";
@@ -7,7 +7,7 @@ import { createTenant, createUser } from "@promptcraft/testing";
 import { SQLSTATE, firstRow, openKnex, rejectsWith } from "./support.js";
 
 const knex = openKnex();
-after(() => knex.destroy());
+afterAll(() => knex.destroy());
 
 /** Two tenants, each with a user and an entity. */
 async function twoTenants() {
@@ -20,8 +20,8 @@ async function twoTenants() {
   return { a, b, userA, userB, entityA, entityB };
 }
 
-void describe("catalog: every tenant table is isolated and Citus-ready", () => {
-  void test("row-level security is enabled and forced on every table with a tenant_id (and on tenant)", async () => {
+describe("catalog: every tenant table is isolated and Citus-ready", () => {
+  test("row-level security is enabled and forced on every table with a tenant_id (and on tenant)", async () => {
     const rows = await knex.raw<{ rows: { relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[] }>(
       `select c.relname, c.relrowsecurity, c.relforcerowsecurity
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -38,7 +38,7 @@ void describe("catalog: every tenant table is isolated and Citus-ready", () => {
     assert.deepEqual(open, [], "tables without enabled+forced RLS");
   });
 
-  void test("every primary key, unique index and foreign key of a tenant table starts with tenant_id", async () => {
+  test("every primary key, unique index and foreign key of a tenant table starts with tenant_id", async () => {
     const constraints = await knex.raw<{ rows: { conname: string; first: string | null }[] }>(
       `select con.conname, a.attname as first
        from pg_constraint con
@@ -66,8 +66,8 @@ void describe("catalog: every tenant table is isolated and Citus-ready", () => {
   });
 });
 
-void describe("catalog: no placeholder leaked into DDL", () => {
-  void test("constraints and indexes contain no $n (knex turns every ? of raw SQL into a placeholder)", async () => {
+describe("catalog: no placeholder leaked into DDL", () => {
+  test("constraints and indexes contain no $n (knex turns every ? of raw SQL into a placeholder)", async () => {
     const rows = await knex.raw<{ rows: { name: string }[] }>(
       `select con.conname as name from pg_constraint con join pg_namespace n on n.oid = con.connamespace
        where n.nspname = 'public' and pg_get_constraintdef(con.oid) ~ '[$][0-9]'
@@ -79,8 +79,8 @@ void describe("catalog: no placeholder leaked into DDL", () => {
   });
 });
 
-void describe("row-level security: another tenant's rows are invisible and unwritable", () => {
-  void test("entity: select, update, delete and insert across tenants", async () => {
+describe("row-level security: another tenant's rows are invisible and unwritable", () => {
+  test("entity: select, update, delete and insert across tenants", async () => {
     const { a, b, userA, entityB } = await twoTenants();
     await withTenant(knex, { service: "content", tenantId: a }, async (trx) => {
       const seen = await trx.raw<{ rows: { n: string; foreign: string }[] }>(
@@ -123,7 +123,7 @@ void describe("row-level security: another tenant's rows are invisible and unwri
     assert.equal(firstRow(still).deleted_at, null);
   });
 
-  void test("every service's tables: foreign rows invisible, foreign inserts refused", async () => {
+  test("every service's tables: foreign rows invisible, foreign inserts refused", async () => {
     const { a, b, userB, entityB } = await twoTenants();
     const entity2B = (await createEntity(knex, b, userB, { title: "B2" })).id;
     // Give tenant B one row in each service's tables.
@@ -190,8 +190,8 @@ void describe("row-level security: another tenant's rows are invisible and unwri
   });
 });
 
-void describe("ownership: a service role cannot write another service's tables", () => {
-  void test("writes outside the service's own tables fail with 42501", async () => {
+describe("ownership: a service role cannot write another service's tables", () => {
+  test("writes outside the service's own tables fail with 42501", async () => {
     const { a, userA, entityA } = await twoTenants();
     const attempts: { service: ServiceName; sql: string; bindings: string[] }[] = [
       { service: "content", sql: "insert into app_user (tenant_id, email, role) values (?, 'x@example.test', 'viewer')", bindings: [a] },
@@ -219,7 +219,7 @@ void describe("ownership: a service role cannot write another service's tables",
     }
   });
 
-  void test("each service writes its own tables and appends to the event log", async () => {
+  test("each service writes its own tables and appends to the event log", async () => {
     const { a, userA } = await twoTenants();
     for (const service of ["identity", "content", "graph", "search", "analytics"] as const) {
       await withTenant(knex, { service, tenantId: a, userId: userA }, (trx) =>

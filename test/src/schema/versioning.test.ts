@@ -1,4 +1,4 @@
-import { after, describe, test } from "node:test";
+import { afterAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { withTenant } from "@promptcraft/db";
 import { addVersion, createEntity, setLabel } from "@promptcraft/content/fixtures";
@@ -6,7 +6,7 @@ import { contentHash, createTenant, createUser } from "@promptcraft/testing";
 import { SQLSTATE, firstRow, openKnex, rejectsWith } from "./support.js";
 
 const knex = openKnex();
-after(() => knex.destroy());
+afterAll(() => knex.destroy());
 
 const HASH = contentHash({
   title: "x",
@@ -39,8 +39,8 @@ function insertVersion(
   );
 }
 
-void describe("temporal versions (entity_version)", () => {
-  void test("versions written as the service writes them: gap-free, contiguous, one current; get_entity_history", async () => {
+describe("temporal versions (entity_version)", () => {
+  test("versions written as the service writes them: gap-free, contiguous, one current; get_entity_history", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(3);
     const unchanged = await addVersion(knex, tenantId, entityId, userId, { title: "v3" });
     assert.deepEqual(unchanged, { version: 3, changed: false }, "an update that changes nothing makes no version");
@@ -71,7 +71,7 @@ void describe("temporal versions (entity_version)", () => {
     assert.deepEqual(firstRow(entity), { current_version: 3, row_version: "3" });
   });
 
-  void test("as of a time: exactly one version answers", async () => {
+  test("as of a time: exactly one version answers", async () => {
     const { tenantId, entityId } = await entityWithVersions(3);
     await withTenant(knex, { service: "content", tenantId }, async (trx) => {
       const bounds = await trx.raw<{ rows: { version: number; valid_from: string }[] }>(
@@ -89,7 +89,7 @@ void describe("temporal versions (entity_version)", () => {
     });
   });
 
-  void test("one current version per entity: a second open version is refused", async () => {
+  test("one current version per entity: a second open version is refused", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(1);
     await rejectsWith(
       withTenant(knex, { service: "content", tenantId }, (trx) =>
@@ -115,7 +115,7 @@ void describe("temporal versions (entity_version)", () => {
     );
   });
 
-  void test("no overlapping validity", async () => {
+  test("no overlapping validity", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(2);
     await rejectsWith(
       withTenant(knex, { service: "content", tenantId }, async (trx) => {
@@ -137,7 +137,7 @@ void describe("temporal versions (entity_version)", () => {
     );
   });
 
-  void test("gap-free and fork-free version numbers; contiguous validity", async () => {
+  test("gap-free and fork-free version numbers; contiguous validity", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(1);
     const close = "update entity_version set valid_to = '2999-01-01T00:00:00Z' where tenant_id = ? and entity_id = ? and valid_to is null";
     // Version 3 without a version 2: no predecessor.
@@ -202,7 +202,7 @@ void describe("temporal versions (entity_version)", () => {
     );
   });
 
-  void test("history is immutable for the content role", async () => {
+  test("history is immutable for the content role", async () => {
     const { tenantId, entityId } = await entityWithVersions(2);
     await rejectsWith(
       withTenant(knex, { service: "content", tenantId }, (trx) =>
@@ -218,7 +218,7 @@ void describe("temporal versions (entity_version)", () => {
     );
   });
 
-  void test("an owner and an author are a user or an API key of the tenant, exactly one", async () => {
+  test("an owner and an author are a user or an API key of the tenant, exactly one", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(1);
     const keyId = firstRow(
       await withTenant(knex, { service: "identity", tenantId }, (trx) =>
@@ -255,7 +255,7 @@ void describe("temporal versions (entity_version)", () => {
     await rejectsWith(insertAuthor(userId, keyId), SQLSTATE.checkViolation, "entity_version_author_check");
   });
 
-  void test("parallel updates with the same etag: exactly one succeeds, history stays gap-free", async () => {
+  test("parallel updates with the same etag: exactly one succeeds, history stays gap-free", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(1);
     const attempts = await Promise.allSettled(
       Array.from({ length: 6 }, (_, i) =>
@@ -273,8 +273,8 @@ void describe("temporal versions (entity_version)", () => {
   });
 });
 
-void describe("labels (entity_label)", () => {
-  void test("a label has one current target and a non-overlapping history", async () => {
+describe("labels (entity_label)", () => {
+  test("a label has one current target and a non-overlapping history", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(3);
     await setLabel(knex, tenantId, entityId, "production", 1, userId, { protected: true });
     await setLabel(knex, tenantId, entityId, "production", 2, userId);
@@ -340,8 +340,8 @@ void describe("labels (entity_label)", () => {
   });
 });
 
-void describe("favorites and shares", () => {
-  void test("one unrevoked share per grantee; grantee shape checked", async () => {
+describe("favorites and shares", () => {
+  test("one unrevoked share per grantee; grantee shape checked", async () => {
     const { tenantId, userId, entityId } = await entityWithVersions(1);
     const other = await createUser(knex, tenantId, "viewer");
     await withTenant(knex, { service: "content", tenantId, userId }, async (trx) => {

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "vitest";
 import assert from "node:assert/strict";
 import type { VersionFields } from "@promptcraft/db";
 import { applyUpdateMask, checkVersionFields } from "./fields.js";

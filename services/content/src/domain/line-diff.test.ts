@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "vitest";
 import assert from "node:assert/strict";
 import { diffLines, hunksOf, splitLines, unifiedText, type DiffLine } from "./line-diff.js";
 

@@ -1,4 +1,4 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { withTenant, type Knex } from "@promptcraft/db";
 import { createTenant, createUser, openTestKnex } from "@promptcraft/testing";
@@ -16,10 +16,10 @@ import * as store from "./entities.js";
 
 let knex: Knex;
 
-before(() => {
+beforeAll(() => {
   knex = openTestKnex("content-store-entities");
 });
-after(async () => {
+afterAll(async () => {
   await knex.destroy();
 });
 
@@ -39,7 +39,7 @@ async function arrange() {
 const read = <T>(caller: Caller, work: (trx: Knex.Transaction) => Promise<T>) =>
   withTenant(knex, { service: "content", tenantId: caller.tenantId, userId: caller.userId ?? null }, work);
 
-void describe("store/entities", () => {
+describe("store/entities", () => {
   test("findVisibleEntities returns only what the caller may view, with their permission rank", async () => {
     const { tenantId, callers, privateId } = await arrange();
     const { id: shared } = await createEntity(knex, tenantId, callers.editor.userId, { title: "for the tenant", visibility: "tenant" });

@@ -1,4 +1,4 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { withTenant, type Knex } from "@promptcraft/db";
 import { createTenant, createUser, openTestKnex } from "@promptcraft/testing";
@@ -13,10 +13,10 @@ import * as store from "./labels.js";
 
 let knex: Knex;
 
-before(() => {
+beforeAll(() => {
   knex = openTestKnex("content-store-labels");
 });
-after(async () => {
+afterAll(async () => {
   await knex.destroy();
 });
 
@@ -35,7 +35,7 @@ async function arrange() {
   return { tenantId, userId, entityId, between };
 }
 
-void describe("store/labels", () => {
+describe("store/labels", () => {
   test("listLabels: the labels by name with `latest` as an implicit row, now or as of a time, paged by name", async () => {
     const { tenantId, userId, entityId, between } = await arrange();
     const list = (q: Partial<Parameters<typeof store.listLabels>[3]>) =>

@@ -1,4 +1,4 @@
-import { test, describe } from "node:test";
+import { test, describe } from "vitest";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { ConfigError, createLogger, loadConfig } from "@promptcraft/platform";

@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "vitest";
 import assert from "node:assert/strict";
 import { hashPassword, needsRehash, parsePasswordHash, passwordPolicyProblem, verifyPassword } from "./passwords.js";
 import { accountKey, addressKey, afterFailure, retryAfterMs, type ThrottlePolicy } from "./login-throttle.js";

@@ -1,4 +1,4 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { withTenant, type Knex } from "@promptcraft/db";
@@ -33,14 +33,14 @@ async function insert(tenantId: string, options: { createdBy?: string | null; ex
   return { id, secretHash, row };
 }
 
-before(() => {
+beforeAll(() => {
   knex = openTestKnex("identity-store-api-keys");
 });
-after(async () => {
+afterAll(async () => {
   await knex.destroy();
 });
 
-void describe("store/api-keys", () => {
+describe("store/api-keys", () => {
   test("insert returns the row (never the hash); the same id again is a retry: undefined", async () => {
     const tenantId = await createTenant(knex);
     const creator = await createUser(knex, tenantId, "admin");

@@ -1,4 +1,4 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
@@ -15,10 +15,10 @@ import * as store from "./housekeeping.js";
 let knex: Knex;
 const DAY_MS = 86_400_000;
 
-before(() => {
+beforeAll(() => {
   knex = openTestKnex("identity-store-housekeeping");
 });
-after(async () => {
+afterAll(async () => {
   await knex.destroy();
 });
 
@@ -50,7 +50,7 @@ async function arrange() {
   return { tenantId, liveSession, newKey, oldKey };
 }
 
-void describe("store/housekeeping", () => {
+describe("store/housekeeping", () => {
   test("a tenant's ended sessions, expired invitations and spent retry secrets go; live ones stay", async () => {
     const { tenantId, liveSession, newKey, oldKey } = await arrange();
     const now = Date.now();

@@ -1,4 +1,4 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { withServiceRole, type Knex } from "@promptcraft/db";
@@ -16,14 +16,14 @@ let knex: Knex;
 const policy: ThrottlePolicy = { accountFailures: 2, addressFailures: 5, baseDelayS: 10, maxDelayS: 60, windowS: 900 };
 const account = (): store.ThrottleKey => ({ scope: "account", key: `store-test:${randomUUID()}` });
 
-before(() => {
+beforeAll(() => {
   knex = openTestKnex("identity-store-login-throttle");
 });
-after(async () => {
+afterAll(async () => {
   await knex.destroy();
 });
 
-void describe("store/login-throttle", () => {
+describe("store/login-throttle", () => {
   test("failures count per key; past the allowance the key is blocked; clearing forgets it", async () => {
     const [a, b] = [account(), account()];
     for (let i = 0; i < 3; i++) await withServiceRole(knex, "identity", (trx) => store.recordFailures(trx, [a], policy));

@@ -1,4 +1,4 @@
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
@@ -41,14 +41,14 @@ async function insert(tenantId: string, userId: string, options: { familyId?: st
   return { id, familyId, tokenHash: createHash("sha256").update(id).digest("hex") };
 }
 
-before(() => {
+beforeAll(() => {
   knex = openTestKnex("identity-store-sessions");
 });
-after(async () => {
+afterAll(async () => {
   await knex.destroy();
 });
 
-void describe("store/sessions", () => {
+describe("store/sessions", () => {
   test("a row reads back with its explicit columns: no token hash, the address as text", async () => {
     const tenantId = await createTenant(knex);
     const userId = await createUser(knex, tenantId);
