@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { cancellableTransaction } from "./cancel.js";
 
 /** The database roles of the five services (brief §4.2): each writes only its own tables. */
 export const SERVICE_ROLES = {
@@ -28,6 +29,11 @@ export interface TenantScope {
  * The role and the tenant are set with `set_config(..., true)`, i.e. `SET LOCAL`: they end with the
  * transaction, so nothing leaks to the next user of a pooled connection (session-level `SET` would,
  * brief §4.9). One round trip sets all three settings.
+ *
+ * Inside {@link runCancellable} (every RPC handler is) the transaction stops when the source's
+ * signal aborts: a running statement is cancelled on the server, the transaction rolled back, and
+ * the call rejects with the signal's reason; it never commits after the abort. `knex` must be a
+ * pool made by {@link createKnex}, not a transaction.
  */
 export async function withTenant<T>(
   knex: Knex,
@@ -35,27 +41,29 @@ export async function withTenant<T>(
   work: (trx: Knex.Transaction) => Promise<T>,
   config?: Knex.TransactionConfig,
 ): Promise<T> {
-  return knex.transaction(async (trx) => {
-    await trx.raw(
-      "select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)",
-      [SERVICE_ROLES[scope.service], scope.tenantId, scope.userId ?? ""],
-    );
-    return work(trx);
-  }, config);
+  return cancellableTransaction(
+    knex,
+    (trx) =>
+      trx.raw("select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)", [
+        SERVICE_ROLES[scope.service],
+        scope.tenantId,
+        scope.userId ?? "",
+      ]),
+    work,
+    config,
+  );
 }
 
 /**
  * Runs `work` in one transaction as `service`'s role with no tenant set: row-level security then
  * hides every tenant row. For work that spans tenants on purpose (partition maintenance, read-model
  * refresh, looking a tenant up by slug during login) through functions and tables that allow it.
+ * Cancellable like {@link withTenant}.
  */
 export async function withServiceRole<T>(
   knex: Knex,
   service: ServiceName,
   work: (trx: Knex.Transaction) => Promise<T>,
 ): Promise<T> {
-  return knex.transaction(async (trx) => {
-    await trx.raw("select set_config('role', ?, true)", [SERVICE_ROLES[service]]);
-    return work(trx);
-  });
+  return cancellableTransaction(knex, (trx) => trx.raw("select set_config('role', ?, true)", [SERVICE_ROLES[service]]), work);
 }

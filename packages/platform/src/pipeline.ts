@@ -3,6 +3,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { randomUUID } from "node:crypto";
+import { runCancellable } from "@promptcraft/db";
 import type { Logger } from "pino";
 import type { AuthContext, CallContext, Protocol } from "./context.js";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -101,8 +102,31 @@ export class Pipeline {
   /**
    * A unary call. The request may be given as a function that decodes it, so that a malformed
    * message fails inside the pipeline (INVALID_ARGUMENT, logged and counted like any failure).
+   *
+   * Every `run*` method runs the call's work (authentication included) under
+   * `runCancellable(ctx)`: the database work it starts stops when `ctx.signal` aborts (client
+   * cancel, deadline, forced shutdown) and never commits afterwards.
    */
-  async runUnary(ctx: CallContext, input: RequestInput): Promise<Message> {
+  runUnary(ctx: CallContext, input: RequestInput): Promise<Message> {
+    return runCancellable(ctx, () => this.unary(ctx, input));
+  }
+
+  /** A server-streaming call: the handler's messages, validated request first. */
+  runServerStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
+    return withinCall(ctx, this.serverStream(ctx, input));
+  }
+
+  /** A client-streaming call: every incoming message is validated as it arrives. */
+  runClientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
+    return runCancellable(ctx, () => this.clientStream(ctx, requests));
+  }
+
+  /** A bidirectional call. */
+  runBidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
+    return withinCall(ctx, this.bidiStream(ctx, requests));
+  }
+
+  private async unary(ctx: CallContext, input: RequestInput): Promise<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -118,8 +142,7 @@ export class Pipeline {
     }
   }
 
-  /** A server-streaming call: the handler's messages, validated request first. */
-  async *runServerStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
+  private async *serverStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -136,8 +159,7 @@ export class Pipeline {
     }
   }
 
-  /** A client-streaming call: every incoming message is validated as it arrives. */
-  async runClientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
+  private async clientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -151,8 +173,7 @@ export class Pipeline {
     }
   }
 
-  /** A bidirectional call. */
-  async *runBidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
+  private async *bidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -240,7 +261,7 @@ export class Pipeline {
   }
 
   private fail(ctx: CallContext, started: number, err: unknown): ConnectError {
-    const { error, internal } = toConnectError(err, ctx.requestId);
+    const { error, internal } = toConnectError(isAbortError(err) ? new ConnectError("the call was cancelled", Code.Canceled) : err, ctx.requestId);
     // A failed call always tells the client its request id (with the status, where gRPC clients
     // read error metadata), so a report can name it.
     error.metadata.set("x-request-id", ctx.requestId);
@@ -262,6 +283,31 @@ export class Pipeline {
  */
 function echoSuppliedRequestId(ctx: CallContext): void {
   if (ctx.header("x-request-id") !== undefined) ctx.setResponseHeader("x-request-id", ctx.requestId);
+}
+
+/**
+ * `inner`, each step taken under `runCancellable(ctx)`: a generator's body runs in the context of
+ * whoever calls `next()` (for Connect, connect-node), not where the generator was made.
+ */
+async function* withinCall<T>(ctx: CallContext, inner: AsyncGenerator<T>): AsyncGenerator<T> {
+  let done = false;
+  try {
+    for (;;) {
+      const step = await runCancellable(ctx, () => inner.next());
+      if (step.done) {
+        done = true;
+        return;
+      }
+      yield step.value;
+    }
+  } finally {
+    if (!done) await runCancellable(ctx, () => inner.return(undefined));
+  }
+}
+
+/** A signal's reason without one of ours (connect-node aborts a call whose HTTP/1.1 connection closed with a plain AbortError). */
+function isAbortError(err: unknown): boolean {
+  return err instanceof Error && err.name === "AbortError";
 }
 
 function toMessage(schema: DescMessage, value: unknown): Message {

@@ -1,4 +1,4 @@
-import { withServiceRole, type Knex } from "@promptcraft/db";
+import { runCancellable, withServiceRole, type Knex } from "@promptcraft/db";
 import type { Logger } from "@promptcraft/platform";
 import * as store from "../store/housekeeping.js";
 import { rotateKey } from "../store/signing-keys.js";
@@ -86,20 +86,26 @@ export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now:
 
 /**
  * Runs {@link sweep} every `intervalMs` (first after one interval); `stop()` cancels the timer and
- * waits for a running sweep. A failed sweep is logged and retried at the next tick.
+ * a running sweep (its statement is cancelled, its transaction rolled back: the next sweep, here
+ * or on another replica, does the work) and waits for it to unwind. A failed sweep is logged and
+ * retried at the next tick.
  */
 export function startHousekeeping(db: Knex, kek: Buffer, settings: SweepSettings, intervalMs: number, log: Logger): { stop(): Promise<void> } {
   let running: Promise<unknown> | undefined;
+  const stopping = new AbortController();
   const timer = setInterval(() => {
     if (running) return;
-    running = sweep(db, kek, settings, new Date(), log)
-      .catch((err: unknown) => log.warn({ err }, "identity housekeeping failed"))
+    running = runCancellable(stopping, () => sweep(db, kek, settings, new Date(), log))
+      .catch((err: unknown) => {
+        if (!stopping.signal.aborted) log.warn({ err }, "identity housekeeping failed");
+      })
       .finally(() => (running = undefined));
   }, intervalMs);
   timer.unref();
   return {
     async stop() {
       clearInterval(timer);
+      stopping.abort(new Error("identity housekeeping stopped"));
       await running;
     },
   };
