@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
-import type { Knex } from "knex";
+import knexFactory, { type Knex } from "knex";
 import { serialize } from "pg-protocol";
 
 // Cancellation of database work. Every transaction made by withTenant / withServiceRole runs on a
@@ -43,9 +43,9 @@ interface PgConnection {
   readonly port: number;
 }
 
-/** The pool side of knex's client (`knex.client`, typed `any` by knex). */
+/** The pool side of knex's client (`knex.client`, typed `any` by knex); `pool` is a tarn Pool. */
 interface KnexClient {
-  acquireConnection(): Promise<PgConnection>;
+  pool: { acquire(): { promise: Promise<PgConnection>; abort(): void } };
   releaseConnection(connection: PgConnection): void;
 }
 
@@ -179,12 +179,18 @@ class CancellableTransaction<T> {
     if (this.reason) throw this.reason;
   }
 
-  /** A pooled connection, or the stop reason if stopped first (the connection then goes straight back). */
+  /**
+   * A pooled connection, or the stop reason if stopped first. Straight from tarn (knex's
+   * acquireConnection hides the pending request): a stop withdraws the request from the queue.
+   */
   private acquire(client: KnexClient): Promise<PgConnection> {
-    const acquiring = client.acquireConnection();
+    const pending = client.pool.acquire();
     return new Promise<PgConnection>((resolve, reject) => {
-      this.abandon = reject;
-      acquiring.then(
+      this.abandon = (reason) => {
+        pending.abort();
+        reject(reason);
+      };
+      pending.promise.then(
         (conn) => {
           this.abandon = undefined;
           if (this.reason) client.releaseConnection(conn);
@@ -192,7 +198,8 @@ class CancellableTransaction<T> {
         },
         (err: Error) => {
           this.abandon = undefined;
-          reject(err);
+          // What knex's acquireConnection makes of tarn's timeout.
+          reject(err.constructor.name === "TimeoutError" ? new knexFactory.KnexTimeoutError("Knex: Timeout acquiring a connection. The pool is probably full.") : err);
         },
       );
     });
