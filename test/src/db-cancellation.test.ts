@@ -1,12 +1,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { closeKnex, createKnex, runCancellable, withTenant, type Knex } from "@promptcraft/db";
+import { closeKnex, createKnex, withTenant, type Knex } from "@promptcraft/db";
 import { createTenant } from "@promptcraft/testing";
 
 /**
- * withTenant under runCancellable and closeKnex, on the database itself (both engines): whenever
- * the signal aborts — waiting for a connection, between statements, in a statement stuck on a
+ * withTenant with a signal (TenantScope.signal), and closeKnex, on the database itself (both
+ * engines): whenever the signal aborts — waiting for a connection, between statements, in a statement stuck on a
  * lock — the transaction rejects with the signal's reason and nothing of it is committed.
  * The lock is a row lock on PostgreSQL and the single session (an open transaction) on the
  * embedded engine.
@@ -32,8 +32,8 @@ after(async () => {
   await other.destroy();
 });
 
-const rename = (knex: Knex, name: string) =>
-  withTenant(knex, { service: "identity", tenantId }, (trx) => trx.raw("update tenant set name = ? where id = ?", [name, tenantId]));
+const rename = (knex: Knex, name: string, signal?: AbortSignal) =>
+  withTenant(knex, { service: "identity", tenantId, signal }, (trx) => trx.raw("update tenant set name = ? where id = ?", [name, tenantId]));
 
 async function nameNow(): Promise<string> {
   const { rows } = await other.raw<{ rows: { name: string }[] }>("select name from tenant where id = ?", [tenantId]);
@@ -73,26 +73,24 @@ async function waiting(lock: { pid: number }): Promise<void> {
   else await until("the rename waits for the lock", async () => (await waitersOf(lock.pid)) > 0);
 }
 
-describe("withTenant under runCancellable", () => {
+describe("withTenant with a signal", () => {
   for (const next of ["runs another statement", "returns"] as const) {
     test(`aborted between statements, then the work ${next}: rolled back, rejects with the reason, never committed`, async () => {
       const knex = pool(2);
       const control = new AbortController();
       let resume: (() => void) | undefined;
       let after: "ran" | "failed" | undefined;
-      const work = runCancellable(control, () =>
-        withTenant(knex, { service: "identity", tenantId }, async (trx) => {
-          await trx.raw("update tenant set name = 'between statements' where id = ?", [tenantId]);
-          await new Promise<void>((resolve) => (resume = resolve));
-          if (next === "runs another statement") {
-            after = await trx.raw("update tenant set plan = 'pro' where id = ?", [tenantId]).then(
-              () => "ran" as const,
-              () => "failed" as const,
-            );
-          }
-          return "finished";
-        }),
-      );
+      const work = withTenant(knex, { service: "identity", tenantId, signal: control.signal }, async (trx) => {
+        await trx.raw("update tenant set name = 'between statements' where id = ?", [tenantId]);
+        await new Promise<void>((resolve) => (resume = resolve));
+        if (next === "runs another statement") {
+          after = await trx.raw("update tenant set plan = 'pro' where id = ?", [tenantId]).then(
+            () => "ran" as const,
+            () => "failed" as const,
+          );
+        }
+        return "finished";
+      });
       await until("the first statement ran", () => resume !== undefined);
       const reason = new Error("stopped between statements");
       control.abort(reason);
@@ -112,7 +110,7 @@ describe("withTenant under runCancellable", () => {
     const busy = await knex.transaction();
     try {
       const control = new AbortController();
-      const work = runCancellable(control, () => rename(knex, "never"));
+      const work = rename(knex, "never", control.signal);
       const reason = new Error("stopped while waiting for a connection");
       control.abort(reason);
       await assert.rejects(work, (err) => err === reason);
@@ -130,7 +128,7 @@ describe("withTenant under runCancellable", () => {
     const reason = new Error("stopped in a lock wait");
     let outcome: unknown;
     try {
-      const work = runCancellable(control, () => rename(knex, "after the lock")).then(
+      const work = rename(knex, "after the lock", control.signal).then(
         () => "committed",
         (err: unknown) => err,
       );

@@ -55,7 +55,7 @@ describe("SIGTERM while writes wait on a lock", () => {
     const service = await startContentProcess({
       ...testServiceEnv(),
       LOG_LEVEL: "info",
-      DB_POOL_MAX: "4",
+      DB_POOL_MAX: "8",
       SHUTDOWN_GRACE_MS: "1500",
       IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}`,
     });

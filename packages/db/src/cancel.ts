@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
 import knexFactory, { type Knex } from "knex";
 import { serialize } from "pg-protocol";
@@ -12,26 +11,8 @@ import { serialize } from "pg-protocol";
 // - between statements: roll back at once;
 // - after the work returned: never COMMIT (checked right before it). Once COMMIT is on the wire it
 //   is not interrupted: that outcome is the database's, whatever the caller was told meanwhile.
-// What stops it: the AbortSignal of the ambient source (runCancellable: an RPC call, a background
-// job), or closeKnex at shutdown.
-
-/** Something whose `signal` stops database work started on its behalf (an RPC's call context, an AbortController). Read only when a transaction starts. */
-export interface AbortSource {
-  readonly signal: AbortSignal;
-}
-
-const ambient = new AsyncLocalStorage<AbortSource>();
-
-/**
- * Runs `fn` so that every transaction it starts through {@link withTenant} or
- * {@link withServiceRole} — directly or many awaits deep — stops when `source.signal` aborts, and
- * rejects with the signal's reason. The platform's pipeline runs every handler this way with the
- * call context as the source (aborts on client cancel, deadline, forced shutdown); background jobs
- * pass their own AbortController.
- */
-export function runCancellable<T>(source: AbortSource, fn: () => T): T {
-  return ambient.run(source, fn);
-}
+// What stops it: the transaction's AbortSignal (TenantScope.signal: an RPC call's, a background
+// job's), or closeKnex at shutdown.
 
 /** The parts of a `pg` Client this module uses (public fields of pg 8 that @types/pg leaves out). */
 interface PgConnection {
@@ -80,20 +61,29 @@ function poolControl(knex: Knex): PoolControl {
 }
 
 /**
- * Runs `begin` then `work` in one transaction on a connection of `knex`'s pool, stoppable as
- * described at the top of this file. `begin` sets the transaction's context (role, tenant).
+ * Runs `begin` then `work` in one transaction on a connection of `knex`'s pool, stopped by
+ * `signal` or closeKnex as described at the top of this file. `begin` sets the transaction's
+ * context (role, tenant).
  * @internal withTenant and withServiceRole are the entry points.
  */
 export async function cancellableTransaction<T>(
   knex: Knex,
+  signal: AbortSignal | undefined,
   begin: (trx: Knex.Transaction) => Promise<unknown>,
   work: (trx: Knex.Transaction) => Promise<T>,
   config?: Knex.TransactionConfig,
 ): Promise<T> {
+  if (signal?.aborted) throw abortReason(signal);
+  if ((knex as { isTransaction?: boolean }).isTransaction) {
+    // A savepoint in a transaction (identity's key rotation inside a sweep): the outer
+    // transaction owns the connection, and its stop and commit rules cover this work.
+    return knex.transaction(async (trx) => {
+      await begin(trx);
+      return work(trx);
+    }, config);
+  }
   const control = poolControl(knex);
   if (control.closed) throw control.closed;
-  const signal = ambient.getStore()?.signal;
-  if (signal?.aborted) throw abortReason(signal);
   const tx = new CancellableTransaction<T>(control);
   control.open.add(tx);
   signal?.addEventListener("abort", tx);

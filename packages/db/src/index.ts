@@ -6,4 +6,4 @@ export { coreMigrations } from "./migrations/index.js";
 export * from "./events.js";
 export * from "./content-hash.js";
 export * from "./time.js";
-export { runCancellable, closeKnex, type AbortSource, type CloseKnexOptions } from "./cancel.js";
+export { closeKnex, type CloseKnexOptions } from "./cancel.js";

@@ -21,6 +21,13 @@ export interface TenantScope {
   tenantId: string;
   /** Acting user, recorded by policies and audit columns; absent for system work. */
   userId?: string | null;
+  /**
+   * Stops the transaction when it aborts — an RPC call's `ctx.signal` (client cancel, deadline,
+   * forced shutdown), a background job's: a running statement is cancelled on the server, the
+   * transaction rolled back, and withTenant rejects with the signal's reason. Nothing commits after
+   * the abort.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -30,10 +37,9 @@ export interface TenantScope {
  * transaction, so nothing leaks to the next user of a pooled connection (session-level `SET` would,
  * brief §4.9). One round trip sets all three settings.
  *
- * Inside {@link runCancellable} (every RPC handler is) the transaction stops when the source's
- * signal aborts: a running statement is cancelled on the server, the transaction rolled back, and
- * the call rejects with the signal's reason; it never commits after the abort. `knex` must be a
- * pool made by {@link createKnex}, not a transaction.
+ * It stops when `scope.signal` aborts (see {@link TenantScope.signal}) or the pool is closed
+ * ({@link closeKnex}). `knex` is a pool made by {@link createKnex}, or a transaction (the work
+ * then runs in a savepoint of it, stopped with it).
  */
 export async function withTenant<T>(
   knex: Knex,
@@ -43,6 +49,7 @@ export async function withTenant<T>(
 ): Promise<T> {
   return cancellableTransaction(
     knex,
+    scope.signal,
     (trx) =>
       trx.raw("select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)", [
         SERVICE_ROLES[scope.service],
@@ -58,12 +65,13 @@ export async function withTenant<T>(
  * Runs `work` in one transaction as `service`'s role with no tenant set: row-level security then
  * hides every tenant row. For work that spans tenants on purpose (partition maintenance, read-model
  * refresh, looking a tenant up by slug during login) through functions and tables that allow it.
- * Cancellable like {@link withTenant}.
+ * `options.signal` stops it like {@link TenantScope.signal} stops withTenant.
  */
 export async function withServiceRole<T>(
   knex: Knex,
   service: ServiceName,
   work: (trx: Knex.Transaction) => Promise<T>,
+  options: { signal?: AbortSignal } = {},
 ): Promise<T> {
-  return cancellableTransaction(knex, (trx) => trx.raw("select set_config('role', ?, true)", [SERVICE_ROLES[service]]), work);
+  return cancellableTransaction(knex, options.signal, (trx) => trx.raw("select set_config('role', ?, true)", [SERVICE_ROLES[service]]), work);
 }

@@ -3,7 +3,6 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { randomUUID } from "node:crypto";
-import { runCancellable } from "@promptcraft/db";
 import type { Logger } from "pino";
 import type { AuthContext, CallContext, Protocol } from "./context.js";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -102,31 +101,8 @@ export class Pipeline {
   /**
    * A unary call. The request may be given as a function that decodes it, so that a malformed
    * message fails inside the pipeline (INVALID_ARGUMENT, logged and counted like any failure).
-   *
-   * Every `run*` method runs the call's work (authentication included) under
-   * `runCancellable(ctx)`: the database work it starts stops when `ctx.signal` aborts (client
-   * cancel, deadline, forced shutdown) and never commits afterwards.
    */
-  runUnary(ctx: CallContext, input: RequestInput): Promise<Message> {
-    return runCancellable(ctx, () => this.unary(ctx, input));
-  }
-
-  /** A server-streaming call: the handler's messages, validated request first. */
-  runServerStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
-    return withinCall(ctx, this.serverStream(ctx, input));
-  }
-
-  /** A client-streaming call: every incoming message is validated as it arrives. */
-  runClientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
-    return runCancellable(ctx, () => this.clientStream(ctx, requests));
-  }
-
-  /** A bidirectional call. */
-  runBidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
-    return withinCall(ctx, this.bidiStream(ctx, requests));
-  }
-
-  private async unary(ctx: CallContext, input: RequestInput): Promise<Message> {
+  async runUnary(ctx: CallContext, input: RequestInput): Promise<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -142,7 +118,8 @@ export class Pipeline {
     }
   }
 
-  private async *serverStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
+  /** A server-streaming call: the handler's messages, validated request first. */
+  async *runServerStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -159,7 +136,8 @@ export class Pipeline {
     }
   }
 
-  private async clientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
+  /** A client-streaming call: every incoming message is validated as it arrives. */
+  async runClientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -173,7 +151,8 @@ export class Pipeline {
     }
   }
 
-  private async *bidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
+  /** A bidirectional call. */
+  async *runBidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -283,26 +262,6 @@ export class Pipeline {
  */
 function echoSuppliedRequestId(ctx: CallContext): void {
   if (ctx.header("x-request-id") !== undefined) ctx.setResponseHeader("x-request-id", ctx.requestId);
-}
-
-/**
- * `inner`, each step taken under `runCancellable(ctx)`: a generator's body runs in the context of
- * whoever calls `next()` (for Connect, connect-node), not where the generator was made.
- */
-async function* withinCall<T>(ctx: CallContext, inner: AsyncGenerator<T>): AsyncGenerator<T> {
-  let done = false;
-  try {
-    for (;;) {
-      const step = await runCancellable(ctx, () => inner.next());
-      if (step.done) {
-        done = true;
-        return;
-      }
-      yield step.value;
-    }
-  } finally {
-    if (!done) await runCancellable(ctx, () => inner.return(undefined));
-  }
 }
 
 /** A signal's reason without one of ours (connect-node aborts a call whose HTTP/1.1 connection closed with a plain AbortError). */

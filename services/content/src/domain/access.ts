@@ -31,8 +31,11 @@ export function permissionOfRank(rank: number): PermissionLevel {
   return PERMISSION_LEVELS[Math.max(0, Math.min(3, rank))]!;
 }
 
-/** The caller as the access rules see it (API keys may act without a user). */
-export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role">;
+/**
+ * The caller as the access rules see it (API keys may act without a user), with the call's abort
+ * signal (platform `callerOf`): every transaction made for the caller stops with the call.
+ */
+export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> & { readonly signal?: AbortSignal };
 
 /** What a caller gets from their role alone, whatever the entity. */
 export interface RoleGrants {

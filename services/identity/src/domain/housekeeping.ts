@@ -1,4 +1,4 @@
-import { runCancellable, withServiceRole, type Knex } from "@promptcraft/db";
+import { withServiceRole, type Knex } from "@promptcraft/db";
 import type { Logger } from "@promptcraft/platform";
 import * as store from "../store/housekeeping.js";
 import { rotateKey } from "../store/signing-keys.js";
@@ -45,9 +45,9 @@ export interface SweepResult {
 /**
  * One sweep as of `now`, in one transaction; undefined if another replica is sweeping. A due
  * rotation happens in it too (a new key encrypted with `kek`); replicas pick the new signing key up
- * within `SIGNER_CACHE_MS`, as after RotateSigningKey on another replica.
+ * within `SIGNER_CACHE_MS`, as after RotateSigningKey on another replica. `signal` stops it (rolled back).
  */
-export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now: Date, log?: Logger): Promise<SweepResult | undefined> {
+export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now: Date, log?: Logger, signal?: AbortSignal): Promise<SweepResult | undefined> {
   return withServiceRole(db, "identity", async (trx) => {
     if (!(await store.tryHousekeepingLock(trx, HOUSEKEEPING_LOCK_KEY))) return undefined;
     const since = await store.activeKeySince(trx);
@@ -81,7 +81,7 @@ export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now:
     }
     log?.info(result, "identity housekeeping");
     return result;
-  });
+  }, { signal });
 }
 
 /**
@@ -95,7 +95,7 @@ export function startHousekeeping(db: Knex, kek: Buffer, settings: SweepSettings
   const stopping = new AbortController();
   const timer = setInterval(() => {
     if (running) return;
-    running = runCancellable(stopping, () => sweep(db, kek, settings, new Date(), log))
+    running = sweep(db, kek, settings, new Date(), log, stopping.signal)
       .catch((err: unknown) => {
         if (!stopping.signal.aborted) log.warn({ err }, "identity housekeeping failed");
       })

@@ -165,13 +165,13 @@ export async function sessionTokens(
  */
 export async function listSessions(
   db: Knex,
-  caller: { tenantId: string; userId?: string },
+  caller: { tenantId: string; userId?: string; signal?: AbortSignal },
   q: { userId: string; showInactive: boolean; pageSize: number; pageToken: string },
 ): Promise<{ sessions: FamilyRow[]; nextPageToken: string }> {
   const params = { list: "sessions", t: caller.tenantId, u: q.userId, s: q.showInactive };
   const cursor = decodePageCursor(q.pageToken, params, { startedAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
-  return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
+  return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal }, async (trx) => {
     const user = await findUser(trx, caller.tenantId, q.userId);
     if (!user || user.deleted_at) throw new NotFoundError(`user ${q.userId} not found`);
     const after = cursor && { startedAt: cursor.startedAt, familyId: cursor.id };

@@ -294,7 +294,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
     revokeSession: async (request, ctx) => {
       const caller = callerOf(ctx);
       const familyId = request.sessionId.toLowerCase();
-      return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
+      return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal }, async (trx) => {
         const family = await getFamily(trx, familyId);
         const mayRevoke = family && (family.user_id === caller.userId || roleAtLeast(caller.role, "admin"));
         if (!family || !mayRevoke) throw new NotFoundError(`session ${familyId} not found`);
@@ -353,7 +353,7 @@ export function sessionHandlers(deps: ServiceDeps<IdentityConfig>, keys: KeyRing
       const caller = requireRole(ctx, "admin");
       const targetId = request.userId.toLowerCase();
       const actor = actorOf(ctx);
-      return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
+      return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal }, async (trx) => {
         const target = await findUser(trx, caller.tenantId, targetId, true);
         if (!target) throw new NotFoundError(`user ${targetId} not found`);
         if (target.deleted_at) throw new FailedPreconditionError(`user ${targetId} is deleted`, { reason: ErrorReason.RESOURCE_DELETED });
