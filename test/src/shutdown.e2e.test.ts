@@ -45,7 +45,7 @@ async function startContentProcess(env: Record<string, string>): Promise<{ child
 }
 
 describe("SIGTERM while writes wait on a lock", () => {
-  test("the process exits within the grace period (plus a margin) with the lock still held; the failed writes are never committed", async () => {
+  test("the process exits within the grace period (plus a margin) with the lock still held; the failed writes are never committed", async (context) => {
     const t = await h.tenantWith(["editor"]);
     const editor = t.users[0]!;
     const auth = { authorization: `Bearer ${editor.token}` };
@@ -80,10 +80,12 @@ describe("SIGTERM while writes wait on a lock", () => {
         else await until("all four writes wait for the test's locks", async () => (await waitersOf(holder)) >= writes.length);
 
         exited = new Promise((resolve) => service.child.once("exit", (code) => resolve(code)));
+        const signalled = performance.now();
         service.child.kill("SIGTERM");
         // Generous: this bounds the test, it does not time the service (it has 1.5 s + its margin).
         const code = await Promise.race([exited, sleep(20_000, "still running" as const, { ref: false })]);
         assert.notEqual(code, "still running", `the service did not exit while the lock was held:\n${service.output()}`);
+        context.diagnostic(`exited ${Math.round(performance.now() - signalled)} ms after SIGTERM (grace 1500 ms), code ${String(code)}`);
         for (const outcome of await Promise.all(writes)) assert.equal(outcome.ok, false, "a write whose process stopped under it reports a failure");
         if (!EMBEDDED) await until("no statement of the stopped service waits for the lock any more", async () => (await waitersOf(holder)) === 0);
       } finally {

@@ -4,7 +4,7 @@ import { serialize } from "pg-protocol";
 
 // Cancellation of database work. Every transaction made by withTenant / withServiceRole runs on a
 // connection this module acquired itself, so that it can stop the work it owns:
-// - while waiting for a pooled connection: stop waiting (the connection, when it comes, goes back);
+// - while waiting for a pooled connection: withdraw the request from the pool's queue;
 // - while a statement runs (a lock wait, a slow query): send the server a CancelRequest with the
 //   connection's backend key, so the statement fails with 57014 and the transaction rolls back — a
 //   statement blocked on a lock never notices that its client went away, a cancel it does;
@@ -228,7 +228,7 @@ export interface CloseKnexOptions {
  * Closes `knex`'s pool without waiting for its users: new transactions fail with `reason`, open
  * ones are stopped (running statements cancelled on the server, then rolled back; never
  * committed), and whatever is still connected after `timeoutMs` — a statement the cancel did not
- * reach, a connection still being opened — is destroyed. Resolves within about twice `timeoutMs`.
+ * reach, a connection still being opened — is destroyed. Resolves within about three times `timeoutMs`.
  * (`knex.destroy()` alone waits for every connection in use to come back, which a statement waiting
  * on a lock never does.)
  */

@@ -50,9 +50,10 @@ export interface ServiceSetup<S = unknown> {
   httpRoutes?: Record<string, HttpRoute>;
   /**
    * Stops what `setup` started (timers, background work) once the server has drained, at the
-   * same time as the pool is closed: database work still running is cancelled and rolled back
-   * (background work started under `runCancellable` with its own AbortController can stop
-   * itself first). It gets {@link BACKGROUND_STOP_MS}; shutdown does not wait longer.
+   * same time as the pool is closed, which cancels and rolls back database work still running
+   * (background work that passes its own AbortController's signal to withTenant can stop itself
+   * first, as identity's housekeeping does). It gets {@link BACKGROUND_STOP_MS}; shutdown does
+   * not wait longer.
    */
   close?(): Promise<void>;
 }
