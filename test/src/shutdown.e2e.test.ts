@@ -86,7 +86,9 @@ describe("SIGTERM while writes wait on a lock", () => {
         const code = await Promise.race([exited, sleep(20_000, "still running" as const, { ref: false })]);
         assert.notEqual(code, "still running", `the service did not exit while the lock was held:\n${service.output()}`);
         context.diagnostic(`exited ${Math.round(performance.now() - signalled)} ms after SIGTERM (grace 1500 ms), code ${String(code)}`);
-        for (const outcome of await Promise.all(writes)) assert.equal(outcome.ok, false, "a write whose process stopped under it reports a failure");
+        const outcomes = await Promise.all(writes);
+        for (const outcome of outcomes) assert.equal(outcome.ok, false, "a write whose process stopped under it reports a failure");
+        context.diagnostic(`the writes failed with ${outcomes.map((o) => (o.ok ? "OK" : o.code)).join(", ")}`);
         if (!EMBEDDED) await until("no statement of the stopped service waits for the lock any more", async () => (await waitersOf(holder)) === 0);
       } finally {
         await lock.rollback();
