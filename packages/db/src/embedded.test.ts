@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
+import { serialize } from "pg-protocol";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "./embedded.js";
 
 const TENANT_A = "11111111-1111-4111-8111-111111111111";
@@ -195,6 +196,34 @@ describe("embedded PostgreSQL (in memory, port 0)", () => {
     }
   });
 
+  test("a CancelRequest fails a statement waiting for the session with 57014; keys are per connection; the connection stays usable", async () => {
+    const holder = await connect(engine.url);
+    const waiter = await connect(engine.url);
+    try {
+      assert.notDeepEqual(backendKey(holder), backendKey(waiter), "each connection has its own backend key");
+      await holder.query("begin");
+      await holder.query("select 1");
+      // Simple protocol, then extended (parameters): both wait for the holder's transaction.
+      for (const run of [() => waiter.query("select 'never' as v"), () => waiter.query("select $1::text as v", ["never"])]) {
+        const waiting = run().then(
+          () => "answered",
+          (error: { code?: string }) => error.code,
+        );
+        await sleep(100); // let the statement reach the server's queue
+        await cancel(engine.port, waiter);
+        assert.equal(await waiting, "57014");
+      }
+      // The holder is between statements: a cancel does nothing, as on PostgreSQL.
+      await cancel(engine.port, holder);
+      assert.equal((await holder.query<{ v: number }>("select 2 as v")).rows[0]!.v, 2);
+      await holder.query("commit");
+      assert.equal((await waiter.query<{ v: number }>("select 3 as v")).rows[0]!.v, 3);
+    } finally {
+      await holder.end();
+      await waiter.end();
+    }
+  });
+
   test("COPY FROM STDIN is refused cleanly (it would kill PGlite); the engine stays up", async () => {
     await assert.rejects(client.query("copy scratch from stdin"), (error: { code?: string }) => error.code === "0A000");
     const { rows } = await client.query<{ one: number }>("select 1 as one");
@@ -336,6 +365,20 @@ describe("embedded PostgreSQL persisted in a data directory", () => {
 });
 
 // --- a minimal raw wire-protocol client, to drive message-level interleavings pg never produces ---
+
+/** The backend key pg received at startup (public fields of pg's Client that @types/pg leaves out). */
+function backendKey(client: pg.Client): [number, number] {
+  const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+  return [processID, secretKey];
+}
+
+/** Sends a CancelRequest for `client`'s backend on a connection of its own; resolves when the server closed it. */
+async function cancel(port: number, client: pg.Client): Promise<void> {
+  const socket = net.connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  socket.end(serialize.cancel(...backendKey(client)));
+  await new Promise((resolve) => socket.once("close", resolve));
+}
 
 function msg(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
   const out = Buffer.alloc(5 + body.length);

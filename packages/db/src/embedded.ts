@@ -16,6 +16,7 @@
 // server gives, provided by serialising. (Re-checked with pglite-socket 0.2.18: unchanged; see
 // docs/decisions.md.)
 
+import { randomInt } from "node:crypto";
 import fs, { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -104,7 +105,11 @@ export const DEFAULT_EMBEDDED_PORT = 54329;
  *   client disconnects; a client's named prepared statements are deallocated when it disconnects.
  * - A client that disconnects mid-transaction has its transaction rolled back.
  * - `COPY … FROM STDIN` is refused with SQLSTATE 0A000 (in PGlite it kills the engine).
- *   `COPY … TO STDOUT` works. `statement_timeout` and cancel requests have no effect.
+ *   `COPY … TO STDOUT` works. `statement_timeout` has no effect.
+ * - Each connection gets its own backend key. A cancel request for a connection whose statement
+ *   still waits for the session (the embedded form of a lock wait) fails that statement with
+ *   57014, as PostgreSQL fails a statement cancelled in a lock wait; a statement already running
+ *   finishes (PGlite cannot be interrupted), and a cancel for an idle connection is ignored.
  * - With a `dataDir`, every commit is fsynced (see {@link EmbeddedPostgresOptions.durable}).
  *
  * The port doubles as a lock: it is bound before the data directory is touched, so a second
@@ -381,6 +386,8 @@ const MSG_CLOSE = 0x43; // 'C'
 const MSG_SYNC = 0x53; // 'S'
 const MSG_TERMINATE = 0x58; // 'X'
 const MSG_COPY_FAIL = 0x66; // 'f'
+const MSG_FUNCTION_CALL = 0x46; // 'F'
+const MSG_BACKEND_KEY = 0x4b; // 'K' (backend)
 const MSG_READY = 0x5a; // 'Z' (backend)
 const STATUS_IDLE = 0x49; // 'I'
 /** Refuse absurd frames rather than buffer them: the largest message a sane client sends is a big Bind. */
@@ -413,6 +420,12 @@ class Connection {
   /** Over the connection limit: answer the startup with an error and close. */
   rejected = false;
   closed = false;
+  /** Its backend key, sent in place of PGlite's (shared by all) so that a CancelRequest names this connection. */
+  readonly secretKey = randomInt(-0x80000000, 0x7fffffff);
+  /** False until its startup answer (with the key) was sent. */
+  keyed = false;
+  /** A cancelled extended-protocol sequence had not reached its Sync yet: drop what follows until the Sync. */
+  discardUntilSync = false;
   /** When it last finished a message while owning the session (for the idle-in-transaction timeout). */
   idleSince = Date.now();
   /** Named prepared statements it created; deallocated when it goes, as its own backend would. */
@@ -577,8 +590,8 @@ class WireServer {
           continue;
         }
         if (code === CANCEL_REQUEST) {
-          // Every connection shares one backend key (PGlite's), and a running statement cannot be
-          // interrupted anyway: accept and ignore, as PostgreSQL does for an unknown key.
+          if (buf.length < 16) break;
+          this.cancelRequested(buf.readInt32BE(8), buf.readInt32BE(12));
           conn.socket.end();
           conn.closed = true;
           return;
@@ -606,6 +619,14 @@ class WireServer {
         conn.socket.end();
         this.disconnected(conn);
         return;
+      }
+      if (conn.discardUntilSync) {
+        // The rest of a cancelled sequence: skipped as a backend skips after an error, up to the Sync.
+        if (message[0] === MSG_SYNC) {
+          conn.discardUntilSync = false;
+          conn.send(readyForQuery(STATUS_IDLE));
+        }
+        continue;
       }
       conn.queue.push(rewriteIfUnsupported(message));
       queued = true;
@@ -667,15 +688,27 @@ class WireServer {
       }
       this.track(conn, message);
       this.busy = true;
+      // The startup answer is collected to put this connection's backend key in it.
+      const startup: Buffer[] | undefined = conn.keyed ? undefined : [];
       try {
         await db.runExclusive(() =>
           db.execProtocolRawStream(message, {
             onRawData: (chunk) => {
+              if (startup) {
+                startup.push(Buffer.from(chunk));
+                return;
+              }
               conn.frames.feed(chunk);
               conn.send(Buffer.from(chunk)); // copy: PGlite reuses its output buffer
             },
           }),
         );
+        if (startup) {
+          conn.keyed = true;
+          const answer = withBackendKey(Buffer.concat(startup), conn.id, conn.secretKey);
+          conn.frames.feed(answer);
+          conn.send(answer);
+        }
       } catch (error) {
         this.engineCrashed(error);
         break;
@@ -689,6 +722,30 @@ class WireServer {
         this.owner = undefined;
         if (conn.queue.length > 0) this.waiting.push(conn); // fair: back of the line
       }
+    }
+  }
+
+  /**
+   * A CancelRequest for backend `pid`. Only a statement still waiting for the session can be
+   * cancelled: its messages are dropped and it fails with 57014, like a statement cancelled in a
+   * lock wait (the connection is not in a transaction — it would own the session otherwise).
+   */
+  private cancelRequested(pid: number, secretKey: number): void {
+    let target: Connection | undefined;
+    for (const conn of this.connections) if (conn.id === pid) target = conn;
+    if (!target || target.secretKey !== secretKey || !target.keyed || target.closed) return;
+    if (target === this.owner || target.queue.length === 0) return; // running (not interruptible) or idle: nothing to do
+    let ended = false;
+    while (!ended && target.queue.length > 0) {
+      const type = target.queue.shift()![0];
+      ended = type === MSG_QUERY || type === MSG_FUNCTION_CALL || type === MSG_SYNC;
+    }
+    target.send(errorResponse("ERROR", "57014", "canceling statement due to user request"));
+    if (ended) target.send(readyForQuery(STATUS_IDLE));
+    else target.discardUntilSync = true;
+    if (target.queue.length === 0) {
+      const i = this.waiting.indexOf(target);
+      if (i >= 0) this.waiting.splice(i, 1);
     }
   }
 
@@ -841,6 +898,21 @@ function frame(type: number, body: Buffer = Buffer.alloc(0)): Buffer {
   out.writeInt32BE(4 + body.length, 1);
   body.copy(out, 5);
   return out;
+}
+
+function readyForQuery(status: number): Buffer {
+  return frame(MSG_READY, Buffer.from([status]));
+}
+
+/** The backend's startup answer with its BackendKeyData replaced by `pid` / `secretKey`. */
+function withBackendKey(answer: Buffer, pid: number, secretKey: number): Buffer {
+  for (let i = 0; i + 5 <= answer.length; i += 1 + answer.readInt32BE(i + 1)) {
+    if (answer[i] === MSG_BACKEND_KEY && answer.readInt32BE(i + 1) === 12) {
+      answer.writeInt32BE(pid, i + 5);
+      answer.writeInt32BE(secretKey, i + 9);
+    }
+  }
+  return answer;
 }
 
 function errorResponse(severity: string, code: string, message: string): Buffer {

@@ -9,3 +9,4 @@ export * from "./time.js";
 export * from "./rls.js";
 export * from "./connection-errors.js";
 export * from "./probe.js";
+export { closeKnex, type CloseKnexOptions } from "./cancel.js";

@@ -1,5 +1,7 @@
 import knexFactory, { type Knex } from "knex";
+import net from "node:net";
 import pg from "pg";
+import { attachPoolControl, newPoolControl } from "./cancel.js";
 import { dbTypes } from "./time.js";
 
 // int8 (counts, sums, bigserial ids) arrives as a string by default so that no precision is lost
@@ -38,9 +40,14 @@ export interface KnexLog {
   debug(message: string): void;
 }
 
-/** Creates a knex instance on the `pg` driver. Every service and tool gets its database this way. */
+/**
+ * Creates a knex instance on the `pg` driver. Every service and tool gets its database this way.
+ * Its transactions (withTenant, withServiceRole) are cancellable, and {@link closeKnex} closes it
+ * without waiting for statements stuck on locks.
+ */
 export function createKnex(options: KnexOptions): Knex {
-  return knexFactory({
+  const control = newPoolControl();
+  const knex = knexFactory({
     client: "pg",
     connection: {
       connectionString: options.url,
@@ -52,12 +59,23 @@ export function createKnex(options: KnexOptions): Knex {
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
       ...(options.acquireTimeoutMs ? { connectionTimeoutMillis: options.acquireTimeoutMs } : {}),
+      // pg opens each connection on the socket this returns: closeKnex can then destroy every one,
+      // including connections still being opened (which knex.destroy() would wait for).
+      stream: () => {
+        const socket = new net.Socket();
+        control.sockets.add(socket);
+        socket.once("close", () => control.sockets.delete(socket));
+        return socket;
+      },
     },
     pool: {
       min: 0,
       max: options.poolMax ?? 10,
       idleTimeoutMillis: 30_000,
       ...(options.acquireTimeoutMs ? { createTimeoutMillis: options.acquireTimeoutMs } : {}),
+      // A connection that was sent a CancelRequest is not handed out again: a cancel arriving late
+      // would hit the next caller's statement.
+      validate: (connection: object) => !control.discarded.has(connection),
     },
     ...(options.acquireTimeoutMs ? { acquireConnectionTimeout: options.acquireTimeoutMs } : {}),
     ...(options.log ? { log: knexLogger(options.log) } : {}),
@@ -67,6 +85,8 @@ export function createKnex(options: KnexOptions): Knex {
     // Migrations are supplied in code (see migrate.ts), never discovered from the file system.
     migrations: {},
   });
+  attachPoolControl(knex, control);
+  return knex;
 }
 
 // knex's typings declare `deprecate(method, alternative)`, but it calls the function with one

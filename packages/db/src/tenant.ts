@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { cancellableTransaction } from "./cancel.js";
 
 /** The database roles of the five services (brief §4.2): each writes only its own tables. */
 export const SERVICE_ROLES = {
@@ -20,6 +21,13 @@ export interface TenantScope {
   tenantId: string;
   /** Acting user, recorded by policies and audit columns; absent for system work. */
   userId?: string | null;
+  /**
+   * Stops the transaction when it aborts — an RPC call's `ctx.signal` (client cancel, deadline,
+   * forced shutdown), a background job's: a running statement is cancelled on the server, the
+   * transaction rolled back, and withTenant rejects with the signal's reason. Nothing commits after
+   * the abort.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -28,6 +36,10 @@ export interface TenantScope {
  * The role and the tenant are set with `set_config(..., true)`, i.e. `SET LOCAL`: they end with the
  * transaction, so nothing leaks to the next user of a pooled connection (session-level `SET` would,
  * brief §4.9). One round trip sets all three settings.
+ *
+ * It stops when `scope.signal` aborts (see {@link TenantScope.signal}) or the pool is closed
+ * ({@link closeKnex}). `knex` is a pool made by {@link createKnex}, or a transaction (the work
+ * then runs in a savepoint of it, stopped with it).
  */
 export async function withTenant<T>(
   knex: Knex,
@@ -35,27 +47,31 @@ export async function withTenant<T>(
   work: (trx: Knex.Transaction) => Promise<T>,
   config?: Knex.TransactionConfig,
 ): Promise<T> {
-  return knex.transaction(async (trx) => {
-    await trx.raw(
-      "select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)",
-      [SERVICE_ROLES[scope.service], scope.tenantId, scope.userId ?? ""],
-    );
-    return work(trx);
-  }, config);
+  return cancellableTransaction(
+    knex,
+    scope.signal,
+    (trx) =>
+      trx.raw("select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)", [
+        SERVICE_ROLES[scope.service],
+        scope.tenantId,
+        scope.userId ?? "",
+      ]),
+    work,
+    config,
+  );
 }
 
 /**
  * Runs `work` in one transaction as `service`'s role with no tenant set: row-level security then
  * hides every tenant row. For work that spans tenants on purpose (partition maintenance, read-model
  * refresh, looking a tenant up by slug during login) through functions and tables that allow it.
+ * `options.signal` stops it like {@link TenantScope.signal} stops withTenant.
  */
 export async function withServiceRole<T>(
   knex: Knex,
   service: ServiceName,
   work: (trx: Knex.Transaction) => Promise<T>,
+  options: { signal?: AbortSignal } = {},
 ): Promise<T> {
-  return knex.transaction(async (trx) => {
-    await trx.raw("select set_config('role', ?, true)", [SERVICE_ROLES[service]]);
-    return work(trx);
-  });
+  return cancellableTransaction(knex, options.signal, (trx) => trx.raw("select set_config('role', ?, true)", [SERVICE_ROLES[service]]), work);
 }

@@ -13,14 +13,29 @@ export function roleAtLeast(role: Role, minimum: Role): boolean {
   return RANK[role] >= RANK[minimum];
 }
 
-/** The verified caller of a non-public method; UNAUTHENTICATED if there is none. */
-export function callerOf(ctx: CallContext): AuthContext {
-  if (!ctx.auth) throw new UnauthenticatedError("missing credentials", { reason: ErrorReason.CREDENTIALS_MISSING });
-  return ctx.auth;
+/**
+ * The caller of one call: who (the verified credentials) and the call's abort signal, which the
+ * tenant scopes built from it pass to withTenant, so that the call's database work stops when the
+ * client cancels, the deadline passes or the server is forced down.
+ */
+export type CallerContext = AuthContext & { readonly signal: AbortSignal };
+
+/** The verified caller of a non-public method (with the call's signal); UNAUTHENTICATED if there is none. */
+export function callerOf(ctx: CallContext): CallerContext {
+  const auth = ctx.auth;
+  if (!auth) throw new UnauthenticatedError("missing credentials", { reason: ErrorReason.CREDENTIALS_MISSING });
+  // A new object per call: the AuthContext is cached across calls. The signal is made on first use
+  // (a transport makes it lazily), i.e. only by calls that reach the database.
+  return {
+    ...auth,
+    get signal() {
+      return ctx.signal;
+    },
+  };
 }
 
 /** The caller, who must hold at least `minimum` in their tenant; else PERMISSION_DENIED. */
-export function requireRole(ctx: CallContext, minimum: Role): AuthContext {
+export function requireRole(ctx: CallContext, minimum: Role): CallerContext {
   return requireCallerRole(callerOf(ctx), minimum);
 }
 
@@ -38,10 +53,10 @@ export function requireCallerRole<C extends { role: Role }>(caller: C, minimum: 
   return caller;
 }
 
-/** The tenant-scoped transaction settings for the caller (`withTenant(db, tenantScope(ctx, "content"), …)`). */
+/** The tenant-scoped transaction settings for the caller, stopped by the call's signal (`withTenant(db, tenantScope(ctx, "content"), …)`). */
 export function tenantScope(ctx: CallContext, service: ServiceName): TenantScope {
   const caller = callerOf(ctx);
-  return { service, tenantId: caller.tenantId, userId: caller.userId ?? null };
+  return { service, tenantId: caller.tenantId, userId: caller.userId ?? null, signal: ctx.signal };
 }
 
 /**

@@ -68,11 +68,11 @@ function handlerFor(registration: ServiceRegistration, method: DescMethod, pipel
 function respondWith(transport: GrpcCall, callback: grpc.sendUnaryData<Message>, response: Promise<Message>): void {
   response.then(
     (message) => {
-      transport.flushHeaders();
+      transport.finish();
       callback(null, message);
     },
     (err: unknown) => {
-      transport.flushHeaders();
+      transport.finish();
       callback(toStatus(err));
     },
   );
@@ -82,11 +82,11 @@ function respondWith(transport: GrpcCall, callback: grpc.sendUnaryData<Message>,
 function endWith(call: grpc.ServerWritableStream<Buffer, Message> | grpc.ServerDuplexStream<Buffer, Message>, done: Promise<void>, transport: GrpcCall): void {
   done.then(
     () => {
-      transport.flushHeaders();
+      transport.finish();
       call.end();
     },
     (err: unknown) => {
-      transport.flushHeaders();
+      transport.finish();
       call.emit("error", toStatus(err));
     },
   );
@@ -98,6 +98,7 @@ class GrpcCall implements TransportCall {
   readonly deadline: number | undefined;
   private controller: AbortController | undefined;
   private responseHeaders: grpc.Metadata | undefined;
+  private finished = false;
 
   constructor(private readonly call: GrpcCallObject) {
     const deadline = call.getDeadline();
@@ -115,13 +116,28 @@ class GrpcCall implements TransportCall {
   }
   signal(): AbortSignal {
     if (!this.controller) {
-      // Made on demand: grpc-js emits "cancelled" when any call's stream closes, and an abort
-      // (which builds a DOMException) on every call would cost more than a trivial call.
+      // Made on demand (every call that touches the database asks). grpc-js emits "cancelled" when
+      // any call's stream closes, also after it answered: only an unanswered call is aborted, so
+      // that no abort reason (an Error, with its stack) is built for calls that went well.
       const controller = (this.controller = new AbortController());
-      (this.call as grpc.ServerUnaryCall<Buffer, Message>).once("cancelled", () => controller.abort());
-      if (this.call.cancelled) controller.abort();
+      const cancelled = () => {
+        if (!this.finished) controller.abort(this.abortReason());
+      };
+      (this.call as grpc.ServerUnaryCall<Buffer, Message>).once("cancelled", cancelled);
+      if (this.call.cancelled) cancelled();
     }
     return this.controller.signal;
+  }
+  /** The call has its outcome: sends the headers set so far; a later "cancelled" aborts nothing. */
+  finish(): void {
+    this.finished = true;
+    this.flushHeaders();
+  }
+  /** grpc-js cancels a call whose deadline passed (after answering DEADLINE_EXCEEDED), whose client cancelled, or at a forced shutdown. */
+  private abortReason(): ConnectError {
+    return this.deadline !== undefined && Date.now() >= this.deadline
+      ? new ConnectError("the deadline passed", Code.DeadlineExceeded)
+      : new ConnectError("the call was cancelled", Code.Canceled);
   }
   /** Sends the headers set so far, once. */
   flushHeaders(): void {

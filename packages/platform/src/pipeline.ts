@@ -252,7 +252,7 @@ export class Pipeline {
   }
 
   private fail(ctx: CallContext, started: number, err: unknown): ConnectError {
-    const { error, internal, dependency } = toConnectError(err, ctx.requestId);
+    const { error, internal, dependency } = toConnectError(isAbortError(err) ? new ConnectError("the call was cancelled", Code.Canceled) : err, ctx.requestId);
     // A failed call always tells the client its request id (with the status, where gRPC clients
     // read error metadata), so a report can name it.
     error.metadata.set("x-request-id", ctx.requestId);
@@ -282,6 +282,11 @@ export class Pipeline {
  */
 function echoSuppliedRequestId(ctx: CallContext): void {
   if (ctx.header("x-request-id") !== undefined) ctx.setResponseHeader("x-request-id", ctx.requestId);
+}
+
+/** A signal's reason without one of ours (connect-node aborts a call whose HTTP/1.1 connection closed with a plain AbortError). */
+function isAbortError(err: unknown): boolean {
+  return err instanceof Error && err.name === "AbortError";
 }
 
 function toMessage(schema: DescMessage, value: unknown): Message {

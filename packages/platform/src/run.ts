@@ -13,7 +13,11 @@ export function runProcess(
   name: string,
   log: Logger,
   start: () => Promise<{ close(): Promise<void> }>,
-  options: { stopWhenStdinCloses?: boolean } = {},
+  options: {
+    stopWhenStdinCloses?: boolean;
+    /** After a stop signal, exit (code 1) if `close()` has not finished within this many ms. */
+    stopWithinMs?: number;
+  } = {},
 ): void {
   let stopping = false;
   let lastSignal: NodeJS.Signals | undefined;
@@ -37,6 +41,14 @@ export function runProcess(
     stopping = true;
     lastSignal = signal;
     log.info({ signal }, `${name}: shutting down`);
+    if (options.stopWithinMs !== undefined) {
+      // The last line of defence: close() is bounded by design, and a shutdown that still hangs
+      // must not outlive the orchestrator's patience.
+      setTimeout(() => {
+        log.error(`${name}: shutdown did not finish within ${options.stopWithinMs} ms; exiting`);
+        process.exit(1);
+      }, options.stopWithinMs).unref();
+    }
     started
       .then((running) => running.close())
       .then(

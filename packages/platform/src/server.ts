@@ -42,7 +42,9 @@ export interface RunningServer {
   readonly metrics: RpcMetrics;
   /**
    * Graceful shutdown: reports NOT_SERVING, stops accepting calls, waits up to the grace period
-   * for in-flight calls on both transports, then cancels what is left.
+   * for in-flight calls on both transports, then cancels what is left (their `ctx.signal` aborts,
+   * which stops their database work). Resolves when both transports are closed; handlers of
+   * cancelled calls may still be unwinding.
    */
   close(): Promise<void>;
 }
@@ -132,7 +134,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
       await Promise.all([grpcDrained, connect.close(graceMs)]);
       pipeline.flushLogs();
-      options.log.info("stopped");
+      options.log.info("server closed");
     },
   };
 }

@@ -1,4 +1,4 @@
-import { createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
+import { closeKnex, createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
 import type { baseConfigShape } from "./config.js";
 import { ConfigError, loadConfig } from "./config.js";
@@ -14,6 +14,7 @@ import {
 import type { HttpRoute } from "./connect-transport.js";
 import { DatabaseHealth } from "./database-health.js";
 import { firstLine, LogThrottle } from "./log-throttle.js";
+import { UnavailableError } from "./errors.js";
 import type { ServiceRegistration } from "./handlers.js";
 import { createLogger, type Logger } from "./logger.js";
 import { runProcess } from "./run.js";
@@ -49,7 +50,13 @@ export interface ServiceSetup<S = unknown> {
   resolveApiKey?: ApiKeyResolver;
   /** Extra plain HTTP routes on the Connect port. */
   httpRoutes?: Record<string, HttpRoute>;
-  /** Stops what `setup` started (timers, background work), after the server drained, before the pool closes. */
+  /**
+   * Stops what `setup` started (timers, background work) once the server has drained, at the
+   * same time as the pool is closed, which cancels and rolls back database work still running
+   * (background work that passes its own AbortController's signal to withTenant can stop itself
+   * first, as identity's housekeeping does). It gets {@link BACKGROUND_STOP_MS}; shutdown does
+   * not wait longer.
+   */
   close?(): Promise<void>;
 }
 
@@ -79,10 +86,20 @@ export interface RunningService extends RunningServer {
   };
 }
 
+/** How long shutdown waits for a service's {@link ServiceSetup.close} after the server drained. */
+export const BACKGROUND_STOP_MS = 1000;
+/** How long open transactions get to roll back after their cancel when the pool closes, before the connections are destroyed. */
+const POOL_CLOSE_MS = 400;
+/** Shutdown ends within SHUTDOWN_GRACE_MS plus this, or the process exits anyway (see runService). */
+export const SHUTDOWN_MARGIN_MS = 2000;
+
 /**
  * Starts `module` with `config`: checks the database is reachable (failing with a clear message
  * if not), then serves both transports, with readiness following the database (see
- * {@link DatabaseHealth}). `close()` drains calls, then closes the pool.
+ * {@link DatabaseHealth}). `close()` drains calls for up to SHUTDOWN_GRACE_MS, then
+ * cancels what is left — the calls and their database work, which rolls back — and closes the pool
+ * without waiting for statements stuck on locks: it resolves within SHUTDOWN_GRACE_MS plus about a
+ * second and a half.
  */
 export async function startService<C extends BaseServiceConfig, S>(
   module: ServiceModule<C, S>,
@@ -141,8 +158,7 @@ export async function startService<C extends BaseServiceConfig, S>(
     probe.close();
     fetchJwks?.close?.();
     resolveApiKey?.close?.();
-    await setup?.close?.();
-    await db.destroy();
+    await Promise.all([stopBackground(setup, log), closeKnex(db, { reason: shuttingDown(), timeoutMs: POOL_CLOSE_MS })]);
     throw err;
   }
   return {
@@ -158,9 +174,12 @@ export async function startService<C extends BaseServiceConfig, S>(
       probe.close();
       fetchJwks?.close?.();
       resolveApiKey.close?.();
-      await setup.close?.();
-      await db.destroy();
+      // Calls that outlived the grace period were cancelled by the transports, and with them their
+      // database work; whatever is still open on the pool (background work included) is cancelled
+      // here. knex.destroy() alone would wait for every connection in use, i.e. for any lock.
+      await Promise.all([stopBackground(setup, log), closeKnex(db, { reason: shuttingDown(), timeoutMs: POOL_CLOSE_MS })]);
       poolLog.flush();
+      log.info("stopped");
     },
   };
 }
@@ -199,7 +218,33 @@ export function runService<C extends BaseServiceConfig, S>(module: ServiceModule
     process.exit(1);
   }
   const log = createLogger(module.name, config.LOG_LEVEL);
-  runProcess(module.name, log, () => startService(module, config, log), { stopWhenStdinCloses: config.STOP_WHEN_STDIN_CLOSES });
+  runProcess(module.name, log, () => startService(module, config, log), {
+    stopWhenStdinCloses: config.STOP_WHEN_STDIN_CLOSES,
+    stopWithinMs: config.SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS,
+  });
+}
+
+function shuttingDown(): UnavailableError {
+  return new UnavailableError("the service is shutting down; retry on another replica");
+}
+
+/** Runs `setup.close()`, giving up (with a warning) after BACKGROUND_STOP_MS. */
+async function stopBackground(setup: ServiceSetup<unknown> | undefined, log: Logger): Promise<void> {
+  const closing = setup?.close?.();
+  if (!closing) return;
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([
+    closing.then(
+      () => true,
+      (err: unknown) => {
+        log.warn({ err }, "background work failed to stop");
+        return true;
+      },
+    ),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), BACKGROUND_STOP_MS))),
+  ]);
+  clearTimeout(timer);
+  if (!stopped) log.warn(`background work did not stop within ${BACKGROUND_STOP_MS} ms; not waiting for it`);
 }
 
 function hostOf(url: string): string {

@@ -34,9 +34,11 @@ export function permissionOfRank(rank: number): PermissionLevel {
 
 /**
  * The caller as the access rules see it: a user, or an API key acting for no user (`kind`
- * `api_key`, `credentialId` its id). A key owns the entities it creates, like a user.
+ * `api_key`, `credentialId` its id; a key owns the entities it creates, like a user), with the
+ * call's abort signal (platform `callerOf`): every transaction made for the caller stops with the call.
  */
-export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> & Partial<Pick<AuthContext, "kind" | "credentialId">>;
+export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> &
+  Partial<Pick<AuthContext, "kind" | "credentialId">> & { readonly signal?: AbortSignal };
 
 /** Who owns an entity, writes a version, moves a label or grants a share: a user or an API key. */
 export type Principal = { kind: "user"; id: string } | { kind: "api_key"; id: string };

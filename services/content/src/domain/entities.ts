@@ -1,4 +1,4 @@
-import { appendEvents, canonicalJson, contentHash, withTenant, type AuditEvent, type Knex, type VersionFields } from "@promptcraft/db";
+import { appendEvents, canonicalJson, contentHash, withTenant, type AuditEvent, type Knex, type TenantScope, type VersionFields } from "@promptcraft/db";
 import {
   AlreadyExistsError,
   checkEtag,
@@ -55,8 +55,9 @@ export interface EntityView {
 /** Content and metadata together may not exceed this, serialized (the contract's 1 MiB). */
 export const MAX_CONTENT_BYTES = 1024 * 1024;
 
-export function scopeOf(caller: Caller) {
-  return { service: "content" as const, tenantId: caller.tenantId, userId: caller.userId ?? null };
+/** The caller's transaction settings; the transaction stops when the caller's call is cancelled or its deadline passes. */
+export function scopeOf(caller: Caller): TenantScope {
+  return { service: "content", tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal };
 }
 
 function viewOf(row: EntityRow): EntityView {

@@ -45,9 +45,9 @@ export interface SweepResult {
 /**
  * One sweep as of `now`, in one transaction; undefined if another replica is sweeping. A due
  * rotation happens in it too (a new key encrypted with `kek`); replicas pick the new signing key up
- * within `SIGNER_CACHE_MS`, as after RotateSigningKey on another replica.
+ * within `SIGNER_CACHE_MS`, as after RotateSigningKey on another replica. `signal` stops it (rolled back).
  */
-export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now: Date, log?: Logger): Promise<SweepResult | undefined> {
+export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now: Date, log?: Logger, signal?: AbortSignal): Promise<SweepResult | undefined> {
   return withServiceRole(db, "identity", async (trx) => {
     if (!(await store.tryHousekeepingLock(trx, HOUSEKEEPING_LOCK_KEY))) return undefined;
     const since = await store.activeKeySince(trx);
@@ -81,25 +81,31 @@ export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now:
     }
     log?.info(result, "identity housekeeping");
     return result;
-  });
+  }, { signal });
 }
 
 /**
  * Runs {@link sweep} every `intervalMs` (first after one interval); `stop()` cancels the timer and
- * waits for a running sweep. A failed sweep is logged and retried at the next tick.
+ * a running sweep (its statement is cancelled, its transaction rolled back: the next sweep, here
+ * or on another replica, does the work) and waits for it to unwind. A failed sweep is logged and
+ * retried at the next tick.
  */
 export function startHousekeeping(db: Knex, kek: Buffer, settings: SweepSettings, intervalMs: number, log: Logger): { stop(): Promise<void> } {
   let running: Promise<unknown> | undefined;
+  const stopping = new AbortController();
   const timer = setInterval(() => {
     if (running) return;
-    running = sweep(db, kek, settings, new Date(), log)
-      .catch((err: unknown) => log.warn({ err }, "identity housekeeping failed"))
+    running = sweep(db, kek, settings, new Date(), log, stopping.signal)
+      .catch((err: unknown) => {
+        if (!stopping.signal.aborted) log.warn({ err }, "identity housekeeping failed");
+      })
       .finally(() => (running = undefined));
   }, intervalMs);
   timer.unref();
   return {
     async stop() {
       clearInterval(timer);
+      stopping.abort(new Error("identity housekeeping stopped"));
       await running;
     },
   };

@@ -32,7 +32,7 @@ import { derivedUuid } from "./request-ids.js";
 
 export type OidcProviderRow = store.OidcProviderRow;
 export type LinkedIdentityRow = store.LinkedIdentityRow;
-export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role">;
+export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> & { readonly signal?: AbortSignal };
 
 /** Scopes requested besides `openid` when a provider is created without any. */
 export const DEFAULT_SCOPES = ["email", "profile"];
@@ -42,8 +42,9 @@ export function clientSecretAad(providerId: string): string {
   return `oidc_provider:${providerId}`;
 }
 
+/** The caller's transaction settings, stopped with the caller's call (platform `callerOf` carries its signal). */
 function scopeOf(caller: Caller) {
-  return { service: "identity" as const, tenantId: caller.tenantId, userId: caller.userId ?? null };
+  return { service: "identity" as const, tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal };
 }
 
 const providerNotFound = (id: string) => new NotFoundError(`OIDC provider ${id} not found`);

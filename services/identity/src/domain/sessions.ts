@@ -302,7 +302,7 @@ export async function logout(db: Knex, who: { refreshToken: string } | TokenSess
  */
 export async function listSessions(
   db: Knex,
-  caller: AuthContext,
+  caller: AuthContext & { signal?: AbortSignal },
   q: { userId: string; showInactive: boolean; pageSize: number; pageToken: string },
 ): Promise<{ sessions: FamilyRow[]; nextPageToken: string }> {
   const userId = q.userId ? q.userId.toLowerCase() : caller.userId;
@@ -311,7 +311,7 @@ export async function listSessions(
   const params = { list: "sessions", t: caller.tenantId, u: userId, s: q.showInactive };
   const cursor = decodePageCursor(q.pageToken, params, { startedAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
-  return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null }, async (trx) => {
+  return withTenant(db, { service: "identity", tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal }, async (trx) => {
     const user = await findUser(trx, caller.tenantId, userId);
     if (!user || user.deleted_at) throw new NotFoundError(`user ${userId} not found`);
     const after = cursor && { startedAt: cursor.startedAt, familyId: cursor.id };

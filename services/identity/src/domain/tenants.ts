@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { appendEvents, canonicalJson, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { appendEvents, canonicalJson, withServiceRole, withTenant, type Knex, type TenantScope } from "@promptcraft/db";
 import {
   AlreadyExistsError,
   checkEtag,
@@ -57,13 +57,14 @@ export async function createTenant(
   db: Knex,
   input: NewTenant,
   actor: Actor,
+  signal?: AbortSignal,
 ): Promise<{ tenant: TenantRow; owner: UserRow; created: boolean; invitationToken: string }> {
   const tenantId = input.requestId ? derivedUuid("tenant", input.requestId) : randomUUID();
   const ownerId = input.requestId ? derivedUuid("tenant-owner", input.requestId) : randomUUID();
   checkPasswordPolicy(input.owner.password, input.owner.email, "owner_password");
   const passwordHash = input.owner.password ? await hashPassword(input.owner.password) : null;
   try {
-    return await withTenant(db, { service: "identity", tenantId }, async (trx) => {
+    return await withTenant(db, { service: "identity", tenantId, signal }, async (trx) => {
       const tenant = await store.insertTenant(trx, {
         id: tenantId,
         slug: input.slug,
@@ -120,10 +121,22 @@ export async function createTenant(
   }
 }
 
+/** Who a tenant is read or changed for: a member (platform `callerOf`, with the call's signal) or a platform admin naming the tenant. */
+export interface CallerScope {
+  tenantId: string;
+  userId?: string | null;
+  /** Stops the transaction with the call. */
+  signal?: AbortSignal;
+}
+
+function identityScope(scope: CallerScope): TenantScope {
+  return { service: "identity", tenantId: scope.tenantId, userId: scope.userId ?? null, signal: scope.signal };
+}
+
 /** A tenant; NOT_FOUND if it does not exist (or is not the scope's tenant). */
-export async function getTenant(db: Knex, scope: { tenantId: string; userId?: string | null }, id: string): Promise<TenantRow> {
+export async function getTenant(db: Knex, scope: CallerScope, id: string): Promise<TenantRow> {
   if (id !== scope.tenantId) throw new NotFoundError("tenant not found");
-  const tenant = await withTenant(db, { service: "identity", ...scope }, (trx) => store.findTenant(trx, id));
+  const tenant = await withTenant(db, identityScope(scope), (trx) => store.findTenant(trx, id));
   if (!tenant) throw new NotFoundError("tenant not found");
   return tenant;
 }
@@ -155,7 +168,7 @@ function withFields(base: Record<string, unknown>, fields: Record<string, unknow
  */
 export async function updateTenant(
   db: Knex,
-  scope: { tenantId: string; userId?: string | null },
+  scope: CallerScope,
   id: string,
   etag: string,
   changes: TenantChanges,
@@ -169,7 +182,7 @@ export async function updateTenant(
   if (changes.name !== undefined && changes.name.trim() === "") {
     throw new InvalidArgumentError({ field: "tenant.display_name", description: "display_name must not be empty" });
   }
-  return withTenant(db, { service: "identity", ...scope }, async (trx) => {
+  return withTenant(db, identityScope(scope), async (trx) => {
     const current = await store.findTenant(trx, id, true);
     if (!current) throw new NotFoundError("tenant not found");
     checkEtag(etag, current.row_version, "tenant");
@@ -209,10 +222,11 @@ export async function setSuspended(
   suspend: boolean,
   opts: { etag: string; reason?: string },
   actor: Actor,
+  signal?: AbortSignal,
 ): Promise<TenantRow> {
   const reason = opts.reason?.trim() ?? "";
   if (suspend && reason === "") throw new InvalidArgumentError({ field: "reason", description: "a reason is required" });
-  return withTenant(db, { service: "identity", tenantId: id }, async (trx) => {
+  return withTenant(db, { service: "identity", tenantId: id, signal }, async (trx) => {
     const current = await store.findTenant(trx, id, true);
     if (!current) throw new NotFoundError("tenant not found");
     checkEtag(opts.etag, current.row_version, "tenant");
@@ -241,11 +255,12 @@ export async function setSuspended(
 export async function listTenants(
   db: Knex,
   q: { status: "active" | "suspended" | null; pageSize: number; pageToken: string },
+  signal?: AbortSignal,
 ): Promise<{ tenants: TenantRow[]; nextPageToken: string }> {
   const params = { list: "tenants", status: q.status };
   const after = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
-  const rows = await withServiceRole(db, "identity", (trx) => store.listAllTenants(trx, { status: q.status, after, limit: limit + 1 }));
+  const rows = await withServiceRole(db, "identity", (trx) => store.listAllTenants(trx, { status: q.status, after, limit: limit + 1 }), { signal });
   const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), id: last.id }));
   return { tenants: page, nextPageToken };
 }

@@ -34,14 +34,15 @@ export type UserRole = store.UserRole;
 export type UserStatus = store.UserStatus;
 
 /** The caller as the rules see it. */
-export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role">;
+export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> & { readonly signal?: AbortSignal };
 
 const DAY_MS = 86_400_000;
 /** `soft_delete_retention` when the tenant's settings leave it unset. */
 export const DEFAULT_SOFT_DELETE_RETENTION_MS = 30 * DAY_MS;
 
+/** The caller's transaction settings, stopped with the caller's call (platform `callerOf` carries its signal). */
 function scopeOf(caller: Caller) {
-  return { service: "identity" as const, tenantId: caller.tenantId, userId: caller.userId ?? null };
+  return { service: "identity" as const, tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal };
 }
 
 function forbidden(required: "admin" | "owner", what: string): PermissionDeniedError {

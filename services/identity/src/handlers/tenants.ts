@@ -1,5 +1,5 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
-import { actorOf, InvalidArgumentError, requireRole, systemActor, timestampFromDb, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, InvalidArgumentError, requireRole, systemActor, timestampFromDb, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { CallContext } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import {
@@ -101,10 +101,10 @@ function changesOf(tenant: Tenant, paths: readonly string[], platformAdmin: bool
 export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: Authenticate): ServiceHandlers<typeof IdentityService> {
   const db = deps.db;
   const adminToken = deps.config.PLATFORM_ADMIN_TOKEN;
-  /** A member's call: authenticated here, as the platform would have done. */
+  /** A member's call: authenticated here, as the platform would have done; the caller with the call's signal. */
   const member = async (ctx: CallContext) => {
     ctx.auth = await authenticate(ctx);
-    return ctx.auth;
+    return callerOf(ctx);
   };
   return {
     createTenant: async (request, ctx) => {
@@ -123,19 +123,20 @@ export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: 
           requestId: request.requestId,
         },
         systemActor(ctx.requestId),
+        ctx.signal,
       );
       return { tenant: tenantToProto(tenant), owner: userToProto({ user: owner, purgeTime: undefined }), invitationToken };
     },
     listTenants: async (request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
       const status = request.state === TenantState.ACTIVE ? "active" : request.state === TenantState.SUSPENDED ? "suspended" : null;
-      const page = await tenants.listTenants(db, { status, pageSize: request.pageSize, pageToken: request.pageToken });
+      const page = await tenants.listTenants(db, { status, pageSize: request.pageSize, pageToken: request.pageToken }, ctx.signal);
       return { tenants: page.tenants.map(tenantToProto), nextPageToken: page.nextPageToken };
     },
     getTenant: async (request, ctx) => {
       if (isPlatformAdmin(ctx, adminToken)) {
         if (request.tenantId === "") throw new InvalidArgumentError({ field: "tenant_id", description: "a platform admin names the tenant" });
-        return tenantToProto(await tenants.getTenant(db, { tenantId: request.tenantId }, request.tenantId));
+        return tenantToProto(await tenants.getTenant(db, { tenantId: request.tenantId, signal: ctx.signal }, request.tenantId));
       }
       const caller = await member(ctx);
       return tenantToProto(await tenants.getTenant(db, caller, request.tenantId || caller.tenantId));
@@ -145,7 +146,7 @@ export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: 
       const paths = request.updateMask?.paths ?? [];
       if (isPlatformAdmin(ctx, adminToken)) {
         if (t.id === "") throw new InvalidArgumentError({ field: "tenant.id", description: "a platform admin names the tenant" });
-        return tenantToProto(await tenants.updateTenant(db, { tenantId: t.id }, t.id, t.etag, changesOf(t, paths, true), systemActor(ctx.requestId), true));
+        return tenantToProto(await tenants.updateTenant(db, { tenantId: t.id, signal: ctx.signal }, t.id, t.etag, changesOf(t, paths, true), systemActor(ctx.requestId), true));
       }
       await member(ctx);
       const caller = requireRole(ctx, "admin");
@@ -154,12 +155,12 @@ export function tenantHandlers(deps: ServiceDeps<IdentityConfig>, authenticate: 
     },
     suspendTenant: async (request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
-      const row = await tenants.setSuspended(db, request.tenantId, true, { etag: request.etag, reason: request.reason }, systemActor(ctx.requestId));
+      const row = await tenants.setSuspended(db, request.tenantId, true, { etag: request.etag, reason: request.reason }, systemActor(ctx.requestId), ctx.signal);
       return tenantToProto(row);
     },
     resumeTenant: async (request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
-      return tenantToProto(await tenants.setSuspended(db, request.tenantId, false, { etag: request.etag }, systemActor(ctx.requestId)));
+      return tenantToProto(await tenants.setSuspended(db, request.tenantId, false, { etag: request.etag }, systemActor(ctx.requestId), ctx.signal));
     },
   };
 }
