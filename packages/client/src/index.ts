@@ -1,6 +1,8 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, type Http2SessionManager } from "@connectrpc/connect-node";
+import type { Tracer } from "@opentelemetry/api";
+import { tracingInterceptor } from "./tracing.js";
 
 /** Wire protocol of a client: gRPC (to a service's gRPC port), Connect or gRPC-Web (to its Connect port). */
 export type ClientProtocol = "grpc" | "connect" | "grpc-web";
@@ -15,8 +17,19 @@ export interface ClientOptions {
   requestId?: () => string | undefined;
   /** Default deadline of every call, in milliseconds. */
   timeoutMs?: number;
-  /** Extra interceptors (tracing, retries…). */
+  /** Extra interceptors (retries…). */
   interceptors?: Interceptor[];
+  /**
+   * Traces every call (OpenTelemetry): a CLIENT span, and `traceparent` so that the callee's span is
+   * its child. The parent comes from the call's options, {@link withTraceContext}. Absent: no tracing
+   * work at all.
+   */
+  tracer?: Tracer;
+  /**
+   * The HTTP/2 connection of a `grpc` client, when the caller manages it (idle timeout, closing it
+   * at shutdown). Default: one made by the transport.
+   */
+  sessionManager?: Http2SessionManager;
 }
 
 /**
@@ -30,11 +43,17 @@ export function createServiceClient<S extends DescService>(service: S, baseUrl: 
 
 /** The transport behind {@link createServiceClient}, for callers that build several clients on it. */
 export function createServiceTransport(baseUrl: string, options: ClientOptions = {}): Transport {
-  const interceptors: Interceptor[] = [headersInterceptor(options), ...(options.interceptors ?? [])];
+  const protocol = options.protocol ?? "grpc";
+  const interceptors: Interceptor[] = [
+    // Outermost: the span covers the other interceptors too.
+    ...(options.tracer ? [tracingInterceptor(options.tracer, { baseUrl, protocol })] : []),
+    headersInterceptor(options),
+    ...(options.interceptors ?? []),
+  ];
   const common = { baseUrl, interceptors, defaultTimeoutMs: options.timeoutMs };
-  switch (options.protocol ?? "grpc") {
+  switch (protocol) {
     case "grpc":
-      return createGrpcTransport(common);
+      return createGrpcTransport({ ...common, ...(options.sessionManager ? { sessionManager: options.sessionManager } : {}) });
     case "connect":
       return createConnectTransport({ ...common, httpVersion: "1.1" });
     case "grpc-web":
@@ -52,5 +71,6 @@ function headersInterceptor(options: ClientOptions): Interceptor {
   };
 }
 
+export { traceContextKey, withTraceContext, tracingInterceptor, statusName, RPC_SYSTEM_CONNECTRPC } from "./tracing.js";
 export { ConnectError, Code } from "@connectrpc/connect";
 export type { Client } from "@connectrpc/connect";

@@ -1,5 +1,7 @@
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Http2SessionManager } from "@connectrpc/connect-node";
+import type { Context, Tracer } from "@opentelemetry/api";
+import { createServiceTransport, withTraceContext } from "@promptcraft/client";
 import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, type CryptoKey, type JWK } from "jose";
 import type { Logger } from "pino";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
@@ -53,8 +55,11 @@ export interface AccessTokenClaims {
   exp: number;
 }
 
-/** Returns the current JWK Set (its `keys`); `close` releases its connection, if it holds one. */
-export type JwksFetcher = (() => Promise<JWK[]>) & { close?(): void };
+/**
+ * Returns the current JWK Set (its `keys`); `close` releases its connection, if it holds one. A fetch
+ * made for a call gets the call's trace context (the parent of a remote fetch's span).
+ */
+export type JwksFetcher = ((options?: { traceContext?: Context | undefined }) => Promise<JWK[]>) & { close?(): void };
 
 export interface TokenVerifierOptions {
   /** Where the keys come from: identity's GetJwks, or (in identity) its own key store. */
@@ -108,9 +113,12 @@ export class TokenVerifier {
     this.now = options.now ?? Date.now;
   }
 
-  /** Fetches the key set now (e.g. at start, to warm the cache). Rejects if the fetch fails. */
-  async refresh(): Promise<void> {
-    this.inflight ??= this.load().finally(() => (this.inflight = undefined));
+  /**
+   * Fetches the key set now (e.g. at start, to warm the cache). Rejects if the fetch fails. Concurrent
+   * refreshes share one fetch, traced under the first one's `traceContext`.
+   */
+  async refresh(traceContext?: Context): Promise<void> {
+    this.inflight ??= this.load(traceContext).finally(() => (this.inflight = undefined));
     return this.inflight;
   }
 
@@ -122,9 +130,10 @@ export class TokenVerifier {
   /**
    * Verifies a compact JWS and returns the caller. Throws UnauthenticatedError (CREDENTIALS_INVALID
    * or CREDENTIALS_EXPIRED) for any bad token; rejects with another error only if the key set
-   * cannot be fetched at all.
+   * cannot be fetched at all. `traceContext` (the call's) is the parent of a key-set fetch the call
+   * waits for.
    */
-  async verify(token: string): Promise<AuthContext> {
+  async verify(token: string, traceContext?: Context): Promise<AuthContext> {
     const hit = this.verified.get(token);
     if (hit) {
       // The same bytes verified before: the verdict stands while the token has not expired and its
@@ -134,7 +143,7 @@ export class TokenVerifier {
       if (now < hit.expiresAtMs && this.keys.has(hit.kid)) return hit.auth;
       this.verified.delete(token);
     }
-    return this.verifyFully(token);
+    return this.verifyFully(token, traceContext);
   }
 
   /** Verified tokens by their exact text, oldest first (Map order), at most {@link VERIFIED_CACHE_MAX}. */
@@ -150,7 +159,7 @@ export class TokenVerifier {
     return frozen;
   }
 
-  private async verifyFully(token: string): Promise<AuthContext> {
+  private async verifyFully(token: string, traceContext: Context | undefined): Promise<AuthContext> {
     if (token.length > MAX_TOKEN_LENGTH || token.split(".").length !== 3) throw invalid();
     let header;
     try {
@@ -162,7 +171,7 @@ export class TokenVerifier {
     // reach a verifier.
     if (header.alg !== ACCESS_TOKEN_ALGORITHM || typeof header.kid !== "string" || header.kid.length === 0) throw invalid();
     if (header.jku !== undefined || header.jwk !== undefined || header.x5u !== undefined || header.x5c !== undefined) throw invalid();
-    const key = await this.keyFor(header.kid);
+    const key = await this.keyFor(header.kid, traceContext);
     if (!key) throw invalid();
 
     let payload;
@@ -198,18 +207,19 @@ export class TokenVerifier {
     });
   }
 
-  private async keyFor(kid: string): Promise<CryptoKey | undefined> {
+  private async keyFor(kid: string, traceContext?: Context): Promise<CryptoKey | undefined> {
     const now = this.now();
     if (this.fetchedAt === -Infinity) {
       // First use: nothing to verify with yet. Not the caller's fault: UNAVAILABLE, retryable. While
       // identity is unreachable, at most one fetch per FAILED_FETCH_BACKOFF_MS, not one per call.
       if (!this.inflight && now - this.lastFailure < FAILED_FETCH_BACKOFF_MS) throw unavailable();
-      await this.refresh().catch((err: unknown) => {
+      await this.refresh(traceContext).catch((err: unknown) => {
         this.quiet?.write("warn", "jwks", { error: briefError(err) }, "JWKS fetch failed");
         throw unavailable(err);
       });
     } else if (now - this.fetchedAt > this.cacheTtlMs) {
-      // Stale: refresh in the background, keep serving from the cache meanwhile.
+      // Stale: refresh in the background, keep serving from the cache meanwhile. Not the call's
+      // work (it does not wait): a trace of its own.
       this.refresh().catch((err: unknown) => this.options.log?.warn({ err }, "JWKS refresh failed; using the cached keys"));
     }
     const key = this.keys.get(kid);
@@ -219,15 +229,15 @@ export class TokenVerifier {
       await this.inflight.catch(() => undefined);
     } else if (now - this.lastKidRefresh >= this.minRefreshIntervalMs) {
       this.lastKidRefresh = now;
-      await this.refresh().catch((err: unknown) => this.options.log?.warn({ err }, "JWKS refresh failed"));
+      await this.refresh(traceContext).catch((err: unknown) => this.options.log?.warn({ err }, "JWKS refresh failed"));
     }
     return this.keys.get(kid);
   }
 
-  private async load(): Promise<void> {
+  private async load(traceContext: Context | undefined): Promise<void> {
     let jwks;
     try {
-      jwks = await this.options.fetchJwks();
+      jwks = await this.options.fetchJwks({ traceContext });
     } catch (err) {
       this.lastFailure = this.now();
       throw err;
@@ -267,21 +277,21 @@ export function accessTokenAuthenticator(verifier: TokenVerifier): (ctx: CallCon
   return async (ctx) => {
     const token = bearerToken(ctx);
     if (token === undefined) throw missing();
-    return verifier.verify(token);
+    return verifier.verify(token, ctx.traceContext);
   };
 }
 
 /**
  * Fetches identity's JWK Set through `AuthService.GetJwks` over gRPC at `identityUrl` (the
- * `IDENTITY_URL` of every service, e.g. `http://identity:50051`).
+ * `IDENTITY_URL` of every service, e.g. `http://identity:50051`), traced with `tracer` when given.
  */
-export function remoteJwks(identityUrl: string, options: { timeoutMs?: number } = {}): JwksFetcher {
+export function remoteJwks(identityUrl: string, options: { timeoutMs?: number; tracer?: Tracer | undefined } = {}): JwksFetcher {
   // Fetches are minutes apart: let the HTTP/2 connection go when idle, and close it on shutdown.
   const sessionManager = new Http2SessionManager(identityUrl, { idleConnectionTimeoutMs: 10_000 });
-  const transport = createGrpcTransport({ baseUrl: identityUrl, sessionManager, defaultTimeoutMs: options.timeoutMs ?? 5000 });
+  const transport = createServiceTransport(identityUrl, { sessionManager, timeoutMs: options.timeoutMs ?? 5000, tracer: options.tracer });
   const client = createClient(AuthService, transport);
-  const fetcher = async () => {
-    const response = await client.getJwks({});
+  const fetcher: JwksFetcher = async (call) => {
+    const response = await client.getJwks({}, withTraceContext(call?.traceContext));
     return response.keys.map((k) => ({ kty: k.kty, kid: k.kid, use: k.use, alg: k.alg, crv: k.crv, x: k.x, ...(k.y ? { y: k.y } : {}) }));
   };
   return Object.assign(fetcher, { close: () => sessionManager.abort() });

@@ -1,5 +1,16 @@
 import { z } from "zod";
 
+/** The standard `OTEL_TRACES_SAMPLER` values the services accept. */
+export const TRACES_SAMPLERS = [
+  "parentbased_always_on",
+  "parentbased_always_off",
+  "parentbased_traceidratio",
+  "always_on",
+  "always_off",
+  "traceidratio",
+] as const;
+export type TracesSampler = (typeof TRACES_SAMPLERS)[number];
+
 /**
  * Settings every service shares. Each service extends this with its own fields and default ports
  * (`serviceConfig`). Config is parsed once at start; nothing else reads `process.env`.
@@ -62,7 +73,60 @@ export const baseConfigShape = {
     }),
   /** How long a browser may reuse a CORS preflight's answer, in seconds (Chromium caps it at 7200). */
   CORS_MAX_AGE_S: z.coerce.number().int().min(0).max(86_400).default(7200),
+  // Tracing (OpenTelemetry): the standard variables, read here like every other setting. Tracing is
+  // off unless an endpoint is set; an empty value counts as unset (as the specification says).
+  /** OTLP/HTTP base URL (a collector, Jaeger, Tempo: `http://collector:4318`); spans go to `<it>/v1/traces`. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: unsetIfEmpty(z.url({ protocol: /^https?$/, error: "must be an http(s):// URL (OTLP/HTTP, e.g. http://localhost:4318)" }).optional()),
+  /** The full traces URL, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: unsetIfEmpty(z.url({ protocol: /^https?$/, error: "must be an http(s):// URL (OTLP/HTTP, e.g. http://localhost:4318/v1/traces)" }).optional()),
+  /** Only OTLP over HTTP with protobuf bodies is spoken (port 4318 of a collector, Jaeger or Tempo). */
+  OTEL_EXPORTER_OTLP_PROTOCOL: unsetIfEmpty(z.literal("http/protobuf", { error: "only http/protobuf is supported (OTLP/HTTP, port 4318)" }).optional()),
+  /** Headers of every export, `key=value,key2=value2` (values percent-encoded), e.g. a backend's API key. */
+  OTEL_EXPORTER_OTLP_HEADERS: keyValueList("OTLP headers"),
+  /** `service.name` of the spans; default `promptcraft-<service>`. */
+  OTEL_SERVICE_NAME: unsetIfEmpty(z.string().max(200).optional()),
+  /** Extra resource attributes, `key=value,…` (e.g. `deployment.environment.name=staging`). */
+  OTEL_RESOURCE_ATTRIBUTES: keyValueList("resource attributes"),
+  /** Which traces are recorded; parent-based honours the caller's sampled flag. */
+  OTEL_TRACES_SAMPLER: unsetIfEmpty(z.enum(TRACES_SAMPLERS).default("parentbased_always_on")),
+  /** The ratio of the `*traceidratio` samplers, 0–1 (default 1). */
+  OTEL_TRACES_SAMPLER_ARG: unsetIfEmpty(z.coerce.number().min(0).max(1).optional()),
+  /** `true` turns tracing off even with an endpoint set. */
+  OTEL_SDK_DISABLED: unsetIfEmpty(z.stringbool().default(false)),
 } as const;
+
+/** The OpenTelemetry specification reads an empty variable as an unset one. */
+function unsetIfEmpty<T extends z.ZodType>(schema: T) {
+  return z.preprocess((value) => (value === "" ? undefined : value), schema);
+}
+
+/** `key=value,key2=value2` with percent-encoded values (the W3C Baggage format OTEL_* lists use). */
+function keyValueList(what: string) {
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx): Record<string, string> => {
+      const out: Record<string, string> = {};
+      for (const [i, entry] of (value ?? "").split(",").entries()) {
+        if (entry.trim() === "") continue;
+        const eq = entry.indexOf("=");
+        const key = eq > 0 ? entry.slice(0, eq).trim() : "";
+        let decoded: string | undefined;
+        try {
+          decoded = eq > 0 ? decodeURIComponent(entry.slice(eq + 1).trim()) : undefined;
+        } catch {
+          decoded = undefined;
+        }
+        if (key === "" || decoded === undefined) {
+          // Not echoed: a header's value may be a secret.
+          ctx.addIssue({ code: "custom", message: `${what}: entry ${i + 1} is not key=value (values percent-encoded)` });
+          continue;
+        }
+        out[key] = decoded;
+      }
+      return out;
+    });
+}
 
 /** True when `value` is exactly the serialisation of an origin, as browsers send it in `Origin`. */
 function isOrigin(value: string): boolean {

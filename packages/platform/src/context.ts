@@ -1,4 +1,5 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 
 /** Who is calling, once authenticated (filled in by the platform's `authenticate` hook). */
@@ -37,6 +38,12 @@ export interface CallContext {
   setResponseHeader(name: string, value: string): void;
   /** The authenticated caller; undefined on public methods and before authentication. */
   auth: AuthContext | undefined;
-  /** Logger bound to this call (request id, method). */
+  /** Logger bound to this call (request id, method; trace and span ids when tracing is on). */
   readonly log: Logger;
+  /**
+   * The OpenTelemetry context of this call's SERVER span; undefined when tracing is off. Calls to
+   * other services pass it on (`withTraceContext(ctx.traceContext)` of `@promptcraft/client`), so
+   * that their spans join the caller's trace.
+   */
+  readonly traceContext: Context | undefined;
 }

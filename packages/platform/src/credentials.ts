@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Http2SessionManager } from "@connectrpc/connect-node";
+import type { Context, Tracer } from "@opentelemetry/api";
+import { createServiceTransport, withTraceContext } from "@promptcraft/client";
 import { dbTimeFromTimestamp } from "./time.js";
 import { isConnectionError, withTenant, type Knex, type ServiceName } from "@promptcraft/db";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
@@ -45,9 +47,10 @@ export type ApiKeyResolution =
 
 /**
  * Resolves an API key secret; rejects only when it cannot tell (identity unreachable: UNAVAILABLE,
- * DEPENDENCY_UNAVAILABLE with RetryInfo).
+ * DEPENDENCY_UNAVAILABLE with RetryInfo). `traceContext` is the calling RPC's, the parent of a
+ * remote lookup's span.
  */
-export type ApiKeyResolver = ((secret: string) => Promise<ApiKeyResolution>) & { close?(): void };
+export type ApiKeyResolver = ((secret: string, traceContext?: Context) => Promise<ApiKeyResolution>) & { close?(): void };
 
 /** Whether a tenant, user and session may use their access tokens, and the user's current role. */
 export type StatusCheck = { ok: true; role: AuthContext["role"] } | { ok: false; reason: ErrorReason };
@@ -127,7 +130,10 @@ export class ExpiringCache<V> {
   }
 }
 
-/** Wraps a resolver with the bounded, short-lived cache (keyed by the secret's SHA-256, never the secret). */
+/**
+ * Wraps a resolver with the bounded, short-lived cache (keyed by the secret's SHA-256, never the
+ * secret). Concurrent misses share one lookup, traced under the first caller's context.
+ */
 export function cachedApiKeyResolver(
   resolve: ApiKeyResolver,
   options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
@@ -138,9 +144,9 @@ export function cachedApiKeyResolver(
     maxEntries: options.maxEntries ?? CREDENTIAL_CACHE_MAX_ENTRIES,
     now,
   });
-  const cached = async (secret: string): Promise<ApiKeyResolution> => {
+  const cached = async (secret: string, traceContext?: Context): Promise<ApiKeyResolution> => {
     const key = createHash("sha256").update(secret).digest("base64url");
-    const answer = await cache.get(key, () => resolve(secret), (r) => (r.active && r.expiresAt !== undefined ? r.expiresAt.getTime() - now() : undefined));
+    const answer = await cache.get(key, () => resolve(secret, traceContext), (r) => (r.active && r.expiresAt !== undefined ? r.expiresAt.getTime() - now() : undefined));
     // A key that expired while cached is refused at once.
     if (answer.active && answer.expiresAt !== undefined && answer.expiresAt.getTime() <= now()) return { active: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
     return answer;
@@ -227,17 +233,20 @@ const ROLE_NAMES: Partial<Record<Role, AuthContext["role"]>> = {
 
 /**
  * Resolves API keys through identity's `AuthService.IntrospectCredential` over gRPC at
- * `identityUrl`. The key itself is the bearer of that call: identity answers only to the holder of
- * the key (a refused key comes back as UNAUTHENTICATED with its reason).
+ * `identityUrl`, traced with `tracer` when given. The key itself is the bearer of that call: identity
+ * answers only to the holder of the key (a refused key comes back as UNAUTHENTICATED with its reason).
  */
-export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?: number } = {}): ApiKeyResolver {
+export function remoteApiKeyResolver(identityUrl: string, options: { timeoutMs?: number; tracer?: Tracer | undefined } = {}): ApiKeyResolver {
   const sessionManager = new Http2SessionManager(identityUrl, { idleConnectionTimeoutMs: 30_000 });
-  const transport = createGrpcTransport({ baseUrl: identityUrl, sessionManager, defaultTimeoutMs: options.timeoutMs ?? 3000 });
+  const transport = createServiceTransport(identityUrl, { sessionManager, timeoutMs: options.timeoutMs ?? 3000, tracer: options.tracer });
   const client = createClient(AuthService, transport);
-  const resolve = async (secret: string): Promise<ApiKeyResolution> => {
+  const resolve = async (secret: string, traceContext?: Context): Promise<ApiKeyResolution> => {
     let response;
     try {
-      response = await client.introspectCredential({ credential: secret }, { headers: { authorization: `Bearer ${secret}` } });
+      response = await client.introspectCredential(
+        { credential: secret },
+        { headers: { authorization: `Bearer ${secret}` }, ...withTraceContext(traceContext) },
+      );
     } catch (e) {
       const err = ConnectError.from(e);
       if (err.code === Code.Unauthenticated) {
@@ -278,11 +287,11 @@ export function credentialAuthenticator(options: {
     if (token === undefined) throw new UnauthenticatedError("missing credentials", { reason: ErrorReason.CREDENTIALS_MISSING });
     if (token.startsWith(API_KEY_PREFIX)) {
       if (!resolveApiKey) throw refusal(ErrorReason.CREDENTIALS_INVALID);
-      const answer = await resolveApiKey(token);
+      const answer = await resolveApiKey(token, ctx.traceContext);
       if (!answer.active) throw refusal(answer.reason);
       return answer.auth;
     }
-    const auth = await verifier.verify(token);
+    const auth = await verifier.verify(token, ctx.traceContext);
     if (checkStatus && auth.userId !== undefined) {
       const status = await checkStatus(auth.tenantId, auth.userId, auth.credentialId ?? "");
       if (!status.ok) throw refusal(status.reason);

@@ -3,6 +3,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createValidator, type Validator } from "@bufbuild/protovalidate";
 import { randomUUID } from "node:crypto";
+import type { Context, Span, Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { AuthContext, CallContext, Protocol } from "./context.js";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -10,6 +11,7 @@ import { AppError, InvalidArgumentError, toConnectError, UnimplementedError, typ
 import type { AnyHandler, ServiceRegistration } from "./handlers.js";
 import { briefError, LogThrottle } from "./log-throttle.js";
 import type { RpcMetrics } from "./metrics.js";
+import { ATTR_TENANT_ID, endServerSpan, startServerSpan } from "./tracing.js";
 
 /** A request message, or a function that decodes it (and throws if it is malformed). */
 export type RequestInput = Message | (() => Message);
@@ -26,6 +28,8 @@ export interface PipelineOptions {
   authenticate?: (ctx: CallContext) => Promise<AuthContext | undefined>;
   /** Told about every call that failed because `dependency` was unreachable (the database watcher listens). */
   onDependencyUnavailable?: (dependency: Dependency) => void;
+  /** Makes a SERVER span per call when given (tracing on); absent, calls cost no tracing work at all. */
+  tracer?: Tracer;
 }
 
 /**
@@ -43,9 +47,16 @@ export interface TransportCall {
   signal(): AbortSignal;
 }
 
-/** The handler-facing context of one call, the same on both transports. */
-class Call implements CallContext {
+/**
+ * The handler-facing context of one call, the same on both transports, plus what the pipeline keeps
+ * about the call (its span). Made by {@link Pipeline.context}.
+ */
+export class PipelineCall implements CallContext {
   auth: AuthContext | undefined = undefined;
+  traceContext: Context | undefined = undefined;
+  /** The call's SERVER span while it is open (tracing on). */
+  private span: Span | undefined;
+  private ids: { traceId: string; spanId: string } | undefined;
   private id: string | undefined;
   private logger: Logger | undefined;
 
@@ -74,7 +85,27 @@ class Call implements CallContext {
   }
   // A child logger per call costs more than a trivial call itself: made on first use.
   get log(): Logger {
-    return (this.logger ??= this.rootLog.child({ requestId: this.requestId, rpc: `${this.service.typeName}/${this.method.name}` }));
+    return (this.logger ??= this.rootLog.child({ requestId: this.requestId, rpc: `${this.service.typeName}/${this.method.name}`, ...this.traceIds() }));
+  }
+  /** `traceId` and `spanId` of the call's span, for its log lines (also after it ended); none when tracing is off. */
+  traceIds(): { traceId?: string; spanId?: string } {
+    return this.ids ?? {};
+  }
+  /** Opens the call's SERVER span, the child of the caller's when it sent `traceparent`. */
+  startSpan(tracer: Tracer): void {
+    const started = startServerSpan(tracer, this.transport, `${this.service.typeName}/${this.method.name}`, this.protocol, this.requestId);
+    this.span = started.span;
+    this.traceContext = started.context;
+    const { traceId, spanId } = started.span.spanContext();
+    this.ids = { traceId, spanId };
+  }
+  /** Ends the call's span with its status (once; later calls do nothing). */
+  endSpan(code: Code | 0, message?: string, err?: unknown): void {
+    const span = this.span;
+    if (!span) return;
+    this.span = undefined;
+    if (this.auth) span.setAttribute(ATTR_TENANT_ID, this.auth.tenantId);
+    endServerSpan(span, code, message, err);
   }
   header(name: string): string | undefined {
     return this.transport.header(name);
@@ -105,16 +136,18 @@ export class Pipeline {
     this.quiet.flush();
   }
 
-  /** Makes the handler-facing context of a call. */
-  context(registration: ServiceRegistration, method: DescMethod, transport: TransportCall): CallContext {
-    return new Call(registration.service, method, transport, this.options.log);
+  /** Makes the handler-facing context of a call (and, tracing on, opens its span). */
+  context(registration: ServiceRegistration, method: DescMethod, transport: TransportCall): PipelineCall {
+    const call = new PipelineCall(registration.service, method, transport, this.options.log);
+    if (this.options.tracer) call.startSpan(this.options.tracer);
+    return call;
   }
 
   /**
    * A unary call. The request may be given as a function that decodes it, so that a malformed
    * message fails inside the pipeline (INVALID_ARGUMENT, logged and counted like any failure).
    */
-  async runUnary(ctx: CallContext, input: RequestInput): Promise<Message> {
+  async runUnary(ctx: PipelineCall, input: RequestInput): Promise<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -131,7 +164,7 @@ export class Pipeline {
   }
 
   /** A server-streaming call: the handler's messages, validated request first. */
-  async *runServerStream(ctx: CallContext, input: RequestInput): AsyncGenerator<Message> {
+  async *runServerStream(ctx: PipelineCall, input: RequestInput): AsyncGenerator<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -145,11 +178,14 @@ export class Pipeline {
       this.finish(ctx, started);
     } catch (err) {
       throw this.fail(ctx, started, err);
+    } finally {
+      // A stream the transport stopped reading (the client went away) ends here, unfinished.
+      ctx.endSpan(Code.Canceled);
     }
   }
 
   /** A client-streaming call: every incoming message is validated as it arrives. */
-  async runClientStream(ctx: CallContext, requests: AsyncIterable<Message>): Promise<Message> {
+  async runClientStream(ctx: PipelineCall, requests: AsyncIterable<Message>): Promise<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -164,7 +200,7 @@ export class Pipeline {
   }
 
   /** A bidirectional call. */
-  async *runBidiStream(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
+  async *runBidiStream(ctx: PipelineCall, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
     const started = performance.now();
     echoSuppliedRequestId(ctx);
     try {
@@ -176,6 +212,8 @@ export class Pipeline {
       this.finish(ctx, started);
     } catch (err) {
       throw this.fail(ctx, started, err);
+    } finally {
+      ctx.endSpan(Code.Canceled);
     }
   }
 
@@ -236,14 +274,15 @@ export class Pipeline {
     throw result.error;
   }
 
-  private async *validated(ctx: CallContext, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
+  private async *validated(ctx: PipelineCall, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
     for await (const request of requests) {
       this.validate(ctx.method.input, request);
       yield request;
     }
   }
 
-  private finish(ctx: CallContext, started: number): void {
+  private finish(ctx: PipelineCall, started: number): void {
+    ctx.endSpan(0);
     const seconds = (performance.now() - started) / 1000;
     this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, "OK", ctx.protocol, seconds);
     if (this.options.log.isLevelEnabled("debug")) {
@@ -251,8 +290,10 @@ export class Pipeline {
     }
   }
 
-  private fail(ctx: CallContext, started: number, err: unknown): ConnectError {
+  private fail(ctx: PipelineCall, started: number, err: unknown): ConnectError {
     const { error, internal, dependency } = toConnectError(isAbortError(err) ? new ConnectError("the call was cancelled", Code.Canceled) : err, ctx.requestId);
+    // The cause of an unexpected failure goes on the span too (where only operators read it, as in the log).
+    ctx.endSpan(error.code, error.rawMessage, internal ? err : undefined);
     // A failed call always tells the client its request id (with the status, where gRPC clients
     // read error metadata), so a report can name it.
     error.metadata.set("x-request-id", ctx.requestId);
@@ -266,7 +307,7 @@ export class Pipeline {
       this.quiet.write(
         "warn",
         `unavailable:${dependency}`,
-        { code, dependency, requestId: ctx.requestId, rpc: `${ctx.service.typeName}/${ctx.method.name}`, error: briefError(err instanceof AppError ? (err.cause ?? err) : err) },
+        { code, dependency, requestId: ctx.requestId, ...ctx.traceIds(), rpc: `${ctx.service.typeName}/${ctx.method.name}`, error: briefError(err instanceof AppError ? (err.cause ?? err) : err) },
         `calls fail: ${dependency} unavailable`,
       );
     } else {

@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { AuthContext, CallContext } from "./context.js";
 import { connectHandler, listenDualProtocol, type HttpRoute } from "./connect-transport.js";
@@ -32,6 +33,8 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   /** See {@link PipelineOptions.onDependencyUnavailable}. */
   onDependencyUnavailable?: PipelineOptions["onDependencyUnavailable"];
+  /** A SERVER span per call (see {@link PipelineOptions.tracer}); absent: tracing off. */
+  tracer?: Tracer;
 }
 
 /** A started server. */
@@ -56,7 +59,13 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const metrics = new RpcMetrics(options.name);
   const health = new HealthState();
-  const pipeline = new Pipeline({ log: options.log, metrics, authenticate: options.authenticate, onDependencyUnavailable: options.onDependencyUnavailable });
+  const pipeline = new Pipeline({
+    log: options.log,
+    metrics,
+    authenticate: options.authenticate,
+    onDependencyUnavailable: options.onDependencyUnavailable,
+    tracer: options.tracer,
+  });
   const own = [...options.services, health.registration()];
   const registrations = [...own, ...reflectionRegistrations(own.map((r) => r.service))];
   registrations.forEach((r) => pipeline.register(r));

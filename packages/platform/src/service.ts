@@ -1,3 +1,4 @@
+import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { closeKnex, createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
 import type { baseConfigShape } from "./config.js";
@@ -19,9 +20,10 @@ import type { ServiceRegistration } from "./handlers.js";
 import { createLogger, type Logger } from "./logger.js";
 import { runProcess } from "./run.js";
 import { startServer, type RunningServer } from "./server.js";
+import { startTracing, type Tracing } from "./tracing.js";
 
 /** The settings every service config has (see `serviceConfig`). */
-export type BaseServiceConfig = { [K in keyof typeof baseConfigShape]: z.infer<(typeof baseConfigShape)[K]> } & {
+export type BaseServiceConfig = z.infer<z.ZodObject<typeof baseConfigShape>> & {
   GRPC_PORT: number;
   CONNECT_PORT: number;
 };
@@ -84,6 +86,19 @@ export interface RunningService extends RunningServer {
     resolveApiKey: ReturnType<typeof cachedApiKeyResolver>;
     checkStatus: ReturnType<typeof cachedStatusChecker>;
   };
+  /** The service's tracing (its tracer is undefined when tracing is off). */
+  readonly tracing: Tracing;
+}
+
+/** Options of {@link startService} beyond the config. */
+export interface StartOptions {
+  /** The root logger; default: JSON lines on stdout at LOG_LEVEL. */
+  log?: Logger;
+  /**
+   * Where spans go instead of OTLP, which turns tracing on whatever the config says (tests pass an
+   * `InMemorySpanExporter`). OTEL_SDK_DISABLED still turns it off.
+   */
+  traceExporter?: SpanExporter;
 }
 
 /** How long shutdown waits for a service's {@link ServiceSetup.close} after the server drained. */
@@ -92,20 +107,23 @@ export const BACKGROUND_STOP_MS = 1000;
 const POOL_CLOSE_MS = 400;
 /** Shutdown ends within SHUTDOWN_GRACE_MS plus this, or the process exits anyway (see runService). */
 export const SHUTDOWN_MARGIN_MS = 2000;
+/** How long shutdown waits for the last spans to be exported (alongside the pool's close), after the server drained. */
+export const TRACE_FLUSH_MS = 1000;
 
 /**
  * Starts `module` with `config`: checks the database is reachable (failing with a clear message
  * if not), then serves both transports, with readiness following the database (see
  * {@link DatabaseHealth}). `close()` drains calls for up to SHUTDOWN_GRACE_MS, then
  * cancels what is left — the calls and their database work, which rolls back — and closes the pool
- * without waiting for statements stuck on locks: it resolves within SHUTDOWN_GRACE_MS plus about a
- * second and a half.
+ * without waiting for statements stuck on locks, and exports the spans still pending (at most
+ * TRACE_FLUSH_MS, meanwhile): it resolves within SHUTDOWN_GRACE_MS plus about a second and a half.
  */
 export async function startService<C extends BaseServiceConfig, S>(
   module: ServiceModule<C, S>,
   config: C,
-  log: Logger = createLogger(module.name, config.LOG_LEVEL),
+  options: StartOptions = {},
 ): Promise<RunningService> {
+  const log = options.log ?? createLogger(module.name, config.LOG_LEVEL);
   const applicationName = `promptcraft-${module.name}`;
   const poolLog = new LogThrottle(log);
   const db = createKnex({
@@ -124,6 +142,8 @@ export async function startService<C extends BaseServiceConfig, S>(
   const probe = new DatabaseProbe({ url: config.DATABASE_URL, applicationName, timeoutMs: config.DB_ACQUIRE_TIMEOUT_MS });
   const watcher = new DatabaseHealth({ probe: () => probe.check(), intervalMs: config.DB_PROBE_INTERVAL_MS, log });
   const deps: ServiceDeps<C> = { config, db, log };
+  const tracing = startTracing({ config, service: module.name, log, exporter: options.traceExporter });
+  const tracer = tracing.tracer;
   let server: RunningServer;
   let setup: ServiceSetup<S> | undefined;
   let verifier: TokenVerifier;
@@ -132,9 +152,9 @@ export async function startService<C extends BaseServiceConfig, S>(
   let checkStatus: ReturnType<typeof cachedStatusChecker>;
   try {
     setup = module.setup ? await module.setup(deps) : { state: undefined as S };
-    fetchJwks = setup.jwks ?? remoteJwks(config.IDENTITY_URL);
+    fetchJwks = setup.jwks ?? remoteJwks(config.IDENTITY_URL, { tracer });
     verifier = new TokenVerifier({ fetchJwks, issuer: config.TOKEN_ISSUER, log });
-    resolveApiKey = cachedApiKeyResolver(setup.resolveApiKey ?? remoteApiKeyResolver(config.IDENTITY_URL));
+    resolveApiKey = cachedApiKeyResolver(setup.resolveApiKey ?? remoteApiKeyResolver(config.IDENTITY_URL, { tracer }));
     checkStatus = cachedStatusChecker(databaseStatusChecker(db, module.name));
     const services = module.routes(deps, setup.state);
     server = await startServer({
@@ -151,6 +171,7 @@ export async function startService<C extends BaseServiceConfig, S>(
       onDependencyUnavailable: (dependency) => {
         if (dependency === "database") watcher.suspect();
       },
+      tracer,
     });
     watcher.start(server.health, ["", ...services.map((r) => r.service.typeName)]);
   } catch (err) {
@@ -158,7 +179,11 @@ export async function startService<C extends BaseServiceConfig, S>(
     probe.close();
     fetchJwks?.close?.();
     resolveApiKey?.close?.();
-    await Promise.all([stopBackground(setup, log), closeKnex(db, { reason: shuttingDown(), timeoutMs: POOL_CLOSE_MS })]);
+    await Promise.all([
+      stopBackground(setup, log),
+      closeKnex(db, { reason: shuttingDown(), timeoutMs: POOL_CLOSE_MS }),
+      tracing.shutdown(TRACE_FLUSH_MS),
+    ]);
     throw err;
   }
   return {
@@ -167,6 +192,7 @@ export async function startService<C extends BaseServiceConfig, S>(
     state: setup.state,
     verifier,
     credentials: { resolveApiKey, checkStatus },
+    tracing,
     async close() {
       // Readiness stops following the database first: shutdown's NOT_SERVING is final.
       watcher.stop();
@@ -177,7 +203,12 @@ export async function startService<C extends BaseServiceConfig, S>(
       // Calls that outlived the grace period were cancelled by the transports, and with them their
       // database work; whatever is still open on the pool (background work included) is cancelled
       // here. knex.destroy() alone would wait for every connection in use, i.e. for any lock.
-      await Promise.all([stopBackground(setup, log), closeKnex(db, { reason: shuttingDown(), timeoutMs: POOL_CLOSE_MS })]);
+      // The spans of the last calls go out meanwhile.
+      await Promise.all([
+        stopBackground(setup, log),
+        closeKnex(db, { reason: shuttingDown(), timeoutMs: POOL_CLOSE_MS }),
+        tracing.shutdown(TRACE_FLUSH_MS),
+      ]);
       poolLog.flush();
       log.info("stopped");
     },
@@ -218,7 +249,7 @@ export function runService<C extends BaseServiceConfig, S>(module: ServiceModule
     process.exit(1);
   }
   const log = createLogger(module.name, config.LOG_LEVEL);
-  runProcess(module.name, log, () => startService(module, config, log), {
+  runProcess(module.name, log, () => startService(module, config, { log }), {
     stopWhenStdinCloses: config.STOP_WHEN_STDIN_CLOSES,
     stopWithinMs: config.SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS,
   });
