@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethodUnary, DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
+import { loadConfig, startService, type RunningService, type StartOptions } from "@promptcraft/platform";
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { contentService } from "@promptcraft/content";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
@@ -42,14 +42,18 @@ export class ContentHarness {
   content!: RunningService;
   keys!: KeyRing;
 
-  /** Starts both services; `contentEnv` overrides content's configuration (e.g. SOFT_DELETE_RETENTION_DAYS). */
-  async start(contentEnv: Record<string, string> = {}): Promise<void> {
+  /**
+   * Starts both services; `contentEnv` overrides content's configuration (e.g.
+   * SOFT_DELETE_RETENTION_DAYS), `options` what each is started with (a logger, a span exporter).
+   */
+  async start(contentEnv: Record<string, string> = {}, options: { identity?: StartOptions; content?: StartOptions } = {}): Promise<void> {
     const base = testServiceEnv();
-    this.identity = await startService(identityService, loadConfig(identityService.config, base));
+    this.identity = await startService(identityService, loadConfig(identityService.config, base), options.identity);
     this.keys = this.identity.state as KeyRing;
     this.content = await startService(
       contentService,
       loadConfig(contentService.config, { ...base, DB_POOL_MAX: "8", IDENTITY_URL: `http://127.0.0.1:${this.identity.grpcPort}`, ...contentEnv }),
+      options.content,
     );
   }
 

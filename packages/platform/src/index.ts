@@ -21,3 +21,4 @@ export * from "./enums.js";
 export * from "./etag.js";
 export * from "./database-health.js";
 export * from "./log-throttle.js";
+export * from "./tracing.js";
