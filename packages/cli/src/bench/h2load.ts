@@ -34,6 +34,8 @@ export async function h2load(options: {
   seconds: number;
   connections: number;
   streams: number;
+  /** Seconds of load before measuring starts (default 1); 0 counts every request. */
+  warmUpSeconds?: number;
 }): Promise<LoadResult> {
   const bodyFile = path.join(tmpdir(), `promptcraft-bench-${process.pid}.bin`);
   writeFileSync(bodyFile, options.body);
@@ -42,7 +44,7 @@ export async function h2load(options: {
     "-c", String(options.connections),
     "-m", String(options.streams),
     "-D", String(options.seconds),
-    "--warm-up-time", "1",
+    ...(options.warmUpSeconds === 0 ? [] : ["--warm-up-time", String(options.warmUpSeconds ?? 1)]),
     "-d", bodyFile,
     ...Object.entries(options.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
     options.url,

@@ -3,6 +3,7 @@ import { benchAuth } from "./auth.js";
 import { benchTransport } from "./transport.js";
 import { benchContent } from "./content.js";
 import { benchEmbedded } from "./embedded.js";
+import { benchTracing } from "./tracing.js";
 
 const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   transport: benchTransport,
@@ -10,6 +11,7 @@ const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   login: benchLogin,
   content: benchContent,
   embedded: benchEmbedded,
+  tracing: benchTracing,
 };
 
 /** `promptcraft bench [suite…]`: runs the named suites, or all of them. */
