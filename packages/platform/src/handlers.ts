@@ -45,13 +45,15 @@ export interface ServiceRegistration {
    * credential of their own (platform admin). Every other method needs a verified caller.
    */
   publicMethods?: ReadonlySet<string>;
+  /** Infrastructure (health, reflection) makes no spans: probes every few seconds would bury the traces of real calls. */
+  untraced?: boolean;
 }
 
 /** Pairs a service descriptor with typed handlers. */
 export function serve<S extends DescService>(
   service: S,
   handlers: ServiceHandlers<S>,
-  options: { public?: boolean; publicMethods?: readonly (keyof S["method"] & string)[] } = {},
+  options: { public?: boolean; publicMethods?: readonly (keyof S["method"] & string)[]; untraced?: boolean } = {},
 ): ServiceRegistration {
   for (const name of options.publicMethods ?? []) {
     if (!(name in service.method)) throw new Error(`${service.typeName} has no method ${name}`);
@@ -61,5 +63,6 @@ export function serve<S extends DescService>(
     handlers: handlers as Record<string, AnyHandler | undefined>,
     public: options.public ?? false,
     publicMethods: new Set(options.publicMethods ?? []),
+    untraced: options.untraced ?? false,
   };
 }

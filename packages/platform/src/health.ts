@@ -57,7 +57,7 @@ export class HealthState {
           return { statuses };
         },
       },
-      { public: true },
+      { public: true, untraced: true },
     );
   }
 

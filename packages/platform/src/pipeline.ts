@@ -139,7 +139,7 @@ export class Pipeline {
   /** Makes the handler-facing context of a call (and, tracing on, opens its span). */
   context(registration: ServiceRegistration, method: DescMethod, transport: TransportCall): PipelineCall {
     const call = new PipelineCall(registration.service, method, transport, this.options.log);
-    if (this.options.tracer) call.startSpan(this.options.tracer);
+    if (this.options.tracer && !registration.untraced) call.startSpan(this.options.tracer);
     return call;
   }
 

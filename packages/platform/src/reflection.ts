@@ -67,8 +67,8 @@ export function reflectionRegistrations(services: readonly DescService[]): Servi
     for await (const request of requests) yield answer(request, sent);
   };
   return [
-    serve(ReflectionV1, { serverReflectionInfo: handler }, { public: true }),
-    serve(ReflectionV1alpha, { serverReflectionInfo: handler as never }, { public: true }),
+    serve(ReflectionV1, { serverReflectionInfo: handler }, { public: true, untraced: true }),
+    serve(ReflectionV1alpha, { serverReflectionInfo: handler as never }, { public: true, untraced: true }),
   ];
 }
 

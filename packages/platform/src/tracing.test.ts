@@ -7,6 +7,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/ap
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from "@opentelemetry/sdk-trace";
 import { pino, type Logger } from "pino";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
+import { Health } from "@promptcraft/proto/grpc/health/v1/health_pb";
 import { createServiceClient, ConnectError, Code, withTraceContext } from "@promptcraft/client";
 import { ConfigError, loadConfig, serviceConfig } from "./config.js";
 import { NotFoundError } from "./errors.js";
@@ -144,6 +145,14 @@ describe("tracing on: a SERVER span per call", () => {
       const own = lines.filter((l) => l.requestId === requestId);
       assert.ok(own.length > 0);
       for (const line of own) assert.deepEqual([line.traceId, line.spanId], [parent.traceId, span.spanContext().spanId]);
+    });
+
+    test(`${protocol}: health checks (probes every few seconds) make no span`, async () => {
+      const parent = traceparent();
+      const health = createServiceClient(Health, urlOf(server, protocol), { protocol });
+      await health.check({ service: "" }, { headers: { traceparent: parent.header } });
+      await tracing.flush();
+      assert.deepEqual(exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === parent.traceId), []);
     });
 
     test(`${protocol}: client errors leave the status unset, server faults are errors with the exception recorded`, async () => {

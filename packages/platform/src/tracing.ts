@@ -83,7 +83,7 @@ export function startTracing(options: { config: TracingConfig; service: string; 
     sampler: sampler(config.OTEL_TRACES_SAMPLER, config.OTEL_TRACES_SAMPLER_ARG ?? 1),
     spanProcessors: [new BatchSpanProcessor({ exporter })],
   });
-  options.log.info({ traces: url ?? "(in-process exporter)", serviceName, sampler: config.OTEL_TRACES_SAMPLER }, "tracing on");
+  options.log.info({ traces: url === undefined ? "(in-process exporter)" : withoutCredentials(url), serviceName, sampler: config.OTEL_TRACES_SAMPLER }, "tracing on");
   return {
     tracer: provider.getTracer("@promptcraft/platform"),
     flush: () => provider.forceFlush(),
@@ -96,6 +96,14 @@ export function startTracing(options: { config: TracingConfig; service: string; 
       clearTimeout(timer);
     },
   };
+}
+
+/** A URL fit for a log line: no user or password. */
+function withoutCredentials(url: string): string {
+  const u = new URL(url);
+  u.username = "";
+  u.password = "";
+  return u.toString();
 }
 
 function sampler(name: TracesSampler, ratio: number): Sampler {
