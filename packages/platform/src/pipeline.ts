@@ -30,6 +30,12 @@ export interface PipelineOptions {
   onDependencyUnavailable?: (dependency: Dependency) => void;
   /** Makes a SERVER span per call when given (tracing on); absent, calls cost no tracing work at all. */
   tracer?: Tracer;
+  /**
+   * Aborts when the server's grace period is over: every call's {@link CallContext.signal} aborts
+   * with its reason (UNAVAILABLE, SHUTTING_DOWN), so that calls still running stop their work and
+   * answer that — rather than being cut off by the transport (CANCELLED, or a broken stream).
+   */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -59,12 +65,14 @@ export class PipelineCall implements CallContext {
   private ids: { traceId: string; spanId: string } | undefined;
   private id: string | undefined;
   private logger: Logger | undefined;
+  private stoppable: AbortSignal | undefined;
 
   constructor(
     readonly service: ServiceRegistration["service"],
     readonly method: DescMethod,
     private readonly transport: TransportCall,
     private readonly rootLog: Logger,
+    private readonly stopping?: AbortSignal,
   ) {}
 
   get protocol(): Protocol {
@@ -76,8 +84,9 @@ export class PipelineCall implements CallContext {
   get peer(): string | undefined {
     return this.transport.peer;
   }
+  /** Aborts when the client cancels, the deadline passes, or the server's grace period ends; made on first use. */
   get signal(): AbortSignal {
-    return this.transport.signal();
+    return (this.stoppable ??= this.stopping ? AbortSignal.any([this.transport.signal(), this.stopping]) : this.transport.signal());
   }
   /** The client's `x-request-id` if it sent a sane one, else a fresh UUID (made on first use). */
   get requestId(): string {
@@ -138,7 +147,7 @@ export class Pipeline {
 
   /** Makes the handler-facing context of a call (and, tracing on, opens its span). */
   context(registration: ServiceRegistration, method: DescMethod, transport: TransportCall): PipelineCall {
-    const call = new PipelineCall(registration.service, method, transport, this.options.log);
+    const call = new PipelineCall(registration.service, method, transport, this.options.log, this.options.stopping);
     if (this.options.tracer && !registration.untraced) call.startSpan(this.options.tracer);
     return call;
   }
