@@ -86,8 +86,27 @@ export class PipelineCall implements CallContext {
   }
   /** Aborts when the client cancels, the deadline passes, or the server's grace period ends; made on first use. */
   get signal(): AbortSignal {
-    return (this.stoppable ??= this.stopping ? AbortSignal.any([this.transport.signal(), this.stopping]) : this.transport.signal());
+    if (this.stoppable) return this.stoppable;
+    const own = this.transport.signal();
+    const stopping = this.stopping;
+    if (!stopping) return (this.stoppable = own);
+    // Not AbortSignal.any: the combined signal must stay alive as long as the call does (Node 20's
+    // composite signals are held weakly by their sources), and the server-wide signal must not
+    // collect one listener per call: release() removes it when the call ends.
+    const combined = new AbortController();
+    const onStop = () => combined.abort(stopping.reason);
+    const onOwn = () => combined.abort(own.reason);
+    if (own.aborted) onOwn();
+    else if (stopping.aborted) onStop();
+    else {
+      own.addEventListener("abort", onOwn, { once: true });
+      stopping.addEventListener("abort", onStop, { once: true });
+      this.release = () => stopping.removeEventListener("abort", onStop);
+    }
+    return (this.stoppable = combined.signal);
   }
+  /** Called when the call has its outcome: detaches it from the server-wide stopping signal. */
+  release: () => void = noop;
   /** The client's `x-request-id` if it sent a sane one, else a fresh UUID (made on first use). */
   get requestId(): string {
     return (this.id ??= sanitizeRequestId(this.transport.header("x-request-id")) ?? randomUUID());
@@ -125,6 +144,7 @@ export class PipelineCall implements CallContext {
 }
 
 const codeName = (code: Code): string => Code[code];
+const noop = (): void => {};
 
 /**
  * The one pipeline behind both transports: request id, deadline check, unimplemented methods,
@@ -291,6 +311,7 @@ export class Pipeline {
   }
 
   private finish(ctx: PipelineCall, started: number): void {
+    ctx.release();
     ctx.endSpan(0);
     const seconds = (performance.now() - started) / 1000;
     this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, "OK", ctx.protocol, seconds);
@@ -300,6 +321,7 @@ export class Pipeline {
   }
 
   private fail(ctx: PipelineCall, started: number, err: unknown): ConnectError {
+    ctx.release();
     const { error, internal, dependency } = toConnectError(isAbortError(err) ? new ConnectError("the call was cancelled", Code.Canceled) : err, ctx.requestId);
     // The cause of an unexpected failure goes on the span too (where only operators read it, as in the log).
     ctx.endSpan(error.code, error.rawMessage, internal ? err : undefined);

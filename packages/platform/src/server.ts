@@ -48,7 +48,7 @@ export interface RunningServer {
   /**
    * Graceful shutdown: reports NOT_SERVING, stops accepting calls, waits up to the grace period
    * for in-flight calls on both transports, then stops what is left: their `ctx.signal` aborts with
-   * UNAVAILABLE (SHUTTING_DOWN), which stops their database work, and they have 500 ms to send that
+   * UNAVAILABLE (SHUTTING_DOWN), which stops their database work, and they have 1 s to send that
    * answer before the connections are cut. Resolves when both transports are closed; handlers of
    * cut calls may still be unwinding.
    */
@@ -163,7 +163,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 }
 
 /** How long calls stopped at the end of the grace period have to send their UNAVAILABLE answer. */
-const STOP_ANSWER_MS = 500;
+const STOP_ANSWER_MS = 1000;
 
 function shuttingDown(): UnavailableError {
   return new UnavailableError("the server is shutting down: retry", { reason: ErrorReason.SHUTTING_DOWN, retryAfterMs: DEPENDENCY_RETRY_DELAY_MS });
