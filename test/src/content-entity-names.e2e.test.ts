@@ -119,6 +119,25 @@ for (const protocol of PROTOCOLS) {
       assert.equal(rest.nextPageToken, "");
     });
 
+    test("concurrent claims of one name: exactly one entity gets it, the others ALREADY_EXISTS (never INTERNAL)", async () => {
+      const t = await h.tenantWith(["editor"]);
+      const editor = t.users[0]!;
+      const ids = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => ok(await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: `racer ${i}` } }, editor.token)).id),
+      );
+      const claims = await Promise.all([
+        ...ids.map((id) => h.call(protocol, M.updateEntity, { entity: { id, name: "winner" }, updateMask: { paths: ["name"] } }, editor.token)),
+        h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "x", name: "winner" } }, editor.token),
+      ]);
+      assert.equal(claims.filter((c) => c.ok).length, 1, JSON.stringify(claims.map(failure)));
+      for (const c of claims.filter((c) => !c.ok)) {
+        assert.deepEqual(failure(c), ALREADY_EXISTS);
+        assert.equal(metadataOf(c).field, "entity.name");
+      }
+      const holder = ok(await h.call(protocol, M.listEntities, { name: "winner" }, editor.token)).entities;
+      assert.equal(holder.length, 1);
+    });
+
     test("RenderTemplate by name and label", async () => {
       const t = await h.tenantWith(["admin"]);
       const admin = t.users[0]!;
