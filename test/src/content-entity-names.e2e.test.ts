@@ -1,5 +1,6 @@
 import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityType, Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
@@ -62,6 +63,17 @@ for (const protocol of PROTOCOLS) {
       const taken = await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "x", name: "support-reply" } }, admin.token);
       assert.deepEqual(failure(taken), ALREADY_EXISTS);
       assert.equal(metadataOf(taken).field, "entity.name");
+
+      // A retry (same request_id) with the same name returns the first entity; with another name it is another request.
+      const requestId = randomUUID();
+      const retried = { entity: { type: EntityType.CONTEXT, title: "Retried", name: "retried" }, requestId };
+      const firstCall = ok(await h.call(protocol, M.createEntity, retried, admin.token));
+      assert.equal(ok(await h.call(protocol, M.createEntity, retried, admin.token)).id, firstCall.id);
+      assert.equal(ok(await h.call(protocol, M.createEntity, { ...retried, entity: { ...retried.entity, name: "" } }, admin.token)).id, firstCall.id, "no name: any");
+      assert.deepEqual(failure(await h.call(protocol, M.createEntity, { ...retried, entity: { ...retried.entity, name: "other" } }, admin.token)), {
+        code: "ALREADY_EXISTS",
+        reason: "REQUEST_ID_REUSED",
+      });
 
       const missing = await h.call(protocol, M.getEntity, { name: "nobody" }, admin.token);
       assert.deepEqual(failure(missing), NOT_FOUND);
