@@ -142,7 +142,8 @@ export interface NewEntity {
  * Creates an entity with version 1 owned (and authored) by the caller: their user, or their API key.
  * Needs the editor role. Idempotent with a request id: a retry by the same caller returns the
  * entity the first call created (its current state); the same request id with another type, other
- * fields or another caller is ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities`
+ * fields, another caller or another name (than the one it was created with; none given: any) is
+ * ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities`
  * quota counts live entities. A name another live entity holds is ALREADY_EXISTS naming
  * `entity.name`; a derived name takes the first free candidate (creations of a tenant are
  * serialised by the quota lock, so only a concurrent rename can take it meanwhile).
@@ -157,7 +158,8 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
   return withNameConflicts(() => withTenant(db, scopeOf(caller), async (trx) => {
     const retried = async (id: string): Promise<EntityView> => {
       const first = await store.findEntityVersion(trx, caller, id, { kind: "version", version: 1 }, false);
-      if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerUser || first.owner_api_key_id !== ownerKey) {
+      const sameName = input.name === "" || (await names.nameAtCreation(trx, caller.tenantId, id)) === input.name;
+      if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerUser || first.owner_api_key_id !== ownerKey || !sameName) {
         throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
       }
       return readCurrent(trx, caller, id);
