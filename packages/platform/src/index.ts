@@ -17,6 +17,7 @@ export * from "./service.js";
 export * from "./authz.js";
 export * from "./paging.js";
 export * from "./event-log.js";
+export * from "./filter.js";
 export * from "./time.js";
 export * from "./enums.js";
 export * from "./etag.js";

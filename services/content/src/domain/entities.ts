@@ -180,7 +180,7 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
     // then finds it above; `undefined` cannot happen while the lock is held.
     const created = await readCurrent(trx, caller, id!);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, id!, created.row.row_version, "entity.created", { type: input.type, version: 1, title: input.fields.title, content_hash: hash }, actor),
+      entityEvent(caller.tenantId, id!, created.row.row_version, "content.entity.created", { type: input.type, version: 1, title: input.fields.title, content_hash: hash }, actor),
     ]);
     return created;
   });
@@ -317,7 +317,7 @@ export async function updateEntity(
         requestId: commit.requestId || null,
       });
       await appendEvents(trx, [
-        entityEvent(caller.tenantId, entityId, written.row_version, "entity.updated", {
+        entityEvent(caller.tenantId, entityId, written.row_version, "content.entity.updated", {
           version: written.version,
           previous_version: current.version,
           changed_fields: changedFields(current, next),
@@ -345,7 +345,7 @@ export async function deleteEntity(db: Knex, caller: Caller, entityId: string, e
     await store.setDeleted(trx, caller.tenantId, entityId, { deletedBy: caller.userId ?? null, purgeAfterMs: settings.softDeleteRetentionMs });
     const deleted = await readCurrent(trx, caller, entityId);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, entityId, deleted.row.row_version, "entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
+      entityEvent(caller.tenantId, entityId, deleted.row.row_version, "content.entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
     ]);
     return deleted;
   });
@@ -358,7 +358,7 @@ export async function undeleteEntity(db: Knex, caller: Caller, entityId: string,
     checkEtag(etag, entity.row_version, "entity");
     await store.setDeleted(trx, caller.tenantId, entityId, null);
     const restored = await readCurrent(trx, caller, entityId);
-    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "entity.undeleted", {}, actor)]);
+    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "content.entity.undeleted", {}, actor)]);
     return restored;
   });
 }
@@ -382,7 +382,7 @@ export async function purgeEntity(db: Knex, caller: Caller, entityId: string, fo
     }
     await store.purgeEntity(trx, caller.tenantId, entityId);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, entityId, entity.row_version, "entity.purged", { type: entity.entity_type, versions: entity.current_version, forced: force }, actor),
+      entityEvent(caller.tenantId, entityId, entity.row_version, "content.entity.purged", { type: entity.entity_type, versions: entity.current_version, forced: force }, actor),
     ]);
   });
 }
