@@ -96,7 +96,8 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
-interface EventRow {
+/** A row of `event` as `pg` returns it (the ids of a horizon-only row of `read_event_log` are null). */
+export interface EventLogRow {
   tenant_id: string | null;
   id: string | null;
   transaction_id: string | null;
@@ -110,10 +111,12 @@ interface EventRow {
   actor_id: string | null;
   request_id: string | null;
   recorded_by: string;
-  horizon: string;
 }
 
-const COLUMNS = `tenant_id, id, transaction_id, occurred_at, aggregate_type, aggregate_id, aggregate_version,
+type EventRow = EventLogRow & { horizon: string };
+
+/** The columns of {@link EventLogRow}, for stores that read `event` themselves. */
+export const EVENT_LOG_COLUMNS = `tenant_id, id, transaction_id, occurred_at, aggregate_type, aggregate_id, aggregate_version,
   event_type, payload, actor_type, actor_id, request_id, recorded_by`;
 
 /** The events after `after` in commit order, below the oldest running transaction. */
@@ -128,7 +131,7 @@ export async function readEvents(options: ReadOptions, after: EventCursor): Prom
         const { rows } = await trx.raw<{ rows: EventRow[] }>(
           `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as horizon)
            select e.*, h.horizon from h left join lateral (
-             select ${COLUMNS} from event
+             select ${EVENT_LOG_COLUMNS} from event
              where tenant_id = ? and transaction_id < h.horizon and (transaction_id, id) > (?::xid8, ?::bigint)
              order by transaction_id, id limit ?
            ) e on true
@@ -140,17 +143,18 @@ export async function readEvents(options: ReadOptions, after: EventCursor): Prom
     : await withServiceRole(
         options.db,
         options.service,
-        async (trx) => (await trx.raw<{ rows: EventRow[] }>(`select ${COLUMNS}, horizon from read_event_log(?::xid8, ?::bigint, ?)`, args)).rows,
+        async (trx) => (await trx.raw<{ rows: EventRow[] }>(`select ${EVENT_LOG_COLUMNS}, horizon from read_event_log(?::xid8, ?::bigint, ?)`, args)).rows,
         { signal: options.signal },
       );
-  const events = rows.filter((r) => r.id !== null).map(toLogEvent);
+  const events = rows.filter((r) => r.id !== null).map(logEventOfRow);
   const last = events[events.length - 1];
   if (last) return { events, next: { transactionId: last.transactionId, id: last.id } };
   const horizon: EventCursor = { transactionId: BigInt(rows[0]?.horizon ?? "0"), id: 0n };
   return { events, next: compareCursors(horizon, after) > 0 ? horizon : after };
 }
 
-function toLogEvent(r: EventRow): LogEvent {
+/** A read row as a {@link LogEvent}. */
+export function logEventOfRow(r: EventLogRow): LogEvent {
   return {
     tenantId: r.tenant_id!,
     id: BigInt(r.id!),

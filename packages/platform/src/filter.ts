@@ -188,7 +188,7 @@ function resolve(name: string, field: FilterField, comparator: Comparator, value
 }
 
 /** A filter as a SQL condition with `?` bindings (knex raw), columns from `fields`. */
-export function filterSql(filter: Filter, fields: FilterFields): { sql: string; bindings: unknown[] } {
+export function filterSql(filter: Filter, fields: FilterFields): { sql: string; bindings: (string | Date)[] } {
   switch (filter.op) {
     case "and":
     case "or": {
