@@ -310,7 +310,9 @@ export async function runEventConsumer(options: ConsumerOptions, state: Consumer
         metrics?.lag.set(labels, first ? Math.max(0, (Date.now() - first.occurredAt.getTime()) / 1000) : 0);
         if (first) await options.handle(batch.events, options.signal);
         if (compareCursors(batch.next, state.checkpoint) > 0) {
-          const { rowCount } = await tx((trx) =>
+          // Not cancelled by the stop signal: a handled batch's checkpoint is one quick update, and
+          // losing it would only make a restart handle the batch again.
+          const { rowCount } = await withServiceRole(options.db, options.service, (trx) =>
             trx.raw(
               `update event_consumer set transaction_id = ?::xid8, event_id = ?, updated_at = now(),
                  lease_until = now() + ? * interval '1 millisecond'
