@@ -111,7 +111,7 @@ export async function* tailAuditEvents(db: Knex, caller: CallerContext, q: TailR
     if (!start) throw new InvalidArgumentError({ field: "start_cursor", description: "not a cursor of this log (use an event's or a heartbeat's cursor)" });
   }
   const signal = stopping ? AbortSignal.any([caller.signal, stopping]) : caller.signal;
-  const read = { db, service: "analytics" as const, tenantId: caller.tenantId, signal };
+  const read = { db, service: "analytics" as const, tenantId: caller.tenantId, batchSize: 1000, signal };
   let position = start ?? (q.startTime ? await cursorAtTime(read, q.startTime) : await logEnd(read));
   let lastSent = Date.now();
   try {
