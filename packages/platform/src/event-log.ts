@@ -313,7 +313,7 @@ export async function runEventConsumer(options: ConsumerOptions, state: Consumer
           // Not cancelled by the stop signal: a handled batch's checkpoint is one quick update, and
           // losing it would only make a restart handle the batch again.
           const { rowCount } = await withServiceRole(options.db, options.service, (trx) =>
-            trx.raw(
+            trx.raw<{ rowCount: number }>(
               `update event_consumer set transaction_id = ?::xid8, event_id = ?, updated_at = now(),
                  lease_until = now() + ? * interval '1 millisecond'
                where name = ? and lease_owner = ?`,

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { analyticsService } from "@promptcraft/analytics";
 import { createServiceClient } from "@promptcraft/client";
 import { createKnex, dbTypes, pg } from "@promptcraft/db";
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
@@ -7,6 +6,7 @@ import { followEvents, loadConfig, logEnd, startService, type RunningService } f
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import { createTenant, createUser, provisionTestDatabase } from "@promptcraft/testing";
 import { migrateAll } from "../database.js";
+import { startServerProcess, stop, type Server } from "./transport.js";
 
 /**
  * `npm run bench analytics -- tail` (for now `npm run bench analytics-tail`): writers append events to the log in transactions that stay open
@@ -199,15 +199,21 @@ export async function benchAnalyticsTail(): Promise<number> {
     return 2;
   }
   let identity: RunningService | undefined;
-  let analytics: RunningService | undefined;
+  let analytics: Server | undefined;
   const db = createKnex({ url: database.url, poolMax: 2, applicationName: "promptcraft-bench-tail" });
   try {
     await migrateAll(database.url);
     const base = { DATABASE_URL: database.url, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent" };
     identity = await startService(identityService, loadConfig(identityService.config, base));
-    analytics = await startService(analyticsService, loadConfig(analyticsService.config, { ...base, IDENTITY_URL: `http://127.0.0.1:${identity.grpcPort}` }));
+    const pollMs = process.env.AUDIT_TAIL_POLL_MS ?? "200";
+    analytics = await startServerProcess("./analytics-server.js", [], {
+      DATABASE_URL: database.url,
+      IDENTITY_URL: `http://127.0.0.1:${identity.grpcPort}`,
+      AUDIT_TAIL_POLL_MS: pollMs,
+      LOG_LEVEL: "silent",
+    });
     console.log(
-      `analytics tail benchmark: ${o.writers} writers, ${o.events} events in transactions of ${o.batch}; TailAuditEvents polls every ${(analytics.deps.config as { AUDIT_TAIL_POLL_MS?: number }).AUDIT_TAIL_POLL_MS} ms when idle, the in-process reader every 50 ms`,
+      `analytics tail benchmark: ${o.writers} writers, ${o.events} events in transactions of ${o.batch}; TailAuditEvents (its own process) polls every ${pollMs} ms when idle, the in-process reader every 50 ms`,
     );
     const results: { title: string; figures: Map<string, [number, number]>; failed: boolean }[] = [];
     for (const [title, holdOpen] of [
@@ -217,7 +223,7 @@ export async function benchAnalyticsTail(): Promise<number> {
       const tenantId = await createTenant(db);
       const adminId = await createUser(db, tenantId, "admin");
       const { token } = await issueAccessToken(identity.state as KeyRing, { issuer: "promptcraft-identity", ttlS: 3600 }, { tenantId, userId: adminId, role: "admin", sessionId: randomUUID() });
-      const tail = createServiceClient(AnalyticsService, `http://127.0.0.1:${analytics.grpcPort}`, { protocol: "grpc", token });
+      const tail = createServiceClient(AnalyticsService, `http://127.0.0.1:${analytics.ports[0]}`, { protocol: "grpc", token });
       const r = await round(database.url, tenantId, tail, { ...o, holdOpen });
       const figures = report(title, r);
       results.push({ title, figures, failed: r.tallies.slice(0, 2).some((t) => t.seen.size !== r.total || t.duplicates > 0 || t.outOfOrder > 0) });
@@ -235,7 +241,7 @@ export async function benchAnalyticsTail(): Promise<number> {
     );
     return results.some((r) => r.failed) ? 1 : 0;
   } finally {
-    await analytics?.close();
+    if (analytics) await stop(analytics);
     await identity?.close();
     await db.destroy();
     await database.stop();
