@@ -71,13 +71,27 @@ class Tally {
 }
 
 /** One round: writers with commit delays in [0, maxDelayMs), three readers; returns the tallies. */
+interface RoundResult {
+  tallies: Tally[];
+  seconds: number;
+  total: number;
+  /** Writer transactions' open time, p99 and max (ms): the event loop's lateness adds to the planned pause. */
+  holdP99: number;
+  holdMax: number;
+  foreignHoldMs: number;
+}
+
 type TailClient = ReturnType<typeof createServiceClient<typeof AnalyticsService>>;
 
-async function round(url: string, tenantId: string, tail: TailClient, o: Options): Promise<{ tallies: Tally[]; seconds: number; total: number }> {
+async function round(url: string, tenantId: string, tail: TailClient, o: Options): Promise<RoundResult> {
   const db = createKnex({ url, poolMax: 4, applicationName: "promptcraft-bench-tail-reader" });
   const writerPool = new pg.Pool({ connectionString: url, max: o.writers, application_name: "promptcraft-bench-tail-writer", types: dbTypes });
   const naivePool = new pg.Pool({ connectionString: url, max: 1, application_name: "promptcraft-bench-tail-naive", types: dbTypes });
   const committedAt = new Map<string, number>();
+  /** How long each writer transaction was open (begin to commit acknowledged), ms. */
+  const holds: number[] = [];
+  /** The oldest transaction with an xid in another database of the cluster, sampled (ms): it holds our horizon too. */
+  let foreignHoldMs = 0;
   const reader = new Tally("platform reader (in process)");
   const grpcTail = new Tally("TailAuditEvents (gRPC)");
   const naive = new Tally("naive reader by id");
@@ -128,6 +142,17 @@ async function round(url: string, tenantId: string, tail: TailClient, o: Options
       })(),
     ];
 
+    const sampler = (async () => {
+      while (!stop.signal.aborted) {
+        const { rows } = await naivePool.query<{ ms: number | null }>(
+          `select extract(epoch from max(now() - xact_start)) * 1000 as ms from pg_stat_activity
+           where backend_xid is not null and datname is distinct from current_database()`,
+        );
+        foreignHoldMs = Math.max(foreignHoldMs, Number(rows[0]?.ms ?? 0));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    readers.push(sampler);
     const began = Date.now();
     let next = 0;
     await Promise.all(
@@ -139,6 +164,7 @@ async function round(url: string, tenantId: string, tail: TailClient, o: Options
           next += count;
           const client = await writerPool.connect();
           try {
+            const opened = Date.now();
             await client.query("begin");
             await client.query("select set_config('role', 'promptcraft_content', true), set_config('app.tenant_id', $1, true)", [tenantId]);
             await client.query(
@@ -152,6 +178,7 @@ async function round(url: string, tenantId: string, tail: TailClient, o: Options
             if (o.holdOpen) await new Promise((r) => setTimeout(r, pause));
             await client.query("commit");
             const at = Date.now();
+            holds.push(at - opened);
             for (let n = from; n < from + count; n++) committedAt.set(`${runId}-${w}:${n}`, at);
             if (!o.holdOpen) await new Promise((r) => setTimeout(r, pause));
           } finally {
@@ -167,15 +194,19 @@ async function round(url: string, tenantId: string, tail: TailClient, o: Options
     await new Promise((r) => setTimeout(r, 500));
     stop.abort();
     await Promise.allSettled(readers);
-    return { tallies: [reader, grpcTail, naive], seconds, total: o.events };
+    holds.sort((a, b) => a - b);
+    return { tallies: [reader, grpcTail, naive], seconds, total: o.events, holdP99: percentile(holds, 99), holdMax: holds[holds.length - 1] ?? 0, foreignHoldMs };
   } finally {
     stop.abort();
     await Promise.allSettled([db.destroy(), writerPool.end(), naivePool.end()]);
   }
 }
 
-function report(title: string, r: { tallies: Tally[]; seconds: number; total: number }): Map<string, [number, number]> {
+function report(title: string, r: RoundResult): Map<string, [number, number]> {
   console.log(`\n${title}: ${r.total} events written in ${r.seconds.toFixed(1)} s`);
+  console.log(
+    `  writer transactions open p99 ${r.holdP99.toFixed(0)} ms, max ${r.holdMax.toFixed(0)} ms; oldest transaction of another database seen: ${r.foreignHoldMs.toFixed(0)} ms (it holds the horizon too)`,
+  );
   console.log("  reader                          delivered  skipped  duplicated  out of order  p50 ms   p99 ms");
   const figures = new Map<string, [number, number]>();
   for (const t of r.tallies) {
