@@ -81,7 +81,8 @@ class Tail {
   }
 
   async until(what: string, check: (t: Tail) => boolean): Promise<void> {
-    for (let i = 0; i < 600 && !check(this); i++) await new Promise((r) => setTimeout(r, 25));
+    // Generous: delivery waits for every older writing transaction of the cluster (other databases too).
+    for (let i = 0; i < 2400 && !check(this); i++) await new Promise((r) => setTimeout(r, 25));
     assert.ok(check(this), `timed out waiting until ${what}`);
   }
 

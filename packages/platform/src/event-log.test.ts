@@ -120,7 +120,7 @@ describe("event-log reader (on the test database)", () => {
         service: "graph",
         name,
         pollIntervalMs: 20,
-        leaseMs: 900,
+        leaseMs: 3000,
         batchSize: 50,
         signal: stop.signal,
         registry,
@@ -132,7 +132,7 @@ describe("event-log reader (on the test database)", () => {
   }
 
   async function until(what: string, check: () => boolean): Promise<void> {
-    for (let i = 0; i < 1500 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 3000 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(check(), `timed out waiting until ${what}`);
   }
 
@@ -173,7 +173,7 @@ describe("event-log reader (on the test database)", () => {
     for (const t of ["a", "b", "c"]) await append(tenant, `content.entity.${t}`);
     await until("A handled 3 events", () => seenA.length === 3);
     // Longer than B's retry period (lease/3): B had its chances and stayed standby.
-    await new Promise((r) => setTimeout(r, 700));
+    await new Promise((r) => setTimeout(r, 1500));
     assert.equal(a.state.active, true);
     assert.equal(b.state.active, false);
     assert.equal(seenB.length, 0);
