@@ -203,7 +203,7 @@ for (const protocol of PROTOCOLS) {
       assert.equal(ok(await h.call(protocol, M.getEntity, { name: "faq-old" }, admin.token)).id, old.id);
       assert.equal(ok(await h.call(protocol, M.getEntity, { name: "faq" }, admin.token)).id, successor.id);
       const types = (await h.events(t.tenantId, old.id)).map((e) => e.event_type);
-      assert.ok(types.includes("content.entity.renamed") && types.includes("entity.undeleted"), types.join(","));
+      assert.ok(types.includes("content.entity.renamed") && types.includes("content.entity.undeleted"), types.join(","));
       const history = ok(await h.call(protocol, M.listEntityNameHistory, { entityId: old.id }, admin.token));
       assert.deepEqual(history.names.map((n) => [n.name, n.endTime === undefined]), [["faq-old", true], ["faq", false]]);
     });

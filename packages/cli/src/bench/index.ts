@@ -4,6 +4,7 @@ import { benchTransport } from "./transport.js";
 import { benchContent } from "./content.js";
 import { benchEmbedded } from "./embedded.js";
 import { benchTracing } from "./tracing.js";
+import { benchAnalyticsTail } from "./analytics-tail.js";
 
 const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   transport: benchTransport,
@@ -12,6 +13,8 @@ const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   content: benchContent,
   embedded: benchEmbedded,
   tracing: benchTracing,
+  // Until the lead's `bench analytics` dispatcher: `bench analytics-tail [--events N …]`.
+  "analytics-tail": benchAnalyticsTail,
 };
 
 /** `promptcraft bench [suite…]`: runs the named suites, or all of them. */

@@ -197,7 +197,7 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
     // then finds it above; `undefined` cannot happen while the lock is held.
     const created = await readCurrent(trx, caller, id!);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, id!, created.row.row_version, "entity.created", { type: input.type, name, version: 1, title: input.fields.title, content_hash: hash }, actor),
+      entityEvent(caller.tenantId, id!, created.row.row_version, "content.entity.created", { type: input.type, name, version: 1, title: input.fields.title, content_hash: hash }, actor),
     ]);
     return created;
   }), input.name, "entity.name");
@@ -363,7 +363,7 @@ export async function updateEntity(
         requestId: commit.requestId || null,
       });
       await appendEvents(trx, [
-        entityEvent(caller.tenantId, entityId, written.row_version, "entity.updated", {
+        entityEvent(caller.tenantId, entityId, written.row_version, "content.entity.updated", {
           version: written.version,
           previous_version: current.version,
           changed_fields: changedFields(current, next),
@@ -404,7 +404,7 @@ export async function deleteEntity(db: Knex, caller: Caller, entityId: string, e
     await names.closeEntityName(trx, caller.tenantId, entityId);
     const deleted = await readCurrent(trx, caller, entityId);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, entityId, deleted.row.row_version, "entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
+      entityEvent(caller.tenantId, entityId, deleted.row.row_version, "content.entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
     ]);
     return deleted;
   });
@@ -430,7 +430,7 @@ export async function undeleteEntity(db: Knex, caller: Caller, entityId: string,
     await store.setDeleted(trx, caller.tenantId, entityId, null);
     await names.openEntityName(trx, { tenantId: caller.tenantId, entityId, by: principalOf(caller) });
     const restored = await readCurrent(trx, caller, entityId);
-    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "entity.undeleted", { name: restored.row.name }, actor)]);
+    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "content.entity.undeleted", { name: restored.row.name }, actor)]);
     return restored;
   }), name ?? "", "name");
 }
@@ -472,7 +472,7 @@ export async function purgeEntity(db: Knex, caller: Caller, entityId: string, fo
     }
     await store.purgeEntity(trx, caller.tenantId, entityId);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, entityId, entity.row_version, "entity.purged", { type: entity.entity_type, versions: entity.current_version, forced: force }, actor),
+      entityEvent(caller.tenantId, entityId, entity.row_version, "content.entity.purged", { type: entity.entity_type, versions: entity.current_version, forced: force }, actor),
     ]);
   });
 }
