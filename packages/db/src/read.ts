@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import { cancellableUse, type PgConnection } from "./cancel.js";
-import { SERVICE_ROLES, withTenant, type TenantScope } from "./tenant.js";
+import { SERVICE_ROLES, withServiceRole, withTenant, type ServiceName, type TenantScope } from "./tenant.js";
 
 // Read-only calls in one round trip. withTenant costs four (BEGIN, the settings, the statement,
 // COMMIT) and knex's transaction machinery on top. A read needs neither: readAsTenant writes, at
@@ -85,9 +85,33 @@ export async function readAsTenant<R>(knex: Knex, scope: TenantScope, sql: strin
   if ((knex as { isTransaction?: boolean }).isTransaction) {
     return withTenant(knex, scope, async (trx) => (await trx.raw<{ rows: R[] }>(sql, bindings)).rows);
   }
+  return pipelined<R>(knex, [SERVICE_ROLES[scope.service], scope.tenantId, scope.userId ?? ""], scope.signal, sql, bindings);
+}
+
+/**
+ * Runs one read-only statement as `service`'s role with no tenant set (row-level security hides
+ * every tenant row), in one round trip: the read-only counterpart of withServiceRole, for lookups
+ * across tenants through functions that allow them (an API key by its secret's hash).
+ */
+export async function readAsService<R>(
+  knex: Knex,
+  service: ServiceName,
+  sql: string,
+  bindings: readonly Knex.RawBinding[] = [],
+  options: { signal?: AbortSignal } = {},
+): Promise<R[]> {
+  if ((knex as { isTransaction?: boolean }).isTransaction) {
+    return withServiceRole(knex, service, async (trx) => (await trx.raw<{ rows: R[] }>(sql, bindings)).rows, options);
+  }
+  // An empty tenant is no tenant: the policies read it with nullif(…, '').
+  return pipelined<R>(knex, [SERVICE_ROLES[service], "", ""], options.signal, sql, bindings);
+}
+
+function pipelined<R>(knex: Knex, context: string[], signal: AbortSignal | undefined, sql: string, bindings: readonly Knex.RawBinding[]): Promise<R[]> {
   const native = knex.raw(sql, bindings).toSQL().toNative();
-  const context = [SERVICE_ROLES[scope.service], scope.tenantId, scope.userId ?? ""];
-  return cancellableUse(knex, scope.signal, (conn) => pipelinedRead<R>(conn as PgClient, context, native.sql, native.bindings));
+  // knex's "query" event, as its own runner emits it (debug logging, the content benchmark's capture).
+  if (knex.listenerCount("query") > 0) knex.client.emit("query", { method: "raw", sql: native.sql, bindings: native.bindings, options: {} });
+  return cancellableUse(knex, signal, (conn) => pipelinedRead<R>(conn as PgClient, context, native.sql, native.bindings));
 }
 
 /** The parts of a pooled `pg` Client used here (pg 8; `connection` is not in @types/pg). */
