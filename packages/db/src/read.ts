@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import { cancellableUse, type PgConnection } from "./cancel.js";
@@ -32,8 +33,8 @@ import { SERVICE_ROLES, withServiceRole, withTenant, type ServiceName, type Tena
 const CONTEXT_SQL =
   "select set_config('role', $1, true), set_config('app.tenant_id', $2, true), set_config('app.user_id', $3, true), set_config('transaction_read_only', 'on', true)";
 
-/** Named statements kept per connection; the least recently used beyond this are closed. */
-const MAX_STATEMENTS = 100;
+/** Named statements kept per connection; the least recently used beyond this are closed (0: unnamed, parsed every time). */
+const MAX_STATEMENTS: number = 100;
 
 /** Prefix of this process's statement names (see the top of the file). */
 const NAME_PREFIX = `pc_${randomBytes(4).toString("hex")}_`;
@@ -110,7 +111,7 @@ export async function readAsService<R>(
 function pipelined<R>(knex: Knex, context: string[], signal: AbortSignal | undefined, sql: string, bindings: readonly Knex.RawBinding[]): Promise<R[]> {
   const native = knex.raw(sql, bindings).toSQL().toNative();
   // knex's "query" event, as its own runner emits it (debug logging, the content benchmark's capture).
-  if (knex.listenerCount("query") > 0) knex.client.emit("query", { method: "raw", sql: native.sql, bindings: native.bindings, options: {} });
+  if (knex.listenerCount("query") > 0) (knex.client as EventEmitter).emit("query", { method: "raw", sql: native.sql, bindings: native.bindings, options: {} });
   return cancellableUse(knex, signal, (conn) => pipelinedRead<R>(conn as PgClient, context, native.sql, native.bindings));
 }
 
@@ -204,6 +205,10 @@ class TenantRead<R> {
 
   /** The statement's name on this connection, parsing it first when new. */
   private statement(connection: PgWire, text: string): string {
+    if (MAX_STATEMENTS === 0) {
+      connection.parse({ text, name: "", types: [] });
+      return "";
+    }
     const { names, toClose } = this.statements;
     const known = names.get(text);
     if (known !== undefined) {
