@@ -1,7 +1,8 @@
 // The minimal path of the content benchmark: a bare @grpc/grpc-js server answering
 // ContentService/GetEntity with ONE `pg` query — the SELECT the content service sends for it
 // (BENCH_SQL, BENCH_BINDINGS as JSON; the binding equal to BENCH_ENTITY_ID is replaced by the
-// request's entity id), on a `pg` pool of DB_POOL_MAX connections with the services' type parsers —
+// request's entity id), as a named prepared statement (parsed and planned once per connection, as the
+// service's reads are), on a `pg` pool of DB_POOL_MAX connections with the services' type parsers —
 // and the row as an Entity. No authentication, no tenant context, no transaction, no logging: the
 // floor the service's GetEntity is compared with. Prints its port.
 import * as grpc from "@grpc/grpc-js";
@@ -23,7 +24,7 @@ server.register<GetEntityRequest, Uint8Array>(
   (call: grpc.ServerUnaryCall<GetEntityRequest, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => {
     const values = [...bindings];
     values[entityBinding] = call.request.entityId;
-    pool.query(sql, values).then(
+    pool.query({ name: "bench_get_entity", text: sql, values }).then(
       ({ rows }) => {
         const row = rows[0] as Record<string, unknown> | undefined;
         if (!row) return callback({ code: grpc.status.NOT_FOUND, details: "entity not found" });

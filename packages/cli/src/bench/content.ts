@@ -209,7 +209,11 @@ export async function benchContent(args: string[]): Promise<number> {
       BENCH_ENTITY_ID: readId,
     });
     const minimalServer = minimal;
-    await grpcThroughput(minimalServer, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, seconds: 1, body: getBody(readId) });
+    // Warm both up for a run's length, unmeasured: the service's first rounds were slower in every run
+    // (V8 still optimising, a fresh table not yet analysed), which a median of few rounds does not hide.
+    for (const server of [content, minimalServer]) {
+      await grpcThroughput(server, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, seconds, body: getBody(readId) });
+    }
 
     console.log(
       `\n(a) GetEntity, current version: the service (gRPC; it sends ${getStatements.length} statement(s) for it, in one round trip) vs the minimal path (bare grpc-js + one pg query); h2load ${h2.connections} connections × ${h2.streams} streams, pool ${poolSize} each; ${seconds}s per run, ${rounds} rounds`,
