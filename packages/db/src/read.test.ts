@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { closeKnex } from "./cancel.js";
 import { isConnectionError } from "./connection-errors.js";
 import { createKnex, type Knex } from "./knex.js";
-import { readAsTenant, selectRows, tenantReads } from "./read.js";
+import { readAsService, readAsTenant, selectRows, tenantReads } from "./read.js";
 import { tenantIsolationSql } from "./rls.js";
 import { withTenant } from "./tenant.js";
 import { DbTime } from "./time.js";
@@ -209,5 +209,14 @@ describe("readAsTenant", () => {
     // On a transaction, readAsTenant runs inside it (a savepoint with the scope's settings).
     const nested = await withTenant(knex, { service: "content", tenantId: tenantB }, (trx) => readAsTenant(trx, scopeA, `select body from ${table} order by body`));
     assert.deepEqual(nested, alone);
+  });
+
+  test("readAsService: the service's role with no tenant (RLS hides every tenant row), read-only", async () => {
+    const knex = pool(1);
+    assert.deepEqual(await readAsService(knex, "content", `select body from ${table}`), []);
+    assert.deepEqual(await readAsService(knex, "content", "select current_user as role, current_setting('app.tenant_id') as tenant"), [
+      { role: "promptcraft_content", tenant: "" },
+    ]);
+    await assert.rejects(readAsService(knex, "content", `insert into ${table} values (?, 'w')`, [tenantA]), (err: { code?: string }) => err.code === "25006");
   });
 });
