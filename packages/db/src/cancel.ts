@@ -2,8 +2,9 @@ import net from "node:net";
 import knexFactory, { type Knex } from "knex";
 import { serialize } from "pg-protocol";
 
-// Cancellation of database work. Every transaction made by withTenant / withServiceRole runs on a
-// connection this module acquired itself, so that it can stop the work it owns:
+// Cancellation of database work. Every transaction made by withTenant / withServiceRole, and every
+// read of readAsTenant (read.ts), runs on a connection this module acquired itself, so that it can
+// stop the work it owns:
 // - while waiting for a pooled connection: withdraw the request from the pool's queue;
 // - while a statement runs (a lock wait, a slow query): send the server a CancelRequest with the
 //   connection's backend key, so the statement fails with 57014 and the transaction rolls back — a
@@ -14,8 +15,8 @@ import { serialize } from "pg-protocol";
 // What stops it: the transaction's AbortSignal (TenantScope.signal: an RPC call's, a background
 // job's), or closeKnex at shutdown.
 
-/** The parts of a `pg` Client this module uses (public fields of pg 8 that @types/pg leaves out). */
-interface PgConnection {
+/** The parts of a `pg` Client this module uses (public fields of pg 8 that @types/pg leaves out). @internal */
+export interface PgConnection {
   readonly processID: number | null;
   readonly secretKey: number | null;
   /** False while a statement is on its way or running. */
@@ -34,7 +35,7 @@ interface KnexClient {
 export interface PoolControl {
   /** Set by closeKnex: every new transaction fails with it. */
   closed: Error | undefined;
-  readonly open: Set<CancellableTransaction<unknown>>;
+  readonly open: Set<PooledWork<unknown>>;
   /** Every socket of the pool, including connections still being opened (see createKnex). */
   readonly sockets: Set<net.Socket>;
   /** Connections that saw a CancelRequest: a late one could hit their next statement. */
@@ -82,97 +83,75 @@ export async function cancellableTransaction<T>(
       return work(trx);
     }, config);
   }
+  return runStoppable(knex, signal, (control) => new CancellableTransaction<T>(control, knex, begin, work, config));
+}
+
+/**
+ * Runs `use` on a connection of `knex`'s pool (a `pg` Client), stopped by `signal` or closeKnex
+ * like a transaction: withdrawn from the pool's queue, or its running statement cancelled on the
+ * server (the connection is then discarded). `use` must leave the connection idle (no open
+ * transaction) when it settles.
+ * @internal readAsTenant is the entry point.
+ */
+export async function cancellableUse<T>(knex: Knex, signal: AbortSignal | undefined, use: (conn: PgConnection) => Promise<T>): Promise<T> {
+  if (signal?.aborted) throw abortReason(signal);
+  return runStoppable(knex, signal, (control) => new CancellableUse<T>(control, knex, use));
+}
+
+/** Registers `work` with the pool's control block and the signal for as long as it runs. */
+async function runStoppable<T>(knex: Knex, signal: AbortSignal | undefined, make: (control: PoolControl) => PooledWork<T>): Promise<T> {
   const control = poolControl(knex);
   if (control.closed) throw control.closed;
-  const tx = new CancellableTransaction<T>(control);
-  control.open.add(tx);
-  signal?.addEventListener("abort", tx);
+  const work = make(control);
+  control.open.add(work);
+  signal?.addEventListener("abort", work);
   try {
-    return await tx.run(knex, begin, work, config);
+    return await work.run();
   } finally {
-    signal?.removeEventListener("abort", tx);
-    control.open.delete(tx);
+    signal?.removeEventListener("abort", work);
+    control.open.delete(work);
   }
 }
 
-/** How often a stopped transaction's running statement is cancelled again (see keepCancelling). */
+/** How often stopped work's running statement is cancelled again (see keepCancelling). */
 const RECANCEL_INTERVAL_MS = 100;
 
-class CancellableTransaction<T> {
-  private phase: "acquiring" | "open" | "committing" = "acquiring";
+/** Work that holds one pooled connection: acquiring it, using it, stopping it, handing it back. */
+abstract class PooledWork<T> {
   /** Why it was stopped; set once. */
-  private reason: Error | undefined;
-  private conn: PgConnection | undefined;
-  private trx: Knex.Transaction | undefined;
+  protected reason: Error | undefined;
+  protected conn: PgConnection | undefined;
   private cancelSent = false;
   private abandon: ((reason: Error) => void) | undefined;
   /** Resolves when run() has handed its connection back. */
   readonly done: Promise<void>;
   private settle!: () => void;
 
-  constructor(private readonly control: PoolControl) {
+  constructor(
+    private readonly control: PoolControl,
+    protected readonly knex: Knex,
+  ) {
     this.done = new Promise<void>((resolve) => (this.settle = resolve));
   }
 
-  /** The signal's "abort" listener (an object listener: no closure per transaction). */
+  /** The signal's "abort" listener (an object listener: no closure per call). */
   handleEvent(event: Event): void {
     this.stop(abortReason(event.target as AbortSignal));
   }
 
-  /** Stops the work: see the top of the file. Does nothing once COMMIT was sent. */
-  stop(reason: Error): void {
-    if (this.reason || this.phase === "committing") return;
-    this.reason = reason;
-    if (this.phase === "acquiring") {
-      this.abandon?.(reason);
-    } else if (this.conn && !this.conn.readyForQuery) {
-      this.cancel(this.conn);
-    } else if (this.trx && !this.trx.isCompleted()) {
-      // Between statements: the work's next statement fails ("transaction query already complete").
-      this.trx.rollback(reason).catch(() => {});
-    }
-    // Else BEGIN is about to be sent: the check at the start of the work rolls back.
-    if (this.conn) this.keepCancelling(this.conn);
-  }
+  /** Stops the work: see the top of the file. */
+  abstract stop(reason: Error): void;
 
-  private cancel(conn: PgConnection): void {
-    this.cancelSent = true;
-    sendCancelRequest(conn);
-  }
+  /** The work on the acquired connection. */
+  protected abstract use(conn: PgConnection): Promise<T>;
 
-  /**
-   * A cancel that reaches the server just after its statement ended is ignored, and the work goes
-   * on with its next statement, which may then wait on a lock for good (seen: a create's cancel
-   * arrived as its advisory-lock wait ended; its insert then waited on a row lock). So until the
-   * work has handed its connection back, whatever statement is running is cancelled again.
-   */
-  private keepCancelling(conn: PgConnection): void {
-    const timer = setInterval(() => {
-      if (!conn.readyForQuery) this.cancel(conn);
-    }, RECANCEL_INTERVAL_MS);
-    timer.unref();
-    void this.done.then(() => clearInterval(timer));
-  }
-
-  async run(knex: Knex, begin: (trx: Knex.Transaction) => Promise<unknown>, work: (trx: Knex.Transaction) => Promise<T>, config?: Knex.TransactionConfig): Promise<T> {
-    const client = knex.client as KnexClient;
+  async run(): Promise<T> {
+    const client = this.knex.client as KnexClient;
     try {
       const conn = await this.acquire(client);
       this.conn = conn;
-      this.phase = "open";
       try {
-        return await knex.transaction(
-          async (trx) => {
-            this.trx = trx;
-            this.throwIfStopped();
-            await begin(trx);
-            const result = await work(trx);
-            this.throwIfStopped(); // never COMMIT once stopped
-            this.phase = "committing";
-            return result;
-          },
-          { ...config, connection: conn },
-        );
+        return await this.use(conn);
       } catch (err) {
         // The statement's own error (57014 after a cancel, "already complete" after a rollback) is a
         // consequence: the reason is what the caller must see.
@@ -187,7 +166,36 @@ class CancellableTransaction<T> {
     }
   }
 
-  private throwIfStopped(): void {
+  /** Withdraws from the pool's queue; true when it was still waiting there. */
+  protected withdraw(reason: Error): boolean {
+    if (this.conn) return false;
+    this.abandon?.(reason);
+    return true;
+  }
+
+  /** Sends a CancelRequest when a statement is on its way or running; true when it did. */
+  protected cancelRunning(): boolean {
+    if (!this.conn || this.conn.readyForQuery) return false;
+    this.cancelSent = true;
+    sendCancelRequest(this.conn);
+    return true;
+  }
+
+  /**
+   * A cancel that reaches the server just after its statement ended is ignored, and the work goes
+   * on with its next statement, which may then wait on a lock for good (seen: a create's cancel
+   * arrived as its advisory-lock wait ended; its insert then waited on a row lock). So once
+   * stopped, until the work has handed its connection back, whatever statement is running is
+   * cancelled again every RECANCEL_INTERVAL_MS.
+   */
+  protected keepCancelling(): void {
+    if (!this.conn) return;
+    const timer = setInterval(() => this.cancelRunning(), RECANCEL_INTERVAL_MS);
+    timer.unref();
+    void this.done.then(() => clearInterval(timer));
+  }
+
+  protected throwIfStopped(): void {
     if (this.reason) throw this.reason;
   }
 
@@ -215,6 +223,72 @@ class CancellableTransaction<T> {
         },
       );
     });
+  }
+}
+
+class CancellableTransaction<T> extends PooledWork<T> {
+  private committing = false;
+  private trx: Knex.Transaction | undefined;
+
+  constructor(
+    control: PoolControl,
+    knex: Knex,
+    private readonly begin: (trx: Knex.Transaction) => Promise<unknown>,
+    private readonly work: (trx: Knex.Transaction) => Promise<T>,
+    private readonly config: Knex.TransactionConfig | undefined,
+  ) {
+    super(control, knex);
+  }
+
+  /** Does nothing once COMMIT was sent. */
+  stop(reason: Error): void {
+    if (this.reason || this.committing) return;
+    this.reason = reason;
+    if (this.withdraw(reason) || this.cancelRunning()) return;
+    if (this.trx && !this.trx.isCompleted()) {
+      // Between statements: the work's next statement fails ("transaction query already complete").
+      this.trx.rollback(reason).catch(() => {});
+    }
+    // Else BEGIN is about to be sent: the check at the start of the work rolls back.
+    this.keepCancelling();
+  }
+
+  protected use(conn: PgConnection): Promise<T> {
+    return this.knex.transaction(
+      async (trx) => {
+        this.trx = trx;
+        this.throwIfStopped();
+        await this.begin(trx);
+        const result = await this.work(trx);
+        this.throwIfStopped(); // never COMMIT once stopped
+        this.committing = true;
+        return result;
+      },
+      { ...this.config, connection: conn },
+    );
+  }
+}
+
+class CancellableUse<T> extends PooledWork<T> {
+  constructor(
+    control: PoolControl,
+    knex: Knex,
+    private readonly work: (conn: PgConnection) => Promise<T>,
+  ) {
+    super(control, knex);
+  }
+
+  stop(reason: Error): void {
+    if (this.reason) return;
+    this.reason = reason;
+    if (!this.withdraw(reason)) this.cancelRunning();
+    // Else between acquiring and sending, or after the answer: the check below, or nothing to stop.
+    this.keepCancelling();
+  }
+
+  protected use(conn: PgConnection): Promise<T> {
+    this.throwIfStopped();
+    return this.work(conn);
   }
 }
 

@@ -10,3 +10,4 @@ export * from "./rls.js";
 export * from "./connection-errors.js";
 export * from "./probe.js";
 export { closeKnex, type CloseKnexOptions } from "./cancel.js";
+export * from "./read.js";

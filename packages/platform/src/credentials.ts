@@ -4,7 +4,7 @@ import { Http2SessionManager } from "@connectrpc/connect-node";
 import type { Context, Tracer } from "@opentelemetry/api";
 import { createServiceTransport, withTraceContext } from "@promptcraft/client";
 import { dbTimeFromTimestamp } from "./time.js";
-import { isConnectionError, withTenant, type Knex, type ServiceName } from "@promptcraft/db";
+import { isConnectionError, readAsTenant, type Knex, type ServiceName } from "@promptcraft/db";
 import { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import { Role } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
@@ -197,18 +197,19 @@ export function databaseStatusChecker(db: Knex, service: ServiceName): StatusChe
     if (!UUID.test(sessionId)) return { ok: false, reason: ErrorReason.CREDENTIALS_INVALID };
     let row: StatusRow | undefined;
     try {
-      const result = await withTenant(db, { service, tenantId, userId }, (trx) =>
-        trx.raw<{ rows: StatusRow[] }>(
-          `select t.status as tenant_status, u.status as user_status, u.role as user_role, u.deleted_at,
-             s.revoked_at is not null as session_revoked, s.absolute_expires_at <= now() as session_ended
-           from tenant t
-           left join app_user u on u.tenant_id = t.id and u.id = ?
-           left join session s on s.tenant_id = t.id and s.id = ?
-           where t.id = ?`,
-          [userId, sessionId, tenantId],
-        ),
+      // One read-only round trip (readAsTenant): this runs on every call whose cached status is stale.
+      const rows = await readAsTenant<StatusRow>(
+        db,
+        { service, tenantId, userId },
+        `select t.status as tenant_status, u.status as user_status, u.role as user_role, u.deleted_at,
+           s.revoked_at is not null as session_revoked, s.absolute_expires_at <= now() as session_ended
+         from tenant t
+         left join app_user u on u.tenant_id = t.id and u.id = ?
+         left join session s on s.tenant_id = t.id and s.id = ?
+         where t.id = ?`,
+        [userId, sessionId, tenantId],
       );
-      row = result.rows[0];
+      row = rows[0];
     } catch (err) {
       // Any other failure is a bug (INTERNAL, logged with its cause), not an outage.
       if (isConnectionError(err)) throw dependencyUnavailable("database", "cannot verify credentials right now: database unavailable", err);

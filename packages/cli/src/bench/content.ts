@@ -112,17 +112,18 @@ function verdict(ratio: number, goal: number, atLeast: boolean): string {
 }
 
 /**
- * `npm run bench content`: the content service against the floor of the same SQL through `pg`.
+ * `npm run bench content`: the content service against minimal paths to the same data.
  *
- * (a) GetEntity (current version) over gRPC, driven by h2load at concurrency 32, against the very
- *     statements the service sends for it (BEGIN, the tenant/role set_config, the SELECT, COMMIT —
- *     captured from the service's own knex) replayed through a `pg` pool of the same size by 32
- *     concurrent loops. Goal ≥ 0.5.
+ * (a) GetEntity (current version) over gRPC against the minimal path: a bare grpc-js server
+ *     (bare-content-server.ts) answering the same GetEntity with ONE `pg` query — the very SELECT
+ *     the service sends (captured from its own knex), on a `pg` pool of the same size, no auth, no
+ *     tenant context. Both driven by h2load at concurrency 32, side by side; service CPU per call
+ *     read from /proc for each server process. Goals: ratio ≥ 0.6, service CPU ≤ 0.4 ms per call.
  * (b) UpdateEntity (a new version each call: the title alternates) from 32 concurrent gRPC client
  *     loops, each on its own entity, against the captured transaction of the same update replayed
  *     through `pg` on the same entities. h2load cannot vary the body, and an unchanged body writes
- *     nothing, hence a client loop here (it runs in this process, so the service side also pays
- *     for the client). Goal ≥ 0.5.
+ *     nothing, hence a client loop here (in this process; the service's CPU per call is its own
+ *     process's). Goal ≥ 0.5.
  * (c) GetEntity as of a past time on an entity with 1 version vs one with 1,000 (h2load, same
  *     concurrency). Goal: at most 1.5× apart.
  * (d) GetEntity by name vs by id, both with label `production` (h2load, same concurrency): the name
@@ -142,6 +143,7 @@ export async function benchContent(args: string[]): Promise<number> {
   const db = createKnex({ url: database.url, poolMax: 4, applicationName: "promptcraft-bench" });
   let identity: RunningService | undefined;
   let content: Server | undefined;
+  let minimal: Server | undefined;
   // The same type parsers as the services (timestamps to the microsecond), so both sides parse alike.
   const pool = new pg.Pool({ connectionString: database.url, max: poolSize, application_name: "promptcraft-bench-pg", types: dbTypes });
   try {
@@ -193,35 +195,51 @@ export async function benchContent(args: string[]): Promise<number> {
     const servicePid = content.process.pid!;
     const h2 = { seconds, connections: 4, streams: concurrency / 4, headers: { ...GRPC_HEADERS, ...auth } };
     const getBody = (request: MessageInitShape<typeof GetEntityRequestSchema>) => grpcFrame(toBinary(GetEntityRequestSchema, create(GetEntityRequestSchema, request)));
-    const getRate = (request: MessageInitShape<typeof GetEntityRequestSchema>) => () =>
-      grpcThroughput(content!, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, body: getBody(request) });
-    const getEntityRate = (entityId: string, asOf?: Date) => getRate({ entityId, ...(asOf ? { asOfTime: timestampFromDate(asOf) } : {}) });
+    const getRate = (server: Server, request: MessageInitShape<typeof GetEntityRequestSchema>) => () =>
+      grpcThroughput(server, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, body: getBody(request) });
+    const getEntityRate = (server: Server, entityId: string, asOf?: Date) => getRate(server, { entityId, ...(asOf ? { asOfTime: timestampFromDate(asOf) } : {}) });
     // Fail fast (not as "0 req/s") if the calls do not succeed.
     for (const request of [{ entityId: readId }, { name: readName, label: "production" }]) {
       await grpcThroughput(content, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, seconds: 1, body: getBody(request) });
     }
 
+    // The minimal path: the service's one SELECT for GetEntity (readAsTenant reports it as knex's "query" event).
+    const select = getStatements.find((st) => /^\s*select\b/i.test(st.sql) && st.bindings.includes(readId));
+    if (!select) throw new Error("no SELECT captured for GetEntity");
+    minimal = await startServerProcess("./bare-content-server.js", [], {
+      DATABASE_URL: database.url,
+      DB_POOL_MAX: String(poolSize),
+      BENCH_SQL: select.sql,
+      BENCH_BINDINGS: JSON.stringify(select.bindings),
+      BENCH_ENTITY_ID: readId,
+    });
+    const minimalServer = minimal;
+    // Warm both up for a run's length, unmeasured: the service's first rounds were slower in every run
+    // (V8 still optimising, a fresh table not yet analysed), which a median of few rounds does not hide.
+    for (const server of [content, minimalServer]) {
+      await grpcThroughput(server, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, seconds, body: getBody({ entityId: readId }) });
+    }
+
     console.log(
-      `\n(a) GetEntity, current version: gRPC (h2load, ${h2.connections} connections × ${h2.streams} streams, service pool ${poolSize}) vs its ${getStatements.length} statements through pg (${concurrency} loops, pool ${poolSize}); ${seconds}s per run, ${rounds} rounds`,
+      `\n(a) GetEntity, current version: the service (gRPC; it sends ${getStatements.length} statement(s) for it, in one round trip) vs the minimal path (bare grpc-js + one pg query); h2load ${h2.connections} connections × ${h2.streams} streams, pool ${poolSize} each; ${seconds}s per run, ${rounds} rounds`,
     );
-    // CPU per call of the service process and of this process (the pg side), to tell a busy machine from a slow path.
-    const cpu = { service: [] as number[], pg: [] as number[] };
+    const cpu = { service: [] as number[], minimal: [] as number[] };
     const a = await paired(
       rounds,
-      ["gRPC", "pg"],
+      ["service", "minimal"],
       async () => {
-        const r = await withCpu(servicePid, seconds, getEntityRate(readId));
+        const r = await withCpu(servicePid, seconds, getEntityRate(content!, readId));
         cpu.service.push(r.cpuMsPerCall);
         return r.rate;
       },
       async () => {
-        const r = await withCpu(process.pid, seconds, () => closedLoop(concurrency, seconds, () => replay(pool, getStatements)));
-        cpu.pg.push(r.cpuMsPerCall);
+        const r = await withCpu(minimalServer.process.pid!, seconds, getEntityRate(minimalServer, readId));
+        cpu.minimal.push(r.cpuMsPerCall);
         return r.rate;
       },
       "req/s",
     );
-    console.log(`  CPU per call (median): service process ${median(cpu.service).toFixed(2)} ms, pg client process ${median(cpu.pg).toFixed(2)} ms`);
+    console.log(`  server CPU per call (median): service ${median(cpu.service).toFixed(3)} ms, minimal path ${median(cpu.minimal).toFixed(3)} ms`);
 
     console.log(
       `\n(b) UpdateEntity (new version per call): gRPC (${concurrency} client loops in this process, one entity each) vs its ${updateStatements[0]!.length} statements through pg (${concurrency} loops, pool ${poolSize}); ${seconds}s per run, ${rounds} rounds`,
@@ -230,14 +248,20 @@ export async function benchContent(args: string[]): Promise<number> {
     // Each entity's title alternates A → B → A; a worker continues from wherever its entity is.
     const titles = writeIds.map(() => "bench A");
     const versionsBefore = await countVersions(db, writeIds);
+    const updateCpu: number[] = [];
     const b = await paired(
       rounds,
       ["gRPC", "pg"],
-      () =>
-        closedLoop(concurrency, seconds, async (w) => {
-          titles[w] = titles[w] === "bench A" ? "bench B" : "bench A";
-          await rpcClient.updateEntity({ entity: { id: writeIds[w]!, title: titles[w] }, updateMask: { paths: ["title"] } }, { headers: auth });
-        }),
+      async () => {
+        const r = await withCpu(servicePid, seconds, () =>
+          closedLoop(concurrency, seconds, async (w) => {
+            titles[w] = titles[w] === "bench A" ? "bench B" : "bench A";
+            await rpcClient.updateEntity({ entity: { id: writeIds[w]!, title: titles[w] }, updateMask: { paths: ["title"] } }, { headers: auth });
+          }),
+        );
+        updateCpu.push(r.cpuMsPerCall);
+        return r.rate;
+      },
       () =>
         closedLoop(concurrency, seconds, async (w) => {
           const toB = titles[w] === "bench A";
@@ -248,20 +272,23 @@ export async function benchContent(args: string[]): Promise<number> {
     );
     const written = (await countVersions(db, writeIds)) - versionsBefore;
     const expected = Math.round([...b.a, ...b.b].reduce((s, r) => s + r * seconds, 0));
-    console.log(`  versions written: ${written} of ${expected} calls (every call writes one)`);
+    console.log(`  versions written: ${written} of ${expected} calls (every call writes one); service CPU per call (median) ${median(updateCpu).toFixed(3)} ms`);
 
     console.log(`\n(c) GetEntity as of a past time: 1 version vs 1,000 versions in the history (h2load as in (a)); ${seconds}s per run, ${rounds} rounds`);
-    const c = await paired(rounds, ["1 version", "1,000 versions"], getEntityRate(shortId, shortAsOf), getEntityRate(longId, longAsOf), "req/s");
+    const c = await paired(rounds, ["1 version", "1,000 versions"], getEntityRate(content, shortId, shortAsOf), getEntityRate(content, longId, longAsOf), "req/s");
 
     console.log(`\n(d) GetEntity with label production: by name vs by id (h2load as in (a)); ${seconds}s per run, ${rounds} rounds`);
-    const d = await paired(rounds, ["by name", "by id"], getRate({ name: readName, label: "production" }), getRate({ entityId: readId, label: "production" }), "req/s");
+    const d = await paired(rounds, ["by name", "by id"], getRate(content, { name: readName, label: "production" }), getRate(content, { entityId: readId, label: "production" }), "req/s");
 
     const ra = median(a.ratio);
     const rb = median(b.ratio);
     const rc = median(c.ratio);
     const rd = median(d.ratio);
     console.log("");
-    console.log(`  (a) median GetEntity gRPC ${median(a.a).toFixed(0)} req/s, pg ${median(a.b).toFixed(0)} req/s; ratio ${ra.toFixed(2)} (goal ≥ 0.50) ${verdict(ra, 0.5, true)}`);
+    const cpuA = median(cpu.service);
+    console.log(
+      `  (a) median GetEntity service ${median(a.a).toFixed(0)} req/s, minimal path ${median(a.b).toFixed(0)} req/s; ratio ${ra.toFixed(2)} (goal ≥ 0.60) ${verdict(ra, 0.6, true)}; service CPU ${cpuA.toFixed(3)} ms per call (goal ≤ 0.40) ${verdict(cpuA, 0.4, false)}`,
+    );
     console.log(`  (b) median UpdateEntity gRPC ${median(b.a).toFixed(0)} /s, pg ${median(b.b).toFixed(0)} /s; ratio ${rb.toFixed(2)} (goal ≥ 0.50) ${verdict(rb, 0.5, true)}`);
     console.log(
       `  (c) median as-of 1 version ${median(c.a).toFixed(0)} req/s, 1,000 versions ${median(c.b).toFixed(0)} req/s; ${rc.toFixed(2)}× apart (goal ≤ 1.50) ${verdict(Math.max(rc, 1 / rc), 1.5, false)}`,
@@ -270,6 +297,7 @@ export async function benchContent(args: string[]): Promise<number> {
     return 0;
   } finally {
     if (content) await stop(content);
+    if (minimal) await stop(minimal);
     await identity?.close();
     await pool.end();
     await db.destroy();

@@ -1,4 +1,4 @@
-import { appendEvents, canonicalJson, contentHash, withTenant, type AuditEvent, type Knex, type TenantScope, type VersionFields } from "@promptcraft/db";
+import { appendEvents, canonicalJson, contentHash, tenantReads, withTenant, type AuditEvent, type Knex, type TenantReads, type TenantScope, type VersionFields } from "@promptcraft/db";
 import {
   AlreadyExistsError,
   checkEtag,
@@ -60,6 +60,15 @@ export const MAX_CONTENT_BYTES = 1024 * 1024;
 /** The caller's transaction settings; the transaction stops when the caller's call is cancelled or its deadline passes. */
 export function scopeOf(caller: Caller): TenantScope {
   return { service: "content", tenantId: caller.tenantId, userId: caller.userId ?? null, signal: caller.signal };
+}
+
+/**
+ * The caller's reads that run alone: each one read-only round trip (no BEGIN/COMMIT), stopped like
+ * the caller's transactions. For calls that only read; writes and reads that must see one snapshot
+ * with a write use withTenant.
+ */
+export function readsOf(db: Knex, caller: Caller): TenantReads {
+  return tenantReads(db, scopeOf(caller));
 }
 
 function viewOf(row: EntityRow): EntityView {
@@ -224,12 +233,11 @@ async function withNameConflicts<T>(work: () => Promise<T>, name: string, field:
  */
 export async function getEntity(db: Knex, caller: Caller, ref: EntityRef, selector: store.VersionSelector, full: boolean): Promise<EntityView> {
   const time = selector.kind === "as_of" || selector.kind === "label" ? selector.time : undefined;
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    const row = await store.findEntityVersion(trx, caller, names.entityIdOf(trx, caller.tenantId, ref, time), selector, full);
-    if (!row || row.permission < 1) throw "name" in ref ? nameNotFound(ref.name, time) : entityNotFound();
-    if (row.version === null) throw selectorNotFound(selector);
-    return viewOf(row as EntityRow);
-  });
+  const reads = readsOf(db, caller);
+  const row = await store.findEntityVersion(reads, caller, names.entityIdOf(reads, caller.tenantId, ref, time), selector, full);
+  if (!row || row.permission < 1) throw "name" in ref ? nameNotFound(ref.name, time) : entityNotFound();
+  if (row.version === null) throw selectorNotFound(selector);
+  return viewOf(row as EntityRow);
 }
 
 /** NOT_FOUND for a name no entity the caller may see holds (now, or at `time`); the same whether it exists or is hidden. */
@@ -264,18 +272,16 @@ export async function batchGetEntities(
   ids: string[],
   options: { full: boolean; showDeleted: boolean },
 ): Promise<{ found: EntityView[]; missing: string[] }> {
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    const rows = await store.findVisibleEntities(trx, caller, ids, options);
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    const found: EntityView[] = [];
-    const missing: string[] = [];
-    for (const id of ids) {
-      const row = byId.get(id.toLowerCase());
-      if (row) found.push(viewOf(row));
-      else missing.push(id);
-    }
-    return { found, missing };
-  });
+  const rows = await store.findVisibleEntities(readsOf(db, caller), caller, ids, options);
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const found: EntityView[] = [];
+  const missing: string[] = [];
+  for (const id of ids) {
+    const row = byId.get(id.toLowerCase());
+    if (row) found.push(viewOf(row));
+    else missing.push(id);
+  }
+  return { found, missing };
 }
 
 export interface EntityQuery {
@@ -310,11 +316,9 @@ export async function listEntities(db: Knex, caller: Caller, q: EntityQuery): Pr
   };
   const cursor = decodePageCursor(q.pageToken, params, { key: q.order.key === "title" || q.order.key === "name" ? CURSOR_TEXT : CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    const rows = await store.listEntities(trx, caller, f, q.order, { after: cursor, limit: limit + 1, full: q.full });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ key: last.sort_key, id: last.id }));
-    return { entities: page.map(viewOf), nextPageToken };
-  });
+  const rows = await store.listEntities(readsOf(db, caller), caller, f, q.order, { after: cursor, limit: limit + 1, full: q.full });
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ key: last.sort_key, id: last.id }));
+  return { entities: page.map(viewOf), nextPageToken };
 }
 
 /** The changed fields of an update, as store values; only the fields in the mask. */

@@ -3,7 +3,7 @@ import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, pageOf, pageSizeOf, ty
 import { findVisibleEntities, type EntityVersionRow } from "../store/entities.js";
 import * as store from "../store/favorites.js";
 import { requireUser, type Caller } from "./access.js";
-import { scopeOf } from "./entities.js";
+import { readsOf, scopeOf } from "./entities.js";
 import { entityFor } from "./shares.js";
 
 /**
@@ -42,7 +42,8 @@ export async function removeFavorite(db: Knex, caller: Caller, entityId: string,
 
 /**
  * A page of the caller's favorites, newest first, of entities not deleted that the caller may still
- * view, each with its entity (basic view, current version), read in the same transaction.
+ * view, each with its entity (basic view, current version), read right after it (one read-only round
+ * trip each; an entity deleted in between comes without its entity).
  */
 export async function listFavorites(
   db: Knex,
@@ -53,17 +54,9 @@ export async function listFavorites(
   const params = { t: caller.tenantId, u: userId, y: [...q.types].sort() };
   const cursor = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, entityId: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    const rows = await store.listFavorites(trx, { ...caller, userId }, { types: q.types, after: cursor ?? null, limit: limit + 1 });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), entityId: last.entity_id }));
-    const entities = new Map(
-      (await findVisibleEntities(
-        trx,
-        caller,
-        page.map((f) => f.entity_id),
-        { full: false, showDeleted: false },
-      )).map((e) => [e.id, e]),
-    );
-    return { favorites: page.map((favorite) => ({ favorite, entity: entities.get(favorite.entity_id) })), nextPageToken };
-  });
+  const reads = readsOf(db, caller);
+  const rows = await store.listFavorites(reads, { ...caller, userId }, { types: q.types, after: cursor ?? null, limit: limit + 1 });
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), entityId: last.entity_id }));
+  const entities = new Map((await findVisibleEntities(reads, caller, page.map((f) => f.entity_id), { full: false, showDeleted: false })).map((e) => [e.id, e]));
+  return { favorites: page.map((favorite) => ({ favorite, entity: entities.get(favorite.entity_id) })), nextPageToken };
 }

@@ -1,4 +1,4 @@
-import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { appendEvents, type Knex } from "@promptcraft/db";
 import {
   AbortedError,
   AlreadyExistsError,
@@ -16,7 +16,7 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { EntityAccessRow } from "../store/access.js";
 import * as store from "../store/labels.js";
 import { permissionOfRank, principalOf, requirePermission, type Caller } from "./access.js";
-import { changeEntity, entityEvent, requireLive, scopeOf } from "./entities.js";
+import { changeEntity, entityEvent, readsOf, requireLive } from "./entities.js";
 import { entityFor } from "./shares.js";
 
 /**
@@ -206,12 +206,11 @@ export async function listLabels(
   const params = { t: caller.tenantId, e: q.entityId, a: q.asOf?.toISOString() ?? null };
   const cursor = decodePageCursor(q.pageToken, params, { label: CURSOR_TEXT });
   const limit = pageSizeOf(q.pageSize, DEFAULT_LABEL_PAGE_SIZE);
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    await entityFor(trx, caller, q.entityId, "view", "reading labels");
-    const rows = await store.listLabels(trx, caller.tenantId, q.entityId, { asOf: q.asOf ?? null, after: cursor?.label ?? null, limit: limit + 1 });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ label: last.label }));
-    return { labels: page, nextPageToken };
-  });
+  const reads = readsOf(db, caller);
+  await entityFor(reads, caller, q.entityId, "view", "reading labels");
+  const rows = await store.listLabels(reads, caller.tenantId, q.entityId, { asOf: q.asOf ?? null, after: cursor?.label ?? null, limit: limit + 1 });
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ label: last.label }));
+  return { labels: page, nextPageToken };
 }
 
 /** A page of the entity's label history (all labels or one), newest first. Needs view. */
@@ -223,10 +222,9 @@ export async function listLabelHistory(
   const params = { t: caller.tenantId, e: q.entityId, l: q.label };
   const cursor = decodePageCursor(q.pageToken, params, { id: CURSOR_INTEGER });
   const limit = pageSizeOf(q.pageSize);
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    await entityFor(trx, caller, q.entityId, "view", "reading labels");
-    const rows = await store.listLabelEvents(trx, caller.tenantId, q.entityId, { label: q.label || null, beforeId: cursor?.id ?? null, limit: limit + 1 });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ id: last.id }));
-    return { events: page, nextPageToken };
-  });
+  const reads = readsOf(db, caller);
+  await entityFor(reads, caller, q.entityId, "view", "reading labels");
+  const rows = await store.listLabelEvents(reads, caller.tenantId, q.entityId, { label: q.label || null, beforeId: cursor?.id ?? null, limit: limit + 1 });
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ id: last.id }));
+  return { events: page, nextPageToken };
 }

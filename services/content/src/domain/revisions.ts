@@ -1,10 +1,10 @@
-import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { appendEvents, type Knex } from "@promptcraft/db";
 import { checkEtag, CURSOR_INTEGER, decodePageCursor, NotFoundError, pageOf, pageSizeOf, type Actor } from "@promptcraft/platform";
 import { findEntityAccess } from "../store/access.js";
 import * as store from "../store/entities.js";
 import { findCurrentVersion, findVersion, insertNextVersion, type VersionRow } from "../store/versions.js";
 import { permissionOfRank, principalOf, requirePermission, type Caller } from "./access.js";
-import { changeEntity, entityEvent, readCurrent, requireLive, retriedWrite, scopeOf, type EntityView } from "./entities.js";
+import { changeEntity, entityEvent, readCurrent, readsOf, requireLive, retriedWrite, type EntityView } from "./entities.js";
 import { fieldChanges, textDiffs, type FieldChange, type TextDiff } from "./field-diff.js";
 
 /**
@@ -26,13 +26,12 @@ export async function listRevisions(
   const params = { t: caller.tenantId, e: entityId.toLowerCase(), full: q.full };
   const cursor = decodePageCursor(q.pageToken, params, { version: CURSOR_INTEGER });
   const limit = pageSizeOf(q.pageSize);
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    const entity = await findEntityAccess(trx, caller, entityId);
-    requirePermission(entity ? permissionOfRank(entity.permission) : "none", "view", "reading the history");
-    const rows = await store.listEntityVersions(trx, caller, entityId, { beforeVersion: cursor ? Number(cursor.version) : undefined, limit: limit + 1, full: q.full });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ version: String(last.version) }));
-    return { revisions: page.map((row) => ({ row, permission: permissionOfRank(row.permission) })), nextPageToken };
-  });
+  const reads = readsOf(db, caller);
+  const entity = await findEntityAccess(reads, caller, entityId);
+  requirePermission(entity ? permissionOfRank(entity.permission) : "none", "view", "reading the history");
+  const rows = await store.listEntityVersions(reads, caller, entityId, { beforeVersion: cursor ? Number(cursor.version) : undefined, limit: limit + 1, full: q.full });
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ version: String(last.version) }));
+  return { revisions: page.map((row) => ({ row, permission: permissionOfRank(row.permission) })), nextPageToken };
 }
 
 /**
@@ -103,20 +102,20 @@ export async function diffRevisions(
   targetVersion: number | undefined,
   contextLines: number,
 ): Promise<RevisionDiff> {
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    const entity = await findEntityAccess(trx, caller, entityId);
-    requirePermission(entity ? permissionOfRank(entity.permission) : "none", "view", "comparing versions");
-    const load = async (v: number): Promise<VersionRow> => (await findVersion(trx, caller.tenantId, entityId, v)) ?? Promise.reject(versionNotFound(v));
-    const base = await load(baseVersion);
-    const target = await load(targetVersion ?? entity!.current_version);
-    const identical = base.content_hash === target.content_hash;
-    const changes = identical ? [] : fieldChanges(base, target);
-    return {
-      baseVersion: base.version,
-      targetVersion: target.version,
-      identical,
-      changes,
-      textDiffs: textDiffs(changes, { base: `v${base.version}`, target: `v${target.version}` }, contextLines),
-    };
-  });
+  const reads = readsOf(db, caller);
+  const entity = await findEntityAccess(reads, caller, entityId);
+  requirePermission(entity ? permissionOfRank(entity.permission) : "none", "view", "comparing versions");
+  // Versions never change once written: reading them apart from the check sees what it would together.
+  const load = async (v: number): Promise<VersionRow> => (await findVersion(reads, caller.tenantId, entityId, v)) ?? Promise.reject(versionNotFound(v));
+  const base = await load(baseVersion);
+  const target = await load(targetVersion ?? entity!.current_version);
+  const identical = base.content_hash === target.content_hash;
+  const changes = identical ? [] : fieldChanges(base, target);
+  return {
+    baseVersion: base.version,
+    targetVersion: target.version,
+    identical,
+    changes,
+    textDiffs: textDiffs(changes, { base: `v${base.version}`, target: `v${target.version}` }, contextLines),
+  };
 }

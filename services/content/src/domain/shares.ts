@@ -1,9 +1,9 @@
-import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { appendEvents, type Knex, type Reader } from "@promptcraft/db";
 import { CURSOR_TIMESTAMP, CURSOR_UUID, decodePageCursor, NotFoundError, pageOf, pageSizeOf, type Actor } from "@promptcraft/platform";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/shares.js";
 import { permissionOfRank, principalOf, requirePermission, type Caller, type PermissionLevel } from "./access.js";
-import { changeEntity, entityEvent, requireLive, scopeOf } from "./entities.js";
+import { changeEntity, entityEvent, readsOf, requireLive } from "./entities.js";
 
 /**
  * Shares: a grant of view, edit or admin on one entity to one user of the tenant or to everyone in
@@ -22,7 +22,7 @@ export type SharePermission = store.SharePermission;
  * share and favorite reads; changes lock the entity through `changeEntity` instead.
  */
 export async function entityFor(
-  trx: Knex.Transaction,
+  trx: Reader,
   caller: Caller,
   entityId: string,
   needed: Exclude<PermissionLevel, "none">,
@@ -82,12 +82,11 @@ export async function listShares(
   const params = { t: caller.tenantId, e: q.entityId, x: q.showExpired };
   const cursor = decodePageCursor(q.pageToken, params, { createdAt: CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    await entityFor(trx, caller, q.entityId, "admin", "listing shares");
-    const rows = await store.listShares(trx, caller.tenantId, q.entityId, { showExpired: q.showExpired, after: cursor ?? null, limit: limit + 1 });
-    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), id: last.id }));
-    return { shares: page, nextPageToken };
-  });
+  const reads = readsOf(db, caller);
+  await entityFor(reads, caller, q.entityId, "admin", "listing shares");
+  const rows = await store.listShares(reads, caller.tenantId, q.entityId, { showExpired: q.showExpired, after: cursor ?? null, limit: limit + 1 });
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ createdAt: last.created_at.toISOString(), id: last.id }));
+  return { shares: page, nextPageToken };
 }
 
 /** Revokes a share. Idempotent: an unknown or already revoked share id succeeds. Needs admin. */

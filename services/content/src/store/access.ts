@@ -1,4 +1,4 @@
-import type { Knex } from "@promptcraft/db";
+import { selectRows, type Knex, type Reader, type SqlBuilder } from "@promptcraft/db";
 import { apiKeyIdOf, roleGrants, type Caller } from "../domain/access.js";
 
 /**
@@ -9,7 +9,7 @@ import { apiKeyIdOf, roleGrants, type Caller } from "../domain/access.js";
  * Shares are live while `revoked_at is null and (expires_at is null or expires_at > now())`:
  * expiry is evaluated at read time, no job runs.
  */
-export function permissionRankSql(knex: Knex, caller: Caller, aliases: { entity: string; current: string } = { entity: "e", current: "cv" }): Knex.Raw {
+export function permissionRankSql(knex: SqlBuilder, caller: Caller, aliases: { entity: string; current: string } = { entity: "e", current: "cv" }): Knex.Raw {
   const { entity: e, current: cv } = aliases;
   const grants = roleGrants(caller);
   const userId = caller.userId ?? null;
@@ -58,12 +58,13 @@ export interface EntityAccessRow {
  * so a write queued behind a revoke would have been judged by the access from before it. The read
  * after the lock has a fresh snapshot (READ COMMITTED) and sees what the previous holder committed.
  */
-export async function findEntityAccess(trx: Knex.Transaction, caller: Caller, entityId: string, lock = false): Promise<EntityAccessRow | undefined> {
+export async function findEntityAccess(trx: Reader, caller: Caller, entityId: string, lock = false): Promise<EntityAccessRow | undefined> {
   if (lock) {
-    const locked = await trx.raw<{ rows: unknown[] }>("select 1 from entity where tenant_id = ? and id = ? for update", [caller.tenantId, entityId]);
-    if (locked.rows.length === 0) return undefined;
+    // (In a read-only reader this fails: a lock is for a transaction that writes.)
+    const locked = await selectRows(trx, "select 1 from entity where tenant_id = ? and id = ? for update", [caller.tenantId, entityId]);
+    if (locked.length === 0) return undefined;
   }
-  const { rows } = await trx.raw<{ rows: EntityAccessRow[] }>(
+  const rows = await selectRows<EntityAccessRow>(trx, 
     `select e.tenant_id, e.id, e.name, e.entity_type, e.owner_id, e.owner_api_key_id, e.current_version, e.row_version::text as row_version,
             e.deleted_at, e.purge_time, cv.visibility, ? as permission
      from entity e

@@ -1,12 +1,12 @@
-import { type Knex, type VersionFields, sqlTime } from "@promptcraft/db";
+import { selectRows, sqlTime, type Knex, type Reader, type SqlBuilder, type VersionFields } from "@promptcraft/db";
 import { principalColumns, type Caller, type Principal } from "../domain/access.js";
 import { permissionRankSql } from "./access.js";
 import { VERSION_FIELD_COLUMNS, VERSION_FIELD_VALUES, versionFieldParams } from "./versions.js";
 
 /**
- * SQL of `entity` and of reading entities as of one of their versions, always inside `withTenant`
- * for the caller's tenant (row-level security hides every other tenant's rows). Writing versions
- * is in store/versions.ts.
+ * SQL of `entity` and of reading entities as of one of their versions, always for the caller's
+ * tenant (row-level security hides every other tenant's rows): inside `withTenant`, or — reads —
+ * alone as one read-only round trip (`Reader`). Writing versions is in store/versions.ts.
  */
 
 export type EntityType = "context" | "template" | "workflow" | "library";
@@ -70,7 +70,7 @@ function columns(full: boolean): string {
 }
 
 /** Labels pointing at `v.version` now, or at `time`. */
-function labelsSql(knex: Knex, time: Date | undefined): Knex.Raw {
+function labelsSql(knex: SqlBuilder, time: Date | undefined): Knex.Raw {
   return time
     ? knex.raw(
         `array(select l.label from entity_label l where l.tenant_id = v.tenant_id and l.entity_id = v.entity_id and l.version = v.version
@@ -83,7 +83,7 @@ function labelsSql(knex: Knex, time: Date | undefined): Knex.Raw {
       );
 }
 
-function favoriteSql(knex: Knex, caller: Caller): Knex.Raw {
+function favoriteSql(knex: SqlBuilder, caller: Caller): Knex.Raw {
   return knex.raw("exists (select 1 from favorite f where f.tenant_id = e.tenant_id and f.entity_id = e.id and f.user_id = ?::uuid)", [caller.userId ?? null]);
 }
 
@@ -95,7 +95,7 @@ function favoriteSql(knex: Knex, caller: Caller): Knex.Raw {
  * history, then reads the row by that key. The subqueries take the ids as parameters, so they run
  * once (InitPlans).
  */
-function selectorSql(knex: Knex, selector: VersionSelector, tenantId: string, entityId: string | Knex.Raw): Knex.Raw {
+function selectorSql(knex: SqlBuilder, selector: VersionSelector, tenantId: string, entityId: string | Knex.Raw): Knex.Raw {
   switch (selector.kind) {
     case "current":
       return knex.raw("v.valid_to is null");
@@ -136,13 +136,13 @@ function readTime(selector: VersionSelector): Date | undefined {
  * `entityId` may be a subquery resolving a name (store/names.ts `entityIdOf`).
  */
 export async function findEntityVersion(
-  trx: Knex.Transaction,
+  trx: Reader,
   caller: Caller,
   entityId: string | Knex.Raw,
   selector: VersionSelector,
   full: boolean,
 ): Promise<(Omit<EntityVersionRow, "version"> & { version: number | null }) | undefined> {
-  const { rows } = await trx.raw<{ rows: EntityVersionRow[] }>(
+  const rows = await selectRows<EntityVersionRow>(trx, 
     `select ${columns(full)}, ? as labels, ? as favorite, ? as permission
      from entity e
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
@@ -162,12 +162,12 @@ export async function findEntityVersion(
 
 /** The current versions of the given entities that the caller may see (in no particular order). */
 export async function findVisibleEntities(
-  trx: Knex.Transaction,
+  trx: Reader,
   caller: Caller,
   entityIds: string[],
   options: { full: boolean; showDeleted: boolean },
 ): Promise<EntityVersionRow[]> {
-  const { rows } = await trx.raw<{ rows: EntityVersionRow[] }>(
+  const rows = await selectRows<EntityVersionRow>(trx, 
     `select ${columns(options.full)}, ? as labels, ? as favorite, ? as permission
      from entity e
      join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
@@ -223,7 +223,7 @@ function likePrefix(prefix: string): string {
  * The access rule is part of the WHERE clause, so paging never skips or shortens for it.
  */
 export async function listEntities(
-  trx: Knex.Transaction,
+  trx: Reader,
   caller: Caller,
   filter: EntityFilter,
   order: EntityOrder,
@@ -280,7 +280,7 @@ export async function listEntities(
     bindings.push(page.after.key, page.after.id);
   }
   const dir = order.desc ? "desc" : "asc";
-  const { rows } = await trx.raw<{ rows: ListedEntityRow[] }>(
+  const rows = await selectRows<ListedEntityRow>(trx, 
     `select ${columns(page.full)}, ? as labels, ? as favorite, ? as permission, ${sortKeyText(order.key)} as sort_key
      from entity e
      join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
@@ -375,12 +375,12 @@ export async function purgeEntity(trx: Knex.Transaction, tenantId: string, id: s
 
 /** A page of an entity's versions, newest first, before `beforeVersion` when given (labels: where they point now). */
 export async function listEntityVersions(
-  trx: Knex.Transaction,
+  trx: Reader,
   caller: Caller,
   entityId: string,
   page: { beforeVersion?: number; limit: number; full: boolean },
 ): Promise<EntityVersionRow[]> {
-  const { rows } = await trx.raw<{ rows: EntityVersionRow[] }>(
+  const rows = await selectRows<EntityVersionRow>(trx, 
     `select ${columns(page.full)}, ? as labels, ? as favorite, ? as permission
      from entity e
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null

@@ -1,4 +1,4 @@
-import type { Knex } from "@promptcraft/db";
+import { selectRows, type Knex, type Reader } from "@promptcraft/db";
 import type { Caller } from "../domain/access.js";
 import { permissionRankSql } from "./access.js";
 
@@ -48,11 +48,11 @@ export async function removeFavorite(trx: Knex.Transaction, tenantId: string, us
  * query, so a page is never cut short by filtering afterwards.
  */
 export async function listFavorites(
-  trx: Knex.Transaction,
+  trx: Reader,
   caller: Caller & { userId: string },
   q: { types: string[]; after: { createdAt: string; entityId: string } | null; limit: number },
 ): Promise<FavoriteRow[]> {
-  const { rows } = await trx.raw<{ rows: FavoriteRow[] }>(
+  const rows = await selectRows<FavoriteRow>(trx, 
     `select f.entity_id, f.user_id, f.created_at
      from favorite f
      join entity e on e.tenant_id = f.tenant_id and e.id = f.entity_id and e.deleted_at is null

@@ -1,4 +1,4 @@
-import { type Knex, sqlTime } from "@promptcraft/db";
+import { selectRows, sqlTime, type Knex, type Reader } from "@promptcraft/db";
 import { principalColumns, type Principal } from "../domain/access.js";
 
 /**
@@ -148,13 +148,13 @@ const EVENT_COLUMNS =
  * `asOf`) included as an implicit row so that it pages like the others.
  */
 export async function listLabels(
-  trx: Knex.Transaction,
+  trx: Reader,
   tenantId: string,
   entityId: string,
   q: { asOf: Date | null; after: string | null; limit: number },
 ): Promise<LabelRow[]> {
   const asOf = q.asOf && sqlTime(q.asOf);
-  const { rows } = await trx.raw<{ rows: LabelRow[] }>(
+  const rows = await selectRows<LabelRow>(trx, 
     `select labels.label, labels.version, labels.protected, labels.moved_by, labels.moved_by_api_key_id, labels.valid_from, labels.implicit from (
        select l.label, l.version, l.label = any(tenant_protected_labels()) as protected, l.moved_by, l.moved_by_api_key_id, l.valid_from,
               false as implicit
@@ -179,12 +179,12 @@ export async function listLabels(
 
 /** A page of an entity's label history, newest first (`id` grows with every change of the entity). */
 export async function listLabelEvents(
-  trx: Knex.Transaction,
+  trx: Reader,
   tenantId: string,
   entityId: string,
   q: { label: string | null; beforeId: string | null; limit: number },
 ): Promise<LabelEventRow[]> {
-  const { rows } = await trx.raw<{ rows: LabelEventRow[] }>(
+  const rows = await selectRows<LabelEventRow>(trx, 
     // Qualified: a bare `id` in ORDER BY would name the output column `id::text as id` and sort as text
     // ("9" after "10"), which put the history out of order whenever the ids crossed a power of ten.
     `select ${EVENT_COLUMNS} from entity_label_event ev

@@ -1,4 +1,4 @@
-import { type Knex, sqlTime } from "@promptcraft/db";
+import { type Knex, type SqlBuilder, sqlTime } from "@promptcraft/db";
 import { principalColumns, type Principal } from "../domain/access.js";
 import type { EntityRef } from "../domain/names.js";
 
@@ -26,7 +26,7 @@ export interface EntityNameRow {
  * entity that held it then (the history's exclusion constraint makes that at most one; its GiST
  * index answers the lookup). A name nobody holds yields null, which matches no entity.
  */
-export function entityIdOf(knex: Knex, tenantId: string, ref: EntityRef, time?: Date): string | Knex.Raw {
+export function entityIdOf(knex: SqlBuilder, tenantId: string, ref: EntityRef, time?: Date): string | Knex.Raw {
   if ("id" in ref) return ref.id;
   return time
     ? knex.raw(

@@ -1,4 +1,4 @@
-import { type Knex, sqlTime } from "@promptcraft/db";
+import { selectRows, sqlTime, type Knex, type Reader } from "@promptcraft/db";
 import { principalColumns, type Principal } from "../domain/access.js";
 
 /**
@@ -93,12 +93,12 @@ export async function revokeShare(
 
 /** A page of the entity's unrevoked shares, newest first; expired ones only with `showExpired`. */
 export async function listShares(
-  trx: Knex.Transaction,
+  trx: Reader,
   tenantId: string,
   entityId: string,
   q: { showExpired: boolean; after: { createdAt: string; id: string } | null; limit: number },
 ): Promise<ShareRow[]> {
-  const { rows } = await trx.raw<{ rows: ShareRow[] }>(
+  const rows = await selectRows<ShareRow>(trx, 
     `select ${COLUMNS} from share
      where tenant_id = ? and entity_id = ? and revoked_at is null
        and (?::boolean or expires_at is null or expires_at > now())

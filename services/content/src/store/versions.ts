@@ -1,4 +1,4 @@
-import type { Knex, VersionFields } from "@promptcraft/db";
+import { selectRows, type Knex, type Reader, type VersionFields } from "@promptcraft/db";
 import { principalColumns, type Principal } from "../domain/access.js";
 
 /**
@@ -26,8 +26,8 @@ export interface VersionRow extends VersionFields {
 }
 
 /** The versioned fields of a version of the entity, or undefined when it has no such version. */
-export async function findVersion(trx: Knex.Transaction, tenantId: string, entityId: string, version: number): Promise<VersionRow | undefined> {
-  const { rows } = await trx.raw<{ rows: VersionRow[] }>(
+export async function findVersion(trx: Reader, tenantId: string, entityId: string, version: number): Promise<VersionRow | undefined> {
+  const rows = await selectRows<VersionRow>(trx, 
     `select version, title, description, status, visibility, content, tags, metadata, content_hash
      from entity_version where tenant_id = ? and entity_id = ? and version = ?`,
     [tenantId, entityId, version],

@@ -1,4 +1,4 @@
-import { sqlTime, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { readAsService, sqlTime, withTenant, type Knex } from "@promptcraft/db";
 import type { Role } from "@promptcraft/platform";
 
 /** All SQL of the `api_key` aggregate. Tenant-scoped calls take a `withTenant` transaction. */
@@ -147,12 +147,12 @@ export async function findApiKeyBySecretHash(
   db: Knex,
   secretHash: string,
 ): Promise<{ tenantId: string; id: string; role: ApiKeyRole; expiresAt: Date | null; revokedAt: Date | null; tenantStatus: string } | undefined> {
-  const result = await withServiceRole(db, "identity", (trx) =>
-    trx.raw<{ rows: { tenant_id: string; id: string; role: ApiKeyRole; expires_at: Date | null; revoked_at: Date | null; tenant_status: string }[] }>(
-      "select tenant_id, id, role, expires_at, revoked_at, tenant_status from auth_find_api_key(?)",
-      [secretHash],
-    ),
+  // One read-only round trip: every call authenticated by an API key that is not cached asks this.
+  const [r] = await readAsService<{ tenant_id: string; id: string; role: ApiKeyRole; expires_at: Date | null; revoked_at: Date | null; tenant_status: string }>(
+    db,
+    "identity",
+    "select tenant_id, id, role, expires_at, revoked_at, tenant_status from auth_find_api_key(?)",
+    [secretHash],
   );
-  const r = result.rows[0];
   return r && { tenantId: r.tenant_id, id: r.id, role: r.role, expiresAt: r.expires_at, revokedAt: r.revoked_at, tenantStatus: r.tenant_status };
 }
