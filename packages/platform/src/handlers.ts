@@ -45,6 +45,11 @@ export interface ServiceRegistration {
    * credential of their own (platform admin). Every other method needs a verified caller.
    */
   publicMethods?: ReadonlySet<string>;
+  /**
+   * Methods (local names) that also accept the service credential (SERVICE_TOKEN, see
+   * service-credential.ts) besides the usual ones: the caller is then `kind: "service"`.
+   */
+  serviceMethods?: ReadonlySet<string>;
   /** Infrastructure (health, reflection) makes no spans: probes every few seconds would bury the traces of real calls. */
   untraced?: boolean;
 }
@@ -53,9 +58,14 @@ export interface ServiceRegistration {
 export function serve<S extends DescService>(
   service: S,
   handlers: ServiceHandlers<S>,
-  options: { public?: boolean; publicMethods?: readonly (keyof S["method"] & string)[]; untraced?: boolean } = {},
+  options: {
+    public?: boolean;
+    publicMethods?: readonly (keyof S["method"] & string)[];
+    serviceMethods?: readonly (keyof S["method"] & string)[];
+    untraced?: boolean;
+  } = {},
 ): ServiceRegistration {
-  for (const name of options.publicMethods ?? []) {
+  for (const name of [...(options.publicMethods ?? []), ...(options.serviceMethods ?? [])]) {
     if (!(name in service.method)) throw new Error(`${service.typeName} has no method ${name}`);
   }
   return {
@@ -63,6 +73,7 @@ export function serve<S extends DescService>(
     handlers: handlers as Record<string, AnyHandler | undefined>,
     public: options.public ?? false,
     publicMethods: new Set(options.publicMethods ?? []),
+    serviceMethods: new Set(options.serviceMethods ?? []),
     untraced: options.untraced ?? false,
   };
 }

@@ -22,3 +22,4 @@ export * from "./etag.js";
 export * from "./database-health.js";
 export * from "./log-throttle.js";
 export * from "./tracing.js";
+export * from "./service-credential.js";

@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
 import { closeKnex, createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
@@ -21,6 +22,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { runProcess } from "./run.js";
 import { startServer, type RunningServer } from "./server.js";
 import { startTracing, type Tracing } from "./tracing.js";
+import { withServiceCredential } from "./service-credential.js";
 
 /** The settings every service config has (see `serviceConfig`). */
 export type BaseServiceConfig = z.infer<z.ZodObject<typeof baseConfigShape>> & {
@@ -164,7 +166,7 @@ export async function startService<C extends BaseServiceConfig, S>(
       connectPort: config.CONNECT_PORT,
       services,
       log,
-      authenticate: credentialAuthenticator({ verifier, resolveApiKey, checkStatus }),
+      authenticate: withServiceCredential(config.SERVICE_TOKEN, serviceMethodsOf(services), credentialAuthenticator({ verifier, resolveApiKey, checkStatus })),
       httpRoutes: setup.httpRoutes,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
       cors: { allowedOrigins: config.CORS_ALLOWED_ORIGINS, maxAgeSeconds: config.CORS_MAX_AGE_S },
@@ -285,4 +287,9 @@ function hostOf(url: string): string {
   } catch {
     return "(unparseable DATABASE_URL)";
   }
+}
+
+/** The methods of `services` that accept the service credential. */
+function serviceMethodsOf(services: readonly ServiceRegistration[]): Set<DescMethod> {
+  return new Set(services.flatMap((r) => r.service.methods.filter((m) => r.serviceMethods?.has(m.localName))));
 }

@@ -3,7 +3,10 @@ import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/an
 import type { AnalyticsConfig } from "./config.js";
 import { analyticsHandlers } from "./handlers/index.js";
 
-/** The RPC services this process serves (health and reflection are added by the platform). */
+/**
+ * The RPC services this process serves (health and reflection are added by the platform). Usage
+ * ingest also accepts the service credential (SERVICE_TOKEN): the other services report usage.
+ */
 export function routes(deps: ServiceDeps<AnalyticsConfig>): ServiceRegistration[] {
-  return [serve(AnalyticsService, analyticsHandlers(deps))];
+  return [serve(AnalyticsService, analyticsHandlers(deps), { serviceMethods: ["streamUsageEvents", "ingestUsageEvents"] })];
 }
