@@ -37,6 +37,8 @@ export interface IngestResult {
   duplicateIds: string[];
 }
 
+/** How far ahead of the server's clock an event may be (clock skew between producers). */
+export const MAX_FUTURE_MS = 5 * 60_000;
 /** Largest serialized `metadata` of one event (the contract's 16 KiB). */
 export const MAX_METADATA_BYTES = 16 * 1024;
 /** How long the partition ranges are reused before the catalog is read again (maintenance adds a day at a time). */
@@ -94,9 +96,13 @@ export class UsageIngest {
       });
       byTenant.set(tenantId, list);
     }
-    const outside = await this.outsidePartitions(events, signal);
-    for (const i of outside) {
-      violations.push({ field: `${prefix}[${i}].occur_time`, description: "outside the accepted range of usage times (the created daily partitions; see the contract)" });
+    const latest = this.now() + MAX_FUTURE_MS;
+    for (const [i, e] of events.entries()) {
+      if (e.occurredAt.getTime() > latest) violations.push({ field: `${prefix}[${i}].occur_time`, description: "must not be more than 5 minutes in the future" });
+    }
+    for (const i of await this.outsidePartitions(events, signal)) {
+      if (events[i]!.occurredAt.getTime() > latest) continue;
+      violations.push({ field: `${prefix}[${i}].occur_time`, description: "outside the daily partitions kept (see UsageEvent.occur_time)" });
     }
     if (violations.length > 0) {
       const timeOnly = violations.every((v) => v.field.endsWith(".occur_time"));

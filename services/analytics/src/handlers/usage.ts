@@ -1,4 +1,3 @@
-import type { JsonObject } from "@bufbuild/protobuf";
 import { callerOf, dbTimeFromTimestamp, type ServiceHandlers } from "@promptcraft/platform";
 import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import { UsageKind, type UsageEvent } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
@@ -32,7 +31,7 @@ export function incomingEvent(e: UsageEvent, field: string): IncomingUsageEvent 
     latencyMs: e.latency ? Math.round(Number(e.latency.seconds) * 1000 + e.latency.nanos / 1e6) : null,
     // Required and present (the proto rules ran first).
     occurredAt: dbTimeFromTimestamp(e.occurTime!, `${field}.occur_time`),
-    metadata: e.metadata as JsonObject | undefined,
+    metadata: e.metadata,
     requestId: e.requestId,
   };
 }
