@@ -4,6 +4,16 @@ import { benchTransport } from "./transport.js";
 import { benchContent } from "./content.js";
 import { benchEmbedded } from "./embedded.js";
 import { benchTracing } from "./tracing.js";
+import { benchAnalyticsIngest } from "./analytics-ingest.js";
+
+/** `bench analytics [ingest]`: the analytics benchmarks by name (all when none is named). */
+const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = { ingest: benchAnalyticsIngest };
+async function benchAnalytics(args: string[]): Promise<number> {
+  const named = args.filter((a) => a in ANALYTICS);
+  let code = 0;
+  for (const name of named.length ? named : Object.keys(ANALYTICS)) code ||= await ANALYTICS[name]!(args.filter((a) => /^\d+$/.test(a)));
+  return code;
+}
 
 const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   transport: benchTransport,
@@ -12,17 +22,18 @@ const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   content: benchContent,
   embedded: benchEmbedded,
   tracing: benchTracing,
+  analytics: benchAnalytics,
 };
 
 /** `promptcraft bench [suite…]`: runs the named suites, or all of them. */
 export async function runBench(args: string[]): Promise<number> {
   const names = args.length ? args.filter((a) => a in SUITES) : Object.keys(SUITES);
-  const unknown = args.filter((a) => !(a in SUITES) && !/^\d+$/.test(a));
+  const unknown = args.filter((a) => !(a in SUITES) && !(a in ANALYTICS) && !/^\d+$/.test(a));
   if (unknown.length) {
     console.error(`unknown benchmark ${unknown.join(", ")}; known: ${Object.keys(SUITES).join(", ")}`);
     return 2;
   }
   let code = 0;
-  for (const name of names) code ||= await SUITES[name]!(args.filter((a) => /^\d+$/.test(a)));
+  for (const name of names) code ||= await SUITES[name]!(args.filter((a) => /^\d+$/.test(a) || (name === "analytics" && a in ANALYTICS)));
   return code;
 }
