@@ -23,3 +23,4 @@ export * from "./database-health.js";
 export * from "./log-throttle.js";
 export * from "./tracing.js";
 export * from "./service-credential.js";
+export * from "./usage-reporting.js";

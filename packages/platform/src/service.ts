@@ -1,5 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
+import type { Metric } from "prom-client";
 import { closeKnex, createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
 import type { baseConfigShape } from "./config.js";
@@ -52,6 +53,8 @@ export interface ServiceSetup<S = unknown> {
    * for at most CREDENTIAL_CACHE_TTL_MS.
    */
   resolveApiKey?: ApiKeyResolver;
+  /** Metrics of the service's own (a usage reporter's counters), added to `/metrics`. */
+  metrics?: Metric[];
   /** Extra plain HTTP routes on the Connect port. */
   httpRoutes?: Record<string, HttpRoute>;
   /**
@@ -175,6 +178,7 @@ export async function startService<C extends BaseServiceConfig, S>(
       },
       tracer,
     });
+    for (const metric of setup.metrics ?? []) server.metrics.registry.registerMetric(metric);
     watcher.start(server.health, ["", ...services.map((r) => r.service.typeName)]);
   } catch (err) {
     watcher.stop();
