@@ -1,10 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createKnex, pg } from "@promptcraft/db";
-import { AnalyticsService, StreamUsageEventsRequestSchema, type StreamUsageEventsRequest } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
+import {
+  AnalyticsService,
+  StreamUsageEventsRequestSchema,
+  StreamUsageEventsResponseSchema,
+  type StreamUsageEventsRequest,
+  type StreamUsageEventsResponse,
+} from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import { createTenant, provisionTestDatabase } from "@promptcraft/testing";
 import { migrateAll } from "../database.js";
@@ -63,8 +68,9 @@ async function rawInsert(pool: pg.Pool, tenantId: string, batch: StreamUsageEven
 
 /**
  * `npm run bench analytics -- ingest`: streamed usage ingest — `streams` concurrent
- * StreamUsageEvents streams over gRPC (the service credential, as the services' reporters send)
- * to analytics in its own process,
+ * StreamUsageEvents streams over gRPC (grpc-js, messages encoded before the clock starts: producers
+ * are other processes; the service credential, as the services' reporters send) to analytics in
+ * its own process,
  * `events` in all in messages of `batch` — against the same rows written raw through `pg`
  * (`INSERT … SELECT FROM unnest`, one statement per batch on `streams` connections, without the
  * service's dedupe claim). Rounds alternate the order. Prints events/s per round, the medians and
@@ -83,21 +89,26 @@ export async function benchAnalyticsIngest(args: string[]): Promise<number> {
     const analytics = await startServerProcess("./analytics-server.js", [], { DATABASE_URL: db.url, LOG_LEVEL: "silent", DB_POOL_MAX: String(streams + 2), SERVICE_TOKEN });
     const pool = new pg.Pool({ connectionString: db.url, max: streams });
     const knex = createKnex({ url: db.url, poolMax: 1, applicationName: "bench-analytics-ingest" });
+    const client = new grpc.Client(`127.0.0.1:${analytics.ports[0]}`, grpc.credentials.createInsecure());
     try {
       const tenantId = await createTenant(knex);
-      const client = createClient(AnalyticsService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${analytics.ports[0]}` }));
-      const headers = { authorization: `Bearer ${SERVICE_TOKEN}`, "x-promptcraft-service": "bench" };
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${SERVICE_TOKEN}`);
+      metadata.set("x-promptcraft-service", "bench");
+      const method = `/${AnalyticsService.typeName}/${AnalyticsService.method.streamUsageEvents.name}`;
+      /** One stream of pre-encoded messages (producers are other processes: their encoding is not the service's cost). */
+      const send = (messages: Buffer[]) =>
+        new Promise<StreamUsageEventsResponse>((resolve, reject) => {
+          const call = client.makeClientStreamRequest(method, (b: Buffer) => b, (b: Buffer) => fromBinary(StreamUsageEventsResponseSchema, b), metadata, {}, (err, res) => (err ? reject(err) : resolve(res!)));
+          void (async () => {
+            for (const m of messages) if (!call.write(m)) await new Promise((r) => call.once("drain", r));
+            call.end();
+          })();
+        });
       const viaService = async (): Promise<number> => {
-        const producers = Array.from({ length: streams }, () => producerEvents(tenantId, perStream, batch));
+        const producers = Array.from({ length: streams }, () => producerEvents(tenantId, perStream, batch).map((m) => Buffer.from(toBinary(StreamUsageEventsRequestSchema, m))));
         const started = performance.now();
-        const results = await Promise.all(
-          producers.map(async (messages) => {
-            async function* requests() {
-              yield* messages;
-            }
-            return client.streamUsageEvents(requests(), { headers });
-          }),
-        );
+        const results = await Promise.all(producers.map(send));
         const seconds = (performance.now() - started) / 1000;
         const accepted = results.reduce((n, r) => n + Number(r.acceptedCount), 0);
         if (accepted !== streams * perStream * batch) throw new Error(`accepted ${accepted} events, expected ${streams * perStream * batch}`);
@@ -139,6 +150,7 @@ export async function benchAnalyticsIngest(args: string[]): Promise<number> {
     } finally {
       await pool.end();
       await knex.destroy();
+      client.close();
       await stop(analytics);
     }
   } finally {
