@@ -128,7 +128,7 @@ export class UsageReporter {
 
   /** Resolves once everything reported so far is acknowledged (tests, shutdown). */
   async drained(): Promise<void> {
-    while (this.pending > 0 && !this.stopped.signal.aborted) await sleep(20);
+    while (this.pending > 0 && !this.stopped.signal.aborted) await sleep(20, this.stopped.signal);
   }
 
   private async run(): Promise<void> {
@@ -136,16 +136,15 @@ export class UsageReporter {
     while (!this.stopped.signal.aborted) {
       if (this.buffer.length === 0) {
         if (this.closing) return;
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          this.stopped.signal.addEventListener("abort", () => resolve(), { once: true });
-        });
-        this.wake = undefined;
+        await this.waitForEvents(undefined);
         continue;
       }
       this.logDrops();
+      // A stream's message generator may outlive its call (suspended in a wait when the call
+      // fails): once `open` is false it takes nothing more from the buffer.
+      const stream = { open: true };
       try {
-        const response = await this.client.streamUsageEvents(this.messages(), {
+        const response = await this.client.streamUsageEvents(this.messages(stream), {
           headers: { authorization: `Bearer ${this.options.serviceToken}`, "x-promptcraft-service": this.options.serviceName },
           signal: this.stopped.signal,
         });
@@ -166,15 +165,33 @@ export class UsageReporter {
         if (this.stopped.signal.aborted) return;
         await sleep(backoff, this.stopped.signal);
         backoff = Math.min(backoff * 2, this.options.retryMaxMs);
+      } finally {
+        stream.open = false;
       }
     }
   }
 
+  /** Resolves when an event is reported, the reporter stops, or after `ms` (if given). */
+  private waitForEvents(ms: number | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(() => done(), ms);
+      timer?.unref();
+      const done = () => {
+        clearTimeout(timer);
+        this.stopped.signal.removeEventListener("abort", done);
+        if (this.wake === done) this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.stopped.signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
   /** One stream's messages: what is buffered, then what arrives, until `streamMs` or `streamEvents`. */
-  private async *messages(): AsyncGenerator<{ events: UsageEventInit[] }> {
+  private async *messages(stream: { open: boolean }): AsyncGenerator<{ events: UsageEventInit[] }> {
     const deadline = Date.now() + this.options.streamMs;
     let sent = 0;
-    while (sent < this.options.streamEvents) {
+    while (stream.open && sent < this.options.streamEvents) {
       if (this.buffer.length > 0) {
         const events = this.buffer.splice(0, Math.min(this.options.messageEvents, this.options.streamEvents - sent));
         this.inFlight.push(...events);
@@ -184,11 +201,7 @@ export class UsageReporter {
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.closing) return;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        setTimeout(resolve, left).unref();
-      });
-      this.wake = undefined;
+      await this.waitForEvents(left);
     }
   }
 
@@ -199,14 +212,16 @@ export class UsageReporter {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    signal?.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    signal.addEventListener("abort", done, { once: true });
   });
 }
 
