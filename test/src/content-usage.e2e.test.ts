@@ -110,4 +110,33 @@ describe("content usage in analytics", () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await usageOf(t.tenantId)).length, reads);
   });
+
+  test("analytics restarting while content streams usage: every read counted once", async () => {
+    const t = await h.tenantWith(["admin"]);
+    const editor = t.users[0]!;
+    const id = await templateWithLabel("grpc", editor);
+    let reads = 0;
+    let reading = true;
+    const load = (async () => {
+      while (reading) {
+        ok(await h.call(PROTOCOLS[reads % 2]!, M.getEntity, { entityId: id, label: "production" }, editor.token));
+        reads++;
+      }
+    })();
+    try {
+      await untilUsage(t.tenantId, 10);
+      const port = analyticsPort;
+      await analytics!.close();
+      analytics = undefined;
+      await startAnalytics(port);
+      await untilUsage(t.tenantId, reads + 10);
+    } finally {
+      reading = false;
+      await load;
+    }
+    const rows = await untilUsage(t.tenantId, reads);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(rows.length, reads);
+    assert.equal((await usageOf(t.tenantId)).length, reads, "none counted twice");
+  });
 });
