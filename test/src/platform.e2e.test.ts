@@ -52,7 +52,7 @@ const BUILT = new Set([
   ...["CreateUser", "GetUser", "ListUsers", "UpdateUser", "DeactivateUser", "ReactivateUser", "DeleteUser", "UndeleteUser"].map(
     (m) => `promptcraft.identity.v1.IdentityService/${m}`,
   ),
-  ...["CreateEntity", "GetEntity", "BatchGetEntities", "ListEntities", "UpdateEntity", "DeleteEntity", "UndeleteEntity", "PurgeEntity"].map(
+  ...["CreateEntity", "GetEntity", "BatchGetEntities", "ListEntities", "UpdateEntity", "DeleteEntity", "UndeleteEntity", "PurgeEntity", "ListEntityNameHistory"].map(
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
   ...["ListEntityRevisions", "RollbackEntity", "DiffEntityRevisions"].map((m) => `promptcraft.content.v1.ContentService/${m}`),

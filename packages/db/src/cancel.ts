@@ -95,6 +95,9 @@ export async function cancellableTransaction<T>(
   }
 }
 
+/** How often a stopped transaction's running statement is cancelled again (see keepCancelling). */
+const RECANCEL_INTERVAL_MS = 100;
+
 class CancellableTransaction<T> {
   private phase: "acquiring" | "open" | "committing" = "acquiring";
   /** Why it was stopped; set once. */
@@ -123,13 +126,32 @@ class CancellableTransaction<T> {
     if (this.phase === "acquiring") {
       this.abandon?.(reason);
     } else if (this.conn && !this.conn.readyForQuery) {
-      this.cancelSent = true;
-      sendCancelRequest(this.conn);
+      this.cancel(this.conn);
     } else if (this.trx && !this.trx.isCompleted()) {
       // Between statements: the work's next statement fails ("transaction query already complete").
       this.trx.rollback(reason).catch(() => {});
     }
     // Else BEGIN is about to be sent: the check at the start of the work rolls back.
+    if (this.conn) this.keepCancelling(this.conn);
+  }
+
+  private cancel(conn: PgConnection): void {
+    this.cancelSent = true;
+    sendCancelRequest(conn);
+  }
+
+  /**
+   * A cancel that reaches the server just after its statement ended is ignored, and the work goes
+   * on with its next statement, which may then wait on a lock for good (seen: a create's cancel
+   * arrived as its advisory-lock wait ended; its insert then waited on a row lock). So until the
+   * work has handed its connection back, whatever statement is running is cancelled again.
+   */
+  private keepCancelling(conn: PgConnection): void {
+    const timer = setInterval(() => {
+      if (!conn.readyForQuery) this.cancel(conn);
+    }, RECANCEL_INTERVAL_MS);
+    timer.unref();
+    void this.done.then(() => clearInterval(timer));
   }
 
   async run(knex: Knex, begin: (trx: Knex.Transaction) => Promise<unknown>, work: (trx: Knex.Transaction) => Promise<T>, config?: Knex.TransactionConfig): Promise<T> {

@@ -30,6 +30,12 @@ export interface PipelineOptions {
   onDependencyUnavailable?: (dependency: Dependency) => void;
   /** Makes a SERVER span per call when given (tracing on); absent, calls cost no tracing work at all. */
   tracer?: Tracer;
+  /**
+   * Aborts when the server's grace period is over: every call's {@link CallContext.signal} aborts
+   * with its reason (UNAVAILABLE, SHUTTING_DOWN), so that calls still running stop their work and
+   * answer that — rather than being cut off by the transport (CANCELLED, or a broken stream).
+   */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -59,12 +65,14 @@ export class PipelineCall implements CallContext {
   private ids: { traceId: string; spanId: string } | undefined;
   private id: string | undefined;
   private logger: Logger | undefined;
+  private stoppable: AbortSignal | undefined;
 
   constructor(
     readonly service: ServiceRegistration["service"],
     readonly method: DescMethod,
     private readonly transport: TransportCall,
     private readonly rootLog: Logger,
+    private readonly stopping?: AbortSignal,
   ) {}
 
   get protocol(): Protocol {
@@ -76,9 +84,29 @@ export class PipelineCall implements CallContext {
   get peer(): string | undefined {
     return this.transport.peer;
   }
+  /** Aborts when the client cancels, the deadline passes, or the server's grace period ends; made on first use. */
   get signal(): AbortSignal {
-    return this.transport.signal();
+    if (this.stoppable) return this.stoppable;
+    const own = this.transport.signal();
+    const stopping = this.stopping;
+    if (!stopping) return (this.stoppable = own);
+    // Not AbortSignal.any: the combined signal must stay alive as long as the call does (Node 20's
+    // composite signals are held weakly by their sources), and the server-wide signal must not
+    // collect one listener per call: release() removes it when the call ends.
+    const combined = new AbortController();
+    const onStop = () => combined.abort(stopping.reason);
+    const onOwn = () => combined.abort(own.reason);
+    if (own.aborted) onOwn();
+    else if (stopping.aborted) onStop();
+    else {
+      own.addEventListener("abort", onOwn, { once: true });
+      stopping.addEventListener("abort", onStop, { once: true });
+      this.release = () => stopping.removeEventListener("abort", onStop);
+    }
+    return (this.stoppable = combined.signal);
   }
+  /** Called when the call has its outcome: detaches it from the server-wide stopping signal. */
+  release: () => void = noop;
   /** The client's `x-request-id` if it sent a sane one, else a fresh UUID (made on first use). */
   get requestId(): string {
     return (this.id ??= sanitizeRequestId(this.transport.header("x-request-id")) ?? randomUUID());
@@ -116,6 +144,7 @@ export class PipelineCall implements CallContext {
 }
 
 const codeName = (code: Code): string => Code[code];
+const noop = (): void => {};
 
 /**
  * The one pipeline behind both transports: request id, deadline check, unimplemented methods,
@@ -138,7 +167,7 @@ export class Pipeline {
 
   /** Makes the handler-facing context of a call (and, tracing on, opens its span). */
   context(registration: ServiceRegistration, method: DescMethod, transport: TransportCall): PipelineCall {
-    const call = new PipelineCall(registration.service, method, transport, this.options.log);
+    const call = new PipelineCall(registration.service, method, transport, this.options.log, this.options.stopping);
     if (this.options.tracer && !registration.untraced) call.startSpan(this.options.tracer);
     return call;
   }
@@ -293,6 +322,7 @@ export class Pipeline {
   }
 
   private finish(ctx: PipelineCall, started: number): void {
+    ctx.release();
     ctx.endSpan(0);
     const seconds = (performance.now() - started) / 1000;
     this.options.metrics.observe(ctx.service.typeName, ctx.method.name, ctx.method.methodKind, "OK", ctx.protocol, seconds);
@@ -302,6 +332,7 @@ export class Pipeline {
   }
 
   private fail(ctx: PipelineCall, started: number, err: unknown): ConnectError {
+    ctx.release();
     const { error, internal, dependency } = toConnectError(isAbortError(err) ? new ConnectError("the call was cancelled", Code.Canceled) : err, ctx.requestId);
     // The cause of an unexpected failure goes on the span too (where only operators read it, as in the log).
     ctx.endSpan(error.code, error.rawMessage, internal ? err : undefined);

@@ -10,6 +10,8 @@ import { HealthState, ServingStatus } from "./health.js";
 import { RpcMetrics } from "./metrics.js";
 import { Pipeline, type PipelineOptions } from "./pipeline.js";
 import { reflectionRegistrations } from "./reflection.js";
+import { DEPENDENCY_RETRY_DELAY_MS, UnavailableError } from "./errors.js";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 
 /** What {@link startServer} needs. */
 export interface ServerOptions {
@@ -45,9 +47,10 @@ export interface RunningServer {
   readonly metrics: RpcMetrics;
   /**
    * Graceful shutdown: reports NOT_SERVING, stops accepting calls, waits up to the grace period
-   * for in-flight calls on both transports, then cancels what is left (their `ctx.signal` aborts,
-   * which stops their database work). Resolves when both transports are closed; handlers of
-   * cancelled calls may still be unwinding.
+   * for in-flight calls on both transports, then stops what is left: their `ctx.signal` aborts with
+   * UNAVAILABLE (SHUTTING_DOWN), which stops their database work, and they have 1 s to send that
+   * answer before the connections are cut. Resolves when both transports are closed; handlers of
+   * cut calls may still be unwinding.
    */
   close(): Promise<void>;
 }
@@ -59,12 +62,14 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const metrics = new RpcMetrics(options.name);
   const health = new HealthState();
+  const stopping = new AbortController();
   const pipeline = new Pipeline({
     log: options.log,
     metrics,
     authenticate: options.authenticate,
     onDependencyUnavailable: options.onDependencyUnavailable,
     tracer: options.tracer,
+    stopping: stopping.signal,
   });
   const own = [...options.services, health.registration()];
   const registrations = [...own, ...reflectionRegistrations(own.map((r) => r.service))];
@@ -129,23 +134,39 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (closing) return;
       closing = true;
       health.setAll(ServingStatus.NOT_SERVING);
+      // At the end of the grace period, calls still running are stopped first (their signal aborts
+      // with SHUTTING_DOWN: database work cancelled and rolled back) and get STOP_ANSWER_MS to send
+      // that answer; only then are the connections cut.
+      const stop = setTimeout(() => {
+        options.log.warn("grace period over: stopping in-flight calls (UNAVAILABLE, SHUTTING_DOWN)");
+        stopping.abort(shuttingDown());
+      }, graceMs);
+      stop.unref();
       const grpcDrained = new Promise<void>((resolve) => {
         const force = setTimeout(() => {
-          options.log.warn("grace period over: cancelling in-flight gRPC calls");
+          options.log.warn("in-flight gRPC calls did not answer: cancelling them");
           grpcServer.forceShutdown();
           resolve();
-        }, graceMs);
+        }, graceMs + STOP_ANSWER_MS);
         force.unref();
         grpcServer.tryShutdown(() => {
           clearTimeout(force);
           resolve();
         });
       });
-      await Promise.all([grpcDrained, connect.close(graceMs)]);
+      await Promise.all([grpcDrained, connect.close(graceMs + STOP_ANSWER_MS)]);
+      clearTimeout(stop);
       pipeline.flushLogs();
       options.log.info("server closed");
     },
   };
+}
+
+/** How long calls stopped at the end of the grace period have to send their UNAVAILABLE answer. */
+const STOP_ANSWER_MS = 1000;
+
+function shuttingDown(): UnavailableError {
+  return new UnavailableError("the server is shutting down: retry", { reason: ErrorReason.SHUTTING_DOWN, retryAfterMs: DEPENDENCY_RETRY_DELAY_MS });
 }
 
 function portError(err: Error, port: number, variable: string): Error {

@@ -111,6 +111,7 @@ const expected: [DescService, string, Record<string, Kind>][] = [
       DeleteEntity: "unary",
       UndeleteEntity: "unary",
       PurgeEntity: "unary",
+      ListEntityNameHistory: "unary",
       ListEntityRevisions: "unary",
       RollbackEntity: "unary",
       DiffEntityRevisions: "unary",

@@ -4,6 +4,7 @@ import { createHistoryFunctions } from "./20261125092100_create_history_function
 import { addVersionRequestId } from "./20261125120000_add_version_request_id.js";
 import { createLabelHistory } from "./20261125121000_create_label_history.js";
 import { addApiKeyAuthorship } from "./20261206180100_add_api_key_authorship.js";
+import { addEntityNames } from "./20261206220000_add_entity_names.js";
 
 /** The content service's slice of the schema, tracked in `content_migrations`. See docs/schema.md. */
 export const migrations: readonly Migration[] = [
@@ -12,4 +13,5 @@ export const migrations: readonly Migration[] = [
   addVersionRequestId,
   createLabelHistory,
   addApiKeyAuthorship,
+  addEntityNames,
 ];

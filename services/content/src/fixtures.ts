@@ -1,8 +1,10 @@
 import { contentHash, withTenant, type Knex, type VersionFields } from "@promptcraft/db";
 import type { Caller } from "./domain/access.js";
+import { firstFreeName, slugOf } from "./domain/names.js";
 import { findEntityAccess } from "./store/access.js";
 import { insertEntity, type EntityType } from "./store/entities.js";
 import { currentLabel, moveLabel } from "./store/labels.js";
+import { namesLike } from "./store/names.js";
 import { findCurrentVersion, insertNextVersion } from "./store/versions.js";
 
 /**
@@ -32,26 +34,33 @@ function ownerCaller(tenantId: string, userId: string | null): Caller {
   return { tenantId, userId: userId ?? undefined, role: "owner" };
 }
 
-/** Creates an asset with its version 1 (valid from the entity's creation) owned by `ownerId`. */
+/**
+ * Creates an asset with its version 1 (valid from the entity's creation) owned by `ownerId`, named
+ * `name` or, like the service does, by its title made unique in the tenant.
+ */
 export async function createEntity(
   knex: Knex,
   tenantId: string,
   ownerId: string,
-  options: Partial<VersionFields> & { entityType?: EntityType; commitMessage?: string } = {},
-): Promise<{ id: string; version: number }> {
+  options: Partial<VersionFields> & { entityType?: EntityType; commitMessage?: string; name?: string } = {},
+): Promise<{ id: string; version: number; name: string }> {
   const fields = versionDefaults(options);
-  const id = await withTenant(knex, { service: "content", tenantId, userId: ownerId }, (trx) =>
-    insertEntity(trx, {
+  const base = slugOf(fields.title);
+  let name = options.name ?? base;
+  const id = await withTenant(knex, { service: "content", tenantId, userId: ownerId }, async (trx) => {
+    if (options.name === undefined) name = firstFreeName(base, await namesLike(trx, tenantId, base));
+    return insertEntity(trx, {
       tenantId,
       type: options.entityType ?? "context",
+      name,
       owner: { kind: "user", id: ownerId },
       requestId: null,
       fields,
       hash: contentHash(fields),
       commitMessage: options.commitMessage ?? "create",
-    }),
-  );
-  return { id: id!, version: 1 };
+    });
+  });
+  return { id: id!, version: 1, name };
 }
 
 /**

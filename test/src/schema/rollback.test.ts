@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createKnex, migrateDown, migrateUp, migrationStatus, startEmbeddedPostgres, type Knex } from "@promptcraft/db";
 import { SCHEMA_SLICES } from "@promptcraft/cli";
+import { migrations as contentMigrations } from "@promptcraft/content/migrations";
+import { createTenant, createUser } from "@promptcraft/testing";
 import { databaseUrl, firstRow } from "./support.js";
-
-
 
 /** A scratch database of our own: never the shared DATABASE_URL one. */
 interface Scratch {
@@ -64,6 +64,59 @@ async function userObjects(knex: Knex): Promise<string[]> {
   return rows.rows.map((r) => r.name);
 }
 
+/**
+ * The backfill of entity names (20261206220000_add_entity_names) on entities that existed before
+ * names: taken back down, entities written without names, then up again. Names come from titles,
+ * unique per tenant (oldest first keeps the plain slug), held from creation until deletion.
+ */
+async function checkNameBackfill(knex: Knex): Promise<void> {
+  const addNames = contentMigrations.find((m) => m.name === "20261206220000_add_entity_names")!;
+  await addNames.down(knex);
+  const [a, b] = [await createTenant(knex), await createTenant(knex)];
+  const [userA, userB] = [await createUser(knex, a), await createUser(knex, b)];
+  const ids: string[] = [];
+  const write = async (tenantId: string, owner: string, title: string, minute: number, deleted = false) => {
+    const at = `2026-01-01T00:${String(minute).padStart(2, "0")}:00Z`;
+    const id = randomUUID();
+    await knex.raw(
+      `insert into entity (tenant_id, id, entity_type, owner_id, created_at, updated_at, deleted_at, purge_time)
+       values (?, ?, 'context', ?, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz)`,
+      [tenantId, id, owner, at, at, deleted ? "2026-01-02T00:00:00Z" : null, deleted ? "2026-02-01T00:00:00Z" : null],
+    );
+    await knex.raw(
+      `insert into entity_version (tenant_id, entity_id, version, title, author_id, content_hash, valid_from)
+       values (?, ?, 1, ?, ?, ?, ?::timestamptz)`,
+      [tenantId, id, title, owner, "0".repeat(64), at],
+    );
+    ids.push(id);
+  };
+  await write(a, userA, "Support Reply", 1);
+  await write(a, userA, "support reply!", 2);
+  await write(a, userA, "Support reply 2", 3);
+  await write(a, userA, "Crème brûlée", 4, true);
+  await write(a, userA, "日本語", 5);
+  await write(b, userB, "Support Reply", 6);
+  await addNames.up(knex);
+  const named = await knex.raw<{ rows: { id: string; name: string; periods: string }[] }>(
+    `select e.id, e.name, string_agg(n.name || ' ' || to_char(n.valid_from at time zone 'UTC', 'MI') || '-' || coalesce(to_char(n.valid_to at time zone 'UTC', 'DD'), ''), ',') as periods
+     from entity e join entity_name n on n.tenant_id = e.tenant_id and n.entity_id = e.id
+     where e.id = any(?::uuid[]) group by e.id, e.name`,
+    [ids],
+  );
+  const byId = new Map(named.rows.map((r) => [r.id, [r.name, r.periods]]));
+  assert.deepEqual(
+    ids.map((id) => byId.get(id)),
+    [
+      ["support-reply", "support-reply 01-"],
+      ["support-reply-2", "support-reply-2 02-"],
+      ["support-reply-2-2", "support-reply-2-2 03-"],
+      ["creme-brulee", "creme-brulee 04-02"],
+      ["entity", "entity 05-"],
+      ["support-reply", "support-reply 06-"],
+    ],
+  );
+}
+
 describe("migrations", () => {
   test("up is idempotent; down all, then up again, restores the same schema", { timeout: 300_000 }, async (t) => {
     const shared = databaseUrl();
@@ -96,6 +149,8 @@ describe("migrations", () => {
       assert.ok(again.every((s) => s.applied.length === 0), "a second up is a no-op");
       const status = await migrationStatus(knex, SCHEMA_SLICES);
       assert.ok(status.every((s) => s.pending.length === 0));
+
+      await checkNameBackfill(knex);
 
       const reverted = await migrateDown(knex, SCHEMA_SLICES, { all: true });
       assert.deepEqual(reverted.map((s) => s.slice), ["analytics", "search", "graph", "content", "identity", "core"]);

@@ -230,7 +230,12 @@ describe("temporal versions (entity_version)", () => {
     ).id;
     const insertEntity = (owner: string | null, ownerKey: string | null) =>
       withTenant(knex, { service: "content", tenantId }, (trx) =>
-        trx.raw("insert into entity (tenant_id, entity_type, owner_id, owner_api_key_id) values (?, 'context', ?, ?)", [tenantId, owner, ownerKey]),
+        trx.raw("insert into entity (tenant_id, entity_type, name, owner_id, owner_api_key_id) values (?, 'context', ?, ?, ?)", [
+          tenantId,
+          `keyed-${Math.random().toString(36).slice(2, 10)}`,
+          owner,
+          ownerKey,
+        ]),
       );
     await insertEntity(null, keyId);
     await rejectsWith(insertEntity(null, null), SQLSTATE.checkViolation, "entity_owner_check");
@@ -238,7 +243,7 @@ describe("temporal versions (entity_version)", () => {
     const otherTenant = await createTenant(knex);
     await rejectsWith(
       withTenant(knex, { service: "content", tenantId: otherTenant }, (trx) =>
-        trx.raw("insert into entity (tenant_id, entity_type, owner_api_key_id) values (?, 'context', ?)", [otherTenant, keyId]),
+        trx.raw("insert into entity (tenant_id, entity_type, name, owner_api_key_id) values (?, 'context', 'keyed', ?)", [otherTenant, keyId]),
       ),
       SQLSTATE.foreignKeyViolation,
       "entity_owner_api_key_fkey",
@@ -270,6 +275,42 @@ describe("temporal versions (entity_version)", () => {
       ),
     );
     assert.deepEqual(versions.rows.map((r) => r.version), [2, 1]);
+  });
+});
+
+describe("names (entity.name, entity_name)", () => {
+  test("a slug, unique per tenant among live entities; two entities never hold a name at the same instant", async () => {
+    const { tenantId, userId, entityId } = await entityWithVersions(1);
+    const { id: other } = await createEntity(knex, tenantId, userId, { title: "other", name: "other" });
+    const otherTenant = await createTenant(knex);
+    await createEntity(knex, otherTenant, await createUser(knex, otherTenant, "editor"), { title: "other", name: "other" });
+    await withTenant(knex, { service: "content", tenantId }, async (trx) => {
+      const name = firstRow(await trx.raw<{ rows: { name: string }[] }>("select name from entity where tenant_id = ? and id = ?", [tenantId, entityId])).name;
+      assert.equal(name, "v1", "named after the title by the fixture, as the service does");
+      await trx.raw("savepoint s");
+      for (const bad of ["", "-a", "a-", "A", "a_b", "x".repeat(65)]) {
+        await rejectsWith(trx.raw("update entity set name = ? where tenant_id = ? and id = ?", [bad, tenantId, entityId]), SQLSTATE.checkViolation, "entity_name_check");
+        await trx.raw("rollback to savepoint s");
+      }
+      await rejectsWith(trx.raw("update entity set name = 'other' where tenant_id = ? and id = ?", [tenantId, entityId]), SQLSTATE.uniqueViolation, "entity_name_key");
+      await trx.raw("rollback to savepoint s");
+      // Another period of `other` overlapping the open one of its holder.
+      await rejectsWith(
+        trx.raw("insert into entity_name (tenant_id, entity_id, name, valid_from) values (?, ?, 'other', now() - interval '1 day')", [tenantId, entityId]),
+        SQLSTATE.exclusionViolation,
+        "entity_name_no_overlap",
+      );
+      await trx.raw("rollback to savepoint s");
+      // Deleted, `other` is free for a live entity (its period closed as the service closes it).
+      await trx.raw("update entity set deleted_at = now() where tenant_id = ? and id = ?", [tenantId, other]);
+      await trx.raw("update entity_name set valid_to = clock_timestamp() where tenant_id = ? and entity_id = ? and valid_to is null", [tenantId, other]);
+      await trx.raw("update entity set name = 'other' where tenant_id = ? and id = ?", [tenantId, entityId]);
+      await trx.raw("rollback to savepoint s");
+      // History is immutable but for closing a period.
+      await rejectsWith(trx.raw("update entity_name set name = 'x' where tenant_id = ?", [tenantId]), SQLSTATE.insufficientPrivilege);
+      await trx.raw("rollback to savepoint s");
+      await rejectsWith(trx.raw("delete from entity_name where tenant_id = ?", [tenantId]), SQLSTATE.insufficientPrivilege);
+    });
   });
 });
 

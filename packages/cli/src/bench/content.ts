@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createServiceClient } from "@promptcraft/client";
 import { contentService } from "@promptcraft/content";
-import { addVersion, createEntity } from "@promptcraft/content/fixtures";
+import { addVersion, createEntity, setLabel } from "@promptcraft/content/fixtures";
 import { createKnex, dbTypes, pg, type Knex } from "@promptcraft/db";
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
@@ -125,6 +125,8 @@ function verdict(ratio: number, goal: number, atLeast: boolean): string {
  *     for the client). Goal ≥ 0.5.
  * (c) GetEntity as of a past time on an entity with 1 version vs one with 1,000 (h2load, same
  *     concurrency). Goal: at most 1.5× apart.
+ * (d) GetEntity by name vs by id, both with label `production` (h2load, same concurrency): the name
+ *     is resolved by a subquery of the same statement. Goal: by name ≥ 0.9 of by id.
  * Paired runs per round in alternating order; medians and the median of per-round ratios.
  */
 export async function benchContent(args: string[]): Promise<number> {
@@ -154,7 +156,8 @@ export async function benchContent(args: string[]): Promise<number> {
 
     console.log("content benchmark: preparing entities (one with 1,000 versions) …");
     const body = { content: { text: "You are a helpful assistant. ".repeat(20) }, tags: ["bench", "prompt"], visibility: "tenant" as const };
-    const { id: readId } = await createEntity(db, tenantId, userId, { title: "read me", ...body });
+    const { id: readId, name: readName } = await createEntity(db, tenantId, userId, { title: "read me", ...body });
+    await setLabel(db, tenantId, readId, "production", 1, userId);
     const { id: shortId } = await createEntity(db, tenantId, userId, { title: "one version", ...body });
     const { id: longId } = await createEntity(db, tenantId, userId, { title: "v1", ...body });
     for (let v = 2; v <= 1000; v++) await addVersion(db, tenantId, longId, userId, { title: `v${v}` });
@@ -189,12 +192,14 @@ export async function benchContent(args: string[]): Promise<number> {
     });
     const servicePid = content.process.pid!;
     const h2 = { seconds, connections: 4, streams: concurrency / 4, headers: { ...GRPC_HEADERS, ...auth } };
-    const getBody = (entityId: string, asOf?: Date) =>
-      grpcFrame(toBinary(GetEntityRequestSchema, create(GetEntityRequestSchema, { entityId, ...(asOf ? { asOfTime: timestampFromDate(asOf) } : {}) })));
-    const getEntityRate = (entityId: string, asOf?: Date) => () =>
-      grpcThroughput(content!, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, body: getBody(entityId, asOf) });
+    const getBody = (request: MessageInitShape<typeof GetEntityRequestSchema>) => grpcFrame(toBinary(GetEntityRequestSchema, create(GetEntityRequestSchema, request)));
+    const getRate = (request: MessageInitShape<typeof GetEntityRequestSchema>) => () =>
+      grpcThroughput(content!, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, body: getBody(request) });
+    const getEntityRate = (entityId: string, asOf?: Date) => getRate({ entityId, ...(asOf ? { asOfTime: timestampFromDate(asOf) } : {}) });
     // Fail fast (not as "0 req/s") if the calls do not succeed.
-    await grpcThroughput(content, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, seconds: 1, body: getBody(readId) });
+    for (const request of [{ entityId: readId }, { name: readName, label: "production" }]) {
+      await grpcThroughput(content, "/promptcraft.content.v1.ContentService/GetEntity", { ...h2, seconds: 1, body: getBody(request) });
+    }
 
     console.log(
       `\n(a) GetEntity, current version: gRPC (h2load, ${h2.connections} connections × ${h2.streams} streams, service pool ${poolSize}) vs its ${getStatements.length} statements through pg (${concurrency} loops, pool ${poolSize}); ${seconds}s per run, ${rounds} rounds`,
@@ -248,15 +253,20 @@ export async function benchContent(args: string[]): Promise<number> {
     console.log(`\n(c) GetEntity as of a past time: 1 version vs 1,000 versions in the history (h2load as in (a)); ${seconds}s per run, ${rounds} rounds`);
     const c = await paired(rounds, ["1 version", "1,000 versions"], getEntityRate(shortId, shortAsOf), getEntityRate(longId, longAsOf), "req/s");
 
+    console.log(`\n(d) GetEntity with label production: by name vs by id (h2load as in (a)); ${seconds}s per run, ${rounds} rounds`);
+    const d = await paired(rounds, ["by name", "by id"], getRate({ name: readName, label: "production" }), getRate({ entityId: readId, label: "production" }), "req/s");
+
     const ra = median(a.ratio);
     const rb = median(b.ratio);
     const rc = median(c.ratio);
+    const rd = median(d.ratio);
     console.log("");
     console.log(`  (a) median GetEntity gRPC ${median(a.a).toFixed(0)} req/s, pg ${median(a.b).toFixed(0)} req/s; ratio ${ra.toFixed(2)} (goal ≥ 0.50) ${verdict(ra, 0.5, true)}`);
     console.log(`  (b) median UpdateEntity gRPC ${median(b.a).toFixed(0)} /s, pg ${median(b.b).toFixed(0)} /s; ratio ${rb.toFixed(2)} (goal ≥ 0.50) ${verdict(rb, 0.5, true)}`);
     console.log(
       `  (c) median as-of 1 version ${median(c.a).toFixed(0)} req/s, 1,000 versions ${median(c.b).toFixed(0)} req/s; ${rc.toFixed(2)}× apart (goal ≤ 1.50) ${verdict(Math.max(rc, 1 / rc), 1.5, false)}`,
     );
+    console.log(`  (d) median by name ${median(d.a).toFixed(0)} req/s, by id ${median(d.b).toFixed(0)} req/s; by name / by id ${rd.toFixed(2)} (goal ≥ 0.90) ${verdict(rd, 0.9, true)}`);
     return 0;
   } finally {
     if (content) await stop(content);

@@ -17,6 +17,7 @@ import {
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { findEntityAccess, type EntityAccessRow } from "../store/access.js";
 import * as store from "../store/entities.js";
+import * as names from "../store/names.js";
 import { findCurrentVersion, findVersionByRequestId, insertNextVersion } from "../store/versions.js";
 import {
   entityNotFound,
@@ -30,6 +31,7 @@ import {
   type Caller,
   type PermissionLevel,
 } from "./access.js";
+import { checkName, firstFreeName, isNameConflict, nameTaken, slugOf, type EntityRef } from "./names.js";
 
 /**
  * Entities (assets) and their lifecycle: create (idempotent), read as of a version / label / time,
@@ -129,6 +131,8 @@ export async function retriedWrite(trx: Knex.Transaction, caller: Caller, entity
 
 export interface NewEntity {
   type: store.EntityType;
+  /** The name; empty: derived from the title (`slugOf`, made unique with `-2`, `-3`…). */
+  name: string;
   fields: VersionFields;
   commitMessage: string;
   requestId: string;
@@ -139,15 +143,18 @@ export interface NewEntity {
  * Needs the editor role. Idempotent with a request id: a retry by the same caller returns the
  * entity the first call created (its current state); the same request id with another type, other
  * fields or another caller is ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities`
- * quota counts live entities.
+ * quota counts live entities. A name another live entity holds is ALREADY_EXISTS naming
+ * `entity.name`; a derived name takes the first free candidate (creations of a tenant are
+ * serialised by the quota lock, so only a concurrent rename can take it meanwhile).
  */
 export async function createEntity(db: Knex, caller: Caller, input: NewEntity, actor: Actor): Promise<EntityView> {
   requireTenantRole(caller, "editor", "creating an entity");
   const owner = principalOf(caller);
   const [ownerUser, ownerKey] = principalColumns(owner);
   checkContentSize(input.fields, "entity.content");
+  if (input.name !== "") checkName(input.name, "entity.name");
   const hash = contentHash(input.fields);
-  return withTenant(db, scopeOf(caller), async (trx) => {
+  return withNameConflicts(() => withTenant(db, scopeOf(caller), async (trx) => {
     const retried = async (id: string): Promise<EntityView> => {
       const first = await store.findEntityVersion(trx, caller, id, { kind: "version", version: 1 }, false);
       if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerUser || first.owner_api_key_id !== ownerKey) {
@@ -167,9 +174,17 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
         metadata: { metric: "max_entities", limit: String(limit) },
       });
     }
+    let name = input.name;
+    if (name === "") {
+      const base = slugOf(input.fields.title);
+      name = firstFreeName(base, await names.namesLike(trx, caller.tenantId, base));
+    } else if (await names.nameHolder(trx, caller.tenantId, name)) {
+      throw nameTaken(name, "entity.name");
+    }
     const id = await store.insertEntity(trx, {
       tenantId: caller.tenantId,
       type: input.type,
+      name,
       owner,
       requestId,
       fields: input.fields,
@@ -180,23 +195,45 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
     // then finds it above; `undefined` cannot happen while the lock is held.
     const created = await readCurrent(trx, caller, id!);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, id!, created.row.row_version, "entity.created", { type: input.type, version: 1, title: input.fields.title, content_hash: hash }, actor),
+      entityEvent(caller.tenantId, id!, created.row.row_version, "entity.created", { type: input.type, name, version: 1, title: input.fields.title, content_hash: hash }, actor),
     ]);
     return created;
-  });
+  }), input.name, "entity.name");
+}
+
+/**
+ * Runs `work` (a whole transaction), turning a name taken concurrently (the unique index or the
+ * name history's exclusion, after the checks passed) into ALREADY_EXISTS naming `field`.
+ */
+async function withNameConflicts<T>(work: () => Promise<T>, name: string, field: string): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (isNameConflict(err)) throw nameTaken(name, field);
+    throw err;
+  }
 }
 
 /**
  * An entity (deleted ones included) as of the selected version, for a caller with view. NOT_FOUND
  * names what is missing in its metadata: the entity, the version, the label, or any version at
- * that time.
+ * that time. By name: the live entity holding the name, or with a time (`as_of_time`, alone or
+ * with a label) the entity that held it then — a deleted entity holds no name, so it is read by id.
  */
-export async function getEntity(db: Knex, caller: Caller, entityId: string, selector: store.VersionSelector, full: boolean): Promise<EntityView> {
+export async function getEntity(db: Knex, caller: Caller, ref: EntityRef, selector: store.VersionSelector, full: boolean): Promise<EntityView> {
+  const time = selector.kind === "as_of" || selector.kind === "label" ? selector.time : undefined;
   return withTenant(db, scopeOf(caller), async (trx) => {
-    const row = await store.findEntityVersion(trx, caller, entityId, selector, full);
-    if (!row || row.permission < 1) throw entityNotFound();
+    const row = await store.findEntityVersion(trx, caller, names.entityIdOf(trx, caller.tenantId, ref, time), selector, full);
+    if (!row || row.permission < 1) throw "name" in ref ? nameNotFound(ref.name, time) : entityNotFound();
     if (row.version === null) throw selectorNotFound(selector);
     return viewOf(row as EntityRow);
+  });
+}
+
+/** NOT_FOUND for a name no entity the caller may see holds (now, or at `time`); the same whether it exists or is hidden. */
+function nameNotFound(name: string, time: Date | undefined): NotFoundError {
+  return new NotFoundError(time ? `no entity was named ${name} at ${time.toISOString()}` : `no entity is named ${name}`, {
+    metadata: { resource_type: "entity", name, ...(time ? { as_of_time: time.toISOString() } : {}) },
   });
 }
 
@@ -263,11 +300,13 @@ export async function listEntities(db: Knex, caller: Caller, q: EntityQuery): Pr
     v: f.visibility ?? "",
     fav: f.favoritesOnly,
     tp: f.titlePrefix.toLowerCase(),
+    n: f.name,
+    np: f.namePrefix,
     d: f.showDeleted,
     ob: q.order,
     full: q.full,
   };
-  const cursor = decodePageCursor(q.pageToken, params, { key: q.order.key === "title" ? CURSOR_TEXT : CURSOR_TIMESTAMP, id: CURSOR_UUID });
+  const cursor = decodePageCursor(q.pageToken, params, { key: q.order.key === "title" || q.order.key === "name" ? CURSOR_TEXT : CURSOR_TIMESTAMP, id: CURSOR_UUID });
   const limit = pageSizeOf(q.pageSize);
   return withTenant(db, scopeOf(caller), async (trx) => {
     const rows = await store.listEntities(trx, caller, f, q.order, { after: cursor, limit: limit + 1, full: q.full });
@@ -284,6 +323,9 @@ export type FieldChanges = Partial<VersionFields>;
  * content hash): then nothing is written, no event appended, and the current entity returned.
  * Needs edit; a deleted entity is FAILED_PRECONDITION; a stale etag ABORTED. A retry with the
  * request id of a call that wrote a version returns that version (see `retriedWrite`).
+ * With `name` (the update mask names it), the entity is renamed first: not versioned, but recorded
+ * in the name history and the event log (`content.entity.renamed`); a name another live entity
+ * holds is ALREADY_EXISTS naming `entity.name`.
  */
 export async function updateEntity(
   db: Knex,
@@ -291,16 +333,18 @@ export async function updateEntity(
   entityId: string,
   etag: string,
   apply: (current: VersionFields) => VersionFields,
-  commit: { message: string; requestId: string },
+  commit: { message: string; requestId: string; name?: string },
   actor: Actor,
 ): Promise<EntityView> {
   const author = principalOf(caller);
   const commitMessage = commit.message || "Update";
-  return changeEntity(db, caller, entityId, "edit", "changing the entity", async (trx, entity) => {
+  if (commit.name !== undefined) checkName(commit.name, "entity.name");
+  return withNameConflicts(() => changeEntity(db, caller, entityId, "edit", "changing the entity", async (trx, entity) => {
     const retried = await retriedWrite(trx, caller, entityId, commit.requestId);
     if (retried) return retried;
     requireLive(entity);
     checkEtag(etag, entity.row_version, "entity");
+    if (commit.name !== undefined && commit.name !== entity.name) await rename(trx, caller, entity, commit.name, "entity.name", true, actor);
     const current = await findCurrentVersion(trx, caller.tenantId, entityId);
     const next = apply(current);
     checkContentSize(next, "entity.content");
@@ -327,7 +371,19 @@ export async function updateEntity(
       ]);
     }
     return readCurrent(trx, caller, entityId);
-  });
+  }), commit.name ?? "", "entity.name");
+}
+
+/**
+ * Renames a locked entity to `name` (ALREADY_EXISTS naming `field` when another live entity holds
+ * it) and appends `content.entity.renamed`. `live`: whether the entity holds its name now (not
+ * while deleted: then only `entity.name` changes, for the undelete that follows).
+ */
+async function rename(trx: Knex.Transaction, caller: Caller, entity: EntityAccessRow, name: string, field: string, live: boolean, actor: Actor): Promise<void> {
+  const holder = await names.nameHolder(trx, caller.tenantId, name);
+  if (holder !== undefined && holder !== entity.id) throw nameTaken(name, field);
+  const { row_version } = await names.renameEntity(trx, { tenantId: caller.tenantId, entityId: entity.id, name, by: principalOf(caller), live });
+  await appendEvents(trx, [entityEvent(caller.tenantId, entity.id, row_version, "content.entity.renamed", { name, previous_name: entity.name }, actor)]);
 }
 
 const VERSIONED_FIELDS = ["title", "description", "status", "visibility", "content", "tags", "metadata"] as const;
@@ -343,6 +399,7 @@ export async function deleteEntity(db: Knex, caller: Caller, entityId: string, e
     requireLive(entity);
     checkEtag(etag, entity.row_version, "entity");
     await store.setDeleted(trx, caller.tenantId, entityId, { deletedBy: caller.userId ?? null, purgeAfterMs: settings.softDeleteRetentionMs });
+    await names.closeEntityName(trx, caller.tenantId, entityId);
     const deleted = await readCurrent(trx, caller, entityId);
     await appendEvents(trx, [
       entityEvent(caller.tenantId, entityId, deleted.row.row_version, "entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
@@ -351,15 +408,46 @@ export async function deleteEntity(db: Knex, caller: Caller, entityId: string, e
   });
 }
 
-/** Restores a soft-deleted entity (admin on it). */
-export async function undeleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, actor: Actor): Promise<EntityView> {
-  return changeEntity(db, caller, entityId, "admin", "restoring the entity", async (trx, entity) => {
+/**
+ * Restores a soft-deleted entity (admin on it) under its name, or under `name` when given (a
+ * rename, recorded as such). When another live entity took its name meanwhile, ALREADY_EXISTS
+ * naming `name`: undelete with a new name.
+ */
+export async function undeleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, name: string | undefined, actor: Actor): Promise<EntityView> {
+  if (name !== undefined) checkName(name, "name");
+  return withNameConflicts(() => changeEntity(db, caller, entityId, "admin", "restoring the entity", async (trx, entity) => {
     if (!entity.deleted_at) throw new FailedPreconditionError("the entity is not deleted", { reason: ErrorReason.RESOURCE_NOT_DELETED });
     checkEtag(etag, entity.row_version, "entity");
+    if (name !== undefined && name !== entity.name) {
+      await rename(trx, caller, entity, name, "name", false, actor);
+    } else if ((await names.nameHolder(trx, caller.tenantId, entity.name)) !== undefined) {
+      throw new AlreadyExistsError(`another entity took the name ${entity.name} meanwhile; undelete with a new name`, {
+        metadata: { field: "name", name: entity.name, resource_type: "entity" },
+      });
+    }
     await store.setDeleted(trx, caller.tenantId, entityId, null);
+    await names.openEntityName(trx, { tenantId: caller.tenantId, entityId, by: principalOf(caller) });
     const restored = await readCurrent(trx, caller, entityId);
-    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "entity.undeleted", {}, actor)]);
+    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "entity.undeleted", { name: restored.row.name }, actor)]);
     return restored;
+  }), name ?? "", "name");
+}
+
+/** A page of an entity's name periods, newest first (view on the entity; deleted entities included). */
+export async function listEntityNameHistory(
+  db: Knex,
+  caller: Caller,
+  q: { entityId: string; pageSize: number; pageToken: string },
+): Promise<{ names: names.EntityNameRow[]; nextPageToken: string }> {
+  const params = { t: caller.tenantId, e: q.entityId };
+  const cursor = decodePageCursor(q.pageToken, params, { before: CURSOR_TIMESTAMP });
+  const limit = pageSizeOf(q.pageSize);
+  return withTenant(db, scopeOf(caller), async (trx) => {
+    const entity = await findEntityAccess(trx, caller, q.entityId);
+    requirePermission(entity ? permissionOfRank(entity.permission) : "none", "view", "reading the name history");
+    const rows = await names.listEntityNames(trx, caller.tenantId, q.entityId, { before: cursor?.before, limit: limit + 1 });
+    const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ before: last.sort_key }));
+    return { names: page, nextPageToken };
   });
 }
 

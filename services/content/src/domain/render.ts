@@ -4,6 +4,7 @@ import type { Knex } from "@promptcraft/db";
 import type { VersionSelector } from "../store/entities.js";
 import type { Caller } from "./access.js";
 import { getEntity, type EntityRow } from "./entities.js";
+import type { EntityRef } from "./names.js";
 
 /**
  * Template rendering (ContentService.RenderTemplate). A template entity's content is
@@ -216,18 +217,18 @@ export function renderTemplate(content: Record<string, unknown>, variables: Reco
 }
 
 /**
- * Renders the selected version of a template entity for a caller with view (NOT_FOUND otherwise,
+ * Renders the selected version of a template entity (by id or name) for a caller with view (NOT_FOUND otherwise,
  * like GetEntity; a soft-deleted template renders, as GetEntity still returns it). Read-only.
  */
 export async function renderEntity(
   db: Knex,
   caller: Caller,
-  entityId: string,
+  ref: EntityRef,
   selector: VersionSelector,
   variables: Record<string, unknown>,
   options: RenderOptions,
 ): Promise<{ row: EntityRow; rendered: Rendered }> {
-  const { row } = await getEntity(db, caller, entityId, selector, true);
+  const { row } = await getEntity(db, caller, ref, selector, true);
   if (row.entity_type !== "template") throw notATemplate(`the entity is a ${row.entity_type}, not a template`);
   return { row, rendered: renderTemplate(row.content ?? {}, variables, options) };
 }

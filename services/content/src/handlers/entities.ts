@@ -18,6 +18,7 @@ import type { ContentConfig } from "../config.js";
 import { reportUsage } from "./usage.js";
 import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
+import type { EntityRef } from "../domain/names.js";
 import { applyUpdateMask, checkText, checkVersionFields } from "../domain/fields.js";
 import type { EntityOrder, VersionSelector } from "../store/entities.js";
 
@@ -66,6 +67,7 @@ export function entityToProto({ row, permission }: entities.EntityView, readTime
   const currentThen = at !== undefined ? epochMicros(row.valid_from) <= at && (row.valid_to === null || epochMicros(row.valid_to) > at) : row.valid_to === null;
   return {
     id: row.id,
+    name: row.name,
     tenantId: row.tenant_id,
     type: TYPE_TO_PROTO[row.entity_type],
     ownerId: principalName(row.owner_id, row.owner_api_key_id),
@@ -122,6 +124,19 @@ export function selectorOf(request: { version?: number; label?: string; asOfTime
   return { kind: "current" };
 }
 
+/**
+ * The entity a read names: exactly one of `entity_id` and `name` (the contract validates each; that
+ * exactly one is given is checked here, to name the field: `entity_id` when neither is, `name` when both are).
+ */
+export function entityRefOf(request: { entityId: string; name: string }): EntityRef {
+  if (request.entityId !== "" && request.name !== "") {
+    throw new InvalidArgumentError({ field: "name", description: "give entity_id or name, not both" });
+  }
+  if (request.name !== "") return { name: request.name };
+  if (request.entityId === "") throw new InvalidArgumentError({ field: "entity_id", description: "entity_id or name is required" });
+  return { id: request.entityId };
+}
+
 const ORDERS: Record<string, EntityOrder> = {
   "": { key: "update_time", desc: true },
   update_time: { key: "update_time", desc: false },
@@ -133,6 +148,9 @@ const ORDERS: Record<string, EntityOrder> = {
   title: { key: "title", desc: false },
   "title asc": { key: "title", desc: false },
   "title desc": { key: "title", desc: true },
+  name: { key: "name", desc: false },
+  "name asc": { key: "name", desc: false },
+  "name desc": { key: "name", desc: true },
 };
 
 /**
@@ -150,14 +168,15 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageRe
       const created = await entities.createEntity(
         db,
         callerOf(ctx),
-        { type: entityTypeOf(e.type), fields, commitMessage: request.commitMessage, requestId: request.requestId },
+        { type: entityTypeOf(e.type), name: e.name, fields, commitMessage: request.commitMessage, requestId: request.requestId },
         actorOf(ctx),
       );
       return entityToProto(created);
     },
     getEntity: async (request, ctx) => {
+      const ref = entityRefOf(request);
       const selector = selectorOf(request);
-      const found = await entities.getEntity(db, callerOf(ctx), request.entityId, selector, isFullView(request.view, "full"));
+      const found = await entities.getEntity(db, callerOf(ctx), ref, selector, isFullView(request.view, "full"));
       // A read by label is what an SDK fetching `production` does: a `view` of that version.
       if (request.label !== undefined) reportUsage(usage, ctx, { kind: UsageKind.VIEW, entityId: found.row.id, entityVersion: found.row.version, label: request.label });
       return entityToProto(found, selector.kind === "as_of" || selector.kind === "label" ? selector.time : undefined);
@@ -183,6 +202,8 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageRe
           visibility: visibilityOf(request.visibility),
           favoritesOnly: request.favoritesOnly,
           titlePrefix: request.titlePrefix,
+          name: request.name,
+          namePrefix: request.namePrefix,
           showDeleted: request.showDeleted,
         },
         order: ORDERS[request.orderBy]!,
@@ -202,6 +223,11 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageRe
       if ((wildcard || named.has("visibility")) && e.visibility === Visibility.UNSPECIFIED) {
         throw new InvalidArgumentError({ field: "entity.visibility", description: "visibility is required when the update mask names it" });
       }
+      if (named.has("name") && e.name === "") {
+        throw new InvalidArgumentError({ field: "entity.name", description: "name is required when the update mask names it" });
+      }
+      // A rename is its own field, not a versioned one: the versioned fields are applied without it.
+      const versionPaths = paths.filter((p) => p !== "name");
       const requested = requestedFields(e);
       const updated = await entities.updateEntity(
         db,
@@ -209,18 +235,32 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageRe
         e.id,
         e.etag,
         (current) => {
-          const next = applyUpdateMask(current, requested, paths);
+          const next = applyUpdateMask(current, requested, versionPaths);
           checkVersionFields(next, "entity", { commit_message: request.commitMessage });
           return next;
         },
-        { message: request.commitMessage, requestId: request.requestId },
+        { message: request.commitMessage, requestId: request.requestId, name: named.has("name") ? e.name : undefined },
         actorOf(ctx),
       );
       return entityToProto(updated);
     },
     deleteEntity: async (request, ctx) =>
       entityToProto(await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx))),
-    undeleteEntity: async (request, ctx) => entityToProto(await entities.undeleteEntity(db, callerOf(ctx), request.entityId, request.etag, actorOf(ctx))),
+    undeleteEntity: async (request, ctx) =>
+      entityToProto(await entities.undeleteEntity(db, callerOf(ctx), request.entityId, request.etag, request.name, actorOf(ctx))),
+    listEntityNameHistory: async (request, ctx) => {
+      const page = await entities.listEntityNameHistory(db, callerOf(ctx), { entityId: request.entityId, pageSize: request.pageSize, pageToken: request.pageToken });
+      return {
+        names: page.names.map((n) => ({
+          entityId: n.entity_id,
+          name: n.name,
+          setterId: principalName(n.set_by, n.set_by_api_key_id),
+          startTime: timestampFromDb(n.valid_from),
+          endTime: n.valid_to ? timestampFromDb(n.valid_to) : undefined,
+        })),
+        nextPageToken: page.nextPageToken,
+      };
+    },
     purgeEntity: async (request, ctx) => {
       await entities.purgeEntity(db, callerOf(ctx), request.entityId, request.force, request.etag, actorOf(ctx));
       return {};

@@ -4,14 +4,14 @@ import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import type { ContentConfig } from "../config.js";
 import { MAX_RENDERED_BYTES, renderEntity } from "../domain/render.js";
-import { selectorOf } from "./entities.js";
+import { entityRefOf, selectorOf } from "./entities.js";
 import { reportUsage } from "./usage.js";
 
 /** ContentService.RenderTemplate (rules in domain/render.ts). Read-only: no version, no audit event; a `render` usage event. */
 export function templateHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter): ServiceHandlers<typeof ContentService> {
   return {
     renderTemplate: async (request, ctx) => {
-      const { row, rendered } = await renderEntity(deps.db, callerOf(ctx), request.entityId, selectorOf(request), request.variables ?? {}, {
+      const { row, rendered } = await renderEntity(deps.db, callerOf(ctx), entityRefOf(request), selectorOf(request), request.variables ?? {}, {
         strict: request.strict,
         maxBytes: MAX_RENDERED_BYTES,
       });
@@ -19,6 +19,7 @@ export function templateHandlers(deps: ServiceDeps<ContentConfig>, usage?: Usage
       return {
         text: rendered.text,
         entityId: row.id,
+        name: row.name,
         version: row.version,
         contentHash: row.content_hash,
         missingVariables: rendered.missingVariables,

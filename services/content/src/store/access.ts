@@ -31,6 +31,8 @@ export function permissionRankSql(knex: Knex, caller: Caller, aliases: { entity:
 export interface EntityAccessRow {
   tenant_id: string;
   id: string;
+  /** The entity's current name. */
+  name: string;
   entity_type: string;
   owner_id: string | null;
   owner_api_key_id: string | null;
@@ -62,7 +64,7 @@ export async function findEntityAccess(trx: Knex.Transaction, caller: Caller, en
     if (locked.rows.length === 0) return undefined;
   }
   const { rows } = await trx.raw<{ rows: EntityAccessRow[] }>(
-    `select e.tenant_id, e.id, e.entity_type, e.owner_id, e.owner_api_key_id, e.current_version, e.row_version::text as row_version,
+    `select e.tenant_id, e.id, e.name, e.entity_type, e.owner_id, e.owner_api_key_id, e.current_version, e.row_version::text as row_version,
             e.deleted_at, e.purge_time, cv.visibility, ? as permission
      from entity e
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null

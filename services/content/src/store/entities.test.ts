@@ -78,7 +78,7 @@ describe("store/entities", () => {
     await knex.transaction(async (trx) => {
       assert.deepEqual(await store.findVisibleEntities(trx, stranger, [privateId], { full: true, showDeleted: true }), []);
       assert.equal(await store.findEntityVersion(trx, stranger, privateId, { kind: "current" }, true), undefined);
-      const filter: store.EntityFilter = { types: [], tagsAny: [], tagsAll: [], statuses: [], owner: undefined, visibility: undefined, favoritesOnly: false, titlePrefix: "", showDeleted: true };
+      const filter: store.EntityFilter = { types: [], tagsAny: [], tagsAll: [], statuses: [], owner: undefined, visibility: undefined, favoritesOnly: false, titlePrefix: "", name: "", namePrefix: "", showDeleted: true };
       assert.deepEqual(await store.listEntities(trx, stranger, filter, { key: "update_time", desc: true }, { limit: 10, full: false }), []);
     });
     const mine = await read(callers.owner, (trx) => store.findVisibleEntities(trx, callers.owner, [privateId], { full: false, showDeleted: false }));

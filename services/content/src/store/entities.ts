@@ -17,6 +17,8 @@ export type Visibility = VersionFields["visibility"];
 export interface EntityVersionRow {
   tenant_id: string;
   id: string;
+  /** The entity's current name (not versioned; history in entity_name). */
+  name: string;
   entity_type: EntityType;
   /** The owner: a user, or (`owner_api_key_id`) the API key that created the entity; exactly one is set. */
   owner_id: string | null;
@@ -60,7 +62,7 @@ export type VersionSelector =
   | { kind: "label"; label: string; time?: Date };
 
 function columns(full: boolean): string {
-  return `e.tenant_id, e.id, e.entity_type, e.owner_id, e.owner_api_key_id, e.current_version, e.row_version::text as row_version,
+  return `e.tenant_id, e.id, e.name, e.entity_type, e.owner_id, e.owner_api_key_id, e.current_version, e.row_version::text as row_version,
     e.created_at, e.updated_at, e.deleted_at, e.purge_time,
     v.version,
     v.title, v.description, v.status, v.visibility, ${full ? "v.content, v.metadata" : "null::jsonb as content, null::jsonb as metadata"},
@@ -93,7 +95,7 @@ function favoriteSql(knex: Knex, caller: Caller): Knex.Raw {
  * history, then reads the row by that key. The subqueries take the ids as parameters, so they run
  * once (InitPlans).
  */
-function selectorSql(knex: Knex, selector: VersionSelector, tenantId: string, entityId: string): Knex.Raw {
+function selectorSql(knex: Knex, selector: VersionSelector, tenantId: string, entityId: string | Knex.Raw): Knex.Raw {
   switch (selector.kind) {
     case "current":
       return knex.raw("v.valid_to is null");
@@ -131,11 +133,12 @@ function readTime(selector: VersionSelector): Date | undefined {
  * The entity (deleted ones included) with the caller's permission, as of the selected version.
  * Undefined when the entity does not exist; `version` is null when it exists but the selector
  * matches no version (unknown version or label, or a time before its creation). One round trip.
+ * `entityId` may be a subquery resolving a name (store/names.ts `entityIdOf`).
  */
 export async function findEntityVersion(
   trx: Knex.Transaction,
   caller: Caller,
-  entityId: string,
+  entityId: string | Knex.Raw,
   selector: VersionSelector,
   full: boolean,
 ): Promise<(Omit<EntityVersionRow, "version"> & { version: number | null }) | undefined> {
@@ -186,21 +189,26 @@ export interface EntityFilter {
   visibility: Visibility | undefined;
   favoritesOnly: boolean;
   titlePrefix: string;
+  /** Only the entity with this name (exact); empty: any. */
+  name: string;
+  /** Only entities whose name starts with this; empty: any. */
+  namePrefix: string;
   showDeleted: boolean;
 }
 
 /** Orderings of ListEntities: the sort key and its direction; ties broken by id in the same direction. */
-export type EntityOrder = { key: "update_time" | "create_time" | "title"; desc: boolean };
+export type EntityOrder = { key: "update_time" | "create_time" | "title" | "name"; desc: boolean };
 
 const ORDER_KEY_SQL: Record<EntityOrder["key"], string> = {
   update_time: "e.updated_at",
   create_time: "e.created_at",
   title: "lower(v.title)",
+  name: "e.name",
 };
 
 /** The sort key as cursor text: times in UTC with microseconds (exact, and castable back). */
 function sortKeyText(key: EntityOrder["key"]): string {
-  return key === "title" ? ORDER_KEY_SQL.title : `to_char(${ORDER_KEY_SQL[key]} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+  return key === "title" || key === "name" ? ORDER_KEY_SQL[key] : `to_char(${ORDER_KEY_SQL[key]} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }
 
 /** A page row: the entity and the text of its sort key (the next page's cursor). */
@@ -256,8 +264,17 @@ export async function listEntities(
     where.push("lower(v.title) like ?");
     bindings.push(likePrefix(filter.titlePrefix));
   }
+  if (filter.name !== "") {
+    where.push("e.name = ?");
+    bindings.push(filter.name);
+  }
+  if (filter.namePrefix !== "") {
+    // Names are lowercase already; collation "C" lets the prefix use the (tenant_id, name) index.
+    where.push("e.name like ?");
+    bindings.push(likePrefix(filter.namePrefix));
+  }
   const key = ORDER_KEY_SQL[order.key];
-  const keyCast = order.key === "title" ? "?::text" : "?::timestamptz";
+  const keyCast = order.key === "title" || order.key === "name" ? "?::text" : "?::timestamptz";
   if (page.after) {
     where.push(`(${key}, e.id) ${order.desc ? "<" : ">"} (${keyCast}, ?::uuid)`);
     bindings.push(page.after.key, page.after.id);
@@ -301,26 +318,31 @@ export async function lockEntityQuota(trx: Knex.Transaction, tenantId: string): 
 }
 
 /**
- * Inserts an entity with its version 1 (valid from the entity's creation); undefined when the
- * request id was used already (a concurrent retry won: read that one).
+ * Inserts an entity with its version 1 and its name's first period (both valid from the entity's
+ * creation); undefined when the request id was used already (a concurrent retry won: read that
+ * one). A name another live entity holds fails on `entity_name_key`.
  */
 export async function insertEntity(
   trx: Knex.Transaction,
-  e: { tenantId: string; type: EntityType; owner: Principal; requestId: string | null; fields: VersionFields; hash: string; commitMessage: string },
+  e: { tenantId: string; type: EntityType; name: string; owner: Principal; requestId: string | null; fields: VersionFields; hash: string; commitMessage: string },
 ): Promise<string | undefined> {
   const { rows } = await trx.raw<{ rows: { id: string }[] }>(
     `with e as (
-       insert into entity (tenant_id, entity_type, owner_id, owner_api_key_id, current_version, request_id)
-       values (?, ?, ?, ?, 1, ?)
+       insert into entity (tenant_id, entity_type, name, owner_id, owner_api_key_id, current_version, request_id)
+       values (?, ?, ?, ?, ?, 1, ?)
        on conflict (tenant_id, request_id) where request_id is not null do nothing
-       returning tenant_id, id, created_at
+       returning tenant_id, id, name, owner_id, owner_api_key_id, created_at
      ), v as (
        insert into entity_version (tenant_id, entity_id, version, previous_version, ${VERSION_FIELD_COLUMNS}, valid_from)
        select e.tenant_id, e.id, 1, null, ${VERSION_FIELD_VALUES}, e.created_at
        from e
+     ), n as (
+       insert into entity_name (tenant_id, entity_id, name, set_by, set_by_api_key_id, valid_from)
+       select e.tenant_id, e.id, e.name, e.owner_id, e.owner_api_key_id, e.created_at
+       from e
      )
      select id from e`,
-    [e.tenantId, e.type, ...principalColumns(e.owner), e.requestId, ...versionFieldParams({ ...e, author: e.owner })],
+    [e.tenantId, e.type, e.name, ...principalColumns(e.owner), e.requestId, ...versionFieldParams({ ...e, author: e.owner })],
   );
   return rows[0]?.id;
 }
