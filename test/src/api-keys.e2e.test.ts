@@ -188,7 +188,7 @@ describe("API keys: create, get, list, revoke", () => {
       const events = await withTenant(identity.deps.db, { service: "analytics", tenantId: tenantA }, (trx) =>
         trx.raw<{ rows: { event_type: string; actor_id: string }[] }>("select event_type, actor_id from event where aggregate_id = ?", [key.id]),
       );
-      assert.deepEqual(events.rows, [{ event_type: "api_key.created", actor_id: adminA }]);
+      assert.deepEqual(events.rows, [{ event_type: "identity.api_key.created", actor_id: adminA }]);
     });
 
     test(`${protocol}: times to the microsecond — expire_time as given, create_time as stored; a retry's expiry compares exactly`, async () => {
@@ -325,7 +325,7 @@ describe("API keys: create, get, list, revoke", () => {
     const events = await withTenant(identity.deps.db, { service: "analytics", tenantId: tenantA }, (trx) =>
       trx.raw<{ rows: { event_type: string }[] }>("select event_type from event where aggregate_id = ? order by id", [key.id]),
     );
-    assert.deepEqual(events.rows.map((r) => r.event_type), ["api_key.created", "api_key.revoked"]);
+    assert.deepEqual(events.rows.map((r) => r.event_type), ["identity.api_key.created", "identity.api_key.revoked"]);
     const missing = await call("grpc", identity, IdentityService.method.revokeApiKey, { apiKeyId: randomUUID() }, admin);
     assert.deepEqual(missing, { ok: false, code: "NOT_FOUND", reason: "RESOURCE_NOT_FOUND" });
   });

@@ -73,7 +73,7 @@ for (const protocol of PROTOCOLS) {
       const next = ok(await h.call(protocol, ContentService.method.updateEntity, { entity: { id: entityId, title: "after the lock" }, updateMask: { paths: ["title"] } }, editor.token));
       assert.equal(next.version, 2, "the stopped update wrote no version");
       const events = (await h.events(tenantId, entityId)).map((e) => e.event_type);
-      assert.deepEqual(events, ["entity.created", "entity.updated"]);
+      assert.deepEqual(events, ["content.entity.created", "content.entity.updated"]);
     }
 
     for (const how of ["deadline", "client cancel"] as const) {

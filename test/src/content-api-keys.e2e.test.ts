@@ -71,7 +71,7 @@ for (const protocol of PROTOCOLS) {
 
       // The event log: actor api_key with the key's id, the call's request id.
       const events = await h.events(t.tenantId, created.id);
-      assert.deepEqual(events.map((e) => e.event_type), ["entity.created", "entity.updated", "entity.rolled_back", "entity.label_moved"]);
+      assert.deepEqual(events.map((e) => e.event_type), ["content.entity.created", "content.entity.updated", "content.entity.rolled_back", "content.label.moved"]);
       for (const e of events) assert.deepEqual([e.actor_type, e.actor_id], ["api_key", key.id], e.event_type);
       assert.equal(events[0]!.request_id, callId);
 

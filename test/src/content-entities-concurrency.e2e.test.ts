@@ -76,7 +76,7 @@ for (const protocol of PROTOCOLS) {
       assertGapFreeAndForkFree(rows, 2);
       assert.equal(rows[0]!.title, ok(winners[0]!).title);
       assert.deepEqual(rows[0]!.labels, []);
-      assert.equal((await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "entity.updated").length, 1);
+      assert.equal((await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "content.entity.updated").length, 1);
     });
 
     test("a write that waited for the entity lock is judged by the access at the time it gets the lock", async () => {
@@ -127,7 +127,7 @@ for (const protocol of PROTOCOLS) {
       const current = ok(await h.call(protocol, M.getEntity, { entityId: e.id }, editor.token));
       assert.equal(current.version, PARALLEL + 1);
       assert.equal(current.etag, String(PARALLEL + 1));
-      assert.equal((await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "entity.updated").length, PARALLEL);
+      assert.equal((await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "content.entity.updated").length, PARALLEL);
     });
   });
 }

@@ -82,7 +82,7 @@ for (const protocol of PROTOCOLS) {
       const retried = ok(await h.call(protocol, M.updateEntity, retryable, editor.token));
       assert.deepEqual([retried.version, retried.currentVersion, retried.title], [5, 6, "Once"]);
 
-      const events = (await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "entity.updated");
+      const events = (await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "content.entity.updated");
       assert.equal(events.length, 5);
       assert.equal(events[0]!.request_id, callId);
       assert.equal(events[0]!.actor_id, editor.id);
@@ -181,11 +181,11 @@ for (const protocol of PROTOCOLS) {
 
       const events = (await h.events(t.tenantId, e.id)).map((ev) => [ev.event_type, ev.actor_id]);
       assert.deepEqual(events, [
-        ["entity.created", author!.id],
-        ["entity.deleted", author!.id],
-        ["entity.undeleted", author!.id],
-        ["entity.deleted", author!.id],
-        ["entity.purged", owner!.id],
+        ["content.entity.created", author!.id],
+        ["content.entity.deleted", author!.id],
+        ["content.entity.undeleted", author!.id],
+        ["content.entity.deleted", author!.id],
+        ["content.entity.purged", owner!.id],
       ]);
       assert.deepEqual(badFields(await h.call(protocol, M.deleteEntity, { entityId: "x" }, owner!.token)), ["entity_id"]);
       assert.deepEqual(badFields(await h.call(protocol, M.undeleteEntity, { entityId: "x" }, owner!.token)), ["entity_id"]);

@@ -50,7 +50,7 @@ for (const protocol of PROTOCOLS) {
       );
       const events = await h.events(t.tenantId, created.id);
       assert.equal(events.length, 1);
-      assert.equal(events[0]!.event_type, "entity.created");
+      assert.equal(events[0]!.event_type, "content.entity.created");
       assert.equal(events[0]!.aggregate_type, "entity");
       assert.equal(events[0]!.actor_id, editor.id);
       assert.equal(events[0]!.request_id, callId);
@@ -78,7 +78,7 @@ for (const protocol of PROTOCOLS) {
       const key = randomUUID();
       const racing = await Promise.all(Array.from({ length: 6 }, () => h.call(protocol, M.createEntity, { entity, requestId: key }, a!.token)));
       assert.equal(new Set(racing.map((r) => ok(r).id)).size, 1);
-      assert.equal((await h.events(t.tenantId)).filter((e) => e.event_type === "entity.created").length, 2);
+      assert.equal((await h.events(t.tenantId)).filter((e) => e.event_type === "content.entity.created").length, 2);
     });
 
     test("CreateEntity: viewers may not create; bad input is INVALID_ARGUMENT naming the field; quota", async () => {

@@ -1,5 +1,6 @@
 import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityType, Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
@@ -63,6 +64,17 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(failure(taken), ALREADY_EXISTS);
       assert.equal(metadataOf(taken).field, "entity.name");
 
+      // A retry (same request_id) with the same name returns the first entity; with another name it is another request.
+      const requestId = randomUUID();
+      const retried = { entity: { type: EntityType.CONTEXT, title: "Retried", name: "retried" }, requestId };
+      const firstCall = ok(await h.call(protocol, M.createEntity, retried, admin.token));
+      assert.equal(ok(await h.call(protocol, M.createEntity, retried, admin.token)).id, firstCall.id);
+      assert.equal(ok(await h.call(protocol, M.createEntity, { ...retried, entity: { ...retried.entity, name: "" } }, admin.token)).id, firstCall.id, "no name: any");
+      assert.deepEqual(failure(await h.call(protocol, M.createEntity, { ...retried, entity: { ...retried.entity, name: "other" } }, admin.token)), {
+        code: "ALREADY_EXISTS",
+        reason: "REQUEST_ID_REUSED",
+      });
+
       const missing = await h.call(protocol, M.getEntity, { name: "nobody" }, admin.token);
       assert.deepEqual(failure(missing), NOT_FOUND);
       assert.equal(metadataOf(missing).name, "nobody");
@@ -119,6 +131,25 @@ for (const protocol of PROTOCOLS) {
       assert.equal(rest.nextPageToken, "");
     });
 
+    test("concurrent claims of one name: exactly one entity gets it, the others ALREADY_EXISTS (never INTERNAL)", async () => {
+      const t = await h.tenantWith(["editor"]);
+      const editor = t.users[0]!;
+      const ids = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => ok(await h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: `racer ${i}` } }, editor.token)).id),
+      );
+      const claims = await Promise.all([
+        ...ids.map((id) => h.call(protocol, M.updateEntity, { entity: { id, name: "winner" }, updateMask: { paths: ["name"] } }, editor.token)),
+        h.call(protocol, M.createEntity, { entity: { type: EntityType.CONTEXT, title: "x", name: "winner" } }, editor.token),
+      ]);
+      assert.equal(claims.filter((c) => c.ok).length, 1, JSON.stringify(claims.map(failure)));
+      for (const c of claims.filter((c) => !c.ok)) {
+        assert.deepEqual(failure(c), ALREADY_EXISTS);
+        assert.equal(metadataOf(c).field, "entity.name");
+      }
+      const holder = ok(await h.call(protocol, M.listEntities, { name: "winner" }, editor.token)).entities;
+      assert.equal(holder.length, 1);
+    });
+
     test("RenderTemplate by name and label", async () => {
       const t = await h.tenantWith(["admin"]);
       const admin = t.users[0]!;
@@ -172,7 +203,7 @@ for (const protocol of PROTOCOLS) {
       assert.equal(ok(await h.call(protocol, M.getEntity, { name: "faq-old" }, admin.token)).id, old.id);
       assert.equal(ok(await h.call(protocol, M.getEntity, { name: "faq" }, admin.token)).id, successor.id);
       const types = (await h.events(t.tenantId, old.id)).map((e) => e.event_type);
-      assert.ok(types.includes("content.entity.renamed") && types.includes("entity.undeleted"), types.join(","));
+      assert.ok(types.includes("content.entity.renamed") && types.includes("content.entity.undeleted"), types.join(","));
       const history = ok(await h.call(protocol, M.listEntityNameHistory, { entityId: old.id }, admin.token));
       assert.deepEqual(history.names.map((n) => [n.name, n.endTime === undefined]), [["faq-old", true], ["faq", false]]);
     });

@@ -29,12 +29,12 @@ for (const protocol of PROTOCOLS) {
       ok(await h.call(protocol, M.removeFavorite, { entityId }, viewer!.token));
       ok(await h.call(protocol, M.removeFavorite, { entityId }, viewer!.token));
       ok(await h.call(protocol, M.removeFavorite, { entityId: randomUUID() }, viewer!.token));
-      const events = (await h.events(t.tenantId)).filter((e) => e.event_type.startsWith("entity.favorite_"));
+      const events = (await h.events(t.tenantId)).filter((e) => e.event_type.startsWith("content.favorite."));
       assert.deepEqual(
         events.map((e) => [e.event_type, e.aggregate_id, e.actor_id, e.payload.user_id]),
         [
-          ["entity.favorite_added", entityId, viewer!.id, viewer!.id],
-          ["entity.favorite_removed", entityId, viewer!.id, viewer!.id],
+          ["content.favorite.added", entityId, viewer!.id, viewer!.id],
+          ["content.favorite.removed", entityId, viewer!.id, viewer!.id],
         ],
       );
       assert.equal(events[0]!.request_id, callId);
@@ -98,7 +98,7 @@ for (const protocol of PROTOCOLS) {
       }
       assert.deepEqual(ok(await h.call(protocol, M.listFavorites, {}, intruder.token)).favorites, []);
       assert.equal(ok(await h.call(protocol, M.listFavorites, {}, owner!.token)).favorites.length, 1, "the intruder changed nothing");
-      assert.deepEqual((await h.events(other.tenantId)).filter((e) => e.event_type.startsWith("entity.favorite_")), []);
+      assert.deepEqual((await h.events(other.tenantId)).filter((e) => e.event_type.startsWith("content.favorite.")), []);
 
       const bad = async (method: Parameters<typeof h.call>[1], request: Record<string, unknown>, field: string) => {
         const outcome = await h.call(protocol, method, request, viewer!.token);

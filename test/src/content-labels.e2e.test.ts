@@ -102,13 +102,13 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(rows[0]!.valid_to, rows[1]!.valid_from, "a move closes the old row at the instant the new one starts");
       assert.notEqual(rows[1]!.valid_to, null, "remove closes the row");
 
-      const events = (await h.events(t.tenantId, entityId)).filter((e) => e.event_type.startsWith("entity.label_"));
+      const events = (await h.events(t.tenantId, entityId)).filter((e) => e.event_type.startsWith("content.label."));
       assert.deepEqual(
         events.map((e) => [e.event_type, e.payload.from_version, e.payload.to_version]),
         [
-          ["entity.label_moved", null, 1],
-          ["entity.label_moved", 1, 2],
-          ["entity.label_removed", 2, null],
+          ["content.label.moved", null, 1],
+          ["content.label.moved", 1, 2],
+          ["content.label.removed", 2, null],
         ],
       );
       assert.equal(events[0]!.actor_id, editor.id);

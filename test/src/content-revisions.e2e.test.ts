@@ -111,7 +111,7 @@ for (const protocol of PROTOCOLS) {
         reason: "RESOURCE_DELETED",
       });
 
-      const events = (await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "entity.rolled_back");
+      const events = (await h.events(t.tenantId, e.id)).filter((ev) => ev.event_type === "content.entity.rolled_back");
       assert.equal(events.length, 3);
       assert.equal(events[0]!.request_id, callId);
       assert.equal(events[0]!.actor_id, author!.id);

@@ -99,15 +99,15 @@ for (const protocol of PROTOCOLS) {
       const regranted = ok(await h.call(protocol, M.grantShare, { entityId, share: userGrant(colleague!.id, Permission.VIEW) }, owner!.token));
       assert.notEqual(regranted.id, granted.id, "after a revocation a grant is a new share");
 
-      const events = (await h.events(t.tenantId, entityId)).filter((e) => e.event_type.startsWith("entity.share_"));
+      const events = (await h.events(t.tenantId, entityId)).filter((e) => e.event_type.startsWith("content.share."));
       assert.deepEqual(
         events.map((e) => [e.event_type, e.payload.grantee_user_id, e.payload.permission]),
         [
-          ["entity.share_granted", colleague!.id, "view"],
-          ["entity.share_granted", colleague!.id, "edit"],
-          ["entity.share_granted", viewer!.id, "admin"],
-          ["entity.share_revoked", colleague!.id, "edit"],
-          ["entity.share_granted", colleague!.id, "view"],
+          ["content.share.granted", colleague!.id, "view"],
+          ["content.share.granted", colleague!.id, "edit"],
+          ["content.share.granted", viewer!.id, "admin"],
+          ["content.share.revoked", colleague!.id, "edit"],
+          ["content.share.granted", colleague!.id, "view"],
         ],
       );
       assert.equal(events[0]!.actor_id, owner!.id);

@@ -69,8 +69,8 @@ for (const protocol of PROTOCOLS) {
       assert.ok(Math.abs(row!.expires_at.getTime() - row!.created_at.getTime() - 7 * DAY_MS) < 60_000, "expires 7 days after");
       const events = (await h.events(t.tenantId)).filter((e) => e.aggregate_id === res.user!.id).map((e) => [e.event_type, e.actor_id]);
       assert.deepEqual(events, [
-        ["user.created", t.users[0]!.id],
-        ["user.invited", t.users[0]!.id],
+        ["identity.user.created", t.users[0]!.id],
+        ["identity.user.invited", t.users[0]!.id],
       ]);
 
       const withPassword = ok(
@@ -106,9 +106,9 @@ for (const protocol of PROTOCOLS) {
       assert.equal(row!.token_hash, sha256(res.invitationToken));
       const events = (await h.events(res.tenant!.id)).map((e) => [e.event_type, e.actor_type]);
       assert.deepEqual(events, [
-        ["tenant.created", "system"],
-        ["user.created", "system"],
-        ["user.invited", "system"],
+        ["identity.tenant.created", "system"],
+        ["identity.user.created", "system"],
+        ["identity.user.invited", "system"],
       ]);
     });
   
@@ -144,9 +144,9 @@ for (const protocol of PROTOCOLS) {
       assert.ok(row!.accepted_at);
       const events = (await h.events(inv.tenantId)).filter((e) => e.aggregate_id === inv.userId).map((e) => [e.event_type, e.actor_id, e.payload.method]);
       assert.deepEqual(events.slice(-3), [
-        ["user.invitation_accepted", inv.userId, undefined],
-        ["login.succeeded", inv.userId, "invitation"],
-        ["login.succeeded", inv.userId, "password"], // the Login above
+        ["identity.user.invitation_accepted", inv.userId, undefined],
+        ["identity.login.succeeded", inv.userId, "invitation"],
+        ["identity.login.succeeded", inv.userId, "password"], // the Login above
       ]);
     });
 

@@ -71,7 +71,7 @@ for (const protocol of PROTOCOLS) {
       assert.match(rows[0]!.password_hash, /^\$scrypt\$ln=15,r=8,p=1\$/);
 
       const events = await h.events(tenant.id);
-      assert.deepEqual(events.map((e) => e.event_type), ["tenant.created", "user.created"]);
+      assert.deepEqual(events.map((e) => e.event_type), ["identity.tenant.created", "identity.user.created"]);
       assert.ok(events.every((e) => e.actor_type === "system" && e.request_id === callId));
       assert.equal(events[1]!.aggregate_id, owner.id);
 
@@ -185,7 +185,7 @@ for (const protocol of PROTOCOLS) {
       );
       const cleared = ok(await h.call(protocol, M.updateTenant, { tenant: { settings: {} }, updateMask: { paths: ["settings"] } }, admin!.token));
       assert.deepEqual(cleared.settings?.protectedLabels, []);
-      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "tenant.updated").slice(0, 1);
+      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "identity.tenant.updated").slice(0, 1);
       assert.equal(events.length, 1);
       assert.equal(events[0]!.actor_id, admin!.id);
       assert.deepEqual(events[0]!.payload.fields, ["name", "settings"]);
@@ -305,7 +305,7 @@ for (const protocol of PROTOCOLS) {
         code: "ABORTED",
         reason: "ETAG_MISMATCH",
       });
-      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "tenant.updated");
+      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "identity.tenant.updated");
       assert.deepEqual(events.map((e) => [e.actor_type, e.payload.fields]), [
         ["system", ["plan", "quotas"]],
         ["system", ["quotas"]],
@@ -349,7 +349,7 @@ for (const protocol of PROTOCOLS) {
         reason: "RESOURCE_NOT_FOUND",
       });
       const events = await h.events(t.tenantId);
-      assert.deepEqual(events.map((e) => e.event_type), ["tenant.suspended", "tenant.resumed"]);
+      assert.deepEqual(events.map((e) => e.event_type), ["identity.tenant.suspended", "identity.tenant.resumed"]);
       assert.equal(events[0]!.payload.reason, "unpaid");
     });
   });

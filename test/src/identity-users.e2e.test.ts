@@ -59,7 +59,7 @@ for (const protocol of PROTOCOLS) {
         reason: "REQUEST_ID_REUSED",
       });
 
-      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "user.created");
+      const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "identity.user.created");
       assert.equal(events.length, 4);
       assert.equal(events[0]!.aggregate_id, ann.id);
       assert.equal(events[0]!.actor_type, "user");
@@ -158,7 +158,7 @@ for (const protocol of PROTOCOLS) {
       ok(await h.call(protocol, M.updateUser, { user: { id: admin!.id, role: Role.OWNER }, updateMask: { paths: ["role"] } }, owner!.token));
       assert.equal(ok(await h.call(protocol, M.updateUser, { user: { id: owner!.id, role: Role.ADMIN }, updateMask: { paths: ["role"] } }, owner!.token)).role, Role.ADMIN);
 
-      const roleEvents = (await h.events(t.tenantId)).filter((e) => e.event_type === "user.role_changed");
+      const roleEvents = (await h.events(t.tenantId)).filter((e) => e.event_type === "identity.user.role_changed");
       assert.deepEqual(roleEvents.map((e) => e.payload), [
         { from: "viewer", to: "editor" },
         { from: "admin", to: "owner" },
@@ -212,7 +212,7 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(failure(await h.call(protocol, M.undeleteUser, { userId: viewer!.id }, admin!.token)), { code: "ALREADY_EXISTS", reason: "RESOURCE_ALREADY_EXISTS" });
 
       const types = (await h.events(t.tenantId)).map((e) => e.event_type);
-      assert.deepEqual(types, ["user.deactivated", "user.reactivated", "user.deleted", "user.undeleted", "user.deleted", "user.created", "user.invited"]);
+      assert.deepEqual(types, ["identity.user.deactivated", "identity.user.reactivated", "identity.user.deleted", "identity.user.undeleted", "identity.user.deleted", "identity.user.created", "identity.user.invited"]);
     });
   });
 }

@@ -126,7 +126,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       // grpc-js sends its own user agent; Connect sends ours.
       assert.ok(sessions.sessions[0]!.userAgent.includes(protocol === "grpc" ? "grpc-node-js" : "login-test/1.0"), sessions.sessions[0]!.userAgent);
       assert.equal(sessions.sessions[0]!.clientAddress, "127.0.0.1");
-      const succeeded = await events("login.succeeded", user.id);
+      const succeeded = await events("identity.login.succeeded", user.id);
       assert.equal(succeeded.length, 1);
       assert.equal(succeeded[0]!.payload.session_id, res.tokens.sessionId);
     });
@@ -153,10 +153,10 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.equal(new Set(seen).size, 1, seen.join("\n"));
       assert.equal(seen[0], "UNAUTHENTICATED|LOGIN_FAILED|login failed: wrong tenant, email or password|undefined");
       // Audited where the tenant is known, with the real reason kept internal.
-      const failed = await events("login.failed", wrong.id);
+      const failed = await events("identity.login.failed", wrong.id);
       assert.equal(failed.length, 1);
       assert.equal(failed[0]!.payload.reason, "wrong_password");
-      assert.equal((await events("login.failed", deactivated.id))[0]?.payload.reason, "user_deactivated");
+      assert.equal((await events("identity.login.failed", deactivated.id))[0]?.payload.reason, "user_deactivated");
     });
 
     test("repeated failures on an account are refused with RESOURCE_EXHAUSTED and retry info; success resets", async () => {
@@ -202,7 +202,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const after = await rpc.refresh(third.refreshToken);
       assert.equal(!after.ok && after.code, "UNAUTHENTICATED");
       assert.equal(!after.ok && after.reason, "CREDENTIALS_REVOKED");
-      const reuseEvents = await events("session.refresh_token_reused", first.sessionId);
+      const reuseEvents = await events("identity.session.refresh_token_reused", first.sessionId);
       assert.equal(reuseEvents.length, 1);
       // A token never issued.
       const unknown = await rpc.refresh(`pcr_${"x".repeat(43)}`);
@@ -242,7 +242,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const refreshC = await rpc.refresh(c.refreshToken);
       assert.equal(!refreshC.ok && refreshC.reason, "CREDENTIALS_REVOKED");
       assert.equal(
-        (await events("session.logged_out")).filter((e) => [a.sessionId, b.sessionId, c.sessionId].includes(e.aggregate_id!)).length,
+        (await events("identity.session.logged_out")).filter((e) => [a.sessionId, b.sessionId, c.sessionId].includes(e.aggregate_id!)).length,
         3,
       );
     });
@@ -254,8 +254,8 @@ for (const protocol of ["grpc", "connect"] as const) {
       ok(await rpc.revokeSession(kept.accessToken, ended.sessionId));
       // The ended session's token was never checked before: no cached status lets it through.
       ok(await rpc.logout(ended.accessToken));
-      assert.equal((await events("session.logged_out", ended.sessionId)).length, 0);
-      assert.equal((await events("session.revoked", ended.sessionId)).length, 1);
+      assert.equal((await events("identity.session.logged_out", ended.sessionId)).length, 0);
+      assert.equal((await events("identity.session.revoked", ended.sessionId)).length, 1);
       // Its access token is refused by every check that looks at the session (identity's own pipeline here).
       const refused = await rpc.listSessions(ended.accessToken);
       assert.equal(!refused.ok && refused.reason, "CREDENTIALS_REVOKED");
@@ -333,7 +333,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const old = await rpc.login(user.email);
       assert.equal(!old.ok && old.reason, "LOGIN_FAILED");
       ok(await rpc.login(user.email, "a brand new password 1"));
-      const changed = await events("user.password_changed", user.id);
+      const changed = await events("identity.user.password_changed", user.id);
       assert.equal(changed.length, 1);
       assert.deepEqual(changed[0]!.payload.revoked_sessions, [other.sessionId]);
     });
@@ -354,7 +354,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const dead = await rpc.refresh(session.refreshToken);
       assert.equal(!dead.ok && dead.reason, "CREDENTIALS_REVOKED");
       ok(await rpc.login(user.email, "another new password 2"));
-      assert.equal((await events("user.password_reset", user.id)).length, 1);
+      assert.equal((await events("identity.user.password_reset", user.id)).length, 1);
     });
   });
 }

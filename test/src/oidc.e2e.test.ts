@@ -177,10 +177,10 @@ for (const protocol of ["grpc", "connect"] as const) {
       const refreshed = ok(await call(protocol, AuthService.method.refreshToken, { refreshToken: tokens.refreshToken }));
       assert.equal(refreshed.tokens?.sessionId, tokens.sessionId);
       const userId = res.user?.id;
-      const created = (await events("user.created")).find((e) => e.aggregate_id === userId);
+      const created = (await events("identity.user.created")).find((e) => e.aggregate_id === userId);
       assert.equal(created?.payload.via, "oidc_jit");
-      assert.ok((await events("linked_identity.created")).some((e) => e.aggregate_id === res.linkedIdentity!.id && e.payload.by === "jit"));
-      const login = (await events("login.succeeded")).find((e) => e.payload.session_id === tokens.sessionId);
+      assert.ok((await events("identity.linked_identity.created")).some((e) => e.aggregate_id === res.linkedIdentity!.id && e.payload.by === "jit"));
+      const login = (await events("identity.login.succeeded")).find((e) => e.payload.session_id === tokens.sessionId);
       assert.equal(login?.payload.method, "oidc");
       assert.equal(login?.payload.oidc_provider_id, providerId);
     });
@@ -203,7 +203,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.equal(linked.userCreated, false);
       assert.equal(linked.user?.id, existing.id);
       assert.equal(linked.user?.role, Role.VIEWER);
-      assert.ok((await events("linked_identity.created")).some((e) => e.aggregate_id === linked.linkedIdentity!.id && e.payload.by === "email"));
+      assert.ok((await events("identity.linked_identity.created")).some((e) => e.aggregate_id === linked.linkedIdentity!.id && e.payload.by === "email"));
 
       const owner = await newUser("owner", { password: true });
       const refused = await oidcLogin(protocol, { ...person(), email: owner.email });
@@ -214,7 +214,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const activated = ok(await oidcLogin(protocol, { ...person(), email: invited.email }));
       assert.equal(activated.user?.id, invited.id);
       assert.equal(activated.user?.state, UserState.ACTIVE);
-      assert.ok((await events("user.activated")).some((e) => e.aggregate_id === invited.id));
+      assert.ok((await events("identity.user.activated")).some((e) => e.aggregate_id === invited.id));
     });
 
     test("a disallowed email domain or an unverified email is refused, and the failure is audited", async () => {
@@ -222,7 +222,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const denied = await oidcLogin(protocol, outsider);
       assert.deepEqual(failure(denied), { code: "PERMISSION_DENIED", reason: "OIDC_USER_NOT_ALLOWED" });
       assert.match(!denied.ok ? denied.message : "", /elsewhere\.example/);
-      const failed = (await events("login.failed")).find((e) => e.payload.subject === outsider.sub);
+      const failed = (await events("identity.login.failed")).find((e) => e.payload.subject === outsider.sub);
       assert.equal(failed?.payload.reason, "OIDC_USER_NOT_ALLOWED");
       assert.equal(failed?.payload.method, "oidc");
 
@@ -424,7 +424,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const who = { ...person(), email: withPassword.email };
       const linked = ok(await oidcLogin(protocol, who));
       ok(await call(protocol, IdentityService.method.deleteLinkedIdentity, { linkedIdentityId: linked.linkedIdentity!.id }, withPassword.token));
-      const gone = (await events("linked_identity.deleted")).find((e) => e.aggregate_id === linked.linkedIdentity!.id);
+      const gone = (await events("identity.linked_identity.deleted")).find((e) => e.aggregate_id === linked.linkedIdentity!.id);
       assert.equal(gone?.actor_id, withPassword.id);
       assert.deepEqual(ok(await call(protocol, IdentityService.method.listLinkedIdentities, {}, withPassword.token)).linkedIdentities, []);
       const relinked = ok(await oidcLogin(protocol, who));
@@ -519,7 +519,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       ok(await call(protocol, IdentityService.method.deleteOidcProvider, { oidcProviderId: created.id, etag: renamed.etag }, admin.token));
       assert.equal(failure(await call(protocol, IdentityService.method.getOidcProvider, { oidcProviderId: created.id }, admin.token)).code, "NOT_FOUND");
       const audit = (await harness.events(tenantId)).filter((e) => e.aggregate_id === created.id).map((e) => [e.event_type, e.actor_id]);
-      assert.deepEqual(audit, [["oidc_provider.created", admin.id], ["oidc_provider.updated", admin.id], ["oidc_provider.deleted", admin.id]]);
+      assert.deepEqual(audit, [["identity.oidc_provider.created", admin.id], ["identity.oidc_provider.updated", admin.id], ["identity.oidc_provider.deleted", admin.id]]);
       const secretsInEvents = (await harness.events(tenantId)).filter((e) => JSON.stringify(e.payload).includes("top-secret-value-123"));
       assert.deepEqual(secretsInEvents, []);
     });
@@ -589,7 +589,7 @@ for (const protocol of ["grpc", "connect"] as const) {
       const userToken = await harness.token(tenantId, res.user!.id, "viewer");
       assert.deepEqual(ok(await call(protocol, IdentityService.method.listLinkedIdentities, {}, userToken)).linkedIdentities, []);
       ok(await call(protocol, IdentityService.method.getUser, { userId: res.user!.id }, admin.token));
-      const deleted = (await events("oidc_provider.deleted")).find((e) => e.aggregate_id === temp.id);
+      const deleted = (await events("identity.oidc_provider.deleted")).find((e) => e.aggregate_id === temp.id);
       assert.equal(deleted?.payload.unlinked_identities, 1);
     });
   });

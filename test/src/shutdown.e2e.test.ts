@@ -105,7 +105,7 @@ describe("SIGTERM while writes wait on a lock", () => {
       assert.equal(versions[0]!.n, 3);
       const { rows: created } = await h.db.raw<{ rows: { n: number }[] }>("select count(*)::int as n from entity where tenant_id = ?", [t.tenantId]);
       assert.equal(created[0]!.n, 3);
-      assert.deepEqual((await h.events(t.tenantId)).map((e) => e.event_type), ["entity.created", "entity.created", "entity.created"]);
+      assert.deepEqual((await h.events(t.tenantId)).map((e) => e.event_type), ["content.entity.created", "content.entity.created", "content.entity.created"]);
       // And the writes still work, through the in-process service: a later update of a locked entity is its version 2.
       assert.equal(ok(await h.call("grpc", M.updateEntity, { entity: { id: entities[0]!.id, title: "after" }, updateMask: { paths: ["title"] } }, editor.token)).version, 2);
       assert.match(service.output(), /"msg":"stopped"/);

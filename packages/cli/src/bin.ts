@@ -9,6 +9,7 @@ import { start } from "./start.js";
 import { runTests } from "./test.js";
 import { login } from "./login.js";
 import { tenantCommand, userCommand } from "./admin.js";
+import { eventsCommand } from "./events.js";
 
 const USAGE = `promptcraft <command>
 
@@ -24,6 +25,10 @@ const USAGE = `promptcraft <command>
                             create a tenant and its first owner (PLATFORM_ADMIN_TOKEN); prints JSON
   user create --email <e> --role <owner|admin|editor|viewer> [--name <n>] [--password <p>]
                             create or invite a user in the tenant of PROMPTCRAFT_TOKEN; prints JSON
+  events list               the event-log consumers: checkpoint, lease (DATABASE_URL, else the
+                            embedded engine of a running \`npm start\`)
+  events replay --consumer <name> --from <cursor|start|end>
+                            reset a consumer's checkpoint so its projection is rebuilt from there
   bench [suite…]            run the benchmarks (transport, auth, login, content)
 
 login, tenant and user reach identity at IDENTITY_URL; else where HOST and IDENTITY_GRPC_PORT put
@@ -70,6 +75,8 @@ async function main(argv: string[]): Promise<number> {
       return userCommand(rest, clientUrl("identity", process.env), process.env);
     case "migrate":
       return migrate(rest[0] ?? "up", config.DATABASE_URL);
+    case "events":
+      return eventsCommand(rest, config.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${config.PROMPTCRAFT_EMBEDDED_PORT}/postgres`);
     case "test": {
       const interop = rest.includes("--interop");
       return runTests(rest.filter((a) => a !== "--interop"), process.env, { interop });

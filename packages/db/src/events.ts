@@ -3,12 +3,12 @@ import type { Knex } from "knex";
 /** One entry of the shared audit event log (`event`, brief §4.6). */
 export interface AuditEvent {
   tenantId: string;
-  /** What kind of thing changed: `tenant`, `app_user`, `entity`… (lower snake case). */
+  /** What kind of thing changed, as the analytics contract names it: `tenant`, `user`, `entity`… (lower snake case). */
   aggregateType: string;
   aggregateId?: string | null;
   /** The aggregate's version after the change, where it has one. */
   aggregateVersion?: number | bigint | null;
-  /** What happened, dotted lower case: `user.created`, `login.failed`, `entity.updated`. */
+  /** What happened: `<service>.<aggregate>.<past-tense verb>` (`identity.user.created`, `identity.login.failed`, `content.entity.updated`). */
   eventType: string;
   payload?: Record<string, unknown>;
   actorType?: "user" | "api_key" | "service" | "system";

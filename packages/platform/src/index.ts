@@ -16,6 +16,8 @@ export type { HttpRoute } from "./connect-transport.js";
 export * from "./service.js";
 export * from "./authz.js";
 export * from "./paging.js";
+export * from "./event-log.js";
+export * from "./filter.js";
 export * from "./time.js";
 export * from "./enums.js";
 export * from "./etag.js";

@@ -36,6 +36,12 @@ export interface ServiceDeps<C extends BaseServiceConfig = BaseServiceConfig> {
   config: C;
   db: Knex;
   log: Logger;
+  /**
+   * Aborted when graceful shutdown begins, before the server drains: long-lived streams (a tail)
+   * end themselves with UNAVAILABLE and a resume position instead of holding the drain to its grace
+   * period and then being cancelled.
+   */
+  stopping?: AbortSignal;
 }
 
 /** What a service's {@link ServiceModule.setup} prepares before it serves. */
@@ -146,7 +152,8 @@ export async function startService<C extends BaseServiceConfig, S>(
   }
   const probe = new DatabaseProbe({ url: config.DATABASE_URL, applicationName, timeoutMs: config.DB_ACQUIRE_TIMEOUT_MS });
   const watcher = new DatabaseHealth({ probe: () => probe.check(), intervalMs: config.DB_PROBE_INTERVAL_MS, log });
-  const deps: ServiceDeps<C> = { config, db, log };
+  const stopping = new AbortController();
+  const deps: ServiceDeps<C> = { config, db, log, stopping: stopping.signal };
   const tracing = startTracing({ config, service: module.name, log, exporter: options.traceExporter });
   const tracer = tracing.tracer;
   let server: RunningServer;
@@ -202,6 +209,7 @@ export async function startService<C extends BaseServiceConfig, S>(
     async close() {
       // Readiness stops following the database first: shutdown's NOT_SERVING is final.
       watcher.stop();
+      stopping.abort();
       await server.close();
       probe.close();
       fetchJwks?.close?.();

@@ -113,17 +113,24 @@ describe("usage events", () => {
   test("the event log tails by transaction id below the snapshot horizon", async () => {
     const tenantId = await createTenant(knex);
     await withTenant(knex, { service: "content", tenantId }, (trx) =>
-      trx.raw("insert into event (tenant_id, aggregate_type, aggregate_id, event_type) values (?, 'entity', gen_random_uuid(), 'entity.created')", [tenantId]),
+      trx.raw("insert into event (tenant_id, aggregate_type, aggregate_id, event_type) values (?, 'entity', gen_random_uuid(), 'content.entity.created')", [tenantId]),
     );
-    const tail = await withTenant(knex, { service: "analytics", tenantId }, (trx) =>
-      trx.raw<{ rows: { event_type: string }[] }>(
-        `select event_type from event
-         where tenant_id = ? and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-         order by transaction_id, id`,
-        [tenantId],
-      ),
-    );
-    assert.deepEqual(tail.rows.map((r) => r.event_type), ["entity.created"]);
+    // Visible once every transaction older than the insert has ended: other test files may hold one
+    // open for a while, so poll (bounded) rather than read once.
+    let types: string[] = [];
+    for (let i = 0; i < 300 && types.length === 0; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      const tail = await withTenant(knex, { service: "analytics", tenantId }, (trx) =>
+        trx.raw<{ rows: { event_type: string }[] }>(
+          `select event_type from event
+           where tenant_id = ? and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+           order by transaction_id, id`,
+          [tenantId],
+        ),
+      );
+      types = tail.rows.map((r) => r.event_type);
+    }
+    assert.deepEqual(types, ["content.entity.created"]);
   });
 });
 

@@ -177,7 +177,7 @@ describe("row-level security: another tenant's rows are invisible and unwritable
     );
     await rejectsWith(
       withTenant(knex, { service: "content", tenantId: a }, (trx) =>
-        trx.raw("insert into event (tenant_id, aggregate_type, event_type) values (?, 'entity', 'entity.created')", [b]),
+        trx.raw("insert into event (tenant_id, aggregate_type, event_type) values (?, 'entity', 'content.entity.created')", [b]),
       ),
       SQLSTATE.insufficientPrivilege,
     );

@@ -2,6 +2,7 @@ import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
 import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import type { AnalyticsConfig } from "../config.js";
 import { UsageIngest } from "../domain/usage.js";
+import { auditHandlers } from "./audit.js";
 import { usageHandlers } from "./usage.js";
 
 /**
@@ -9,5 +10,5 @@ import { usageHandlers } from "./usage.js";
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function analyticsHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHandlers<typeof AnalyticsService> {
-  return { ...usageHandlers(new UsageIngest(deps.db)) };
+  return { ...usageHandlers(new UsageIngest(deps.db)), ...auditHandlers(deps) };
 }

@@ -142,7 +142,8 @@ export interface NewEntity {
  * Creates an entity with version 1 owned (and authored) by the caller: their user, or their API key.
  * Needs the editor role. Idempotent with a request id: a retry by the same caller returns the
  * entity the first call created (its current state); the same request id with another type, other
- * fields or another caller is ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities`
+ * fields, another caller or another name (than the one it was created with; none given: any) is
+ * ALREADY_EXISTS (REQUEST_ID_REUSED). The tenant's `max_entities`
  * quota counts live entities. A name another live entity holds is ALREADY_EXISTS naming
  * `entity.name`; a derived name takes the first free candidate (creations of a tenant are
  * serialised by the quota lock, so only a concurrent rename can take it meanwhile).
@@ -157,7 +158,8 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
   return withNameConflicts(() => withTenant(db, scopeOf(caller), async (trx) => {
     const retried = async (id: string): Promise<EntityView> => {
       const first = await store.findEntityVersion(trx, caller, id, { kind: "version", version: 1 }, false);
-      if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerUser || first.owner_api_key_id !== ownerKey) {
+      const sameName = input.name === "" || (await names.nameAtCreation(trx, caller.tenantId, id)) === input.name;
+      if (!first || first.entity_type !== input.type || first.content_hash !== hash || first.owner_id !== ownerUser || first.owner_api_key_id !== ownerKey || !sameName) {
         throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
       }
       return readCurrent(trx, caller, id);
@@ -195,7 +197,7 @@ export async function createEntity(db: Knex, caller: Caller, input: NewEntity, a
     // then finds it above; `undefined` cannot happen while the lock is held.
     const created = await readCurrent(trx, caller, id!);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, id!, created.row.row_version, "entity.created", { type: input.type, name, version: 1, title: input.fields.title, content_hash: hash }, actor),
+      entityEvent(caller.tenantId, id!, created.row.row_version, "content.entity.created", { type: input.type, name, version: 1, title: input.fields.title, content_hash: hash }, actor),
     ]);
     return created;
   }), input.name, "entity.name");
@@ -361,7 +363,7 @@ export async function updateEntity(
         requestId: commit.requestId || null,
       });
       await appendEvents(trx, [
-        entityEvent(caller.tenantId, entityId, written.row_version, "entity.updated", {
+        entityEvent(caller.tenantId, entityId, written.row_version, "content.entity.updated", {
           version: written.version,
           previous_version: current.version,
           changed_fields: changedFields(current, next),
@@ -402,7 +404,7 @@ export async function deleteEntity(db: Knex, caller: Caller, entityId: string, e
     await names.closeEntityName(trx, caller.tenantId, entityId);
     const deleted = await readCurrent(trx, caller, entityId);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, entityId, deleted.row.row_version, "entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
+      entityEvent(caller.tenantId, entityId, deleted.row.row_version, "content.entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
     ]);
     return deleted;
   });
@@ -428,7 +430,7 @@ export async function undeleteEntity(db: Knex, caller: Caller, entityId: string,
     await store.setDeleted(trx, caller.tenantId, entityId, null);
     await names.openEntityName(trx, { tenantId: caller.tenantId, entityId, by: principalOf(caller) });
     const restored = await readCurrent(trx, caller, entityId);
-    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "entity.undeleted", { name: restored.row.name }, actor)]);
+    await appendEvents(trx, [entityEvent(caller.tenantId, entityId, restored.row.row_version, "content.entity.undeleted", { name: restored.row.name }, actor)]);
     return restored;
   }), name ?? "", "name");
 }
@@ -470,7 +472,7 @@ export async function purgeEntity(db: Knex, caller: Caller, entityId: string, fo
     }
     await store.purgeEntity(trx, caller.tenantId, entityId);
     await appendEvents(trx, [
-      entityEvent(caller.tenantId, entityId, entity.row_version, "entity.purged", { type: entity.entity_type, versions: entity.current_version, forced: force }, actor),
+      entityEvent(caller.tenantId, entityId, entity.row_version, "content.entity.purged", { type: entity.entity_type, versions: entity.current_version, forced: force }, actor),
     ]);
   });
 }

@@ -25,7 +25,7 @@ export async function addFavorite(db: Knex, caller: Caller, entityId: string, ac
   return withTenant(db, scopeOf(caller), async (trx) => {
     await entityFor(trx, caller, entityId, "view", "favoriting an entity");
     const { favorite, added } = await store.addFavorite(trx, caller.tenantId, userId, entityId);
-    if (added) await appendEvents(trx, [favoriteEvent(caller, entityId, "entity.favorite_added", actor)]);
+    if (added) await appendEvents(trx, [favoriteEvent(caller, entityId, "content.favorite.added", actor)]);
     return favorite;
   });
 }
@@ -35,7 +35,7 @@ export async function removeFavorite(db: Knex, caller: Caller, entityId: string,
   const userId = requireUser(caller, "favorites");
   await withTenant(db, scopeOf(caller), async (trx) => {
     if (await store.removeFavorite(trx, caller.tenantId, userId, entityId)) {
-      await appendEvents(trx, [favoriteEvent(caller, entityId, "entity.favorite_removed", actor)]);
+      await appendEvents(trx, [favoriteEvent(caller, entityId, "content.favorite.removed", actor)]);
     }
   });
 }

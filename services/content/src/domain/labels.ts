@@ -190,7 +190,7 @@ async function recordChange(
       caller.tenantId,
       c.entityId,
       rowVersion,
-      c.toVersion === null ? "entity.label_removed" : "entity.label_moved",
+      c.toVersion === null ? "content.label.removed" : "content.label.moved",
       { label: c.label, from_version: c.fromVersion, to_version: c.toVersion, protected: c.protected, reason: c.reason },
       actor,
     ),

@@ -72,7 +72,7 @@ export async function rollbackEntity(
         requestId: commit.requestId || null,
       });
       await appendEvents(trx, [
-        entityEvent(caller.tenantId, entityId, written.row_version, "entity.rolled_back", {
+        entityEvent(caller.tenantId, entityId, written.row_version, "content.entity.rolled_back", {
           version: written.version,
           previous_version: current.version,
           restored_from_version: version,

@@ -68,7 +68,7 @@ export async function grantShare(db: Knex, caller: Caller, grant: Grant, actor: 
     const live = await store.findGranteeShare(trx, caller.tenantId, grant.entityId, grant.granteeUserId);
     if (live && !live.expired && live.permission === grant.permission && live.expires_at?.toISOString() === grant.expiresAt?.toISOString()) return live;
     const share = await store.upsertShare(trx, { tenantId: caller.tenantId, ...grant, grantedBy: principalOf(caller) });
-    await appendEvents(trx, [shareEvent(entity, "entity.share_granted", share, actor)]);
+    await appendEvents(trx, [shareEvent(entity, "content.share.granted", share, actor)]);
     return share;
   });
 }
@@ -94,6 +94,6 @@ export async function listShares(
 export async function revokeShare(db: Knex, caller: Caller, entityId: string, shareId: string, actor: Actor): Promise<void> {
   await changeEntity(db, caller, entityId, "admin", "revoking a share", async (trx, entity) => {
     const revoked = await store.revokeShare(trx, caller.tenantId, entityId, shareId, caller.userId ?? null);
-    if (revoked) await appendEvents(trx, [shareEvent(entity, "entity.share_revoked", revoked, actor)]);
+    if (revoked) await appendEvents(trx, [shareEvent(entity, "content.share.revoked", revoked, actor)]);
   });
 }

@@ -46,6 +46,15 @@ export async function namesLike(trx: Knex.Transaction, tenantId: string, base: s
   return new Set(rows.map((r) => r.name));
 }
 
+/** The name the entity was created with (its first period), for comparing a create's retry with the first call. */
+export async function nameAtCreation(trx: Knex.Transaction, tenantId: string, entityId: string): Promise<string | undefined> {
+  const { rows } = await trx.raw<{ rows: { name: string }[] }>(
+    "select name from entity_name where tenant_id = ? and entity_id = ? order by valid_from limit 1",
+    [tenantId, entityId],
+  );
+  return rows[0]?.name;
+}
+
 /** The live entity of the tenant holding `name`, if any. */
 export async function nameHolder(trx: Knex.Transaction, tenantId: string, name: string): Promise<string | undefined> {
   const { rows } = await trx.raw<{ rows: { id: string }[] }>("select id from entity where tenant_id = ? and name = ? and deleted_at is null", [tenantId, name]);

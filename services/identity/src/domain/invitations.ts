@@ -26,7 +26,7 @@ export function hashInvitationToken(token: string): string {
 
 /**
  * Issues an invitation for an invited user in the caller's transaction, closing any open one (a
- * user has one valid token at most), and appends `user.invited`. Returns the token: the only time it exists
+ * user has one valid token at most), and appends `identity.user.invited`. Returns the token: the only time it exists
  * in clear.
  */
 export async function issueInvitation(
@@ -48,10 +48,10 @@ export async function issueInvitation(
   await appendEvents(trx, [
     {
       tenantId: user.tenant_id,
-      aggregateType: "app_user",
+      aggregateType: "user",
       aggregateId: user.id,
       aggregateVersion: BigInt(user.row_version),
-      eventType: "user.invited",
+      eventType: "identity.user.invited",
       payload: { invitation_id: invitation.id, expire_time: expiresAt.toISOString(), replaced_open_invitation: replaced > 0 },
       ...actor,
     },
@@ -74,7 +74,7 @@ export interface Acceptance {
 
 /**
  * Accepts an invitation: the invited user gets the password, becomes active, the invitation is
- * used up, `user.invitation_accepted` is appended and the user's first session opened, in one
+ * used up, `identity.user.invitation_accepted` is appended and the user's first session opened, in one
  * transaction. Every way a token can be wrong is one error (INVITATION_INVALID); a suspended
  * tenant is refused like a login (TENANT_SUSPENDED) without using the invitation up.
  */
@@ -100,10 +100,10 @@ export async function acceptInvitation(db: Knex, settings: SessionSettings, inpu
     await appendEvents(trx, [
       {
         tenantId: found.tenant_id,
-        aggregateType: "app_user",
+        aggregateType: "user",
         aggregateId: found.user_id,
         aggregateVersion: BigInt(rowVersion),
-        eventType: "user.invitation_accepted",
+        eventType: "identity.user.invitation_accepted",
         payload: { invitation_id: found.id, ...(input.displayName ? { display_name: input.displayName } : {}) },
         actorType: "user",
         actorId: found.user_id,

@@ -56,7 +56,7 @@ function checkNewPassword(password: string, email: string): void {
 /**
  * Login with tenant slug, email and password. Every failure is the same UNAUTHENTICATED
  * (LOGIN_FAILED), counted against the account and the client address and, where the tenant is
- * known, audited (`login.failed`). A suspended tenant and a single-sign-on-only tenant are told
+ * known, audited (`identity.login.failed`). A suspended tenant and a single-sign-on-only tenant are told
  * only after a correct password. Success resets the account's counter and opens a session.
  */
 export async function login(
@@ -102,9 +102,9 @@ export async function login(
         await appendEvents(trx, [
           {
             tenantId: tenant.id,
-            aggregateType: "app_user",
+            aggregateType: "user",
             aggregateId: user?.id ?? null,
-            eventType: "login.failed",
+            eventType: "identity.login.failed",
             payload: { email: email.toLowerCase(), reason: why, client_address: client.clientAddress, method: "password" },
             actorType: user ? "user" : "system",
             actorId: user?.id ?? null,
@@ -159,7 +159,7 @@ export async function changePassword(
   if (!(await verifyPassword(input.currentPassword, user.password_hash))) {
     await withTenant(db, scope, async (trx) => {
       await recordFailures(trx, accountKeys, throttle);
-      await appendEvents(trx, [{ tenantId, aggregateType: "app_user", aggregateId: userId, eventType: "user.password_change_failed", payload: {}, ...actor }]);
+      await appendEvents(trx, [{ tenantId, aggregateType: "user", aggregateId: userId, eventType: "identity.user.password_change_failed", payload: {}, ...actor }]);
     });
     throw new UnauthenticatedError("the current password is wrong", { reason: ErrorReason.PASSWORD_MISMATCH });
   }
@@ -172,10 +172,10 @@ export async function changePassword(
     await appendEvents(trx, [
       {
         tenantId,
-        aggregateType: "app_user",
+        aggregateType: "user",
         aggregateId: userId,
         aggregateVersion: Number(rowVersion),
-        eventType: "user.password_changed",
+        eventType: "identity.user.password_changed",
         payload: { revoked_sessions: revoked },
         ...actor,
       },
@@ -205,10 +205,10 @@ export async function resetPassword(db: Knex, caller: AuthContext, input: { user
     await appendEvents(trx, [
       {
         tenantId: caller.tenantId,
-        aggregateType: "app_user",
+        aggregateType: "user",
         aggregateId: targetId,
         aggregateVersion: Number(rowVersion),
-        eventType: "user.password_reset",
+        eventType: "identity.user.password_reset",
         payload: { revoked_sessions: revoked },
         ...actor,
       },

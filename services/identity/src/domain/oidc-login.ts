@@ -152,10 +152,10 @@ async function resolveUser(
     userCreated = true;
     events.push({
       tenantId,
-      aggregateType: "app_user",
+      aggregateType: "user",
       aggregateId: user.id,
       aggregateVersion: BigInt(user.row_version),
-      eventType: "user.created",
+      eventType: "identity.user.created",
       payload: { email: user.email, role: user.role, status: user.status, via: "oidc_jit", oidc_provider_id: provider.id },
       ...system,
     });
@@ -165,7 +165,7 @@ async function resolveUser(
     tenantId,
     aggregateType: "linked_identity",
     aggregateId: identity.id,
-    eventType: "linked_identity.created",
+    eventType: "identity.linked_identity.created",
     payload: { user_id: user.id, provider_id: provider.id, issuer: identity.issuer, subject: identity.subject, email: claims.email, by: userCreated ? "jit" : "email" },
     ...system,
   });
@@ -175,7 +175,7 @@ async function resolveUser(
 
 /**
  * CompleteOidcLogin. The state is consumed first, in its own transaction, so it is single use
- * even when a later step fails. Every failure after that is audited (`login.failed`, method oidc).
+ * even when a later step fails. Every failure after that is audited (`identity.login.failed`, method oidc).
  */
 export async function completeLogin(
   db: Knex,
@@ -224,10 +224,10 @@ export async function completeLogin(
         await appendEvents(trx, [
           {
             tenantId,
-            aggregateType: "app_user",
+            aggregateType: "user",
             aggregateId: user.id,
             aggregateVersion: BigInt(activated.row_version),
-            eventType: "user.activated",
+            eventType: "identity.user.activated",
             payload: { via: "oidc", oidc_provider_id: provider.id },
             actorType: "user",
             actorId: user.id,
@@ -248,7 +248,7 @@ export async function completeLogin(
             tenantId,
             aggregateType: "oidc_provider",
             aggregateId: attempt.provider_id,
-            eventType: "login.failed",
+            eventType: "identity.login.failed",
             payload: { method: "oidc", reason: reasonName(err.reason), detail: err.message, subject: subject ?? null, client_address: client.clientAddress },
             actorType: "system",
             actorId: null,

@@ -150,7 +150,7 @@ export async function createProvider(db: Knex, oidc: OidcClient, kek: Buffer, ca
         }
         return existing;
       }
-      await appendEvents(trx, [providerEvent(inserted, "oidc_provider.created", actor)]);
+      await appendEvents(trx, [providerEvent(inserted, "identity.oidc_provider.created", actor)]);
       return inserted;
     });
   } catch (err) {
@@ -224,7 +224,7 @@ export async function updateProvider(
       checkEtag(etag, row.row_version, "provider");
       if (sameFields(row, fields)) return row;
       const updated = await store.updateProvider(trx, caller.tenantId, id, fields);
-      await appendEvents(trx, [providerEvent(updated, "oidc_provider.updated", actor, { changed_fields: Object.keys(fields).sort() })]);
+      await appendEvents(trx, [providerEvent(updated, "identity.oidc_provider.updated", actor, { changed_fields: Object.keys(fields).sort() })]);
       return updated;
     });
   } catch (err) {
@@ -240,7 +240,7 @@ export async function deleteProvider(db: Knex, caller: Caller, id: string, etag:
     if (!row) throw providerNotFound(id);
     checkEtag(etag, row.row_version, "provider");
     const unlinked = await store.deleteProvider(trx, caller.tenantId, id);
-    await appendEvents(trx, [providerEvent(row, "oidc_provider.deleted", actor, { unlinked_identities: unlinked })]);
+    await appendEvents(trx, [providerEvent(row, "identity.oidc_provider.deleted", actor, { unlinked_identities: unlinked })]);
   });
 }
 
@@ -299,7 +299,7 @@ export async function deleteLinkedIdentity(db: Knex, caller: Caller, id: string,
         tenantId: caller.tenantId,
         aggregateType: "linked_identity",
         aggregateId: id,
-        eventType: "linked_identity.deleted",
+        eventType: "identity.linked_identity.deleted",
         payload: { user_id: user.id, provider_id: identity.provider_id, issuer: identity.issuer, subject: identity.subject },
         ...actor,
       },

@@ -117,7 +117,7 @@ export interface LoggedIn {
 /**
  * Opens a session for a user whose credentials were just proven (password, OIDC, invitation):
  * inserts the first refresh token of a new family, records the login on the user and appends
- * `login.succeeded`, all in the caller's transaction. The caller has checked the tenant and that
+ * `identity.login.succeeded`, all in the caller's transaction. The caller has checked the tenant and that
  * the user may log in.
  */
 export async function openSession(trx: Knex.Transaction, lifetimes: SessionLifetimes, start: SessionStart, client: ClientInfo): Promise<OpenedSession> {
@@ -145,9 +145,9 @@ export async function openSession(trx: Knex.Transaction, lifetimes: SessionLifet
   await appendEvents(trx, [
     {
       tenantId: start.tenantId,
-      aggregateType: "app_user",
+      aggregateType: "user",
       aggregateId: start.userId,
-      eventType: "login.succeeded",
+      eventType: "identity.login.succeeded",
       payload: {
         session_id: sessionId,
         client_address: client.clientAddress,
@@ -208,7 +208,7 @@ export async function refreshSession(db: Knex, settings: SessionSettings, presen
           tenantId: row.tenant_id,
           aggregateType: "session",
           aggregateId: row.family_id,
-          eventType: "session.refresh_token_reused",
+          eventType: "identity.session.refresh_token_reused",
           payload: { user_id: row.user_id, generation: row.generation, client_address: client.clientAddress },
           actorType: "system",
           requestId: client.requestId,
@@ -258,7 +258,7 @@ export async function endSession(trx: Knex.Transaction, session: { tenantId: str
       tenantId: session.tenantId,
       aggregateType: "session",
       aggregateId: session.familyId,
-      eventType: reason === "logout" ? "session.logged_out" : "session.revoked",
+      eventType: reason === "logout" ? "identity.session.logged_out" : "identity.session.revoked",
       payload: { user_id: session.userId, reason },
       ...actor,
     },

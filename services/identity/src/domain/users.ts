@@ -101,7 +101,7 @@ function view(user: UserRow, retention: number): UserView {
 function event(user: UserRow, eventType: string, payload: Record<string, unknown>, actor: Actor): AuditEvent {
   return {
     tenantId: user.tenant_id,
-    aggregateType: "app_user",
+    aggregateType: "user",
     aggregateId: user.id,
     aggregateVersion: BigInt(user.row_version),
     eventType,
@@ -158,7 +158,7 @@ export async function createUser(db: Knex, caller: Caller, input: NewUser, actor
         role: input.role,
         passwordHash,
       }))!;
-      await appendEvents(trx, [event(user, "user.created", { email: user.email, role: user.role, status: user.status }, actor)]);
+      await appendEvents(trx, [event(user, "identity.user.created", { email: user.email, role: user.role, status: user.status }, actor)]);
       const invitationToken = passwordHash === null ? (await issueInvitation(trx, user, actor)).token : "";
       return { ...view(user, retention), invitationToken };
     });
@@ -265,8 +265,8 @@ export async function updateUser(
     if (diff.role !== undefined) await ensureAnotherOwner(trx, user);
     const updated = await store.updateUser(trx, user.tenant_id, user.id, diff);
     const events: AuditEvent[] = [];
-    if (diff.displayName !== undefined) events.push(event(updated, "user.updated", { display_name: diff.displayName }, actor));
-    if (diff.role !== undefined) events.push(event(updated, "user.role_changed", { from: user.role, to: diff.role }, actor));
+    if (diff.displayName !== undefined) events.push(event(updated, "identity.user.updated", { display_name: diff.displayName }, actor));
+    if (diff.role !== undefined) events.push(event(updated, "identity.user.role_changed", { from: user.role, to: diff.role }, actor));
     await appendEvents(trx, events);
     return updated;
   });
@@ -281,7 +281,7 @@ export async function deactivateUser(db: Knex, caller: Caller, id: string, etag:
     await ensureAnotherOwner(trx, user);
     const updated = await store.updateUser(trx, user.tenant_id, user.id, { status: "deactivated" });
     const sessions = await store.revokeUserSessions(trx, user.tenant_id, user.id, "user_disabled");
-    await appendEvents(trx, [event(updated, "user.deactivated", { previous_status: user.status, sessions_revoked: sessions }, actor)]);
+    await appendEvents(trx, [event(updated, "identity.user.deactivated", { previous_status: user.status, sessions_revoked: sessions }, actor)]);
     return updated;
   });
 }
@@ -293,7 +293,7 @@ export async function reactivateUser(db: Knex, caller: Caller, id: string, etag:
     if (user.deleted_at) throw deleted(user, new Date(user.deleted_at.getTime() + retention));
     if (user.status !== "deactivated") return undefined;
     const updated = await store.updateUser(trx, user.tenant_id, user.id, { status: user.has_password ? "active" : "invited" });
-    await appendEvents(trx, [event(updated, "user.reactivated", { status: updated.status }, actor)]);
+    await appendEvents(trx, [event(updated, "identity.user.reactivated", { status: updated.status }, actor)]);
     return updated;
   });
 }
@@ -307,7 +307,7 @@ export async function deleteUser(db: Knex, caller: Caller, id: string, etag: str
     const updated = await store.updateUser(trx, user.tenant_id, user.id, { deleted: true });
     const sessions = await store.revokeUserSessions(trx, user.tenant_id, user.id, "user_disabled");
     const apiKeys = await store.revokeUserApiKeys(trx, user.tenant_id, user.id);
-    await appendEvents(trx, [event(updated, "user.deleted", { sessions_revoked: sessions, api_keys_revoked: apiKeys }, actor)]);
+    await appendEvents(trx, [event(updated, "identity.user.deleted", { sessions_revoked: sessions, api_keys_revoked: apiKeys }, actor)]);
     return updated;
   });
 }
@@ -322,7 +322,7 @@ export async function undeleteUser(db: Knex, caller: Caller, id: string, actor: 
       }
       if (user.deleted_at.getTime() + retention <= Date.now()) throw notFound();
       const updated = await store.updateUser(trx, user.tenant_id, user.id, { deleted: false });
-      await appendEvents(trx, [event(updated, "user.undeleted", {}, actor)]);
+      await appendEvents(trx, [event(updated, "identity.user.undeleted", {}, actor)]);
       return updated;
     });
   } catch (err) {
