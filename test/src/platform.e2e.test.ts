@@ -59,7 +59,7 @@ const BUILT = new Set([
   ...["SetLabel", "RemoveLabel", "ListLabels", "ListLabelHistory", "GrantShare", "ListShares", "RevokeShare", "AddFavorite", "RemoveFavorite", "ListFavorites", "RenderTemplate"].map(
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
-  ...["ListAuditEvents", "TailAuditEvents"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
+  ...["StreamUsageEvents", "IngestUsageEvents", "ListAuditEvents", "TailAuditEvents"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
 ]);
 /** Methods callable without an access token. */
 const PUBLIC = new Set([

@@ -1,5 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
-import { bearerToken, PermissionDeniedError, UnauthenticatedError, type CallContext } from "@promptcraft/platform";
+import { bearerToken, PermissionDeniedError, secretEquals, UnauthenticatedError, type CallContext } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 
 /**
@@ -25,6 +24,5 @@ export function requirePlatformAdmin(ctx: Pick<CallContext, "header">, adminToke
 export function isPlatformAdmin(ctx: Pick<CallContext, "header">, adminToken: string | undefined): boolean {
   const presented = bearerToken(ctx);
   if (presented === undefined || adminToken === undefined) return false;
-  const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
-  return timingSafeEqual(digest(presented), digest(adminToken));
+  return secretEquals(presented, adminToken);
 }
