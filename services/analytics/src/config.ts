@@ -1,4 +1,4 @@
-import { serviceConfig } from "@promptcraft/platform";
+import { platformAdminTokenField, serviceConfig } from "@promptcraft/platform";
 import { z } from "zod";
 
 /** The analytics service's configuration (environment variables), parsed once at start. */
@@ -11,6 +11,11 @@ export const AnalyticsConfig = serviceConfig(
      * open tail per interval.
      */
     AUDIT_TAIL_POLL_MS: z.coerce.number().int().min(10).max(5000).default(200),
+    /**
+     * Bearer secret of the platform administrator, the same as identity's: RefreshReadModel and
+     * partition maintenance span all tenants. Unset: no platform-admin call is possible.
+     */
+    PLATFORM_ADMIN_TOKEN: platformAdminTokenField,
   },
 );
 export type AnalyticsConfig = z.infer<typeof AnalyticsConfig>;
