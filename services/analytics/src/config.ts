@@ -16,6 +16,11 @@ export const AnalyticsConfig = serviceConfig(
      * partition maintenance span all tenants. Unset: no platform-admin call is possible.
      */
     PLATFORM_ADMIN_TOKEN: platformAdminTokenField,
+    /**
+     * Seconds between scheduled partition-maintenance rounds (one replica at a time; also one at
+     * start): 60 to 86400; default 1 hour. Partitions are made days ahead, so a missed round is harmless.
+     */
+    PARTITION_MAINTENANCE_INTERVAL_S: z.coerce.number().int().min(60).max(86_400).default(3600),
   },
 );
 export type AnalyticsConfig = z.infer<typeof AnalyticsConfig>;

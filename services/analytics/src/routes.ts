@@ -3,7 +3,16 @@ import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/an
 import type { AnalyticsConfig } from "./config.js";
 import { analyticsHandlers } from "./handlers/index.js";
 
+/**
+ * AnalyticsService methods that check the platform-admin credential themselves (the platform's
+ * access-token check would refuse that secret before the handler runs).
+ */
+export const PUBLIC_ANALYTICS_METHODS = [
+  "getPartitionMaintenanceStatus",
+  "runPartitionMaintenance",
+] as const satisfies readonly (keyof (typeof AnalyticsService)["method"])[];
+
 /** The RPC services this process serves (health and reflection are added by the platform). */
 export function routes(deps: ServiceDeps<AnalyticsConfig>): ServiceRegistration[] {
-  return [serve(AnalyticsService, analyticsHandlers(deps))];
+  return [serve(AnalyticsService, analyticsHandlers(deps), { publicMethods: PUBLIC_ANALYTICS_METHODS })];
 }
