@@ -1,18 +1,18 @@
 import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { analyticsService, PARTITION_MAINTENANCE_LOCK_KEY } from "@promptcraft/analytics";
+import { analyticsService, PARTITION_MAINTENANCE_LOCK_KEY, READ_MODEL_LOCK_KEY } from "@promptcraft/analytics";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
-import { RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
+import { ReadModelState, RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import { failure, ok, PROTOCOLS, type Protocol } from "./content-e2e-helpers.js";
 import { ADMIN_TOKEN, IdentityHarness, testServiceEnv } from "./identity-e2e-helpers.js";
-import { unaryCall, type Outcome } from "./rpc-outcomes.js";
+import { unaryCall } from "./rpc-outcomes.js";
 
 /**
- * AnalyticsService partition maintenance over gRPC and Connect: platform admin only, the scheduled
- * round at start, a dry run that changes nothing, partitions made ahead and old ones dropped, and one
- * maintainer at a time. Other test files' analytics services run maintenance too (at their start),
+ * AnalyticsService partition maintenance and read models over gRPC and Connect: platform admin
+ * only, the scheduled round at start, a dry run that changes nothing, partitions made ahead and old
+ * ones dropped, one maintainer (refresher) at a time, refresh recording freshness. Other test files' analytics services run maintenance too (at their start),
  * so a planted partition may go by their hand: the checks allow for that and replant.
  */
 
@@ -43,7 +43,7 @@ const run = (protocol: Protocol, request: MessageInitShape<typeof A.runPartition
   unaryCall(AnalyticsService, analytics, protocol, A.runPartitionMaintenance, request, headers);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const isInProgress = <O>(o: Outcome<O>) => !o.ok && o.code === "ABORTED" && o.reason === "REFRESH_IN_PROGRESS";
+const isInProgress = (o: { ok: boolean; code?: string; reason?: string | undefined }) => !o.ok && o.code === "ABORTED" && o.reason === "REFRESH_IN_PROGRESS";
 
 /** A run, retried while another maintainer (a scheduled round somewhere) holds the lock. */
 async function runWhenFree(protocol: Protocol, dryRun: boolean) {
@@ -69,9 +69,8 @@ async function partitionNames(protocol: Protocol): Promise<Set<string>> {
 describe.each(PROTOCOLS)("partition maintenance over %s", (protocol) => {
   test("platform admin only: no credentials UNAUTHENTICATED, a tenant owner or another secret PERMISSION_DENIED", async () => {
     const { users } = await h.tenantWith(["owner"]);
-    for (const call of [() => status(protocol, {}), () => run(protocol, { dryRun: true }, {})]) {
-      assert.equal(failure(await call()).code, "UNAUTHENTICATED");
-    }
+    assert.equal(failure(await status(protocol, {})).code, "UNAUTHENTICATED");
+    assert.equal(failure(await run(protocol, { dryRun: true }, {})).code, "UNAUTHENTICATED");
     for (const headers of [{ authorization: `Bearer ${users[0]!.token}` }, { authorization: `Bearer ${ADMIN_TOKEN}-not` }]) {
       assert.deepEqual(failure(await status(protocol, headers)), { code: "PERMISSION_DENIED", reason: "PLATFORM_ADMIN_REQUIRED" });
       assert.deepEqual(failure(await run(protocol, { dryRun: false }, headers)), { code: "PERMISSION_DENIED", reason: "PLATFORM_ADMIN_REQUIRED" });
@@ -133,6 +132,55 @@ describe.each(PROTOCOLS)("partition maintenance over %s", (protocol) => {
     try {
       await holder.raw("select pg_advisory_xact_lock(?)", [PARTITION_MAINTENANCE_LOCK_KEY]);
       assert.deepEqual(failure(await run(protocol, { dryRun: true })), { code: "ABORTED", reason: "REFRESH_IN_PROGRESS" });
+    } finally {
+      await holder.rollback();
+    }
+  });
+});
+
+const listModels = (protocol: Protocol, headers: Record<string, string> = ADMIN) =>
+  unaryCall(AnalyticsService, analytics, protocol, A.listReadModels, {}, headers);
+const refreshModel = (protocol: Protocol, name: string, headers: Record<string, string> = ADMIN) =>
+  unaryCall(AnalyticsService, analytics, protocol, A.refreshReadModel, { name }, headers);
+
+describe.each(PROTOCOLS)("read models over %s", (protocol) => {
+  test("platform admin only; an unknown name is INVALID_ARGUMENT naming the field", async () => {
+    const { users } = await h.tenantWith(["owner"]);
+    assert.equal(failure(await listModels(protocol, {})).code, "UNAUTHENTICATED");
+    assert.deepEqual(failure(await refreshModel(protocol, "entity_stats", { authorization: `Bearer ${users[0]!.token}` })), {
+      code: "PERMISSION_DENIED",
+      reason: "PLATFORM_ADMIN_REQUIRED",
+    });
+    const unknown = await refreshModel(protocol, "no_such_model");
+    assert.equal(failure(unknown).code, "INVALID_ARGUMENT");
+    assert.deepEqual(!unknown.ok && unknown.fields, ["name"]);
+  });
+
+  test("a refresh records freshness, and the list shows it", async () => {
+    const before = Date.now();
+    let outcome = await refreshModel(protocol, "entity_stats");
+    for (let i = 0; i < 50 && isInProgress(outcome); i++) {
+      await sleep(100);
+      outcome = await refreshModel(protocol, "entity_stats");
+    }
+    const model = ok(outcome);
+    assert.equal(model.name, "entity_stats");
+    assert.equal(model.state, ReadModelState.FRESH);
+    assert.ok(Number(model.lastRefreshTime!.seconds) * 1000 >= before - 1000);
+    assert.equal(model.refreshInterval?.seconds, 300n);
+    assert.ok(model.lastRefreshDuration && model.staleness && model.nextRefreshTime);
+    const listed = ok(await listModels(protocol)).readModels;
+    assert.deepEqual(listed.map((m) => m.name), ["entity_stats", "tenant_usage_summary"]);
+    const again = listed.find((m) => m.name === "entity_stats")!;
+    assert.ok(again.lastRefreshTime!.seconds >= model.lastRefreshTime!.seconds);
+  });
+
+  test("while another replica refreshes: REFRESHING, and RefreshReadModel is ABORTED REFRESH_IN_PROGRESS", { skip: EMBEDDED }, async () => {
+    const holder = await h.db.transaction();
+    try {
+      await holder.raw("select pg_advisory_xact_lock(?)", [READ_MODEL_LOCK_KEY]);
+      assert.ok(ok(await listModels(protocol)).readModels.every((m) => m.state === ReadModelState.REFRESHING));
+      assert.deepEqual(failure(await refreshModel(protocol, "tenant_usage_summary")), { code: "ABORTED", reason: "REFRESH_IN_PROGRESS" });
     } finally {
       await holder.rollback();
     }

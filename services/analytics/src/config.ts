@@ -17,6 +17,11 @@ export const AnalyticsConfig = serviceConfig(
      */
     PLATFORM_ADMIN_TOKEN: platformAdminTokenField,
     /**
+     * Seconds between scheduled refreshes of the read models (one replica at a time; also one at
+     * start): 10 to 86400; default 5 minutes. Each refresh recomputes the views in full.
+     */
+    READ_MODEL_REFRESH_INTERVAL_S: z.coerce.number().int().min(10).max(86_400).default(300),
+    /**
      * Seconds between scheduled partition-maintenance rounds (one replica at a time; also one at
      * start): 60 to 86400; default 1 hour. Partitions are made days ahead, so a missed round is harmless.
      */

@@ -8,6 +8,8 @@ import { analyticsHandlers } from "./handlers/index.js";
  * access-token check would refuse that secret before the handler runs).
  */
 export const PUBLIC_ANALYTICS_METHODS = [
+  "listReadModels",
+  "refreshReadModel",
   "getPartitionMaintenanceStatus",
   "runPartitionMaintenance",
 ] as const satisfies readonly (keyof (typeof AnalyticsService)["method"])[];

@@ -3,6 +3,7 @@ import { AbortedError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { Logger } from "pino";
 import * as store from "../store/partitions.js";
+import { isInProgress, scheduleRounds } from "./schedule.js";
 
 /**
  * Partition maintenance (brief §4.7): `event` by month, `usage_event` by day, created ahead (and a
@@ -118,7 +119,7 @@ export async function runPartitionMaintenance(
     });
   } catch (err) {
     if (err instanceof DryRunRollback) return { ...err.result, tables: await partitionStatus(db, options.now, options.intervalMs) };
-    if (!(err instanceof AbortedError && err.reason === ErrorReason.REFRESH_IN_PROGRESS) && !options.dryRun) {
+    if (!isInProgress(err) && !options.dryRun) {
       await withServiceRole(db, "analytics", (trx) => store.recordFailure(trx, options.now, errorText(err))).catch(() => undefined);
     }
     throw err;
@@ -141,34 +142,19 @@ function errorText(err: unknown): string {
 }
 
 /**
- * The scheduled maintainer: a run at start (partitions must exist before the first ingest of a new
+ * The scheduled maintainer: a round at start (partitions must exist before the first ingest of a new
  * day, whatever the replica's uptime) and every `intervalMs` after. A round another replica holds is
  * skipped quietly; a failed round is logged and recorded, and the next one retries.
  */
 export function startPartitionMaintenance(db: Knex, intervalMs: number, log: Logger): { stop(): Promise<void> } {
-  let running: Promise<unknown> | undefined;
-  const round = () => {
-    if (running) return;
-    running = runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs })
-      .then(
-        (r) => {
-          if (r.created.length + r.dropped.length + r.detached.length > 0) log.info({ created: r.created, dropped: r.dropped, detached: r.detached }, "partition maintenance");
-        },
-        (err: unknown) => {
-          if (!(err instanceof AbortedError && err.reason === ErrorReason.REFRESH_IN_PROGRESS)) log.warn({ err }, "partition maintenance failed");
-        },
-      )
-      .finally(() => (running = undefined));
-  };
-  const first = setTimeout(round, 0);
-  const timer = setInterval(round, intervalMs);
-  first.unref();
-  timer.unref();
-  return {
-    async stop() {
-      clearTimeout(first);
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return scheduleRounds(intervalMs, () =>
+    runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs }).then(
+      (r) => {
+        if (r.created.length + r.dropped.length + r.detached.length > 0) log.info({ created: r.created, dropped: r.dropped, detached: r.detached }, "partition maintenance");
+      },
+      (err: unknown) => {
+        if (!isInProgress(err)) log.warn({ err }, "partition maintenance failed");
+      },
+    ),
+  );
 }

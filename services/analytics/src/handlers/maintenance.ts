@@ -1,9 +1,10 @@
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { requirePlatformAdmin, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
-import { RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
+import { ReadModelState, RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import type { AnalyticsConfig } from "../config.js";
 import * as partitions from "../domain/partitions.js";
+import * as readModels from "../domain/read-models.js";
 
 const DAY_MS = 86_400_000;
 /** The contract's nominal month (31 days). */
@@ -35,13 +36,45 @@ function tableToProto(t: partitions.PartitionedTableStatus) {
   };
 }
 
+const READ_MODEL_STATES = {
+  fresh: ReadModelState.FRESH,
+  refreshing: ReadModelState.REFRESHING,
+  failed: ReadModelState.FAILED,
+  never_refreshed: ReadModelState.NEVER_REFRESHED,
+} as const;
+
+function readModelToProto(m: readModels.ReadModelInfo) {
+  return {
+    name: m.name,
+    state: READ_MODEL_STATES[m.state],
+    lastRefreshTime: m.lastRefreshedAt ? timestampFromDb(m.lastRefreshedAt) : undefined,
+    lastRefreshDuration: m.lastDurationMs === null ? undefined : durationFromMs(Math.round(m.lastDurationMs)),
+    staleness: m.stalenessMs === null ? undefined : durationFromMs(m.stalenessMs),
+    refreshInterval: durationFromMs(m.refreshIntervalMs),
+    nextRefreshTime: m.nextRefreshAt ? timestampFromDb(m.nextRefreshAt) : undefined,
+    lastError: m.lastError,
+    rowCount: BigInt(m.rowCount),
+  };
+}
+
 /**
- * AnalyticsService partition maintenance: GetPartitionMaintenanceStatus, RunPartitionMaintenance.
- * Platform-admin methods (public in `serve()`, checked here): they span all tenants.
+ * AnalyticsService read models and partition maintenance: GetPartitionMaintenanceStatus, RunPartitionMaintenance.
+ * ListReadModels, RefreshReadModel. Platform-admin methods (public in `serve()`, checked here):
+ * they span all tenants. An unknown read-model name is INVALID_ARGUMENT (the contract's validation).
  */
 export function maintenanceHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHandlers<typeof AnalyticsService> {
   const intervalMs = deps.config.PARTITION_MAINTENANCE_INTERVAL_S * 1000;
+  const refreshIntervalMs = deps.config.READ_MODEL_REFRESH_INTERVAL_S * 1000;
   return {
+    listReadModels: async (_request, ctx) => {
+      requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
+      return { readModels: (await readModels.listReadModels(deps.db, new Date(), refreshIntervalMs)).map(readModelToProto) };
+    },
+    refreshReadModel: async (request, ctx) => {
+      requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
+      const [model] = await readModels.refreshReadModels(deps.db, request.name as readModels.ReadModelName, refreshIntervalMs);
+      return readModelToProto(model!);
+    },
     getPartitionMaintenanceStatus: async (_request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
       const tables = await partitions.partitionStatus(deps.db, new Date(), intervalMs);
