@@ -1,9 +1,8 @@
 import { withServiceRole, type Knex } from "@promptcraft/db";
 import { AbortedError } from "@promptcraft/platform";
-import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { Logger } from "pino";
 import * as store from "../store/partitions.js";
-import { isInProgress, scheduleRounds } from "./schedule.js";
+import { inProgress, isInProgress, scheduleRounds } from "./schedule.js";
 
 /**
  * Partition maintenance (brief §4.7): `event` by month, `usage_event` by day, created ahead (and a
@@ -105,7 +104,7 @@ export async function runPartitionMaintenance(
   try {
     return await withServiceRole(db, "analytics", async (trx) => {
       if (!(await store.tryMaintenanceLock(trx))) {
-        throw new AbortedError("partition maintenance is already running", { reason: ErrorReason.REFRESH_IN_PROGRESS });
+        throw inProgress("partition maintenance");
       }
       await store.limitLockWait(trx, options.lockWaitMs ?? MAINTENANCE_LOCK_WAIT_MS);
       const actions = await runLocked(trx, options.now);

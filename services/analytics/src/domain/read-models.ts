@@ -1,9 +1,7 @@
 import { withServiceRole, type Knex } from "@promptcraft/db";
-import { AbortedError } from "@promptcraft/platform";
-import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { Logger } from "pino";
 import * as store from "../store/read-models.js";
-import { isInProgress, scheduleRounds } from "./schedule.js";
+import { inProgress, isInProgress, scheduleRounds } from "./schedule.js";
 
 /**
  * The read models of brief §4.10, `entity_stats` and `tenant_usage_summary`: materialized views
@@ -68,7 +66,7 @@ export async function refreshReadModels(db: Knex, name: ReadModelName | null, in
     return await withServiceRole(db, "analytics", async (trx) => {
       const results = await store.refresh(trx, name);
       if (results.some((r) => r.status === "skipped")) {
-        throw new AbortedError("a read-model refresh is already running", { reason: ErrorReason.REFRESH_IN_PROGRESS });
+        throw inProgress("a read-model refresh");
       }
       await store.clearFailure(trx, name);
       const infos = await readInfo(trx, new Date(), intervalMs);
