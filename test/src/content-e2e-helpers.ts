@@ -105,14 +105,8 @@ export class ContentHarness {
   }
 
   /** A new API key of the tenant with `role`: its id and secret. */
-  async newApiKey(adminToken: string, role: UserRole): Promise<{ id: string; secret: string }> {
-    const roles: Record<UserRole, Role> = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
-    const created = ok(
-      await unaryCall(IdentityService, this.identity, "grpc", IdentityService.method.createApiKey, {
-        apiKey: { displayName: `key-${randomUUID().slice(0, 8)}`, role: roles[role] },
-      }, { authorization: `Bearer ${adminToken}` }),
-    );
-    return { id: created.apiKey!.id, secret: created.secret };
+  newApiKey(adminToken: string, role: UserRole): Promise<{ id: string; secret: string }> {
+    return newApiKey(this.identity, adminToken, role);
   }
 
   /** The audit events of a tenant, oldest first (superuser connection: row-level security does not apply). */
@@ -124,6 +118,17 @@ export class ContentHarness {
     );
     return rows;
   }
+}
+
+/** A new API key (id and secret) with `role`, created through `identity` by the tenant admin holding `adminToken`. */
+export async function newApiKey(identity: { grpcPort: number; connectPort: number }, adminToken: string, role: UserRole): Promise<{ id: string; secret: string }> {
+  const roles: Record<UserRole, Role> = { owner: Role.OWNER, admin: Role.ADMIN, editor: Role.EDITOR, viewer: Role.VIEWER };
+  const created = ok(
+    await unaryCall(IdentityService, identity, "grpc", IdentityService.method.createApiKey, {
+      apiKey: { displayName: `key-${randomUUID().slice(0, 8)}`, role: roles[role] },
+    }, { authorization: `Bearer ${adminToken}` }),
+  );
+  return { id: created.apiKey!.id, secret: created.secret };
 }
 
 export const NOT_FOUND = { code: "NOT_FOUND", reason: "RESOURCE_NOT_FOUND" };

@@ -199,6 +199,9 @@ function serviceEnv(options: StartOptions, db: DatabaseHandle, adminToken: strin
     // We hold the services' stdin open: if this process dies, even by SIGKILL, they stop.
     STOP_WHEN_STDIN_CLOSES: "true",
     PLATFORM_ADMIN_TOKEN: adminToken,
+    // The service credential the services present to each other (content's usage reporter to
+    // analytics): the deployment's if set, else a fresh one per run (only these processes know it).
+    SERVICE_TOKEN: process.env.SERVICE_TOKEN || randomBytes(32).toString("base64url"),
     CORS_ALLOWED_ORIGINS: corsOrigins(),
   };
 }

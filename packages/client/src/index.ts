@@ -74,3 +74,4 @@ function headersInterceptor(options: ClientOptions): Interceptor {
 export { traceContextKey, withTraceContext, tracingInterceptor, statusName, RPC_SYSTEM_CONNECTRPC } from "./tracing.js";
 export { ConnectError, Code } from "@connectrpc/connect";
 export type { Client } from "@connectrpc/connect";
+export { UsageReporter, uuidv7, type UsageEventInit, type UsageReporterOptions, type Counter } from "./usage-reporter.js";

@@ -70,9 +70,10 @@ export interface Actor {
   requestId: string;
 }
 
-/** The actor of an authenticated call: the user of an access token, or the API key (by its id). */
+/** The actor of an authenticated call: the user of an access token, the API key (by its id), or a service (no id). */
 export function actorOf(ctx: CallContext): Actor {
   const caller = callerOf(ctx);
+  if (caller.kind === "service") return { actorType: "service", actorId: null, requestId: ctx.requestId };
   return {
     actorType: caller.kind === "api_key" ? "api_key" : "user",
     actorId: caller.kind === "api_key" ? (caller.credentialId ?? null) : (caller.userId ?? null),

@@ -48,6 +48,17 @@ export const baseConfigShape = {
    * from it (`AuthService.GetJwks`), caches it, and verifies tokens locally.
    */
   IDENTITY_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50051"),
+  /**
+   * The service credential (service-credential.ts): a deployment secret of ≥ 32 characters that
+   * services present to each other for background work (content's usage reporter), which
+   * analytics accepts for usage ingest only. Unset: no service calls (the reporter is off, said
+   * at start). `npm start` generates one.
+   */
+  SERVICE_TOKEN: unsetIfEmpty(z.string().min(32, "must be at least 32 characters").max(512).optional()),
+  /** The analytics service's gRPC URL, where services stream their usage events (usage-reporting.ts). */
+  ANALYTICS_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50055"),
+  /** Usage events a service keeps in memory while analytics is unreachable; past it they are dropped (counted, logged). */
+  USAGE_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(10_000),
   /** The `iss` of access tokens: identity issues them with it, every service expects it. */
   TOKEN_ISSUER: z.string().min(1).max(200).default("promptcraft-identity"),
   /**
@@ -95,8 +106,11 @@ export const baseConfigShape = {
   OTEL_SDK_DISABLED: unsetIfEmpty(z.stringbool().default(false)),
 } as const;
 
-/** The OpenTelemetry specification reads an empty variable as an unset one. */
-function unsetIfEmpty<T extends z.ZodType>(schema: T) {
+/**
+ * An empty variable (`FOO=`, or `${FOO:-}` in compose) means unset, as the OpenTelemetry
+ * specification reads one.
+ */
+export function unsetIfEmpty<T extends z.ZodType>(schema: T) {
   return z.preprocess((value) => (value === "" ? undefined : value), schema);
 }
 

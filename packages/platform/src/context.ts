@@ -2,15 +2,20 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { Context } from "@opentelemetry/api";
 import type { Logger } from "pino";
 
-/** Who is calling, once authenticated (filled in by the platform's `authenticate` hook). */
+/**
+ * Who is calling, once authenticated (filled in by the platform's `authenticate` hook). A `service`
+ * caller is another PromptCraft service presenting the deployment's SERVICE_TOKEN, accepted only by
+ * the methods registered as `serviceMethods` (usage ingest): it belongs to no tenant (`tenantId` is
+ * empty) and names the tenant of each thing it reports.
+ */
 export interface AuthContext {
   tenantId: string;
   /** Absent for API keys that act as the tenant rather than a user. */
   userId?: string;
   role: "owner" | "admin" | "editor" | "viewer";
-  /** Session id (access tokens) or key id (API keys). */
+  /** Session id (access tokens), key id (API keys), or `service:<name>` (services). */
   credentialId?: string;
-  kind: "access_token" | "api_key";
+  kind: "access_token" | "api_key" | "service";
 }
 
 /** The protocol a call arrived on. */

@@ -25,3 +25,5 @@ export * from "./etag.js";
 export * from "./database-health.js";
 export * from "./log-throttle.js";
 export * from "./tracing.js";
+export * from "./service-credential.js";
+export * from "./usage-reporting.js";

@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { AuthContext, CallContext, Protocol } from "./context.js";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { AppError, InvalidArgumentError, toConnectError, UnimplementedError, type Dependency } from "./errors.js";
-import type { AnyHandler, ServiceRegistration } from "./handlers.js";
+import type { AnyHandler, RequestValidator, ServiceRegistration } from "./handlers.js";
 import { briefError, LogThrottle } from "./log-throttle.js";
 import type { RpcMetrics } from "./metrics.js";
 import { ATTR_TENANT_ID, endServerSpan, startServerSpan } from "./tracing.js";
@@ -183,7 +183,7 @@ export class Pipeline {
       if (this.mustAuthenticate(ctx)) await this.authenticate(ctx);
       const handler = this.admit(ctx);
       const request = typeof input === "function" ? input() : input;
-      this.validate(ctx.method.input, request);
+      this.validate(ctx.method, request);
       const response = toMessage(ctx.method.output, await handler(request, ctx));
       this.finish(ctx, started);
       return response;
@@ -200,7 +200,7 @@ export class Pipeline {
       if (this.mustAuthenticate(ctx)) await this.authenticate(ctx);
       const handler = this.admit(ctx);
       const request = typeof input === "function" ? input() : input;
-      this.validate(ctx.method.input, request);
+      this.validate(ctx.method, request);
       for await (const out of handler(request, ctx) as AsyncIterable<unknown>) {
         yield toMessage(ctx.method.output, out);
       }
@@ -278,11 +278,16 @@ export class Pipeline {
   /** Methods that skip authentication, by descriptor: one set lookup per call. */
   private readonly publicMethods = new Set<DescMethod>();
 
+  /** Methods whose requests a hand-written check validates instead of protovalidate (see ServiceRegistration.validators). */
+  private readonly ownValidators = new Map<DescMethod, RequestValidator>();
+
   /** Tells the pipeline which registration serves which service (the transports do this). */
   register(registration: ServiceRegistration): void {
     this.registrations.set(registration.service.typeName, registration);
     for (const method of registration.service.methods) {
       if (registration.public || registration.publicMethods?.has(method.localName)) this.publicMethods.add(method);
+      const own = registration.validators?.[method.localName];
+      if (own) this.ownValidators.set(method, own);
     }
   }
 
@@ -290,8 +295,14 @@ export class Pipeline {
     return this.registrations.get(ctx.service.typeName)?.handlers[ctx.method.localName];
   }
 
-  private validate(schema: DescMessage, message: Message): void {
-    const result = this.validator.validate(schema, message);
+  private validate(method: DescMethod, message: Message): void {
+    const own = this.ownValidators.get(method);
+    if (own) {
+      const violations = own(message);
+      if (violations.length > 0) throw new InvalidArgumentError(violations, { reason: ErrorReason.INVALID_REQUEST });
+      return;
+    }
+    const result = this.validator.validate(method.input, message);
     if (result.kind === "valid") return;
     if (result.kind === "invalid") {
       throw new InvalidArgumentError(
@@ -305,7 +316,7 @@ export class Pipeline {
 
   private async *validated(ctx: PipelineCall, requests: AsyncIterable<Message>): AsyncGenerator<Message> {
     for await (const request of requests) {
-      this.validate(ctx.method.input, request);
+      this.validate(ctx.method, request);
       yield request;
     }
   }

@@ -1,9 +1,10 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { bearerToken } from "./auth.js";
 import type { CallContext } from "./context.js";
+import { unsetIfEmpty } from "./config.js";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
+import { secretEquals } from "./service-credential.js";
 
 /**
  * The platform administrator, until platform-admin accounts exist: whoever presents
@@ -19,8 +20,7 @@ import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
  * The `PLATFORM_ADMIN_TOKEN` config field: at least 32 characters; an empty variable (`FOO=`, or
  * `${FOO:-}` in compose) means unset, and unset means no platform-admin call is possible.
  */
-export const platformAdminTokenField = z.preprocess(
-  (value: unknown) => (value === "" ? undefined : value),
+export const platformAdminTokenField = unsetIfEmpty(
   z
     .string()
     .regex(/^[A-Za-z0-9._~+/=-]{32,512}$/, { error: "must be 32 to 512 characters of [A-Za-z0-9._~+/=-] (openssl rand -base64 32)" })
@@ -37,12 +37,11 @@ export function requirePlatformAdmin(ctx: Pick<CallContext, "header">, adminToke
 
 /**
  * Whether the caller presents the platform-admin credential, for methods that serve the platform
- * admin and tenant members alike (identity's GetTenant, UpdateTenant). Compared in constant time,
- * as SHA-256 digests so the lengths never differ. With no token configured, nobody is.
+ * admin and tenant members alike (identity's GetTenant, UpdateTenant). Compared in constant time
+ * (`secretEquals`, as the service credential). With no token configured, nobody is.
  */
 export function isPlatformAdmin(ctx: Pick<CallContext, "header">, adminToken: string | undefined): boolean {
   const presented = bearerToken(ctx);
   if (presented === undefined || adminToken === undefined) return false;
-  const digest = (value: string) => createHash("sha256").update(value, "utf8").digest();
-  return timingSafeEqual(digest(presented), digest(adminToken));
+  return secretEquals(presented, adminToken);
 }

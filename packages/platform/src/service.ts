@@ -1,4 +1,6 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
+import type { Metric } from "prom-client";
 import { closeKnex, createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
 import type { baseConfigShape } from "./config.js";
@@ -21,6 +23,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { runProcess } from "./run.js";
 import { startServer, type RunningServer } from "./server.js";
 import { startTracing, type Tracing } from "./tracing.js";
+import { withServiceCredential } from "./service-credential.js";
 
 /** The settings every service config has (see `serviceConfig`). */
 export type BaseServiceConfig = z.infer<z.ZodObject<typeof baseConfigShape>> & {
@@ -56,6 +59,8 @@ export interface ServiceSetup<S = unknown> {
    * for at most CREDENTIAL_CACHE_TTL_MS.
    */
   resolveApiKey?: ApiKeyResolver;
+  /** Metrics of the service's own (a usage reporter's counters), added to `/metrics`. */
+  metrics?: Metric[];
   /** Extra plain HTTP routes on the Connect port. */
   httpRoutes?: Record<string, HttpRoute>;
   /**
@@ -171,7 +176,7 @@ export async function startService<C extends BaseServiceConfig, S>(
       connectPort: config.CONNECT_PORT,
       services,
       log,
-      authenticate: credentialAuthenticator({ verifier, resolveApiKey, checkStatus }),
+      authenticate: withServiceCredential(config.SERVICE_TOKEN, serviceMethodsOf(services), credentialAuthenticator({ verifier, resolveApiKey, checkStatus })),
       httpRoutes: setup.httpRoutes,
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
       cors: { allowedOrigins: config.CORS_ALLOWED_ORIGINS, maxAgeSeconds: config.CORS_MAX_AGE_S },
@@ -180,6 +185,7 @@ export async function startService<C extends BaseServiceConfig, S>(
       },
       tracer,
     });
+    for (const metric of setup.metrics ?? []) server.metrics.registry.registerMetric(metric);
     watcher.start(server.health, ["", ...services.map((r) => r.service.typeName)]);
   } catch (err) {
     watcher.stop();
@@ -293,4 +299,9 @@ function hostOf(url: string): string {
   } catch {
     return "(unparseable DATABASE_URL)";
   }
+}
+
+/** The methods of `services` that accept the service credential. */
+function serviceMethodsOf(services: readonly ServiceRegistration[]): Set<DescMethod> {
+  return new Set(services.flatMap((r) => r.service.methods.filter((m) => r.serviceMethods?.has(m.localName))));
 }

@@ -32,9 +32,15 @@ export const addEntityNames: Migration = {
   async up(knex) {
     await knex.raw(`alter table entity add column name text collate "C"`);
     const { rows } = await knex.raw<{ rows: { tenant_id: string; id: string; base: string }[] }>(`
-      select e.tenant_id, e.id, ${titleSlugSql("v.title")} as base
+      select e.tenant_id, e.id, ${titleSlugSql("coalesce(v.title, '')")} as base
       from entity e
-      join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.valid_to is null
+      -- The latest version's title; an entity without versions (never in the product's own
+      -- writes, but possible in a database written by hand) is still named ('entity', 'entity-2'…).
+      left join lateral (
+        select lv.title from entity_version lv
+        where lv.tenant_id = e.tenant_id and lv.entity_id = e.id
+        order by lv.version desc limit 1
+      ) v on true
       order by e.tenant_id, e.created_at, e.id`);
     const taken = new Map<string, Set<string>>();
     const ids: string[] = [];

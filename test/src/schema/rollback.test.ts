@@ -67,7 +67,8 @@ async function userObjects(knex: Knex): Promise<string[]> {
 /**
  * The backfill of entity names (20261206220000_add_entity_names) on entities that existed before
  * names: taken back down, entities written without names, then up again. Names come from titles,
- * unique per tenant (oldest first keeps the plain slug), held from creation until deletion.
+ * unique per tenant (oldest first keeps the plain slug), held from creation until deletion; an
+ * entity without versions is named too.
  */
 async function checkNameBackfill(knex: Knex): Promise<void> {
   const addNames = contentMigrations.find((m) => m.name === "20261206220000_add_entity_names")!;
@@ -75,7 +76,7 @@ async function checkNameBackfill(knex: Knex): Promise<void> {
   const [a, b] = [await createTenant(knex), await createTenant(knex)];
   const [userA, userB] = [await createUser(knex, a), await createUser(knex, b)];
   const ids: string[] = [];
-  const write = async (tenantId: string, owner: string, title: string, minute: number, deleted = false) => {
+  const write = async (tenantId: string, owner: string, title: string | null, minute: number, deleted = false) => {
     const at = `2026-01-01T00:${String(minute).padStart(2, "0")}:00Z`;
     const id = randomUUID();
     await knex.raw(
@@ -83,11 +84,14 @@ async function checkNameBackfill(knex: Knex): Promise<void> {
        values (?, ?, 'context', ?, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz)`,
       [tenantId, id, owner, at, at, deleted ? "2026-01-02T00:00:00Z" : null, deleted ? "2026-02-01T00:00:00Z" : null],
     );
-    await knex.raw(
-      `insert into entity_version (tenant_id, entity_id, version, title, author_id, content_hash, valid_from)
-       values (?, ?, 1, ?, ?, ?, ?::timestamptz)`,
-      [tenantId, id, title, owner, "0".repeat(64), at],
-    );
+    // null: an entity without any version (written by hand; the backfill must still name it).
+    if (title !== null) {
+      await knex.raw(
+        `insert into entity_version (tenant_id, entity_id, version, title, author_id, content_hash, valid_from)
+         values (?, ?, 1, ?, ?, ?, ?::timestamptz)`,
+        [tenantId, id, title, owner, "0".repeat(64), at],
+      );
+    }
     ids.push(id);
   };
   await write(a, userA, "Support Reply", 1);
@@ -96,6 +100,7 @@ async function checkNameBackfill(knex: Knex): Promise<void> {
   await write(a, userA, "Crème brûlée", 4, true);
   await write(a, userA, "日本語", 5);
   await write(b, userB, "Support Reply", 6);
+  await write(b, userB, null, 7);
   await addNames.up(knex);
   const named = await knex.raw<{ rows: { id: string; name: string; periods: string }[] }>(
     `select e.id, e.name, string_agg(n.name || ' ' || to_char(n.valid_from at time zone 'UTC', 'MI') || '-' || coalesce(to_char(n.valid_to at time zone 'UTC', 'DD'), ''), ',') as periods
@@ -113,6 +118,7 @@ async function checkNameBackfill(knex: Knex): Promise<void> {
       ["creme-brulee", "creme-brulee 04-02"],
       ["entity", "entity 05-"],
       ["support-reply", "support-reply 06-"],
+      ["entity", "entity 07-"],
     ],
   );
 }

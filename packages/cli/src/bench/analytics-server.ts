@@ -1,7 +1,7 @@
-// The measured side of the tail benchmark: the analytics service exactly as `main.ts` runs it
-// (configuration from the environment: DATABASE_URL, IDENTITY_URL, AUDIT_TAIL_POLL_MS), on free ports,
-// in its own process so that the writers and readers of the benchmark do not share its event loop.
-// Prints its ports.
+// The measured side of the analytics benchmarks (tail and ingest): the analytics service exactly as
+// `main.ts` runs it (configuration from the environment: DATABASE_URL, IDENTITY_URL,
+// AUDIT_TAIL_POLL_MS, SERVICE_TOKEN, DB_POOL_MAX), on free ports, in its own process so that the
+// benchmark's writers, readers and producers do not share its event loop. Prints its ports.
 import { analyticsService } from "@promptcraft/analytics";
 import { loadConfig, startService } from "@promptcraft/platform";
 

@@ -47,6 +47,8 @@ export interface MaintenanceResult {
   created: string[];
   dropped: string[];
   detached: string[];
+  /** Idempotency keys of usage events deleted with their partitions (`usage_event_id`). */
+  prunedEventIds: number;
   tables: PartitionedTableStatus[];
 }
 
@@ -108,13 +110,21 @@ export async function runPartitionMaintenance(
       }
       await store.limitLockWait(trx, options.lockWaitMs ?? MAINTENANCE_LOCK_WAIT_MS);
       const actions = await runLocked(trx, options.now);
+      // With its day's partition goes the proof that an event id was stored.
+      const prunedEventIds = await store.pruneUsageEventIds(trx);
       const names = (action: store.MaintenanceAction["action"]) => actions.filter((a) => a.action === action).map((a) => a.partitionName);
       if (options.dryRun) {
         // The status as it is, not as the rolled-back run left it.
-        throw new DryRunRollback({ created: names("created"), dropped: names("dropped"), detached: names("detached"), tables: [] });
+        throw new DryRunRollback({ created: names("created"), dropped: names("dropped"), detached: names("detached"), prunedEventIds, tables: [] });
       }
       await store.recordSuccess(trx, options.now);
-      return { created: names("created"), dropped: names("dropped"), detached: names("detached"), tables: await readStatus(trx, options.now, options.intervalMs) };
+      return {
+        created: names("created"),
+        dropped: names("dropped"),
+        detached: names("detached"),
+        prunedEventIds,
+        tables: await readStatus(trx, options.now, options.intervalMs),
+      };
     });
   } catch (err) {
     if (err instanceof DryRunRollback) return { ...err.result, tables: await partitionStatus(db, options.now, options.intervalMs) };
@@ -149,7 +159,9 @@ export function startPartitionMaintenance(db: Knex, intervalMs: number, log: Log
   return scheduleRounds(intervalMs, () =>
     runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs }).then(
       (r) => {
-        if (r.created.length + r.dropped.length + r.detached.length > 0) log.info({ created: r.created, dropped: r.dropped, detached: r.detached }, "partition maintenance");
+        if (r.created.length + r.dropped.length + r.detached.length > 0) {
+          log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds }, "partition maintenance");
+        }
       },
       (err: unknown) => {
         if (!isInProgress(err)) log.warn({ err }, "partition maintenance failed");

@@ -1,13 +1,15 @@
 import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
 import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import type { AnalyticsConfig } from "../config.js";
+import { UsageIngest } from "../domain/usage.js";
 import { auditHandlers } from "./audit.js";
 import { maintenanceHandlers } from "./maintenance.js";
+import { usageHandlers } from "./usage.js";
 
 /**
  * Handlers of `promptcraft.analytics.v1.AnalyticsService`, one file per area, spread together. A
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function analyticsHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHandlers<typeof AnalyticsService> {
-  return { ...auditHandlers(deps), ...maintenanceHandlers(deps) };
+  return { ...usageHandlers(new UsageIngest(deps.db)), ...auditHandlers(deps), ...maintenanceHandlers(deps) };
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { withServiceRole, type Knex } from "@promptcraft/db";
 import { AbortedError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -67,24 +68,32 @@ describe("partition store", () => {
     });
   });
 
-  test("a dry run reports what a run does and changes nothing; the run creates ahead, drops past retention and records it", async () => {
+  test("a dry run reports what a run does and changes nothing; the run creates ahead, drops past retention (with the day's event-id keys) and records it", async () => {
     const { now, nextDay } = await futureNow();
     // Past the retention as of `now`, within it as of the real time (so only this test's run drops it).
     const old = new Date(Math.floor((now.getTime() - 402 * DAY_MS) / DAY_MS) * DAY_MS);
     await knex.raw("select create_time_partitions('usage_event', ?, ?)", [old, new Date(old.getTime() + DAY_MS)]);
     const names = async () => new Set((await withServiceRole(knex, "analytics", (trx) => store.partitions(trx))).map((r) => r.name));
+    // An idempotency key in the old day and one of today (as the owner: analytics cannot write them directly).
+    const tenantId = randomUUID();
+    const [oldId, newId] = [randomUUID(), randomUUID()];
+    await knex.raw("insert into usage_event_id (tenant_id, id, occurred_at) values (?, ?, ?), (?, ?, now())", [tenantId, oldId, new Date(old.getTime() + HOUR_MS), tenantId, newId]);
+    const ids = async () => (await knex.raw<{ rows: { id: string }[] }>("select id from usage_event_id where tenant_id = ? order by id", [tenantId])).rows.map((r) => r.id);
 
     const dry = await partitions.runPartitionMaintenance(knex, { dryRun: true, now, intervalMs: HOUR_MS });
     assert.ok(dry.created.includes(dayName(nextDay)), `dry run would create ${dayName(nextDay)}: ${dry.created.join(", ")}`);
     assert.ok(dry.dropped.includes(dayName(old)), `dry run would drop ${dayName(old)}: ${dry.dropped.join(", ")}`);
     const afterDry = await names();
     assert.ok(afterDry.has(dayName(old)) && !afterDry.has(dayName(nextDay)), "the dry run changed nothing");
+    assert.ok(dry.prunedEventIds >= 1);
+    assert.deepEqual(await ids(), [oldId, newId].sort(), "the dry run kept the keys");
 
     const run = await partitions.runPartitionMaintenance(knex, { dryRun: false, now, intervalMs: HOUR_MS });
     assert.deepEqual([...run.created].sort(), [...dry.created].sort());
     assert.deepEqual([...run.dropped].sort(), [...dry.dropped].sort());
     const afterRun = await names();
     assert.ok(!afterRun.has(dayName(old)) && afterRun.has(dayName(nextDay)));
+    assert.deepEqual(await ids(), [newId], "the old day's key went with its partition");
     const usage = run.tables.find((t) => t.table === "usage_event")!;
     assert.equal(usage.lastMaintenanceAt?.getTime(), now.getTime());
     assert.equal(usage.nextMaintenanceAt?.getTime(), now.getTime() + HOUR_MS);

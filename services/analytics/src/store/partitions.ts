@@ -104,6 +104,12 @@ export async function runMaintenance(trx: Knex.Transaction, now: Date): Promise<
   return rows.map((r) => ({ parentTable: r.parent_table, action: r.action, partitionName: r.partition_name }));
 }
 
+/** Deletes the idempotency keys of usage events whose partition is gone; returns how many. */
+export async function pruneUsageEventIds(trx: Knex.Transaction): Promise<number> {
+  const { rows } = await trx.raw<{ rows: { pruned: string }[] }>("select prune_usage_event_ids() as pruned");
+  return Number(rows[0]!.pruned);
+}
+
 /** Records a successful run of every policy's table at `at` (clears the last error). */
 export async function recordSuccess(trx: Knex.Transaction, at: Date): Promise<void> {
   await trx.raw(

@@ -1,4 +1,6 @@
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import type { UsageReporter } from "@promptcraft/client";
+import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { epochMicros, type VersionFields } from "@promptcraft/db";
 import { actorOf, callerOf, dbTimeFromTimestamp, InvalidArgumentError, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
@@ -13,6 +15,7 @@ import {
   type EntitySchema,
 } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
+import { reportUsage } from "./usage.js";
 import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
 import type { EntityRef } from "../domain/names.js";
@@ -154,7 +157,7 @@ const ORDERS: Record<string, EntityOrder> = {
  * ContentService entities: CreateEntity, GetEntity, BatchGetEntities, ListEntities, UpdateEntity,
  * DeleteEntity, UndeleteEntity, PurgeEntity. Access rules in domain/access.ts.
  */
-export function entityHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandlers<typeof ContentService> {
+export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter): ServiceHandlers<typeof ContentService> {
   const db = deps.db;
   const settings: entities.EntitySettings = { softDeleteRetentionMs: deps.config.SOFT_DELETE_RETENTION_DAYS * 86_400_000 };
   return {
@@ -174,6 +177,8 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>): ServiceHandler
       const ref = entityRefOf(request);
       const selector = selectorOf(request);
       const found = await entities.getEntity(db, callerOf(ctx), ref, selector, isFullView(request.view, "full"));
+      // A read by label is what an SDK fetching `production` does: a `view` of that version.
+      if (request.label !== undefined) reportUsage(usage, ctx, { kind: UsageKind.VIEW, entityId: found.row.id, entityVersion: found.row.version, label: request.label });
       return entityToProto(found, selector.kind === "as_of" || selector.kind === "label" ? selector.time : undefined);
     },
     batchGetEntities: async (request, ctx) => {
