@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
@@ -63,6 +64,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const metrics = new RpcMetrics(options.name);
   const health = new HealthState();
   const stopping = new AbortController();
+  // Every running call that touches the database listens to it (removed when the call ends): as
+  // many listeners as calls in flight, which is not a leak.
+  setMaxListeners(0, stopping.signal);
   const pipeline = new Pipeline({
     log: options.log,
     metrics,
