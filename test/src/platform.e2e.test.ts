@@ -37,6 +37,11 @@ const SERVICES: { module: ServiceModule; contracts: DescService[] }[] = [
   { module: analyticsService, contracts: [AnalyticsService] },
 ];
 
+/** Analytics' platform-admin methods: built, and public in `serve()` (the handler checks the admin secret). */
+const PLATFORM_ADMIN_ANALYTICS = ["ListReadModels", "RefreshReadModel", "GetPartitionMaintenanceStatus", "RunPartitionMaintenance"].map(
+  (m) => `promptcraft.analytics.v1.AnalyticsService/${m}`,
+);
+
 /** Methods built so far (they do not answer UNIMPLEMENTED). */
 const BUILT = new Set([
   "promptcraft.identity.v1.AuthService/GetJwks",
@@ -60,6 +65,7 @@ const BUILT = new Set([
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
   ...["StreamUsageEvents", "IngestUsageEvents", "ListAuditEvents", "TailAuditEvents"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
+  ...PLATFORM_ADMIN_ANALYTICS,
 ]);
 /** Methods callable without an access token. */
 const PUBLIC = new Set([
@@ -67,6 +73,7 @@ const PUBLIC = new Set([
     (m) => `promptcraft.identity.v1.AuthService/${m}`,
   ),
   ...["CreateTenant", "GetTenant", "ListTenants", "UpdateTenant", "SuspendTenant", "ResumeTenant"].map((m) => `promptcraft.identity.v1.IdentityService/${m}`),
+  ...PLATFORM_ADMIN_ANALYTICS,
 ]);
 
 const running = new Map<string, RunningService>();

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createKnex, migrateDown, migrateUp, migrationStatus } from "@promptcraft/db";
 import { z } from "zod";
-import { loadConfig } from "@promptcraft/platform";
+import { loadConfig, platformAdminTokenField } from "@promptcraft/platform";
 import { redact } from "./database.js";
 import { SCHEMA_SLICES } from "./schema.js";
 import { clientUrl, conflictingUrls, serviceEndpoints, stateDir } from "./services.js";
@@ -41,8 +41,8 @@ const CliConfig = z.object({
   PROMPTCRAFT_EMBEDDED_PORT: z.coerce.number().int().min(0).max(65535).default(54329),
   LOG_LEVEL: z.string().default("info"),
   PROMPTCRAFT_READY_TIMEOUT_MS: z.coerce.number().int().min(1000).default(60_000),
-  /** The platform administrator's secret for identity; npm start makes a fresh one per run if unset. */
-  PLATFORM_ADMIN_TOKEN: z.string().min(16).optional(),
+  /** The platform administrator's secret (identity, analytics); npm start makes a fresh one per run if unset. */
+  PLATFORM_ADMIN_TOKEN: platformAdminTokenField,
 });
 
 async function main(argv: string[]): Promise<number> {

@@ -16,7 +16,7 @@ export interface StartOptions {
   /** Where each service listens and how its peers reach it (`serviceEndpoints` of the environment). */
   endpoints: readonly ServiceEndpoint[];
   readyTimeoutMs: number;
-  /** The platform administrator's secret for identity; a fresh random one per run when unset. */
+  /** The platform administrator's secret for identity and analytics; a fresh random one per run when unset. */
   platformAdminToken: string | undefined;
   /** The embedded engine's data, the demo account and the record of the running endpoints live here. */
   stateDir: string;
@@ -76,7 +76,7 @@ const alive = (child: ChildProcess) => child.exitCode === null && child.signalCo
  */
 export async function start(options: StartOptions): Promise<number> {
   const began = performance.now();
-  // Identity's platform-admin secret: only this process needs it (to create the demo tenant).
+  // The platform-admin secret of identity and analytics; this process uses it to create the demo tenant.
   const adminToken = options.platformAdminToken ?? randomBytes(24).toString("base64url");
   let db: DatabaseHandle;
   if (options.databaseUrl) {
@@ -184,6 +184,9 @@ export async function start(options: StartOptions): Promise<number> {
   return done;
 }
 
+/** Services with platform-admin methods (identity: tenants, signing keys; analytics: read models, partitions). */
+const PLATFORM_ADMIN_SERVICES = new Set(["identity", "analytics"]);
+
 /** The environment every service process starts with (its own ports are added per service). */
 function serviceEnv(options: StartOptions, db: DatabaseHandle, adminToken: string): NodeJS.ProcessEnv {
   return {
@@ -211,8 +214,8 @@ function startRun(endpoint: ServiceEndpoint, env: NodeJS.ProcessEnv, onExit: (co
       HOST: endpoint.bindHost,
       GRPC_PORT: String(endpoint.grpcPort),
       CONNECT_PORT: String(endpoint.connectPort),
-      // Only identity takes the platform administrator's secret.
-      PLATFORM_ADMIN_TOKEN: endpoint.name === "identity" ? env.PLATFORM_ADMIN_TOKEN : undefined,
+      // Only the services with platform-admin methods take the platform administrator's secret.
+      PLATFORM_ADMIN_TOKEN: PLATFORM_ADMIN_SERVICES.has(endpoint.name) ? env.PLATFORM_ADMIN_TOKEN : undefined,
     },
     stdio: ["pipe", "pipe", "pipe"],
     // A process group of its own: a terminal's Ctrl-C reaches the supervisor alone, which stops the

@@ -106,8 +106,11 @@ export const baseConfigShape = {
   OTEL_SDK_DISABLED: unsetIfEmpty(z.stringbool().default(false)),
 } as const;
 
-/** The OpenTelemetry specification reads an empty variable as an unset one. */
-function unsetIfEmpty<T extends z.ZodType>(schema: T) {
+/**
+ * An empty variable (`FOO=`, or `${FOO:-}` in compose) means unset, as the OpenTelemetry
+ * specification reads one.
+ */
+export function unsetIfEmpty<T extends z.ZodType>(schema: T) {
   return z.preprocess((value) => (value === "" ? undefined : value), schema);
 }
 

@@ -2,7 +2,7 @@ import { test, describe } from "vitest";
 import assert from "node:assert/strict";
 import { ErrorInfoSchema, RetryInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { Code } from "@connectrpc/connect";
-import { DEPENDENCY_RETRY_DELAY_MS, dependencyUnavailable, NotFoundError, toConnectError } from "./errors.js";
+import { AbortedError, DEPENDENCY_RETRY_DELAY_MS, dependencyUnavailable, NotFoundError, toConnectError } from "./errors.js";
 
 const withCode = (code: string, message = "boom") => Object.assign(new Error(message), { code });
 
@@ -32,6 +32,11 @@ describe("toConnectError", () => {
     assert.equal(mapped.error.code, Code.Unavailable);
     assert.equal(mapped.dependency, "identity");
     assert.equal(retryDelayMs(mapped.error), DEPENDENCY_RETRY_DELAY_MS);
+  });
+
+  test("ABORTED carries RetryInfo when the thrower knows the wait, and none otherwise", () => {
+    assert.equal(retryDelayMs(toConnectError(new AbortedError("busy", { retryAfterMs: 5000 }), "r").error), 5000);
+    assert.equal(retryDelayMs(toConnectError(new AbortedError("conflict"), "r").error), undefined);
   });
 
   test("other errors keep their mapping: conflicts ABORTED, domain errors their code, the unknown INTERNAL", () => {

@@ -95,9 +95,15 @@ export class FailedPreconditionError extends AppError {
   readonly code = Code.FailedPrecondition;
 }
 /** A concurrency conflict (etag mismatch, lost race); the client may re-read and retry. */
+/** A concurrent change or run won; `retryAfterMs`, when known, goes into `google.rpc.RetryInfo`. */
 export class AbortedError extends AppError {
   readonly code = Code.Aborted;
   static override defaultReason = ErrorReason.CONCURRENT_MODIFICATION;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, init: AppErrorInit & { retryAfterMs?: number } = {}) {
+    super(message, init);
+    this.retryAfterMs = init.retryAfterMs;
+  }
 }
 /** A quota or rate limit was hit; `retryAfterMs` goes into `google.rpc.RetryInfo`. */
 export class ResourceExhaustedError extends AppError {
@@ -197,7 +203,7 @@ export function toConnectError(err: unknown, requestId: string): MappedError {
         }),
       });
     }
-    if ((err instanceof ResourceExhaustedError || err instanceof UnavailableError) && err.retryAfterMs !== undefined) {
+    if ((err instanceof ResourceExhaustedError || err instanceof UnavailableError || err instanceof AbortedError) && err.retryAfterMs !== undefined) {
       details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(err.retryAfterMs) }) });
     }
     const dependency = unavailableDependency(err);

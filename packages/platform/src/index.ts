@@ -1,4 +1,5 @@
 export * from "./auth.js";
+export * from "./platform-admin.js";
 export * from "./credentials.js";
 export * from "./config.js";
 export * from "./context.js";

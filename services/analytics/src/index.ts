@@ -1,8 +1,24 @@
 import type { ServiceModule } from "@promptcraft/platform";
 import { AnalyticsConfig } from "./config.js";
+import { startPartitionMaintenance } from "./domain/partitions.js";
+import { startReadModelRefresh } from "./domain/read-models.js";
 import { routes } from "./routes.js";
 
-/** The analytics service, as `startService` / `runService` take it. */
-export const analyticsService: ServiceModule<AnalyticsConfig> = { name: "analytics", config: AnalyticsConfig, routes };
+/**
+ * The analytics service, as `startService` / `runService` take it. It runs the scheduled partition
+ * maintenance and read-model refresh (each on one replica at a time, under an advisory lock).
+ */
+export const analyticsService: ServiceModule<AnalyticsConfig> = {
+  name: "analytics",
+  config: AnalyticsConfig,
+  async setup({ config, db, log }) {
+    const maintenance = startPartitionMaintenance(db, config.PARTITION_MAINTENANCE_INTERVAL_S * 1000, log);
+    const refresher = startReadModelRefresh(db, config.READ_MODEL_REFRESH_INTERVAL_S * 1000, log);
+    return { state: undefined, close: async () => void (await Promise.all([maintenance.stop(), refresher.stop()])) };
+  },
+  routes,
+};
 
 export { AnalyticsConfig };
+export { PARTITION_MAINTENANCE_LOCK_KEY } from "./store/partitions.js";
+export { READ_MODEL_LOCK_KEY } from "./store/read-models.js";

@@ -1,4 +1,4 @@
-import { serviceConfig } from "@promptcraft/platform";
+import { platformAdminTokenField, serviceConfig } from "@promptcraft/platform";
 import { z } from "zod";
 
 const BASE64_32_BYTES = /^[A-Za-z0-9+/]{43}=$/;
@@ -22,16 +22,10 @@ export const IdentityConfig = serviceConfig(
     /** Lifetime of access tokens, in seconds: 60 to 900 (15 minutes). */
     ACCESS_TOKEN_TTL_S: z.coerce.number().int().min(60).max(900).default(900),
     /**
-     * Bearer secret of the platform administrator (RotateSigningKey; later tenant creation), at
-     * least 32 characters. Unset: no platform-admin call is possible.
+     * Bearer secret of the platform administrator (tenants, RotateSigningKey), at least 32
+     * characters; analytics takes the same secret. Unset: no platform-admin call is possible.
      */
-    PLATFORM_ADMIN_TOKEN: z.preprocess(
-      emptyIsUnset,
-      z
-        .string()
-        .regex(/^[A-Za-z0-9._~+/=-]{32,512}$/, { error: "must be 32 to 512 characters of [A-Za-z0-9._~+/=-] (openssl rand -base64 32)" })
-        .optional(),
-    ),
+    PLATFORM_ADMIN_TOKEN: platformAdminTokenField,
     /** Absolute session lifetime in seconds (however often it is refreshed): 1 hour to 365 days; default 30 days. */
     SESSION_MAX_LIFETIME_S: z.coerce.number().int().min(3600).max(31_536_000).default(2_592_000),
     /** A refresh token unused for this long (seconds) expires: 5 minutes to 90 days; default 14 days. */

@@ -1,7 +1,6 @@
-import { timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { requirePlatformAdmin, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AuthService } from "@promptcraft/proto/promptcraft/identity/v1/auth_service_pb";
 import type { IdentityConfig } from "../config.js";
-import { requirePlatformAdmin } from "../domain/platform-admin.js";
 import type { KeyRing } from "../domain/signing-keys.js";
 
 /** How long clients may cache the JWK Set (they refetch on an unknown `kid` anyway). */

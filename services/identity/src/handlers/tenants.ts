@@ -1,5 +1,5 @@
 import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
-import { actorOf, callerOf, InvalidArgumentError, requireRole, systemActor, timestampFromDb, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, InvalidArgumentError, isPlatformAdmin, requirePlatformAdmin, requireRole, systemActor, timestampFromDb, type AuthContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { CallContext } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import {
@@ -13,7 +13,6 @@ import {
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { TenantSchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
-import { isPlatformAdmin, requirePlatformAdmin } from "../domain/platform-admin.js";
 import * as tenants from "../domain/tenants.js";
 import { userToProto } from "./users.js";
 

@@ -1,0 +1,171 @@
+import { withServiceRole, type Knex } from "@promptcraft/db";
+import { AbortedError } from "@promptcraft/platform";
+import type { Logger } from "pino";
+import * as store from "../store/partitions.js";
+import { inProgress, isInProgress, scheduleRounds } from "./schedule.js";
+
+/**
+ * Partition maintenance (brief §4.7): `event` by month, `usage_event` by day, created ahead (and a
+ * few behind, for late arrivals) and dropped or detached past retention, as `partition_policy` says.
+ * One maintainer at a time among replicas (a transaction-scoped advisory lock: a second run at the
+ * same moment is refused, never queued); the partition DDL waits at most `lockWaitMs` for its table
+ * locks, so ingest is never stuck behind maintenance (a busy round fails and the next one retries).
+ * The work itself is `run_partition_maintenance` in the database; a dry run is that same run rolled
+ * back, so it reports exactly what a real run would do.
+ */
+
+/** How long partition DDL may queue for a table lock before the round gives up. */
+export const MAINTENANCE_LOCK_WAIT_MS = 2000;
+
+export type RetentionAction = "drop" | "detach" | "keep";
+
+export interface PartitionInfo {
+  name: string;
+  start: Date;
+  end: Date;
+  attached: boolean;
+  rowEstimate: number;
+  sizeBytes: number;
+}
+
+export interface PartitionedTableStatus {
+  table: string;
+  granularity: "day" | "month";
+  premake: number;
+  /** Attached partitions that start after `now`. */
+  futureCount: number;
+  retentionDays: number | null;
+  retentionAction: RetentionAction;
+  /** Oldest first. */
+  partitions: PartitionInfo[];
+  lastMaintenanceAt: Date | null;
+  nextMaintenanceAt: Date | null;
+  lastError: string;
+}
+
+export interface MaintenanceResult {
+  created: string[];
+  dropped: string[];
+  detached: string[];
+  /** Idempotency keys of usage events deleted with their partitions (`usage_event_id`). */
+  prunedEventIds: number;
+  tables: PartitionedTableStatus[];
+}
+
+/** The range a partition covers, from its name (`<parent>_YYYY_MM` or `<parent>_YYYY_MM_DD`, UTC). */
+export function partitionRange(name: string, parent: string, granularity: "day" | "month"): { start: Date; end: Date } {
+  const [y, m, d] = name.slice(parent.length + 1).split("_").map(Number) as [number, number, number | undefined];
+  const start = new Date(Date.UTC(y, m - 1, granularity === "day" ? d! : 1));
+  const end = granularity === "day" ? new Date(Date.UTC(y, m - 1, d! + 1)) : new Date(Date.UTC(y, m, 1));
+  return { start, end };
+}
+
+/** Every partitioned table's policy, partitions and last maintenance, as of `now`. */
+export async function partitionStatus(db: Knex, now: Date, intervalMs: number): Promise<PartitionedTableStatus[]> {
+  return withServiceRole(db, "analytics", (trx) => readStatus(trx, now, intervalMs));
+}
+
+async function readStatus(trx: Knex.Transaction, now: Date, intervalMs: number): Promise<PartitionedTableStatus[]> {
+  const [policies, parts] = [await store.policies(trx), await store.partitions(trx)];
+  return policies.map((p) => {
+    const partitions = parts
+      .filter((r) => r.parentTable === p.parentTable)
+      .map((r) => ({ name: r.name, ...partitionRange(r.name, p.parentTable, p.granularity), attached: r.attached, rowEstimate: r.rowEstimate, sizeBytes: r.sizeBytes }))
+      .sort((a, b) => a.start.getTime() - b.start.getTime());
+    return {
+      table: p.parentTable,
+      granularity: p.granularity,
+      premake: p.premake,
+      futureCount: partitions.filter((x) => x.attached && x.start > now).length,
+      retentionDays: p.retentionDays,
+      retentionAction: p.retentionDays === null ? "keep" : p.retentionAction,
+      partitions,
+      lastMaintenanceAt: p.lastSuccessAt,
+      nextMaintenanceAt: p.lastSuccessAt ? new Date(p.lastSuccessAt.getTime() + intervalMs) : null,
+      lastError: p.lastError,
+    };
+  });
+}
+
+/** Carries a dry run's result out of its transaction, which is then rolled back. */
+class DryRunRollback extends Error {
+  constructor(readonly result: MaintenanceResult) {
+    super("dry run");
+  }
+}
+
+/**
+ * One maintenance run as of `now`: ABORTED (REFRESH_IN_PROGRESS) when another replica or call is
+ * running it, ABORTED (CONCURRENT_MODIFICATION) when a table stayed locked longer than
+ * `lockWaitMs`. A real run records its outcome for the status; a dry run changes nothing.
+ */
+export async function runPartitionMaintenance(
+  db: Knex,
+  options: { dryRun: boolean; now: Date; intervalMs: number; lockWaitMs?: number },
+): Promise<MaintenanceResult> {
+  try {
+    return await withServiceRole(db, "analytics", async (trx) => {
+      if (!(await store.tryMaintenanceLock(trx))) {
+        throw inProgress("partition maintenance");
+      }
+      await store.limitLockWait(trx, options.lockWaitMs ?? MAINTENANCE_LOCK_WAIT_MS);
+      const actions = await runLocked(trx, options.now);
+      // With its day's partition goes the proof that an event id was stored.
+      const prunedEventIds = await store.pruneUsageEventIds(trx);
+      const names = (action: store.MaintenanceAction["action"]) => actions.filter((a) => a.action === action).map((a) => a.partitionName);
+      if (options.dryRun) {
+        // The status as it is, not as the rolled-back run left it.
+        throw new DryRunRollback({ created: names("created"), dropped: names("dropped"), detached: names("detached"), prunedEventIds, tables: [] });
+      }
+      await store.recordSuccess(trx, options.now);
+      return {
+        created: names("created"),
+        dropped: names("dropped"),
+        detached: names("detached"),
+        prunedEventIds,
+        tables: await readStatus(trx, options.now, options.intervalMs),
+      };
+    });
+  } catch (err) {
+    if (err instanceof DryRunRollback) return { ...err.result, tables: await partitionStatus(db, options.now, options.intervalMs) };
+    if (!isInProgress(err) && !options.dryRun) {
+      await withServiceRole(db, "analytics", (trx) => store.recordFailure(trx, options.now, errorText(err))).catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+async function runLocked(trx: Knex.Transaction, now: Date): Promise<store.MaintenanceAction[]> {
+  try {
+    return await store.runMaintenance(trx, now);
+  } catch (err) {
+    if ((err as { code?: string }).code === "55P03") {
+      throw new AbortedError("a partitioned table stayed locked; partition maintenance gave way and will retry", { cause: err });
+    }
+    throw err;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The scheduled maintainer: a round at start (partitions must exist before the first ingest of a new
+ * day, whatever the replica's uptime) and every `intervalMs` after. A round another replica holds is
+ * skipped quietly; a failed round is logged and recorded, and the next one retries.
+ */
+export function startPartitionMaintenance(db: Knex, intervalMs: number, log: Logger): { stop(): Promise<void> } {
+  return scheduleRounds(intervalMs, () =>
+    runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs }).then(
+      (r) => {
+        if (r.created.length + r.dropped.length + r.detached.length > 0) {
+          log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds }, "partition maintenance");
+        }
+      },
+      (err: unknown) => {
+        if (!isInProgress(err)) log.warn({ err }, "partition maintenance failed");
+      },
+    ),
+  );
+}
