@@ -244,8 +244,8 @@ class CancellableTransaction<T> extends PooledWork<T> {
   stop(reason: Error): void {
     if (this.reason || this.committing) return;
     this.reason = reason;
-    if (this.withdraw(reason) || this.cancelRunning()) return;
-    if (this.trx && !this.trx.isCompleted()) {
+    if (this.withdraw(reason)) return;
+    if (!this.cancelRunning() && this.trx && !this.trx.isCompleted()) {
       // Between statements: the work's next statement fails ("transaction query already complete").
       this.trx.rollback(reason).catch(() => {});
     }
