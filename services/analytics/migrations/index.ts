@@ -2,6 +2,7 @@ import type { Migration } from "@promptcraft/db";
 import { createUsageEvent } from "./20261125095000_create_usage_event.js";
 import { createReadModels } from "./20261125095100_create_read_models.js";
 import { usageEventIds } from "./20261206220000_usage_event_ids.js";
+import { usageRollups } from "./20261206231000_usage_rollups.js";
 
 /** The analytics service's slice of the schema, tracked in `analytics_migrations`. See docs/schema.md. */
-export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds];
+export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, usageRollups];

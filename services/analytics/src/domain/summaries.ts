@@ -1,0 +1,212 @@
+import { withTenant, type Knex } from "@promptcraft/db";
+import { InvalidArgumentError, type CallerContext, type FieldViolation, type Logger } from "@promptcraft/platform";
+import { refreshUsageRollup, usageSummary, NIL_UUID, type SummaryDimension, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
+
+/**
+ * Usage summaries (issue 11, point 3): answered from the hourly rollups plus the not-yet-rolled
+ * tail (store/rollups.ts), so an event counts as soon as its ingest is acknowledged. Any member
+ * reads their own tenant's usage (the contract).
+ */
+
+/**
+ * Upper-exclusive bounds (ms) of the latency histogram's buckets, as `usage_latency_bounds()` in
+ * the database (a store test holds the two equal): 6 per decade, so a percentile read from the
+ * histogram is within one bucket (at most ~50 % of the value, interpolated linearly inside it).
+ */
+export const LATENCY_BOUNDS_MS: readonly number[] = [
+  1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 7000, 10000, 15000, 20000, 30000, 50000, 70000, 100000,
+  150000, 200000, 300000, 500000, 700000, 1000000, 1500000, 2000000, 3000000, 5000000,
+];
+
+/**
+ * The `q` quantile (0–1) of the latencies counted in `hist` (bucket i counts
+ * `[bounds[i-1], bounds[i])`, bucket 0 those below the first bound), interpolated linearly inside
+ * its bucket; undefined for an empty histogram.
+ */
+export function histogramQuantile(hist: readonly bigint[] | null, q: number, bounds: readonly number[] = LATENCY_BOUNDS_MS): number | undefined {
+  if (hist === null) return undefined;
+  const total = hist.reduce((a, b) => a + Number(b), 0);
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let before = 0;
+  for (const [i, c] of hist.entries()) {
+    const n = Number(c);
+    if (n > 0 && before + n >= rank) {
+      const lo = i === 0 ? 0 : bounds[i - 1]!;
+      // The last bucket is open-ended; the contract caps a latency at one hour.
+      const hi = i < bounds.length ? bounds[i]! : Math.max(lo, 3_600_000);
+      return lo + ((hi - lo) * Math.max(0, rank - before)) / n;
+    }
+    before += n;
+  }
+  return bounds[bounds.length - 1];
+}
+
+/** Figures of one group (the contract's UsageTotals plus the percentiles). */
+export interface UsageFigures {
+  eventCount: bigint;
+  tokensIn: bigint;
+  tokensOut: bigint;
+  costMicros: bigint;
+  /** Mean latency in ms of the events that reported one. */
+  averageLatencyMs: number | undefined;
+  p50LatencyMs: number | undefined;
+  p95LatencyMs: number | undefined;
+  p99LatencyMs: number | undefined;
+  uniqueUsers: bigint;
+}
+
+export interface UsageSummaryBucket {
+  start: Date;
+  end: Date;
+  kind: string | null;
+  model: string | null;
+  entityId: string | null;
+  entityVersion: number | null;
+  userId: string | null;
+  label: string | null;
+  figures: UsageFigures;
+}
+
+export interface UsageSummary {
+  buckets: UsageSummaryBucket[];
+  totals: UsageFigures;
+  /** Everything acknowledged before the answer is included: the answer's own time. */
+  freshness: Date;
+}
+
+export interface UsageSummaryRequest {
+  start: Date;
+  /** Undefined: now. */
+  end: Date | undefined;
+  granularity: SummaryGranularity;
+  groupBy: readonly SummaryDimension[];
+  kinds: readonly string[];
+  entityId: string;
+  userId: string;
+}
+
+/** The contract's limit on buckets per response. */
+export const MAX_BUCKETS = 1000;
+
+/** The start of the UTC slot of `granularity` that holds `t`. */
+export function slotStart(t: Date, granularity: SummaryGranularity): Date {
+  if (granularity === "hour") return new Date(Math.floor(t.getTime() / 3_600_000) * 3_600_000);
+  if (granularity === "day") return new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), t.getUTCDate()));
+  return new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1));
+}
+
+/** The end of the UTC slot of `granularity` that starts at `start`. */
+export function slotEnd(start: Date, granularity: SummaryGranularity): Date {
+  if (granularity === "hour") return new Date(start.getTime() + 3_600_000);
+  if (granularity === "day") return new Date(start.getTime() + 86_400_000);
+  return new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
+}
+
+/** How many slots `[start, end)` spans. */
+function slotCount(start: Date, end: Date, granularity: SummaryGranularity): number {
+  let n = 0;
+  for (let t = start; t < end && n <= MAX_BUCKETS; t = slotEnd(t, granularity)) n++;
+  return n;
+}
+
+function figuresOf(r: SummaryRow): UsageFigures {
+  return {
+    eventCount: r.eventCount,
+    tokensIn: r.tokensIn,
+    tokensOut: r.tokensOut,
+    costMicros: r.costMicros,
+    averageLatencyMs: r.latencyCount > 0n ? Number(r.latencySumMs) / Number(r.latencyCount) : undefined,
+    p50LatencyMs: histogramQuantile(r.latencyHist, 0.5),
+    p95LatencyMs: histogramQuantile(r.latencyHist, 0.95),
+    p99LatencyMs: histogramQuantile(r.latencyHist, 0.99),
+    uniqueUsers: r.uniqueUsers,
+  };
+}
+
+const EMPTY: UsageFigures = {
+  eventCount: 0n,
+  tokensIn: 0n,
+  tokensOut: 0n,
+  costMicros: 0n,
+  averageLatencyMs: undefined,
+  p50LatencyMs: undefined,
+  p95LatencyMs: undefined,
+  p99LatencyMs: undefined,
+  uniqueUsers: 0n,
+};
+
+/**
+ * The caller's tenant's usage in `[start truncated to the granularity, end)`, in UTC buckets,
+ * grouped by up to three dimensions: buckets in time order, then by descending cost; empty slots
+ * omitted. INVALID_ARGUMENT (`end_time`) for a range that is empty or over {@link MAX_BUCKETS}
+ * buckets.
+ */
+export async function getUsageSummary(db: Knex, caller: CallerContext, q: UsageSummaryRequest, now: Date = new Date()): Promise<UsageSummary> {
+  const start = slotStart(q.start, q.granularity);
+  const end = q.end ?? now;
+  const violations: FieldViolation[] = [];
+  if (end <= q.start) violations.push({ field: "end_time", description: "must be after start_time" });
+  else if (slotCount(start, end, q.granularity) > MAX_BUCKETS) {
+    violations.push({ field: "end_time", description: `the range spans more than ${MAX_BUCKETS} buckets of the granularity` });
+  }
+  if (violations.length > 0) throw new InvalidArgumentError(violations);
+  const rows = await withTenant(db, { service: "analytics", tenantId: caller.tenantId, userId: caller.userId, signal: caller.signal }, (trx) =>
+    usageSummary(trx, caller.tenantId, {
+      start,
+      end,
+      granularity: q.granularity,
+      groupBy: q.groupBy,
+      kinds: q.kinds,
+      entityId: q.entityId === "" ? null : q.entityId,
+      userId: q.userId === "" ? null : q.userId,
+    }),
+  );
+  const absent = (v: string | null, nil: string) => (v === nil ? "" : v);
+  const buckets: UsageSummaryBucket[] = [];
+  let totals = EMPTY;
+  for (const r of rows) {
+    if (r.slot === null) {
+      if (r.eventCount > 0n) totals = figuresOf(r);
+      continue;
+    }
+    buckets.push({
+      start: r.slot,
+      end: slotEnd(r.slot, q.granularity),
+      kind: r.kind,
+      model: r.model === null ? null : absent(r.model, ""),
+      entityId: r.entityId === null ? null : absent(r.entityId, NIL_UUID),
+      entityVersion: r.entityVersion,
+      userId: r.userId === null ? null : absent(r.userId, NIL_UUID),
+      label: r.label,
+      figures: figuresOf(r),
+    });
+  }
+  buckets.sort((a, b) => a.start.getTime() - b.start.getTime() || (b.figures.costMicros > a.figures.costMicros ? 1 : b.figures.costMicros < a.figures.costMicros ? -1 : 0));
+  return { buckets, totals, freshness: now };
+}
+
+/**
+ * Runs the rollup refresher every `intervalMs` (one run at a time in this process; among replicas
+ * the advisory lock lets one run roll up). Readers never wait for it: they add the tail.
+ */
+export function startRollupRefresher(db: Knex, intervalMs: number, log: Logger): { stop(): Promise<void> } {
+  let running: Promise<unknown> | undefined;
+  const stopping = new AbortController();
+  const timer = setInterval(() => {
+    if (running) return;
+    running = refreshUsageRollup(db, stopping.signal)
+      .catch((err: unknown) => {
+        if (!stopping.signal.aborted) log.warn({ err }, "usage rollup refresh failed");
+      })
+      .finally(() => (running = undefined));
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      stopping.abort(new Error("usage rollup refresher stopped"));
+      await running;
+    },
+  };
+}
