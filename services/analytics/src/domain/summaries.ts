@@ -1,5 +1,17 @@
 import { withTenant, type Knex } from "@promptcraft/db";
-import { InvalidArgumentError, type CallerContext, type FieldViolation, type Logger } from "@promptcraft/platform";
+import {
+  decodePageCursor,
+  filterSql,
+  InvalidArgumentError,
+  pageOf,
+  pageSizeOf,
+  parseFilter,
+  type CallerContext,
+  type FieldViolation,
+  type FilterFields,
+  type Logger,
+} from "@promptcraft/platform";
+import { listUsageEvents as listStoredUsageEvents, type StoredUsageEvent } from "../store/usage-list.js";
 import { refreshUsageRollup, usageSummary, NIL_UUID, type SummaryDimension, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
 
 /**
@@ -209,4 +221,61 @@ export function startRollupRefresher(db: Knex, intervalMs: number, log: Logger):
       await running;
     },
   };
+}
+
+/** Stored kinds each contract kind name stands for (ListUsageEvents' `kind = USAGE_KIND_RENDER`). */
+const KIND_FILTER_VALUES = {
+  USAGE_KIND_VIEW: ["view"],
+  USAGE_KIND_RENDER: ["render"],
+  USAGE_KIND_EXECUTE: ["execute"],
+  USAGE_KIND_SEARCH: ["search"],
+  USAGE_KIND_LLM_CALL: ["llm_call"],
+  USAGE_KIND_EMBEDDING: ["embedding"],
+} as const;
+
+/** The filterable fields of ListUsageEvents (the contract's list). */
+const USAGE_EVENT_FIELDS: FilterFields = {
+  kind: { type: "enum", column: "kind", values: KIND_FILTER_VALUES },
+  entity_id: { type: "uuid", column: "entity_id" },
+  user_id: { type: "uuid", column: "user_id" },
+  model: { type: "string", column: "model", prefix: true },
+  label: { type: "string", column: "label" },
+  request_id: { type: "string", column: "request_id" },
+};
+
+/** The longest range ListUsageEvents reads (the contract's 31 days). */
+export const MAX_LIST_RANGE_MS = 31 * 86_400_000;
+const CURSOR_MICROS_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+const CURSOR_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * A page of the caller's tenant's usage events in `[start, end)` (end unset: now), newest first,
+ * filtered (AIP-160, platform filter.ts). Any member. INVALID_ARGUMENT for a range that is empty or
+ * longer than 31 days (`end_time`), a bad filter or page token.
+ */
+export async function listUsageEvents(
+  db: Knex,
+  caller: CallerContext,
+  q: { start: Date; end: Date | undefined; filter: string; pageSize: number; pageToken: string },
+  now: Date = new Date(),
+): Promise<{ events: StoredUsageEvent[]; nextPageToken: string }> {
+  const end = q.end ?? now;
+  if (end <= q.start) throw new InvalidArgumentError({ field: "end_time", description: "must be after start_time" });
+  if (end.getTime() - q.start.getTime() > MAX_LIST_RANGE_MS) throw new InvalidArgumentError({ field: "end_time", description: "must be at most 31 days after start_time" });
+  const filter = parseFilter(q.filter, USAGE_EVENT_FIELDS);
+  // An unset end is "now" at each page: the token binds the range as the first page saw it.
+  const params = { t: caller.tenantId, f: q.filter, s: q.start.toISOString(), e: q.end?.toISOString() ?? "" };
+  const limit = pageSizeOf(q.pageSize, 100);
+  const c = decodePageCursor(q.pageToken, params, { t: CURSOR_MICROS_TIME, id: CURSOR_UUID });
+  const rows = await withTenant(db, { service: "analytics", tenantId: caller.tenantId, userId: caller.userId, signal: caller.signal }, (trx) =>
+    listStoredUsageEvents(trx, caller.tenantId, {
+      start: q.start,
+      end,
+      where: filter && filterSql(filter, USAGE_EVENT_FIELDS),
+      after: c ? { time: c.t, id: c.id } : null,
+      limit: limit + 1,
+    }),
+  );
+  const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ t: last.cursorTime, id: last.id }));
+  return { events: page, nextPageToken };
 }

@@ -3,6 +3,7 @@ import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/
 import type { AnalyticsConfig } from "../config.js";
 import { UsageIngest } from "../domain/usage.js";
 import { auditHandlers } from "./audit.js";
+import { summaryHandlers } from "./summaries.js";
 import { usageHandlers } from "./usage.js";
 
 /**
@@ -10,5 +11,5 @@ import { usageHandlers } from "./usage.js";
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function analyticsHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHandlers<typeof AnalyticsService> {
-  return { ...usageHandlers(new UsageIngest(deps.db)), ...auditHandlers(deps) };
+  return { ...usageHandlers(new UsageIngest(deps.db)), ...auditHandlers(deps), ...summaryHandlers(deps) };
 }
