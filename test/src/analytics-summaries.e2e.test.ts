@@ -97,6 +97,47 @@ describe("analytics summaries", () => {
         assert.deepEqual(badFields(noStart), ["start_time"]);
       });
 
+      test("GetBillingSummary: the month's usage per kind and model, by descending cost, for admins", async () => {
+        const admin = await h.member("admin");
+        const editor = await h.member("editor", admin.tenantId);
+        const now = new Date();
+        ok(
+          await h.call(
+            protocol,
+            M.ingestUsageEvents,
+            {
+              events: [
+                usageEvent({ kind: UsageKind.LLM_CALL, model: "gpt-4o", costMicros: 500n, inputTokens: 3, occurTime: at(now.getTime() - 1000) }),
+                usageEvent({ kind: UsageKind.LLM_CALL, model: "gpt-4o", costMicros: 700n, inputTokens: 4, occurTime: at(now.getTime() - 2000) }),
+                usageEvent({ kind: UsageKind.RENDER, occurTime: at(now.getTime() - 3000) }),
+              ],
+            },
+            editor.token,
+          ),
+        );
+        const b = ok(await h.call(protocol, M.getBillingSummary, {}, admin.token));
+        const period = `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, "0")}`;
+        assert.equal(b.billingPeriod, period);
+        assert.equal(b.tenantId, admin.tenantId);
+        assert.equal(b.currencyCode, "USD");
+        assert.equal(b.final, false);
+        assert.deepEqual(
+          b.lineItems.map((l) => [l.kind, l.model, l.totals?.eventCount, l.totals?.costMicros]),
+          [
+            [UsageKind.LLM_CALL, "gpt-4o", 2n, 1200n],
+            [UsageKind.RENDER, "", 1n, 0n],
+          ],
+        );
+        assert.deepEqual([b.totals?.eventCount, b.totals?.inputTokens, b.totals?.costMicros], [3n, 7n, 1200n]);
+        assert.equal(timestampDate(b.periodStartTime!).toISOString(), `${period}-01T00:00:00.000Z`);
+        const past = ok(await h.call(protocol, M.getBillingSummary, { billingPeriod: "2020-01" }, admin.token));
+        assert.deepEqual([past.lineItems.length, past.totals?.eventCount, past.final], [0, 0n, true]);
+
+        assert.equal(failure(await h.call(protocol, M.getBillingSummary, {}, editor.token)).code, "PERMISSION_DENIED");
+        const bad = await h.call(protocol, M.getBillingSummary, { billingPeriod: "2026-13" }, admin.token);
+        assert.deepEqual([failure(bad).code, badFields(bad)], ["INVALID_ARGUMENT", ["billing_period"]]);
+      });
+
       test("ListUsageEvents filters (AIP-160) and pages newest first; bad filters, tokens and ranges are INVALID_ARGUMENT", async () => {
         const m = await h.member();
         const now = Date.now();

@@ -10,9 +10,10 @@ import {
   type FieldViolation,
   type FilterFields,
   type Logger,
+  requireCallerRole,
 } from "@promptcraft/platform";
 import { listUsageEvents as listStoredUsageEvents, type StoredUsageEvent } from "../store/usage-list.js";
-import { refreshUsageRollup, usageSummary, NIL_UUID, type SummaryDimension, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
+import { refreshUsageRollup, tenantPlan, usageSummary, NIL_UUID, type SummaryDimension, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
 
 /**
  * Usage summaries (issue 11, point 3): answered from the hourly rollups plus the not-yet-rolled
@@ -278,4 +279,54 @@ export async function listUsageEvents(
   );
   const { page, nextPageToken } = pageOf(rows, limit, params, (last) => ({ t: last.cursorTime, id: last.id }));
   return { events: page, nextPageToken };
+}
+
+/** How long after its end a billing period may still receive late events (the contract: 48 hours). */
+export const BILLING_CLOSE_MS = 48 * 3_600_000;
+
+export interface BillingSummary {
+  tenantId: string;
+  period: string;
+  start: Date;
+  end: Date;
+  plan: string;
+  /** One per kind and model, by descending cost. */
+  lines: { kind: string; model: string; figures: UsageFigures }[];
+  totals: UsageFigures;
+  final: boolean;
+  freshness: Date;
+}
+
+const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
+
+/**
+ * What the caller's tenant consumed in the calendar month `period` (`YYYY-MM`, UTC; empty: the
+ * current month), per kind and model, from the rollups plus the tail. Admin.
+ */
+export async function getBillingSummary(db: Knex, caller: CallerContext, period: string, now: Date = new Date()): Promise<BillingSummary> {
+  requireCallerRole(caller, "admin");
+  const m = PERIOD.exec(period);
+  if (period !== "" && !m) throw new InvalidArgumentError({ field: "billing_period", description: "must be YYYY-MM" });
+  const start = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1)) : slotStart(now, "month");
+  const end = slotEnd(start, "month");
+  const { rows, plan } = await withTenant(db, { service: "analytics", tenantId: caller.tenantId, userId: caller.userId, signal: caller.signal }, async (trx) => ({
+    rows: await usageSummary(trx, caller.tenantId, { start, end, granularity: "month", groupBy: ["kind", "model"], kinds: [], entityId: null, userId: null }),
+    plan: await tenantPlan(trx, caller.tenantId),
+  }));
+  const lines = rows
+    .filter((r) => r.slot !== null)
+    .map((r) => ({ kind: r.kind ?? "", model: r.model ?? "", figures: figuresOf(r) }))
+    .sort((a, b) => (b.figures.costMicros > a.figures.costMicros ? 1 : b.figures.costMicros < a.figures.costMicros ? -1 : 0));
+  const totalsRow = rows.find((r) => r.slot === null);
+  return {
+    tenantId: caller.tenantId,
+    period: `${start.getUTCFullYear()}-${String(start.getUTCMonth() + 1).padStart(2, "0")}`,
+    start,
+    end,
+    plan,
+    lines,
+    totals: totalsRow && totalsRow.eventCount > 0n ? figuresOf(totalsRow) : EMPTY,
+    final: now.getTime() >= end.getTime() + BILLING_CLOSE_MS,
+    freshness: now,
+  };
 }

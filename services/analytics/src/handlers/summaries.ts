@@ -49,7 +49,7 @@ function totalsToProto(f: summaries.UsageFigures) {
   };
 }
 
-/** AnalyticsService usage summaries: GetUsageSummary, ListUsageEvents (rules in domain/summaries.ts). */
+/** AnalyticsService usage summaries: GetUsageSummary, GetBillingSummary, ListUsageEvents (rules in domain/summaries.ts). */
 export function summaryHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHandlers<typeof AnalyticsService> {
   const db = deps.db;
   return {
@@ -78,6 +78,21 @@ export function summaryHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHand
         })),
         totals: totalsToProto(summary.totals),
         dataFreshnessTime: timestampFromDb(summary.freshness),
+      };
+    },
+    getBillingSummary: async (request, ctx) => {
+      const b = await summaries.getBillingSummary(db, callerOf(ctx), request.billingPeriod);
+      return {
+        tenantId: b.tenantId,
+        billingPeriod: b.period,
+        periodStartTime: timestampFromDb(b.start),
+        periodEndTime: timestampFromDb(b.end),
+        plan: b.plan,
+        lineItems: b.lines.map((l) => ({ kind: KINDS_BY_NAME.get(l.kind) ?? UsageKind.UNSPECIFIED, model: l.model, totals: totalsToProto(l.figures) })),
+        totals: totalsToProto(b.totals),
+        currencyCode: "USD",
+        final: b.final,
+        dataFreshnessTime: timestampFromDb(b.freshness),
       };
     },
     listUsageEvents: async (request, ctx) => {

@@ -170,3 +170,9 @@ export async function latencyBounds(trx: Knex.Transaction): Promise<number[]> {
   const { rows } = await trx.raw<{ rows: { b: number[] }[] }>("select usage_latency_bounds() as b");
   return rows[0]!.b;
 }
+
+/** The tenant's plan (identity's `tenant.plan`, a column analytics may read). */
+export async function tenantPlan(trx: Knex.Transaction, tenantId: string): Promise<string> {
+  const { rows } = await trx.raw<{ rows: { plan: string }[] }>("select plan from tenant where id = ?", [tenantId]);
+  return rows[0]?.plan ?? "";
+}
