@@ -11,6 +11,8 @@ import {
   type FilterFields,
   type Logger,
   requireCallerRole,
+  startIntervalJob,
+  type IntervalJob,
 } from "@promptcraft/platform";
 import { listUsageEvents as listStoredUsageEvents, type StoredUsageEvent } from "../store/usage-list.js";
 import { refreshUsageRollup, tenantPlan, usageSummary, NIL_UUID, type SummaryDimension, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
@@ -203,25 +205,8 @@ export async function getUsageSummary(db: Knex, caller: CallerContext, q: UsageS
  * Runs the rollup refresher every `intervalMs` (one run at a time in this process; among replicas
  * the advisory lock lets one run roll up). Readers never wait for it: they add the tail.
  */
-export function startRollupRefresher(db: Knex, intervalMs: number, log: Logger): { stop(): Promise<void> } {
-  let running: Promise<unknown> | undefined;
-  const stopping = new AbortController();
-  const timer = setInterval(() => {
-    if (running) return;
-    running = refreshUsageRollup(db, stopping.signal)
-      .catch((err: unknown) => {
-        if (!stopping.signal.aborted) log.warn({ err }, "usage rollup refresh failed");
-      })
-      .finally(() => (running = undefined));
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      stopping.abort(new Error("usage rollup refresher stopped"));
-      await running;
-    },
-  };
+export function startRollupRefresher(db: Knex, intervalMs: number, log: Logger): IntervalJob {
+  return startIntervalJob("usage rollup refresh", intervalMs, (signal) => refreshUsageRollup(db, signal), log);
 }
 
 /** Stored kinds each contract kind name stands for (ListUsageEvents' `kind = USAGE_KIND_RENDER`). */

@@ -86,6 +86,7 @@ describe("store/rollups", () => {
   test("the database's histogram bounds are the domain's", async () => {
     const bounds = await withServiceRole(knex, "analytics", (trx) => rollups.latencyBounds(trx));
     assert.deepEqual(bounds, LATENCY_BOUNDS_MS);
+    assert.equal(rollups.LATENCY_BUCKETS, bounds.length + 1);
   });
 
   test("an event counts at once (tail), and the same after the refresher rolled it up", async () => {

@@ -25,6 +25,15 @@ const DIMENSION_COLUMNS: Record<SummaryDimension, readonly string[]> = {
 };
 const GROUP_COLUMNS = ["kind", "model", "entity_id", "entity_version", "user_id", "label"] as const;
 
+/** Buckets of the latency histogram (`usage_latency_bounds()` has one bound fewer; a store test checks). */
+export const LATENCY_BUCKETS = 41;
+/**
+ * The summed histogram of a group: rollup rows carry theirs (`latency_hist`), tail rows the index
+ * of their one bucket (`latency_bucket`, 0-based). Native sums per bucket: a custom aggregate over
+ * arrays cost seconds at 100k rows.
+ */
+const HISTOGRAM_SUM = `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `sum(coalesce(s.latency_hist[${i + 1}], 0) + (s.latency_bucket is not distinct from ${i})::int)`).join(", ")}]`;
+
 export interface SummaryQuery {
   /** Inclusive, aligned to the granularity (so to whole hours). */
   start: Date;
@@ -72,7 +81,7 @@ interface RawSummaryRow {
   cost_micros: string;
   latency_count: string;
   latency_sum_ms: string;
-  latency_hist: string[] | null;
+  latency_hist: (string | null)[] | null;
   unique_users: string;
 }
 
@@ -98,14 +107,14 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
     `with w as (select watermark from usage_rollup_state),
      src as (
        select r.hour, r.kind, r.model, r.entity_id, r.entity_version, r.user_id, r.label, r.event_count, r.tokens_in,
-              r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist
+              r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist, null::int as latency_bucket
        from usage_rollup r
        where r.tenant_id = ?::uuid and r.hour >= ?::timestamptz and r.hour < ?::timestamptz
        union all
        select date_trunc('hour', e.occurred_at at time zone 'UTC') at time zone 'UTC', e.kind, coalesce(e.model, ''),
               coalesce(e.entity_id, '${NIL_UUID}'), coalesce(e.entity_version, 0), coalesce(e.user_id, '${NIL_UUID}'),
               coalesce(e.label, ''), 1, e.tokens_in, e.tokens_out, e.cost_usd, (e.latency_ms is not null)::int,
-              coalesce(e.latency_ms, 0), usage_latency_hist(e.latency_ms)
+              coalesce(e.latency_ms, 0), null::bigint[], width_bucket(e.latency_ms, usage_latency_bounds())
        from usage_event e cross join w
        where e.tenant_id = ?::uuid and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz
          and (e.transaction_id >= w.watermark or e.occurred_at >= ?::timestamptz)
@@ -113,7 +122,7 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
      select grouping(s.slot) as is_total, s.slot, ${select},
             sum(s.event_count)::text as event_count, sum(s.tokens_in)::text as tokens_in, sum(s.tokens_out)::text as tokens_out,
             round(sum(s.cost_usd) * 1000000)::text as cost_micros, sum(s.latency_count)::text as latency_count,
-            sum(s.latency_sum_ms)::text as latency_sum_ms, usage_hist_sum(s.latency_hist)::text[] as latency_hist,
+            sum(s.latency_sum_ms)::text as latency_sum_ms, ${HISTOGRAM_SUM}::text[] as latency_hist,
             count(distinct nullif(s.user_id, '${NIL_UUID}'))::text as unique_users
      from (select date_trunc(?, src.hour at time zone 'UTC') at time zone 'UTC' as slot, src.* from src) s
      ${filters.length > 0 ? `where ${filters.join(" and ")}` : ""}
@@ -134,7 +143,7 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
     costMicros: BigInt(r.cost_micros ?? 0),
     latencyCount: BigInt(r.latency_count ?? 0),
     latencySumMs: BigInt(r.latency_sum_ms ?? 0),
-    latencyHist: r.latency_hist === null ? null : r.latency_hist.map((c) => BigInt(c)),
+    latencyHist: r.latency_hist === null ? null : r.latency_hist.map((c) => BigInt(c ?? 0)),
     uniqueUsers: BigInt(r.unique_users ?? 0),
   }));
 }

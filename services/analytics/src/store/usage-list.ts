@@ -1,23 +1,10 @@
 import { sqlTime, type Knex } from "@promptcraft/db";
+import type { NewUsageEvent } from "./usage.js";
 
-/** A stored usage event as ListUsageEvents returns it. */
-export interface StoredUsageEvent {
-  id: string;
+/** A stored usage event as ListUsageEvents returns it: what ingest wrote, with tenant and ingest time. */
+export interface StoredUsageEvent extends Omit<NewUsageEvent, "apiKeyId"> {
   tenantId: string;
-  occurredAt: Date;
   receivedAt: Date;
-  kind: string;
-  userId: string | null;
-  entityId: string | null;
-  entityVersion: number | null;
-  label: string | null;
-  model: string | null;
-  tokensIn: number;
-  tokensOut: number;
-  costMicros: bigint;
-  latencyMs: number | null;
-  metadata: Record<string, unknown>;
-  requestId: string | null;
   /** `occurred_at` to the microsecond (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), the page cursor's time. */
   cursorTime: string;
 }
