@@ -25,6 +25,12 @@ const DIMENSION_COLUMNS: Record<SummaryDimension, readonly string[]> = {
 };
 const GROUP_COLUMNS = ["kind", "model", "entity_id", "entity_version", "user_id", "label"] as const;
 
+/** A raw event as a rollup row of its hour (tail and partial hour). */
+const TAIL_COLUMNS = `date_trunc('hour', e.occurred_at at time zone 'UTC') at time zone 'UTC', e.kind, coalesce(e.model, ''),
+              coalesce(e.entity_id, '${NIL_UUID}'), coalesce(e.entity_version, 0), coalesce(e.user_id, '${NIL_UUID}'),
+              coalesce(e.label, ''), 1, e.tokens_in, e.tokens_out, e.cost_usd, (e.latency_ms is not null)::int,
+              coalesce(e.latency_ms, 0), null::bigint[], width_bucket(e.latency_ms, usage_latency_bounds())`;
+
 /** Buckets of the latency histogram (`usage_latency_bounds()` has one bound fewer; a store test checks). */
 export const LATENCY_BUCKETS = 41;
 /**
@@ -104,20 +110,22 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
   const start = sqlTime(q.start);
   const end = sqlTime(q.end);
   const { rows } = await trx.raw<{ rows: RawSummaryRow[] }>(
-    `with w as (select watermark from usage_rollup_state),
-     src as (
+    `with src as (
        select r.hour, r.kind, r.model, r.entity_id, r.entity_version, r.user_id, r.label, r.event_count, r.tokens_in,
               r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist, null::int as latency_bucket
        from usage_rollup r
        where r.tenant_id = ?::uuid and r.hour >= ?::timestamptz and r.hour < ?::timestamptz
        union all
-       select date_trunc('hour', e.occurred_at at time zone 'UTC') at time zone 'UTC', e.kind, coalesce(e.model, ''),
-              coalesce(e.entity_id, '${NIL_UUID}'), coalesce(e.entity_version, 0), coalesce(e.user_id, '${NIL_UUID}'),
-              coalesce(e.label, ''), 1, e.tokens_in, e.tokens_out, e.cost_usd, (e.latency_ms is not null)::int,
-              coalesce(e.latency_ms, 0), null::bigint[], width_bucket(e.latency_ms, usage_latency_bounds())
-       from usage_event e cross join w
+       select ${TAIL_COLUMNS}
+       from usage_event e
+       -- The tail of the rolled hours: a range scan of (tenant_id, transaction_id) past the watermark.
+       where e.tenant_id = ?::uuid and e.transaction_id >= (select watermark from usage_rollup_state)
+         and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz
+       union all
+       select ${TAIL_COLUMNS}
+       from usage_event e
+       -- The partial last hour, whole.
        where e.tenant_id = ?::uuid and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz
-         and (e.transaction_id >= w.watermark or e.occurred_at >= ?::timestamptz)
      )
      select grouping(s.slot) as is_total, s.slot, ${select},
             sum(s.event_count)::text as event_count, sum(s.tokens_in)::text as tokens_in, sum(s.tokens_out)::text as tokens_out,
@@ -127,7 +135,7 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
      from (select date_trunc(?, src.hour at time zone 'UTC') at time zone 'UTC' as slot, src.* from src) s
      ${filters.length > 0 ? `where ${filters.join(" and ")}` : ""}
      group by grouping sets ((s.slot${grouped.map((c) => `, s.${c}`).join("")}), ())`,
-    [tenantId, start, sqlTime(cut), tenantId, start, end, sqlTime(cut), q.granularity, ...filterArgs] as Knex.RawBinding[],
+    [tenantId, start, sqlTime(cut), tenantId, start, sqlTime(cut), tenantId, sqlTime(cut), end, q.granularity, ...filterArgs] as Knex.RawBinding[],
   );
   return rows.map((r) => ({
     slot: r.is_total === 1 ? null : r.slot,
