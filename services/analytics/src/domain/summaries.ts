@@ -15,7 +15,7 @@ import {
   type IntervalJob,
 } from "@promptcraft/platform";
 import { listUsageEvents as listStoredUsageEvents, type StoredUsageEvent } from "../store/usage-list.js";
-import { refreshUsageRollup, tenantPlan, usageSummary, NIL_UUID, type SummaryDimension, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
+import { refreshUsageRollup, tenantPlan, usageSummary, NIL_UUID, type SummaryDimension, type SummaryDimensions, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
 
 /**
  * Usage summaries (issue 11, point 3): answered from the hourly rollups plus the not-yet-rolled
@@ -71,15 +71,10 @@ export interface UsageFigures {
   uniqueUsers: bigint;
 }
 
-export interface UsageSummaryBucket {
+/** One bucket: a time slot and the grouped dimensions (absent model, entity, user: ""). */
+export interface UsageSummaryBucket extends SummaryDimensions {
   start: Date;
   end: Date;
-  kind: string | null;
-  model: string | null;
-  entityId: string | null;
-  entityVersion: number | null;
-  userId: string | null;
-  label: string | null;
   figures: UsageFigures;
 }
 
@@ -206,7 +201,8 @@ export async function getUsageSummary(db: Knex, caller: CallerContext, q: UsageS
  * the advisory lock lets one run roll up). Readers never wait for it: they add the tail.
  */
 export function startRollupRefresher(db: Knex, intervalMs: number, log: Logger): IntervalJob {
-  return startIntervalJob("usage rollup refresh", intervalMs, (signal) => refreshUsageRollup(db, signal), log);
+  // A pass is one short transaction: stopping lets it finish rather than cancelling it mid-way.
+  return startIntervalJob("usage rollup refresh", intervalMs, () => refreshUsageRollup(db), log);
 }
 
 /** Stored kinds each contract kind name stands for (ListUsageEvents' `kind = USAGE_KIND_RENDER`). */

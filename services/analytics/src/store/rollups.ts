@@ -52,15 +52,19 @@ export interface SummaryQuery {
   userId: string | null;
 }
 
-/** One group of a summary (`slot` null: the totals over the range). Absent dimensions are null. */
-export interface SummaryRow {
-  slot: Date | null;
+/** The grouped dimensions of a summary group; null when not grouped by. */
+export interface SummaryDimensions {
   kind: string | null;
   model: string | null;
   entityId: string | null;
   entityVersion: number | null;
   userId: string | null;
   label: string | null;
+}
+
+/** One group of a summary (`slot` null: the totals over the range). */
+export interface SummaryRow extends SummaryDimensions {
+  slot: Date | null;
   eventCount: bigint;
   tokensIn: bigint;
   tokensOut: bigint;
