@@ -83,7 +83,10 @@ class Tail {
   async until(what: string, check: (t: Tail) => boolean): Promise<void> {
     // Generous: delivery waits for every older writing transaction of the cluster (other databases too).
     for (let i = 0; i < 2400 && !check(this); i++) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(check(this), `timed out waiting until ${what}`);
+    if (check(this)) return;
+    // Say whether the stream is still open (delivery held back) or ended (and how), and what came.
+    const ended = await Promise.race([this.ended.then((err) => `ended: ${err ? `${err.code} ${err.message}` : "ok"}`), new Promise<string>((r) => setTimeout(() => r("still open"), 100))]);
+    assert.fail(`timed out waiting until ${what}; stream ${ended}; items ${this.items.map((i) => i.case).join(",")}`);
   }
 
   async close(): Promise<void> {

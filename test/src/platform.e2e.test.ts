@@ -64,7 +64,7 @@ const BUILT = new Set([
   ...["SetLabel", "RemoveLabel", "ListLabels", "ListLabelHistory", "GrantShare", "ListShares", "RevokeShare", "AddFavorite", "RemoveFavorite", "ListFavorites", "RenderTemplate"].map(
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
-  ...["StreamUsageEvents", "IngestUsageEvents", "ListAuditEvents", "TailAuditEvents"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
+  ...["StreamUsageEvents", "IngestUsageEvents", "ListUsageEvents", "GetUsageSummary", "GetBillingSummary", "ListAuditEvents", "TailAuditEvents"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
   ...PLATFORM_ADMIN_ANALYTICS,
 ]);
 /** Methods callable without an access token. */

@@ -24,6 +24,7 @@ export * from "./enums.js";
 export * from "./etag.js";
 export * from "./database-health.js";
 export * from "./log-throttle.js";
+export * from "./interval-job.js";
 export * from "./tracing.js";
 export * from "./service-credential.js";
 export * from "./usage-reporting.js";

@@ -5,6 +5,7 @@ import { usageEventIds } from "./20261206220000_usage_event_ids.js";
 import { createPartitionMaintenanceRun } from "./20261206230000_create_partition_maintenance_run.js";
 import { readModelRefreshErrors } from "./20261206230100_read_model_refresh_errors.js";
 import { pruneUsageEventIds } from "./20261206230200_prune_usage_event_ids.js";
+import { usageRollups } from "./20261206231000_usage_rollups.js";
 
 /** The analytics service's slice of the schema, tracked in `analytics_migrations`. See docs/schema.md. */
-export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds];
+export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds, usageRollups];

@@ -6,6 +6,11 @@ export const AnalyticsConfig = serviceConfig(
   { grpcPort: 50055, connectPort: 51055 },
   {
     /**
+     * Milliseconds between runs of the usage rollup refresher. Summaries add the not-yet-rolled
+     * tail, so this bounds the tail's size, not freshness.
+     */
+    USAGE_ROLLUP_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
+    /**
      * Milliseconds between reads of the event log while a TailAuditEvents stream is idle (the
      * reader's short poll): the floor of commit-to-delivery latency, one small indexed query per
      * open tail per interval.

@@ -2,11 +2,13 @@ import type { ServiceModule } from "@promptcraft/platform";
 import { AnalyticsConfig } from "./config.js";
 import { startPartitionMaintenance } from "./domain/partitions.js";
 import { startReadModelRefresh } from "./domain/read-models.js";
+import { startRollupRefresher } from "./domain/summaries.js";
 import { routes } from "./routes.js";
 
 /**
- * The analytics service, as `startService` / `runService` take it. It runs the scheduled partition
- * maintenance and read-model refresh (each on one replica at a time, under an advisory lock).
+ * The analytics service, as `startService` / `runService` take it. Beside the server it runs the
+ * scheduled partition maintenance and read-model refresh (each on one replica at a time, under an
+ * advisory lock) and the usage rollup refresher (summaries never wait for it).
  */
 export const analyticsService: ServiceModule<AnalyticsConfig> = {
   name: "analytics",
@@ -14,7 +16,8 @@ export const analyticsService: ServiceModule<AnalyticsConfig> = {
   async setup({ config, db, log }) {
     const maintenance = startPartitionMaintenance(db, config.PARTITION_MAINTENANCE_INTERVAL_S * 1000, log);
     const refresher = startReadModelRefresh(db, config.READ_MODEL_REFRESH_INTERVAL_S * 1000, log);
-    return { state: undefined, close: async () => void (await Promise.all([maintenance.stop(), refresher.stop()])) };
+    const rollups = startRollupRefresher(db, config.USAGE_ROLLUP_INTERVAL_MS, log);
+    return { state: undefined, close: async () => void (await Promise.all([maintenance.stop(), refresher.stop(), rollups.stop()])) };
   },
   routes,
 };

@@ -6,9 +6,10 @@ import { benchEmbedded } from "./embedded.js";
 import { benchTracing } from "./tracing.js";
 import { benchAnalyticsIngest } from "./analytics-ingest.js";
 import { benchAnalyticsTail } from "./analytics-tail.js";
+import { benchAnalyticsSummary } from "./analytics-summary.js";
 
-/** `bench analytics [ingest] [tail]`: the analytics benchmarks by name (all when none is named); their own flags follow. */
-const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = { ingest: benchAnalyticsIngest, tail: benchAnalyticsTail };
+/** `bench analytics [ingest] [tail] [summary]`: the analytics benchmarks by name (all when none is named); their own flags follow. */
+const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = { ingest: benchAnalyticsIngest, tail: benchAnalyticsTail, summary: benchAnalyticsSummary };
 async function benchAnalytics(args: string[]): Promise<number> {
   const named = args.filter((a) => a in ANALYTICS);
   const rest = args.filter((a) => !(a in ANALYTICS));
@@ -33,12 +34,13 @@ const SUITES: Record<string, (args: string[]) => Promise<number>> = {
 export async function runBench(args: string[]): Promise<number> {
   // All suites: the tail benchmark once, as part of `analytics`.
   const names = args.length ? args.filter((a) => a in SUITES) : Object.keys(SUITES).filter((n) => n !== "analytics-tail");
-  const unknown = args.filter((a) => !(a in SUITES) && !(a in ANALYTICS) && !/^\d+$/.test(a));
+  // `--scale N`: the summary benchmark's size (its N passes as a number).
+  const unknown = args.filter((a) => !(a in SUITES) && !(a in ANALYTICS) && !/^\d+$/.test(a) && a !== "--scale");
   if (unknown.length) {
     console.error(`unknown benchmark ${unknown.join(", ")}; known: ${Object.keys(SUITES).join(", ")}`);
     return 2;
   }
   let code = 0;
-  for (const name of names) code ||= await SUITES[name]!(args.filter((a) => /^\d+$/.test(a) || (name === "analytics" && a in ANALYTICS)));
+  for (const name of names) code ||= await SUITES[name]!(args.filter((a) => /^\d+$/.test(a) || (name === "analytics" && (a in ANALYTICS || a === "--scale"))));
   return code;
 }

@@ -4,7 +4,7 @@ import { UsageKind, type UsageEvent } from "@promptcraft/proto/promptcraft/analy
 import type { IncomingUsageEvent, UsageIngest } from "../domain/usage.js";
 
 /** `usage_event.kind` of each contract kind (validated as defined and not unspecified by the proto rules). */
-const KIND_NAMES: Record<UsageKind, string> = {
+export const KIND_NAMES: Record<UsageKind, string> = {
   [UsageKind.UNSPECIFIED]: "unspecified",
   [UsageKind.VIEW]: "view",
   [UsageKind.RENDER]: "render",

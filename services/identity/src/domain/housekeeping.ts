@@ -1,5 +1,5 @@
 import { withServiceRole, type Knex } from "@promptcraft/db";
-import type { Logger } from "@promptcraft/platform";
+import { startIntervalJob, type IntervalJob, type Logger } from "@promptcraft/platform";
 import * as store from "../store/housekeeping.js";
 import { rotateKey } from "../store/signing-keys.js";
 import { API_KEY_RETRY_WINDOW_S } from "./api-keys.js";
@@ -90,23 +90,6 @@ export async function sweep(db: Knex, kek: Buffer, settings: SweepSettings, now:
  * or on another replica, does the work) and waits for it to unwind. A failed sweep is logged and
  * retried at the next tick.
  */
-export function startHousekeeping(db: Knex, kek: Buffer, settings: SweepSettings, intervalMs: number, log: Logger): { stop(): Promise<void> } {
-  let running: Promise<unknown> | undefined;
-  const stopping = new AbortController();
-  const timer = setInterval(() => {
-    if (running) return;
-    running = sweep(db, kek, settings, new Date(), log, stopping.signal)
-      .catch((err: unknown) => {
-        if (!stopping.signal.aborted) log.warn({ err }, "identity housekeeping failed");
-      })
-      .finally(() => (running = undefined));
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      stopping.abort(new Error("identity housekeeping stopped"));
-      await running;
-    },
-  };
+export function startHousekeeping(db: Knex, kek: Buffer, settings: SweepSettings, intervalMs: number, log: Logger): IntervalJob {
+  return startIntervalJob("identity housekeeping", intervalMs, (signal) => sweep(db, kek, settings, new Date(), log, signal), log);
 }

@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, test } from "vitest";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { createTenant, openTestKnex } from "@promptcraft/testing";
+import { LATENCY_BOUNDS_MS, histogramQuantile } from "../domain/summaries.js";
+import * as rollups from "./rollups.js";
+import { insertUsageEvents, type NewUsageEvent } from "./usage.js";
+
+/*
+ * Store tier: usage_rollup, its refresher and the summary query (rollups + tail) on the test
+ * runner's database, as promptcraft_analytics under row-level security, with tenants of its own.
+ */
+
+let knex: Knex;
+const embedded = process.env.PROMPTCRAFT_TEST_DB_KIND === "embedded";
+
+beforeAll(() => {
+  knex = openTestKnex("analytics-store-rollups");
+});
+afterAll(async () => {
+  await knex.destroy();
+});
+
+const HOUR = 3_600_000;
+const base = new Date(Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR);
+
+function event(overrides: Partial<NewUsageEvent> = {}): NewUsageEvent {
+  return {
+    id: randomUUID(),
+    occurredAt: new Date(base.getTime() + 60_000),
+    kind: "llm_call",
+    userId: null,
+    apiKeyId: null,
+    entityId: null,
+    entityVersion: null,
+    label: null,
+    model: "gpt-4o-mini",
+    tokensIn: 10,
+    tokensOut: 20,
+    costMicros: 1_500_000n,
+    latencyMs: 100,
+    metadata: {},
+    requestId: null,
+    ...overrides,
+  };
+}
+
+const insert = (tenantId: string, events: NewUsageEvent[]) =>
+  withTenant(knex, { service: "analytics", tenantId }, (trx) => insertUsageEvents(trx, tenantId, events));
+
+const summary = (tenantId: string, q: Partial<rollups.SummaryQuery> = {}) =>
+  withTenant(knex, { service: "analytics", tenantId }, (trx) =>
+    rollups.usageSummary(trx, tenantId, {
+      start: base,
+      end: new Date(base.getTime() + 24 * HOUR),
+      granularity: "hour",
+      groupBy: [],
+      kinds: [],
+      entityId: null,
+      userId: null,
+      ...q,
+    }),
+  );
+
+const totalsOf = (rows: rollups.SummaryRow[]) => rows.find((r) => r.slot === null)!;
+
+async function rolledCount(tenantId: string): Promise<number> {
+  const { rows } = await knex.raw<{ rows: { n: number }[] }>("select coalesce(sum(event_count), 0)::int as n from usage_rollup where tenant_id = ?", [tenantId]);
+  return rows[0]!.n;
+}
+
+/**
+ * Runs the refresher until the tenant's rollups hold `n` events: a transaction of another test file
+ * still open holds the horizon back, and a later run catches up.
+ */
+async function rollUntil(tenantId: string, n: number): Promise<void> {
+  for (let i = 0; i < 200 && (await rolledCount(tenantId)) < n; i++) {
+    await rollups.refreshUsageRollup(knex);
+    if ((await rolledCount(tenantId)) < n) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(await rolledCount(tenantId), n);
+}
+
+describe("store/rollups", () => {
+  test("the database's histogram bounds are the domain's", async () => {
+    const bounds = await withServiceRole(knex, "analytics", (trx) => rollups.latencyBounds(trx));
+    assert.deepEqual(bounds, LATENCY_BOUNDS_MS);
+    assert.equal(rollups.LATENCY_BUCKETS, bounds.length + 1);
+  });
+
+  test("an event counts at once (tail), and the same after the refresher rolled it up", async () => {
+    const tenantId = await createTenant(knex);
+    const user = randomUUID();
+    await insert(tenantId, [
+      event({ latencyMs: 100, userId: user }),
+      event({ latencyMs: 300, model: "gpt-4o", costMicros: 2n }),
+      event({ latencyMs: null, kind: "view", model: null, occurredAt: new Date(base.getTime() + HOUR + 5), entityId: randomUUID(), entityVersion: 2, label: "production" }),
+    ]);
+    const before = await summary(tenantId, { groupBy: ["model"] });
+    const t = totalsOf(before);
+    assert.equal(t.eventCount, 3n);
+    assert.equal(t.tokensIn, 30n);
+    assert.equal(t.costMicros, 3_000_002n);
+    assert.equal(t.latencyCount, 2n);
+    assert.equal(t.latencySumMs, 400n);
+    assert.equal(t.uniqueUsers, 1n);
+    assert.equal(histogramQuantile(t.latencyHist, 1)! <= 500, true);
+
+    await rollUntil(tenantId, 3);
+    const after = await summary(tenantId, { groupBy: ["model"] });
+    const key = (r: rollups.SummaryRow) => `${r.slot?.toISOString()}|${r.model}|${r.eventCount}|${r.costMicros}|${r.latencyHist?.join(",")}`;
+    assert.deepEqual(after.map(key).sort(), before.map(key).sort());
+    assert.deepEqual(
+      after.filter((r) => r.slot !== null).map((r) => [r.slot!.getTime() - base.getTime(), r.model, r.eventCount]).sort(),
+      [
+        [0, "gpt-4o", 1n],
+        [0, "gpt-4o-mini", 1n],
+        [HOUR, "", 1n],
+      ].sort(),
+    );
+
+    // More events after the run: rollups + tail, nothing counted twice.
+    await insert(tenantId, [event()]);
+    assert.equal(totalsOf(await summary(tenantId)).eventCount, 4n);
+    await rollUntil(tenantId, 4);
+    assert.equal(totalsOf(await summary(tenantId)).eventCount, 4n);
+  });
+
+  test("groups by version (with its entity), filters by kind, and days hold their hours", async () => {
+    const tenantId = await createTenant(knex);
+    const entity = randomUUID();
+    await insert(tenantId, [
+      event({ kind: "render", entityId: entity, entityVersion: 1 }),
+      event({ kind: "render", entityId: entity, entityVersion: 2 }),
+      event({ kind: "render", entityId: entity, entityVersion: 2 }),
+      event({ kind: "view", entityId: entity, entityVersion: 2 }),
+    ]);
+    await rollUntil(tenantId, 4);
+    await insert(tenantId, [event({ kind: "render", entityId: entity, entityVersion: 2, occurredAt: new Date(base.getTime() + 2 * HOUR) })]);
+    const rows = await summary(tenantId, { granularity: "day", start: new Date(Date.UTC(base.getUTCFullYear(), base.getUTCMonth(), base.getUTCDate())), groupBy: ["version"], kinds: ["render"] });
+    const groups = rows.filter((r) => r.slot !== null).map((r) => [r.entityId, r.entityVersion, r.eventCount]);
+    // The events may straddle midnight UTC: sum per version.
+    const per = new Map<number, bigint>();
+    for (const [, v, n] of groups) per.set(v as number, (per.get(v as number) ?? 0n) + (n as bigint));
+    assert.deepEqual([...per.entries()].sort(), [
+      [1, 1n],
+      [2, 3n],
+    ]);
+    assert.ok(groups.every(([e]) => e === entity));
+  });
+
+  test("the end of the range cuts inside an hour: only the events before it", async () => {
+    const tenantId = await createTenant(knex);
+    await insert(tenantId, [event({ occurredAt: new Date(base.getTime() + 10_000) }), event({ occurredAt: new Date(base.getTime() + 50_000) })]);
+    await rollUntil(tenantId, 2);
+    assert.equal(totalsOf(await summary(tenantId, { end: new Date(base.getTime() + 30_000) })).eventCount, 1n);
+  });
+
+  test("another tenant's usage is invisible", async () => {
+    const a = await createTenant(knex);
+    const b = await createTenant(knex);
+    await insert(a, [event()]);
+    await rollUntil(a, 1);
+    await insert(a, [event()]);
+    assert.equal(totalsOf(await summary(b)).eventCount, 0n);
+  });
+
+  test.skipIf(embedded)("a transaction that commits after a refresher run is rolled up by a later run, once", async () => {
+    const tenantId = await createTenant(knex);
+    const late = event();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let inserted!: () => void;
+    const wrote = new Promise<void>((r) => (inserted = r));
+    const writer = withTenant(knex, { service: "analytics", tenantId }, async (trx) => {
+      await insertUsageEvents(trx, tenantId, [late]);
+      inserted();
+      await held;
+    });
+    await wrote;
+    // Events committed after the late one began, before it commits.
+    await insert(tenantId, [event(), event()]);
+    const run = await rollups.refreshUsageRollup(knex);
+    assert.notEqual(run.status, "skipped");
+    assert.equal(await rolledCount(tenantId), 0, "the horizon stops below the open transaction");
+    release();
+    await writer;
+    assert.equal(totalsOf(await summary(tenantId)).eventCount, 3n);
+    await rollUntil(tenantId, 3);
+    assert.equal(totalsOf(await summary(tenantId)).eventCount, 3n);
+  });
+});
