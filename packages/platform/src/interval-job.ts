@@ -8,23 +8,35 @@ export interface IntervalJob {
 
 /**
  * Runs `work` every `intervalMs` beside the server (identity's housekeeping, analytics' rollup
- * refresher): one pass at a time (a tick while a pass is running is skipped), the timer unref'd, a
- * failure logged as `<what> failed` (not while stopping) and retried at the next tick.
+ * refresher, partition maintenance and read-model refresh): one pass at a time (a tick while a pass
+ * is running is skipped), the timers unref'd, a failure logged as `<what> failed` (not while
+ * stopping) and retried at the next tick. `options.atStart`: a first pass right away, for work that
+ * must not wait a whole interval after a start (partitions for today's ingest).
  */
-export function startIntervalJob(what: string, intervalMs: number, work: (signal: AbortSignal) => Promise<unknown>, log: Logger): IntervalJob {
+export function startIntervalJob(
+  what: string,
+  intervalMs: number,
+  work: (signal: AbortSignal) => Promise<unknown>,
+  log: Logger,
+  options: { atStart?: boolean } = {},
+): IntervalJob {
   let running: Promise<unknown> | undefined;
   const stopping = new AbortController();
-  const timer = setInterval(() => {
-    if (running) return;
+  const tick = () => {
+    if (running || stopping.signal.aborted) return;
     running = work(stopping.signal)
       .catch((err: unknown) => {
         if (!stopping.signal.aborted) log.warn({ err }, `${what} failed`);
       })
       .finally(() => (running = undefined));
-  }, intervalMs);
+  };
+  const first = options.atStart ? setTimeout(tick, 0) : undefined;
+  first?.unref();
+  const timer = setInterval(tick, intervalMs);
   timer.unref();
   return {
     async stop() {
+      clearTimeout(first);
       clearInterval(timer);
       stopping.abort(new Error(`${what} stopped`));
       await running;

@@ -1,8 +1,8 @@
 import { withServiceRole, type Knex } from "@promptcraft/db";
-import { AbortedError } from "@promptcraft/platform";
+import { AbortedError, startIntervalJob, type IntervalJob } from "@promptcraft/platform";
 import type { Logger } from "pino";
 import * as store from "../store/partitions.js";
-import { inProgress, isInProgress, scheduleRounds } from "./schedule.js";
+import { ignoreInProgress, inProgress, isInProgress } from "./schedule.js";
 
 /**
  * Partition maintenance (brief §4.7): `event` by month, `usage_event` by day, created ahead (and a
@@ -155,17 +155,20 @@ function errorText(err: unknown): string {
  * day, whatever the replica's uptime) and every `intervalMs` after. A round another replica holds is
  * skipped quietly; a failed round is logged and recorded, and the next one retries.
  */
-export function startPartitionMaintenance(db: Knex, intervalMs: number, log: Logger): { stop(): Promise<void> } {
-  return scheduleRounds(intervalMs, () =>
-    runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs }).then(
-      (r) => {
-        if (r.created.length + r.dropped.length + r.detached.length > 0) {
-          log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds }, "partition maintenance");
-        }
-      },
-      (err: unknown) => {
-        if (!isInProgress(err)) log.warn({ err }, "partition maintenance failed");
-      },
-    ),
+export function startPartitionMaintenance(db: Knex, intervalMs: number, log: Logger): IntervalJob {
+  return startIntervalJob(
+    "partition maintenance",
+    intervalMs,
+    () =>
+      runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs }).then(
+        (r) => {
+          if (r.created.length + r.dropped.length + r.detached.length > 0) {
+            log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds }, "partition maintenance");
+          }
+        },
+        ignoreInProgress,
+      ),
+    log,
+    { atStart: true },
   );
 }

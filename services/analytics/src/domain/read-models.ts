@@ -1,7 +1,8 @@
 import { withServiceRole, type Knex } from "@promptcraft/db";
+import { startIntervalJob, type IntervalJob } from "@promptcraft/platform";
 import type { Logger } from "pino";
 import * as store from "../store/read-models.js";
-import { inProgress, isInProgress, scheduleRounds } from "./schedule.js";
+import { ignoreInProgress, inProgress, isInProgress } from "./schedule.js";
 
 /**
  * The read models of brief §4.10, `entity_stats` and `tenant_usage_summary`: materialized views
@@ -83,13 +84,6 @@ export async function refreshReadModels(db: Knex, name: ReadModelName | null, in
 }
 
 /** The scheduled refresher: both read models at start and every `intervalMs`, on one replica at a time. */
-export function startReadModelRefresh(db: Knex, intervalMs: number, log: Logger): { stop(): Promise<void> } {
-  return scheduleRounds(intervalMs, () =>
-    refreshReadModels(db, null, intervalMs).then(
-      () => undefined,
-      (err: unknown) => {
-        if (!isInProgress(err)) log.warn({ err }, "read-model refresh failed");
-      },
-    ),
-  );
+export function startReadModelRefresh(db: Knex, intervalMs: number, log: Logger): IntervalJob {
+  return startIntervalJob("read-model refresh", intervalMs, () => refreshReadModels(db, null, intervalMs).then(() => undefined, ignoreInProgress), log, { atStart: true });
 }
