@@ -2,7 +2,9 @@ import type { ServiceDeps, ServiceHandlers } from "@promptcraft/platform";
 import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import type { AnalyticsConfig } from "../config.js";
 import { UsageIngest } from "../domain/usage.js";
+import type { ContentDirectory } from "../domain/entity-stats.js";
 import { auditHandlers } from "./audit.js";
+import { entityStatsHandlers } from "./entity-stats.js";
 import { maintenanceHandlers } from "./maintenance.js";
 import { summaryHandlers } from "./summaries.js";
 import { usageHandlers } from "./usage.js";
@@ -11,6 +13,12 @@ import { usageHandlers } from "./usage.js";
  * Handlers of `promptcraft.analytics.v1.AnalyticsService`, one file per area, spread together. A
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
-export function analyticsHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHandlers<typeof AnalyticsService> {
-  return { ...usageHandlers(new UsageIngest(deps.db)), ...auditHandlers(deps), ...maintenanceHandlers(deps), ...summaryHandlers(deps) };
+export function analyticsHandlers(deps: ServiceDeps<AnalyticsConfig>, content: ContentDirectory): ServiceHandlers<typeof AnalyticsService> {
+  return {
+    ...usageHandlers(new UsageIngest(deps.db)),
+    ...auditHandlers(deps),
+    ...maintenanceHandlers(deps),
+    ...summaryHandlers(deps),
+    ...entityStatsHandlers(deps, content),
+  };
 }
