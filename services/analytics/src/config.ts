@@ -11,11 +11,6 @@ export const AnalyticsConfig = serviceConfig(
      */
     USAGE_ROLLUP_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
     /**
-     * The content service's gRPC URL: entity statistics and label-move comparisons ask it, with the
-     * caller's credentials, what the caller may see of an entity (title, type, label history).
-     */
-    CONTENT_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50052"),
-    /**
      * Milliseconds between reads of the event log while a TailAuditEvents stream is idle (the
      * reader's short poll): the floor of commit-to-delivery latency, one small indexed query per
      * open tail per interval.

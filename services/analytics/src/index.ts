@@ -1,14 +1,14 @@
-import type { ServiceModule } from "@promptcraft/platform";
+import { peerClient, type PeerClient, type ServiceModule } from "@promptcraft/platform";
+import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { AnalyticsConfig } from "./config.js";
 import { startPartitionMaintenance } from "./domain/partitions.js";
 import { startReadModelRefresh } from "./domain/read-models.js";
 import { startRollupRefresher } from "./domain/summaries.js";
-import { ContentPeer } from "./peers/content.js";
 import { routes } from "./routes.js";
 
-/** What analytics keeps while it runs: its client of the content service. */
+/** What analytics keeps while it runs: its client of the content service (CONTENT_URL). */
 export interface AnalyticsState {
-  content: ContentPeer;
+  content: PeerClient<typeof ContentService>;
 }
 
 /**
@@ -20,11 +20,11 @@ export interface AnalyticsState {
 export const analyticsService: ServiceModule<AnalyticsConfig, AnalyticsState> = {
   name: "analytics",
   config: AnalyticsConfig,
-  async setup({ config, db, log }) {
+  async setup({ config, db, log, tracer }) {
     const maintenance = startPartitionMaintenance(db, config.PARTITION_MAINTENANCE_INTERVAL_S * 1000, log);
     const refresher = startReadModelRefresh(db, config.READ_MODEL_REFRESH_INTERVAL_S * 1000, log);
     const rollups = startRollupRefresher(db, config.USAGE_ROLLUP_INTERVAL_MS, log);
-    const content = new ContentPeer(config.CONTENT_URL);
+    const content = peerClient(ContentService, config.CONTENT_URL, tracer);
     return {
       state: { content },
       close: async () => {

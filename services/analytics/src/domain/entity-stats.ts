@@ -39,27 +39,20 @@ export interface LabelChange {
 }
 
 /**
- * The content service as analytics needs it, called with the caller's own credentials so that
- * content decides what the caller may see. Failures to reach it are UNAVAILABLE
- * (DEPENDENCY_UNAVAILABLE, RetryInfo).
+ * The content service as analytics needs it, asked on behalf of the caller (the caller's own
+ * credentials), so that content decides what the caller may see. Failures to reach it are
+ * UNAVAILABLE (DEPENDENCY_UNAVAILABLE, RetryInfo).
  */
 export interface ContentDirectory {
   /** The entity, or null when it does not exist or the caller may not view it. */
-  getEntity(call: PeerCall, entityId: string): Promise<EntityInfo | null>;
+  getEntity(entityId: string): Promise<EntityInfo | null>;
   /** Those of `entityIds` the caller may view (deleted ones included). */
-  getEntities(call: PeerCall, entityIds: readonly string[]): Promise<Map<string, EntityInfo>>;
+  getEntities(entityIds: readonly string[]): Promise<Map<string, EntityInfo>>;
   /**
    * The history of one label of an entity, newest first, read page by page as the consumer
    * iterates; NotFoundError when the entity does not exist or the caller may not view it.
    */
-  labelHistory(call: PeerCall, entityId: string, label: string): AsyncIterable<LabelChange>;
-}
-
-/** What a call to a peer carries from the caller's call: its credentials and cancellation. */
-export interface PeerCall {
-  /** The caller's `authorization` header, passed on as is. */
-  authorization: string | undefined;
-  signal: AbortSignal;
+  labelHistory(entityId: string, label: string): AsyncIterable<LabelChange>;
 }
 
 /** Usage statistics of one version (0: usage without a version). */
@@ -136,8 +129,8 @@ function statsOf(
  * The statistics of one entity over all retained usage, in total and per version. Content checks
  * that the caller may view it (NOT_FOUND otherwise) and gives its type, title and version count.
  */
-export async function getEntityStats(db: Knex, content: ContentDirectory, caller: CallerContext, call: PeerCall, entityId: string, now: Date = new Date()): Promise<EntityStats> {
-  const entity = await content.getEntity(call, entityId);
+export async function getEntityStats(db: Knex, content: ContentDirectory, caller: CallerContext, entityId: string, now: Date = new Date()): Promise<EntityStats> {
+  const entity = await content.getEntity(entityId);
   if (entity === null) throw new NotFoundError("entity not found", { metadata: { resource_type: "entity" } });
   const { rows, favorites, refreshTime } = await withTenant(db, tenantScope(caller), async (trx) => ({
     rows: await entityUsage(trx, caller.tenantId, [entityId], now),
@@ -179,7 +172,6 @@ export async function listEntityStats(
   db: Knex,
   content: ContentDirectory,
   caller: CallerContext,
-  call: PeerCall,
   q: ListEntityStatsRequest,
   onContentUnavailable: (err: unknown) => void,
   now: Date = new Date(),
@@ -196,10 +188,7 @@ export async function listEntityStats(
   let entities = new Map<string, EntityInfo>();
   if (page.length > 0) {
     try {
-      entities = await content.getEntities(
-        call,
-        page.map((l) => l.entityId),
-      );
+      entities = await content.getEntities(page.map((l) => l.entityId));
     } catch (err) {
       // Titles are a courtesy of content: the statistics stand without them.
       onContentUnavailable(err);
@@ -303,12 +292,11 @@ export async function compareLabelMove(
   db: Knex,
   content: ContentDirectory,
   caller: CallerContext,
-  call: PeerCall,
   q: CompareLabelMoveRequest,
   now: Date = new Date(),
 ): Promise<LabelMoveComparison> {
   if (q.moveTime !== undefined && q.moveTime > now) throw new InvalidArgumentError({ field: "move_time", description: "must not be in the future" });
-  const found = await findMove(content.labelHistory(call, q.entityId, q.label), q.moveTime);
+  const found = await findMove(content.labelHistory(q.entityId, q.label), q.moveTime);
   if (found === null) {
     throw new NotFoundError(`label ${q.label} of entity ${q.entityId} has no move${q.moveTime ? " at or before move_time" : ""}`, {
       metadata: { resource_type: "label_move" },

@@ -1,9 +1,11 @@
-import { callerOf, dbTimeFromTimestamp, timestampFromDb, type CallContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { callerOf, dbTimeFromTimestamp, timestampFromDb, type PeerClient, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
+import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { AnalyticsConfig } from "../config.js";
 import * as stats from "../domain/entity-stats.js";
 import type { EntityStatsOrder } from "../store/entity-stats.js";
+import { contentDirectory } from "./content-directory.js";
 import { durationOfMs, totalsToProto } from "./summaries.js";
 import { KIND_NAMES } from "./usage.js";
 
@@ -85,20 +87,16 @@ function sideToProto(s: stats.MoveSide) {
   };
 }
 
-/** What a call to content carries of this call: the caller's credentials and cancellation. */
-const peerCall = (ctx: CallContext): stats.PeerCall => ({ authorization: ctx.header("authorization"), signal: ctx.signal });
-
 /** AnalyticsService entity statistics and label-move comparison (rules in domain/entity-stats.ts). */
-export function entityStatsHandlers(deps: ServiceDeps<AnalyticsConfig>, content: stats.ContentDirectory): ServiceHandlers<typeof AnalyticsService> {
+export function entityStatsHandlers(deps: ServiceDeps<AnalyticsConfig>, content: PeerClient<typeof ContentService>): ServiceHandlers<typeof AnalyticsService> {
   const db = deps.db;
   return {
-    getEntityStats: async (request, ctx) => statsToProto(await stats.getEntityStats(db, content, callerOf(ctx), peerCall(ctx), request.entityId.toLowerCase())),
+    getEntityStats: async (request, ctx) => statsToProto(await stats.getEntityStats(db, contentDirectory(content, ctx), callerOf(ctx), request.entityId.toLowerCase())),
     listEntityStats: async (request, ctx) => {
       const page = await stats.listEntityStats(
         db,
-        content,
+        contentDirectory(content, ctx),
         callerOf(ctx),
-        peerCall(ctx),
         {
           order: ORDERS[request.orderBy] ?? "render_count",
           types: request.types.map((t) => TYPE_NAMES.get(t) ?? ""),
@@ -115,7 +113,7 @@ export function entityStatsHandlers(deps: ServiceDeps<AnalyticsConfig>, content:
       };
     },
     compareLabelMove: async (request, ctx) => {
-      const c = await stats.compareLabelMove(db, content, callerOf(ctx), peerCall(ctx), {
+      const c = await stats.compareLabelMove(db, contentDirectory(content, ctx), callerOf(ctx), {
         entityId: request.entityId.toLowerCase(),
         label: request.label,
         moveTime: request.moveTime ? dbTimeFromTimestamp(request.moveTime, "move_time") : undefined,

@@ -26,7 +26,7 @@ type StoreType = entities.EntityRow["entity_type"];
 type StoreStatus = VersionFields["status"];
 type StoreVisibility = VersionFields["visibility"];
 
-const TYPE_TO_PROTO: Record<StoreType, EntityType> = {
+export const TYPE_TO_PROTO: Record<StoreType, EntityType> = {
   context: EntityType.CONTEXT,
   template: EntityType.TEMPLATE,
   workflow: EntityType.WORKFLOW,
