@@ -270,7 +270,7 @@ export function relativeChange(before: number | null, after: number | null): num
  * The move of `label` to compare — its last move at or before `at` (or its last move) — and the
  * change after it, from content's history (newest first).
  */
-async function findMove(history: AsyncIterable<LabelChange>, at: Date | undefined): Promise<{ move: LabelChange; next: LabelChange | null } | null> {
+export async function findMove(history: AsyncIterable<LabelChange>, at: Date | undefined): Promise<{ move: LabelChange; next: LabelChange | null } | null> {
   let newer: LabelChange | null = null;
   let read = 0;
   for await (const change of history) {
