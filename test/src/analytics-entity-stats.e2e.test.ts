@@ -118,6 +118,10 @@ describe("analytics entity statistics", () => {
         const rolledUp = ok(await h.call(protocol, M.getEntityStats, { entityId: entity }, m.token));
         assert.deepEqual(rolledUp.versions, next.versions);
 
+        // A member of the tenant who may not view the (private) entity: NOT_FOUND, as content says.
+        const peer = await h.member("editor", m.tenantId);
+        assert.equal(failure(await h.call(protocol, M.getEntityStats, { entityId: entity }, peer.token)).code, "NOT_FOUND");
+
         // An entity of another tenant, and an unknown one, are NOT_FOUND.
         const other = await h.member("admin");
         assert.equal(failure(await h.call(protocol, M.getEntityStats, { entityId: entity }, other.token)).code, "NOT_FOUND");
@@ -168,6 +172,17 @@ describe("analytics entity statistics", () => {
         );
         assert.ok(favorites.refreshTime !== undefined && timestampDate(favorites.refreshTime).getTime() <= Date.now());
         assert.deepEqual(ok(await h.call(protocol, M.listEntityStats, { types: [EntityType.CONTEXT] }, m.token)).entityStats, []);
+
+        // Another member sees the tenant's statistics (the contract) but no title of entities private to others.
+        const peer = await h.member("editor", m.tenantId);
+        assert.deepEqual(
+          ok(await h.call(protocol, M.listEntityStats, {}, peer.token)).entityStats.map((s) => [s.entityId, s.title, s.renderCount]),
+          [
+            [b, "", 3n],
+            [c, "", 2n],
+            [a, "", 1n],
+          ],
+        );
 
         const other = await h.member("editor");
         assert.deepEqual(ok(await h.call(protocol, M.listEntityStats, {}, other.token)).entityStats, []);
