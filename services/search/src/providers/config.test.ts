@@ -1,0 +1,120 @@
+import { ConfigError, loadConfig, serviceConfig } from "@promptcraft/platform";
+import { describe, expect, test } from "vitest";
+import { checkEmbeddingConfig, EmbeddingConfig, embeddingConfigShape, embeddingProviderSettings } from "./config.js";
+
+const load = (env: Record<string, string>) => loadConfig(EmbeddingConfig, env);
+
+/** The message loadConfig fails `env` with. */
+function configError(env: Record<string, string>): string {
+  try {
+    load(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("the config was accepted");
+}
+
+const openai = { EMBEDDING_PROVIDER: "openai", EMBEDDING_BASE_URL: "https://api.openai.com/v1", EMBEDDING_MODEL: "text-embedding-3-small" };
+
+describe("embedding config", () => {
+  test("nothing set: the local provider with the default limits", () => {
+    expect(embeddingProviderSettings(load({}))).toEqual({ kind: "local", maxBatch: 32, maxTextChars: 32_000 });
+    // Empty values (compose's ${X:-}) count as unset.
+    expect(embeddingProviderSettings(load({ EMBEDDING_PROVIDER: "", EMBEDDING_BASE_URL: "", EMBEDDING_MAX_BATCH: "" }))).toEqual({
+      kind: "local",
+      maxBatch: 32,
+      maxTextChars: 32_000,
+    });
+  });
+
+  test("openai with every variable", () => {
+    const config = load({
+      ...openai,
+      EMBEDDING_BASE_URL: "https://res.openai.azure.com/openai/deployments/embed",
+      EMBEDDING_API_KEY: "sk-abc",
+      EMBEDDING_API_KEY_HEADER: "api-key",
+      EMBEDDING_API_VERSION: "2024-10-21",
+      EMBEDDING_DIMENSIONS: "512",
+      EMBEDDING_SEND_DIMENSIONS: "false",
+      EMBEDDING_TIMEOUT_MS: "5000",
+      EMBEDDING_MAX_BATCH: "256",
+      EMBEDDING_MAX_TEXT_CHARS: "8000",
+    });
+    expect(embeddingProviderSettings(config)).toEqual({
+      kind: "openai",
+      options: {
+        baseUrl: "https://res.openai.azure.com/openai/deployments/embed",
+        model: "text-embedding-3-small",
+        dimensions: 512,
+        apiKey: "sk-abc",
+        apiKeyHeader: "api-key",
+        apiVersion: "2024-10-21",
+        sendDimensions: false,
+        timeoutMs: 5000,
+        maxBatch: 256,
+        maxTextChars: 8000,
+      },
+    });
+  });
+
+  test("a known model's size is its default; an unknown model needs one", () => {
+    const settings = embeddingProviderSettings(load(openai));
+    expect(settings).toMatchObject({ kind: "openai", options: { dimensions: 1536, apiKeyHeader: "authorization", timeoutMs: 30_000 } });
+    expect(configError({ ...openai, EMBEDDING_MODEL: "nomic-embed-text" })).toContain(
+      "EMBEDDING_DIMENSIONS: missing — required for model nomic-embed-text: the size of its vectors",
+    );
+    expect(embeddingProviderSettings(load({ ...openai, EMBEDDING_MODEL: "nomic-embed-text", EMBEDDING_DIMENSIONS: "768" }))).toMatchObject({
+      options: { model: "nomic-embed-text", dimensions: 768 },
+    });
+  });
+
+  test("a size a known model cannot give is refused", () => {
+    expect(configError({ ...openai, EMBEDDING_MODEL: "text-embedding-3-large", EMBEDDING_DIMENSIONS: "4096" })).toContain(
+      "model text-embedding-3-large gives at most 3072 dimensions, not 4096",
+    );
+    expect(configError({ ...openai, EMBEDDING_MODEL: "text-embedding-ada-002", EMBEDDING_DIMENSIONS: "512" })).toContain(
+      "model text-embedding-ada-002 gives 1536 dimensions, not 512",
+    );
+  });
+
+  test("openai without a URL or a model says which is missing", () => {
+    const message = configError({ EMBEDDING_PROVIDER: "openai" });
+    expect(message).toContain("EMBEDDING_BASE_URL: missing — required with EMBEDDING_PROVIDER=openai");
+    expect(message).toContain("EMBEDDING_MODEL: missing — required with EMBEDDING_PROVIDER=openai");
+  });
+
+  test("openai settings without EMBEDDING_PROVIDER=openai are refused, not ignored", () => {
+    const message = configError({ EMBEDDING_BASE_URL: "http://localhost:11434/v1", EMBEDDING_MODEL: "nomic-embed-text" });
+    expect(message).toContain("EMBEDDING_BASE_URL: is only used with EMBEDDING_PROVIDER=openai");
+    expect(message).toContain("EMBEDDING_MODEL: is only used with EMBEDDING_PROVIDER=openai");
+  });
+
+  test("bad values are named, and secrets are not repeated", () => {
+    const message = configError({
+      ...openai,
+      EMBEDDING_PROVIDER: "openai",
+      EMBEDDING_BASE_URL: "https://user:hunter2-password@api.example.com/v1",
+      EMBEDDING_API_KEY: "sk with spaces-hunter3",
+      EMBEDDING_TIMEOUT_MS: "10",
+      EMBEDDING_MAX_BATCH: "0",
+    });
+    expect(message).toContain("EMBEDDING_BASE_URL: must not hold credentials");
+    expect(message).toContain("EMBEDDING_API_KEY: must be printable ASCII without spaces");
+    expect(message).toContain("EMBEDDING_TIMEOUT_MS:");
+    expect(message).toContain("EMBEDDING_MAX_BATCH:");
+    expect(message).not.toContain("hunter2");
+    expect(message).not.toContain("hunter3");
+    expect(configError({ EMBEDDING_PROVIDER: "cohere" })).toContain("EMBEDDING_PROVIDER:");
+    expect(configError({ ...openai, EMBEDDING_BASE_URL: "ftp://x" })).toContain("EMBEDDING_BASE_URL: must be an http(s):// URL");
+  });
+
+  test("plugs into a service's config", () => {
+    const schema = serviceConfig({ grpcPort: 1, connectPort: 2 }, { ...embeddingConfigShape }).superRefine(checkEmbeddingConfig);
+    const env = { DATABASE_URL: "postgres://localhost/x", ...openai };
+    const config = loadConfig(schema, env);
+    expect(config.GRPC_PORT).toBe(1);
+    expect(embeddingProviderSettings(config)).toMatchObject({ kind: "openai", options: { model: "text-embedding-3-small" } });
+    expect(() => loadConfig(schema, { DATABASE_URL: "postgres://localhost/x", EMBEDDING_PROVIDER: "openai" })).toThrow(/EMBEDDING_BASE_URL/);
+  });
+});
