@@ -31,12 +31,13 @@ export type FakeEmbeddingsHandler = (request: FakeEmbeddingsRequest) => FakeEmbe
  * deterministically ({@link fakeEmbedding}) at the size asked (`dimensions` in the body, else the
  * server's), checks a Bearer key when given one, and answers OpenAI's error bodies otherwise. Tests
  * script other answers with {@link reply} (the next requests, in order) or {@link handle} (all of
- * them); every request is recorded in {@link requests}.
+ * them); every request is recorded in {@link requests}, and {@link nextRequest} waits for one.
  */
 export class FakeEmbeddingsServer {
   readonly requests: FakeEmbeddingsRequest[] = [];
   private readonly queued: FakeEmbeddingsReply[] = [];
   private handler: FakeEmbeddingsHandler | undefined;
+  private readonly waiters: ((request: FakeEmbeddingsRequest) => void)[] = [];
 
   private constructor(
     private readonly server: http.Server,
@@ -68,6 +69,11 @@ export class FakeEmbeddingsServer {
   /** Answers every request (after the queued {@link reply} ones) with `handler`; `undefined` restores the default. */
   handle(handler: FakeEmbeddingsHandler | undefined): void {
     this.handler = handler;
+  }
+
+  /** The next request to arrive (e.g. to abort a call once it is in flight). */
+  nextRequest(): Promise<FakeEmbeddingsRequest> {
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   /** The default answer to `request`: vectors for its inputs, or the error OpenAI would give. */
@@ -105,6 +111,7 @@ export class FakeEmbeddingsServer {
     }
     const request: FakeEmbeddingsRequest = { method: req.method ?? "", path: url.pathname, query: url.searchParams, headers: req.headers, body };
     this.requests.push(request);
+    for (const resolve of this.waiters.splice(0)) resolve(request);
     const reply = this.queued.shift() ?? (await (this.handler ?? ((r) => this.defaultReply(r)))(request));
     if (reply === "hang") return;
     if (reply === "reset") {
