@@ -41,7 +41,7 @@ describe("embedding config", () => {
       EMBEDDING_API_KEY_HEADER: "api-key",
       EMBEDDING_API_VERSION: "2024-10-21",
       EMBEDDING_DIMENSIONS: "512",
-      EMBEDDING_SEND_DIMENSIONS: "false",
+      EMBEDDING_SEND_DIMENSIONS: "true",
       EMBEDDING_TIMEOUT_MS: "5000",
       EMBEDDING_MAX_BATCH: "256",
       EMBEDDING_MAX_TEXT_CHARS: "8000",
@@ -55,7 +55,7 @@ describe("embedding config", () => {
         apiKey: "sk-abc",
         apiKeyHeader: "api-key",
         apiVersion: "2024-10-21",
-        sendDimensions: false,
+        sendDimensions: true,
         timeoutMs: 5000,
         maxBatch: 256,
         maxTextChars: 8000,
@@ -85,6 +85,9 @@ describe("embedding config", () => {
     );
     includes(configError({ ...openai, EMBEDDING_MODEL: "text-embedding-ada-002", EMBEDDING_DIMENSIONS: "512" }),
       "model text-embedding-ada-002 gives 1536 dimensions, not 512",
+    );
+    includes(configError({ ...openai, EMBEDDING_DIMENSIONS: "512", EMBEDDING_SEND_DIMENSIONS: "false" }),
+      "EMBEDDING_SEND_DIMENSIONS: must not be false: model text-embedding-3-small gives 1536 dimensions unless asked for 512",
     );
   });
 

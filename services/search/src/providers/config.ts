@@ -86,6 +86,8 @@ export function checkEmbeddingConfig(env: EmbeddingEnv, ctx: z.RefinementCtx): v
       "EMBEDDING_DIMENSIONS",
       `model ${env.EMBEDDING_MODEL} gives ${known.shortens ? "at most " : ""}${known.dimensions} dimensions, not ${env.EMBEDDING_DIMENSIONS}`,
     );
+  } else if (known && env.EMBEDDING_DIMENSIONS < known.dimensions && env.EMBEDDING_SEND_DIMENSIONS === false) {
+    issue("EMBEDDING_SEND_DIMENSIONS", `must not be false: model ${env.EMBEDDING_MODEL} gives ${known.dimensions} dimensions unless asked for ${env.EMBEDDING_DIMENSIONS}`);
   }
 }
 
