@@ -15,12 +15,14 @@ export interface FakeEmbeddingsRequest {
 
 /**
  * What the fake answers one request with: a JSON body, a raw body (for garbage answers), `hang` (read
- * the request and never answer, like a stuck upstream) or `reset` (drop the connection).
+ * the request and never answer, like a stuck upstream), `stall` (send the status and the start of a body,
+ * then nothing more) or `reset` (drop the connection).
  */
 export type FakeEmbeddingsReply =
   | { status?: number; headers?: Record<string, string>; json: unknown }
   | { status?: number; headers?: Record<string, string>; body: string }
   | "hang"
+  | "stall"
   | "reset";
 
 export type FakeEmbeddingsHandler = (request: FakeEmbeddingsRequest) => FakeEmbeddingsReply | Promise<FakeEmbeddingsReply>;
@@ -114,6 +116,11 @@ export class FakeEmbeddingsServer {
     for (const resolve of this.waiters.splice(0)) resolve(request);
     const reply = this.queued.shift() ?? (await (this.handler ?? ((r) => this.defaultReply(r)))(request));
     if (reply === "hang") return;
+    if (reply === "stall") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"object": "list", "data": [');
+      return;
+    }
     if (reply === "reset") {
       req.socket.destroy();
       return;

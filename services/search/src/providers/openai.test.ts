@@ -217,6 +217,13 @@ describe("a server that does not answer", () => {
     includes(err.message, "no answer within 200 ms");
   });
 
+  test("the timeout covers the whole answer, not just its start", async () => {
+    server.reply("stall");
+    const err = await failure(provider({ timeoutMs: 200 }).embed(["a"], never));
+    assert.equal(err.retryable, true);
+    includes(err.message, "no answer within 200 ms");
+  });
+
   test("the caller's abort ends a call in flight, retryable", async () => {
     server.reply("hang");
     const caller = new AbortController();
