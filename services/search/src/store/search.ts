@@ -179,7 +179,7 @@ export async function resultDetails(reader: Reader, tenantId: string, principal:
     `select cv.entity_id, cv.version, e.entity_type, cv.title, cv.tags, cv.valid_from,
             case when ?::text is null then null else ts_headline('${TS_CONFIG}',
               concat_ws(' ', cv.title, cv.description,
-                (select string_agg(s #>> '{}', ' ') from jsonb_path_query(cv.content, 'strict $.** ? (@.type() == "string")') s)),
+                (select string_agg(s #>> '{}', ' ') from jsonb_path_query(cv.content, 'strict $.** \\? (@.type() == "string")') s)),
               websearch_to_tsquery('${TS_CONFIG}', ?::text),
               'StartSel=**, StopSel=**, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "') end as snippet
      from entity_version cv
