@@ -169,7 +169,7 @@ for (const protocol of PROTOCOLS) {
       const t = await h.tenantWith(["editor"]);
       const editor = t.users[0]!;
       const bad = async (method: Parameters<typeof h.searchCall>[1], req: Record<string, unknown>) => {
-        const outcome = await h.searchCall(protocol, method, req as never, editor.token);
+        const outcome = await h.searchCall(protocol, method, req, editor.token);
         assert.equal(failure(outcome).code, "INVALID_ARGUMENT", JSON.stringify(req, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
         return { reason: failure(outcome).reason, fields: badFields(outcome) };
       };
