@@ -16,6 +16,7 @@ export { toStatus } from "./grpc-transport.js";
 export type { HttpRoute } from "./connect-transport.js";
 export * from "./service.js";
 export * from "./authz.js";
+export * from "./entity-access.js";
 export * from "./paging.js";
 export * from "./event-log.js";
 export * from "./filter.js";

@@ -17,7 +17,7 @@ import { templateHandlers } from "./templates.js";
  */
 export function contentHandlers(deps: ServiceDeps<ContentConfig>, state: ContentState): ServiceHandlers<typeof ContentService> {
   return {
-    ...entityHandlers(deps, state.usage),
+    ...entityHandlers(deps, state),
     ...revisionHandlers(deps),
     ...labelHandlers(deps),
     ...shareHandlers(deps),
