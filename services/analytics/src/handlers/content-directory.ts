@@ -14,12 +14,14 @@ import type { ContentDirectory, EntityInfo, LabelChange } from "../domain/entity
 /** How long one call to content (an entity, a page of entities or of label history) may take. */
 const CONTENT_TIMEOUT_MS = 3000;
 
-const TYPE_NAMES: Partial<Record<EntityType, string>> = {
-  [EntityType.CONTEXT]: "context",
-  [EntityType.TEMPLATE]: "template",
-  [EntityType.WORKFLOW]: "workflow",
-  [EntityType.LIBRARY]: "library",
+/** Content's entity types by their stored names (the read model `entity_stats` holds these). */
+export const ENTITY_TYPES: Record<string, EntityType> = {
+  context: EntityType.CONTEXT,
+  template: EntityType.TEMPLATE,
+  workflow: EntityType.WORKFLOW,
+  library: EntityType.LIBRARY,
 };
+export const ENTITY_TYPE_NAMES = new Map(Object.entries(ENTITY_TYPES).map(([name, t]) => [t, name]));
 
 const CHANGE_TYPES: Partial<Record<LabelEventType, LabelChange["type"]>> = {
   [LabelEventType.SET]: "set",
@@ -27,7 +29,7 @@ const CHANGE_TYPES: Partial<Record<LabelEventType, LabelChange["type"]>> = {
   [LabelEventType.REMOVED]: "removed",
 };
 
-const entityInfo = (e: Entity): EntityInfo => ({ id: e.id, type: TYPE_NAMES[e.type] ?? "", title: e.title, currentVersion: e.currentVersion });
+const entityInfo = (e: Entity): EntityInfo => ({ id: e.id, type: ENTITY_TYPE_NAMES.get(e.type) ?? "", title: e.title, currentVersion: e.currentVersion });
 
 const notFound = (err: unknown) => ConnectError.from(err).code === Code.NotFound;
 

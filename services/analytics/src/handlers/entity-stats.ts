@@ -5,17 +5,10 @@ import { EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_
 import type { AnalyticsConfig } from "../config.js";
 import * as stats from "../domain/entity-stats.js";
 import type { EntityStatsOrder } from "../store/entity-stats.js";
-import { contentDirectory } from "./content-directory.js";
+import { contentDirectory, ENTITY_TYPE_NAMES, ENTITY_TYPES } from "./content-directory.js";
 import { durationOfMs, totalsToProto } from "./summaries.js";
 import { KIND_NAMES } from "./usage.js";
 
-const TYPES: Record<string, EntityType> = {
-  context: EntityType.CONTEXT,
-  template: EntityType.TEMPLATE,
-  workflow: EntityType.WORKFLOW,
-  library: EntityType.LIBRARY,
-};
-const TYPE_NAMES = new Map(Object.entries(TYPES).map(([name, t]) => [t, name]));
 
 /** The contract's `order_by` values (the proto rules admit only these). */
 const ORDERS: Record<string, EntityStatsOrder> = {
@@ -34,7 +27,7 @@ const timeOrUnset = (t: Date | null) => (t === null ? undefined : timestampFromD
 function statsToProto(s: stats.EntityStats) {
   return {
     entityId: s.entityId,
-    entityType: s.entityType === null ? EntityType.UNSPECIFIED : (TYPES[s.entityType] ?? EntityType.UNSPECIFIED),
+    entityType: s.entityType === null ? EntityType.UNSPECIFIED : (ENTITY_TYPES[s.entityType] ?? EntityType.UNSPECIFIED),
     title: s.title,
     viewCount: s.viewCount,
     renderCount: s.renderCount,
@@ -99,7 +92,7 @@ export function entityStatsHandlers(deps: ServiceDeps<AnalyticsConfig>, content:
         callerOf(ctx),
         {
           order: ORDERS[request.orderBy] ?? "render_count",
-          types: request.types.map((t) => TYPE_NAMES.get(t) ?? ""),
+          types: request.types.map((t) => ENTITY_TYPE_NAMES.get(t) ?? ""),
           pageSize: request.pageSize,
           pageToken: request.pageToken,
         },
