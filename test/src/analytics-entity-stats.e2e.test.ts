@@ -235,6 +235,17 @@ describe("analytics entity statistics", () => {
         const all = ok(await h.call(protocol, M.compareLabelMove, { entityId: entity, label: "production", window: { seconds: 3600n } }, m.token));
         assert.equal(all.before?.totals?.eventCount, 4n);
 
+        // Moved back: the latest move is now 8 → 7, and the 7 → 8 one (by move_time) ends at it.
+        ok(await h.contentCall(protocol, ContentService.method.setLabel, { entityId: entity, label: "production", version: 7 }, m.token));
+        const back = ok(await h.contentCall(protocol, ContentService.method.listLabelHistory, { entityId: entity, label: "production", pageSize: 1 }, m.token));
+        const backAt = timestampDate(back.events[0]!.eventTime!).getTime();
+        const latest = ok(await h.call(protocol, M.compareLabelMove, { entityId: entity, label: "production", window: { seconds: 3600n } }, m.token));
+        assert.deepEqual([latest.fromVersion, latest.toVersion, timestampDate(latest.moveTime!).getTime()], [8, 7, backAt]);
+        const bounded = ok(await h.call(protocol, M.compareLabelMove, { entityId: entity, label: "production", moveTime: at(moveAt), kinds: [UsageKind.LLM_CALL], window: { seconds: 3600n } }, m.token));
+        assert.deepEqual([bounded.fromVersion, bounded.toVersion, bounded.after?.totals?.eventCount], [7, 8, 3n]);
+        assert.equal(timestampDate(bounded.nextChangeTime!).getTime(), backAt);
+        assert.equal(timestampDate(bounded.after!.endTime!).getTime(), backAt);
+
         // The label `staging` never moved; a move before the first one does not exist.
         assert.equal(failure(await h.call(protocol, M.compareLabelMove, { entityId: entity, label: "staging" }, m.token)).code, "NOT_FOUND");
         assert.equal(failure(await h.call(protocol, M.compareLabelMove, { entityId: entity, label: "production", moveTime: at(moveAt - 3_600_000) }, m.token)).code, "NOT_FOUND");
