@@ -152,6 +152,7 @@ const expected: [DescService, string, Record<string, Kind>][] = [
     {
       SearchEntities: "unary",
       FindSimilarEntities: "unary",
+      FindNearDuplicates: "unary",
       GetEmbeddingStatus: "unary",
       GetEmbeddingStats: "unary",
       ReindexEntities: "unary",
@@ -172,6 +173,7 @@ const expected: [DescService, string, Record<string, Kind>][] = [
       GetBillingSummary: "unary",
       GetEntityStats: "unary",
       ListEntityStats: "unary",
+      CompareLabelMove: "unary",
       ListQuotas: "unary",
       CheckQuota: "unary",
       ListReadModels: "unary",
