@@ -10,9 +10,10 @@ import type { Logger } from "pino";
  * Why not `order by id`: ids come from a sequence at insert time, commits happen later and in any
  * order, so a reader that has passed id 12 may later see id 11 commit — and skip it forever. This
  * reader orders by `(transaction_id, id)` and reads only rows whose writer's transaction is below
- * `pg_snapshot_xmin(pg_current_snapshot())`, the oldest transaction still running: every writer
- * below it has ended, so nothing can ever appear behind the cursor. The price is that one
- * long-running transaction (of any service) holds delivery of everything written after it began.
+ * `event_log_horizon()`, the oldest transaction still running in this database (core migration
+ * 20261207060000): every writer below it has ended, so nothing can ever appear behind the cursor.
+ * The price is that one long-running transaction of this database (of any service) holds delivery
+ * of everything written after it began; transactions of other databases on the server do not.
  *
  * The cursor is always the pair `(transaction_id, id)` ({@link EventCursor}, text `"<xid8>-<id>"`).
  *
@@ -129,7 +130,7 @@ export async function readEvents(options: ReadOptions, after: EventCursor): Prom
         // The horizon is read in the same statement (one snapshot) as the rows; the left join
         // returns it even when no row qualifies.
         const { rows } = await trx.raw<{ rows: EventRow[] }>(
-          `with h as (select pg_snapshot_xmin(pg_current_snapshot()) as horizon)
+          `with h as (select event_log_horizon() as horizon)
            select e.*, h.horizon from h left join lateral (
              select ${EVENT_LOG_COLUMNS} from event
              where tenant_id = ? and transaction_id < h.horizon and (transaction_id, id) > (?::xid8, ?::bigint)
@@ -192,7 +193,7 @@ export async function cursorAtTime(options: ReadOptions & { tenantId: string }, 
 /** The current end of the log: the horizon, after which only future commits can appear. */
 export async function logEnd(options: ReadOptions): Promise<EventCursor> {
   const { rows } = await withServiceRole(options.db, options.service, (trx) =>
-    trx.raw<{ rows: { horizon: string }[] }>("select pg_snapshot_xmin(pg_current_snapshot())::text as horizon"),
+    trx.raw<{ rows: { horizon: string }[] }>("select event_log_horizon()::text as horizon"),
     { signal: options.signal },
   );
   return { transactionId: BigInt(rows[0]!.horizon), id: 0n };

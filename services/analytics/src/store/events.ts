@@ -22,7 +22,7 @@ export async function listEvents(
     conditions.push(q.where.sql);
     bindings.push(...q.where.bindings);
   }
-  if (q.order === "asc") conditions.push("transaction_id < pg_snapshot_xmin(pg_current_snapshot())");
+  if (q.order === "asc") conditions.push("transaction_id < (select event_log_horizon())");
   if (q.after?.order === "asc") {
     conditions.push("(transaction_id, id) > (?::xid8, ?::bigint)");
     bindings.push(q.after.transactionId, q.after.id);
