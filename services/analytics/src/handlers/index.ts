@@ -4,6 +4,7 @@ import type { AnalyticsConfig } from "../config.js";
 import { UsageIngest } from "../domain/usage.js";
 import { auditHandlers } from "./audit.js";
 import { maintenanceHandlers } from "./maintenance.js";
+import { quotaHandlers } from "./quotas.js";
 import { summaryHandlers } from "./summaries.js";
 import { usageHandlers } from "./usage.js";
 
@@ -12,5 +13,5 @@ import { usageHandlers } from "./usage.js";
  * method no area implements yet answers UNIMPLEMENTED (the platform does that), never made-up data.
  */
 export function analyticsHandlers(deps: ServiceDeps<AnalyticsConfig>): ServiceHandlers<typeof AnalyticsService> {
-  return { ...usageHandlers(new UsageIngest(deps.db)), ...auditHandlers(deps), ...maintenanceHandlers(deps), ...summaryHandlers(deps) };
+  return { ...usageHandlers(new UsageIngest(deps.db)), ...auditHandlers(deps), ...maintenanceHandlers(deps), ...summaryHandlers(deps), ...quotaHandlers(deps) };
 }
