@@ -28,3 +28,4 @@ export * from "./interval-job.js";
 export * from "./tracing.js";
 export * from "./service-credential.js";
 export * from "./usage-reporting.js";
+export * from "./quota-gate.js";

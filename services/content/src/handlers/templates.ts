@@ -1,5 +1,5 @@
 import type { UsageReporter } from "@promptcraft/client";
-import { callerOf, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { callerOf, type QuotaGate, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import type { ContentConfig } from "../config.js";
@@ -7,10 +7,15 @@ import { MAX_RENDERED_BYTES, renderEntity } from "../domain/render.js";
 import { entityRefOf, selectorOf } from "./entities.js";
 import { reportUsage } from "./usage.js";
 
-/** ContentService.RenderTemplate (rules in domain/render.ts). Read-only: no version, no audit event; a `render` usage event. */
-export function templateHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter): ServiceHandlers<typeof ContentService> {
+/**
+ * ContentService.RenderTemplate (rules in domain/render.ts). Read-only: no version, no audit event;
+ * a `render` usage event. First one unit of the tenant's monthly render quota (analytics' answer,
+ * cached: platform quota-gate.ts), so a tenant over it costs no database work.
+ */
+export function templateHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter, renderQuota?: QuotaGate): ServiceHandlers<typeof ContentService> {
   return {
     renderTemplate: async (request, ctx) => {
+      await renderQuota?.consume(ctx);
       const { row, rendered } = await renderEntity(deps.db, callerOf(ctx), entityRefOf(request), selectorOf(request), request.variables ?? {}, {
         strict: request.strict,
         maxBytes: MAX_RENDERED_BYTES,
