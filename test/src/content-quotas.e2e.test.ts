@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { analyticsService } from "@promptcraft/analytics";
 import { createServiceClient, ConnectError } from "@promptcraft/client";
-import type { ContentState } from "@promptcraft/content";
+import { contentService, type ContentState } from "@promptcraft/content";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { QuotaFailureSchema, RetryInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
@@ -18,8 +18,8 @@ import { unaryCall } from "./rpc-outcomes.js";
 
 /*
  * Content enforces the tenant's monthly render quota (issue 11, point 4): RenderTemplate asks
- * analytics' CheckQuota (cached per tenant: 300 ms here; a generous deadline, so that a loaded test
- * machine never turns a check into "unchecked") with the caller's credentials and refuses
+ * analytics' CheckQuota (fresh for 300 ms per tenant here; a generous first wait, so that a loaded
+ * test machine never turns a check into "unchecked") with the caller's credentials and refuses
  * with RESOURCE_EXHAUSTED QUOTA_EXCEEDED once the renders content itself reported are used up;
  * with analytics down it renders anyway.
  */
@@ -49,9 +49,14 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Content's settings here (beside the harness's): analytics' address, the cache, a generous first wait. */
+const quotaEnv = () => ({ SERVICE_TOKEN: TEST_SERVICE_TOKEN, ANALYTICS_URL: `http://127.0.0.1:${analyticsPort}`, QUOTA_CACHE_MS: String(CACHE_MS), QUOTA_CHECK_TIMEOUT_MS: "5000" });
+/** The whole configuration of another content replica. */
+const contentEnv = () => ({ ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}`, ...quotaEnv() });
+
 beforeAll(async () => {
   analyticsPort = await freePort();
-  await h.start({ SERVICE_TOKEN: TEST_SERVICE_TOKEN, ANALYTICS_URL: `http://127.0.0.1:${analyticsPort}`, QUOTA_CACHE_MS: String(CACHE_MS), QUOTA_CHECK_TIMEOUT_MS: "5000" });
+  await h.start(quotaEnv());
   await startAnalytics(analyticsPort);
 });
 afterAll(async () => {
@@ -116,11 +121,15 @@ describe("content render quota", () => {
       assert.deepEqual(details.subjects, [`tenant:${t.tenantId}`]);
       assert.ok(details.retryMs > 0, "RetryInfo: until the month ends");
 
-      // Content's usage reporter brought the three renders to analytics, and only those.
+      // Content's usage reporter brought the three renders to analytics, and only those: another
+      // content replica, which has not seen this tenant, refuses its first render on analytics' count.
       assert.equal(await untilRenders(editor, 3n), 3n);
-      // Past the cache, content asks analytics again: still refused, now on analytics' count.
-      await sleep(CACHE_MS + 50);
-      assert.deepEqual(failure(await render(protocol, id, editor)), EXHAUSTED);
+      const replica = await startService(contentService, loadConfig(contentService.config, contentEnv()));
+      try {
+        assert.deepEqual(failure(await unaryCall(ContentService, replica, protocol, M.renderTemplate, { entityId: id, variables: { name: "Ada" } }, { authorization: `Bearer ${editor.token}` })), EXHAUSTED);
+      } finally {
+        await replica.close();
+      }
       // Other reads are not rendering: they go on.
       ok(await h.call(protocol, M.getEntity, { entityId: id }, editor.token));
       assert.equal(await rendersUsed(editor), 3n);
@@ -144,17 +153,23 @@ describe("content render quota", () => {
     const editor = t.users[0]!;
     const id = await template("grpc", editor);
     const gate = (h.content.state as ContentState).renderQuota!;
-    const failures = async () => (await gate.metrics[0]!.get()).values.reduce((n, v) => n + v.value, 0);
-    const before = await failures();
+    const count = async (i: number) => (await gate.metrics[i]!.get()).values.reduce((n, v) => n + v.value, 0);
+    const [failuresBefore, uncheckedBefore] = [await count(0), await count(1)];
     await analytics!.close();
     analytics = undefined;
     for (let i = 0; i < 6; i++) ok(await render(PROTOCOLS[i % 2]!, id, editor));
-    assert.ok((await failures()) > before, "the unanswered check is counted in promptcraft_quota_check_failures_total");
+    assert.ok((await count(0)) > failuresBefore, "the unanswered check is counted in promptcraft_quota_check_failures_total");
+    assert.equal((await count(1)) - uncheckedBefore, 6, "each render allowed unchecked is counted in promptcraft_quota_unchecked_total");
 
     await startAnalytics(analyticsPort);
-    // The six renders reach analytics (the reporter buffered them); past the cache content asks again.
+    // The six renders reach analytics (the reporter buffered them); once the gate's refresh has
+    // brought analytics' answer (a render past the cache window starts it), renders are refused.
     assert.equal(await untilRenders(editor, 6n), 6n);
-    await sleep(CACHE_MS + 50);
-    assert.deepEqual(failure(await render("connect", id, editor)), EXHAUSTED);
+    let outcome = await render("connect", id, editor);
+    for (let i = 0; i < 100 && outcome.ok; i++) {
+      await sleep(CACHE_MS / 3);
+      outcome = await render("connect", id, editor);
+    }
+    assert.deepEqual(failure(outcome), EXHAUSTED);
   });
 });

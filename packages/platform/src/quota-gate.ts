@@ -6,7 +6,6 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import client from "prom-client";
 import { callerOf } from "./authz.js";
 import type { CallContext } from "./context.js";
-import { ExpiringCache } from "./credentials.js";
 import { ResourceExhaustedError } from "./errors.js";
 import { briefError, LogThrottle } from "./log-throttle.js";
 import type { Logger } from "./logger.js";
@@ -17,9 +16,9 @@ export interface QuotaGateOptions {
   analyticsUrl: string;
   /** The monthly metric each allowed call consumes one unit of. */
   metric: QuotaMetric;
-  /** How long analytics' answer for a tenant is reused (QUOTA_CACHE_MS); 0 asks on every call. */
+  /** How long analytics' answer for a tenant is fresh (QUOTA_CACHE_MS); 0 refreshes it on every call. */
   cacheMs: number;
-  /** Deadline of a CheckQuota call (QUOTA_CHECK_TIMEOUT_MS), shortened to the caller's own. */
+  /** How long a tenant's first call waits for analytics' answer (QUOTA_CHECK_TIMEOUT_MS), cut to the caller's deadline. */
   timeoutMs: number;
   log: Logger;
 }
@@ -30,7 +29,13 @@ type Knowledge =
   /** `remaining` undefined: unlimited. Decremented here by each call allowed while cached. */
   | { checked: true; limit: bigint | undefined; remaining: bigint | undefined; resetTime: Date | undefined };
 
+const UNCHECKED: Knowledge = { checked: false };
 const MAX_TENANTS = 10_000;
+/**
+ * Deadline of a check nobody waits for (a refresh of a known tenant, or one a first call stopped
+ * waiting for): long enough for analytics' month query on a large tenant.
+ */
+const BACKGROUND_TIMEOUT_MS = 10_000;
 
 /**
  * A service's check of one tenant quota before costly work (issue 11, point 4: content's renders),
@@ -39,23 +44,27 @@ const MAX_TENANTS = 10_000;
  * (ERROR_REASON_QUOTA_EXCEEDED, QuotaFailure, RetryInfo until the window resets) when the tenant has
  * a limit and nothing left of it.
  *
- * Staleness: an answer is reused for `cacheMs` per tenant (one CheckQuota per tenant per window,
- * concurrent calls sharing it), and each call allowed meanwhile takes one unit off the cached
- * remainder, so one replica stops at the limit exactly; across replicas, and for usage reported
- * elsewhere, the overshoot is bounded by what they allow within `cacheMs` plus the usage
- * reporter's flush delay (about a second).
+ * Staleness: an answer is fresh for `cacheMs` per tenant; past that the next call still decides on
+ * it and refreshes it in the background (one CheckQuota per tenant at a time), so only a tenant's
+ * first call ever waits on analytics, for at most `timeoutMs`. Each call allowed meanwhile takes one
+ * unit off the known remainder, so one replica stops at the limit exactly; across replicas, and for
+ * usage reported elsewhere, the overshoot is bounded by what they allow within `cacheMs` plus the
+ * usage reporter's flush delay (about a second).
  *
- * Analytics unreachable, slow past `timeoutMs`, or failing: the call is allowed unchecked, counted
- * in `promptcraft_quota_check_failures_total` and logged at most once per 10 s, and that is
- * remembered for `cacheMs` too, so calls do not wait on a peer that is down.
+ * Analytics unreachable or failing: the call is allowed unchecked (`promptcraft_quota_unchecked_total`),
+ * the failure counted (`promptcraft_quota_check_failures_total`) and logged at most once per 10 s,
+ * and "unchecked" is what the gate knows until the next refresh. A first call that waited
+ * `timeoutMs` in vain is allowed unchecked too, while its check goes on in the background.
  */
 export class QuotaGate {
   readonly metrics: client.Metric[];
   private readonly analytics: Client<typeof AnalyticsService>;
   private readonly sessions: Http2SessionManager;
-  private readonly cache: ExpiringCache<Knowledge>;
+  private readonly known = new Map<string, { knowledge: Knowledge; fetchedAt: number }>();
+  private readonly inflight = new Map<string, Promise<Knowledge>>();
   private readonly throttle: LogThrottle;
   private readonly failures: client.Counter;
+  private readonly unchecked: client.Counter;
   private readonly refusals: client.Counter;
   private readonly metricName: string;
 
@@ -63,21 +72,12 @@ export class QuotaGate {
     this.metricName = `QUOTA_METRIC_${QuotaMetric[options.metric]}`;
     this.sessions = new Http2SessionManager(options.analyticsUrl, { idleConnectionTimeoutMs: 30_000 });
     this.analytics = createServiceClient(AnalyticsService, options.analyticsUrl, { sessionManager: this.sessions });
-    this.cache = new ExpiringCache<Knowledge>({ ttlMs: options.cacheMs, maxEntries: MAX_TENANTS });
     this.throttle = new LogThrottle(options.log);
-    this.failures = new client.Counter({
-      name: "promptcraft_quota_check_failures_total",
-      help: "CheckQuota calls to analytics that failed or timed out; the calls they covered were allowed unchecked.",
-      labelNames: ["metric"] as const,
-      registers: [],
-    });
-    this.refusals = new client.Counter({
-      name: "promptcraft_quota_refusals_total",
-      help: "Calls refused with RESOURCE_EXHAUSTED because the tenant's quota was used up.",
-      labelNames: ["metric"] as const,
-      registers: [],
-    });
-    this.metrics = [this.failures, this.refusals];
+    const counter = (name: string, help: string) => new client.Counter({ name, help, labelNames: ["metric"] as const, registers: [] });
+    this.failures = counter("promptcraft_quota_check_failures_total", "CheckQuota calls to analytics that failed or passed their deadline.");
+    this.unchecked = counter("promptcraft_quota_unchecked_total", "Calls allowed without analytics' answer: analytics down, failing, or slower than the check's deadline.");
+    this.refusals = counter("promptcraft_quota_refusals_total", "Calls refused with RESOURCE_EXHAUSTED because the tenant's quota was used up.");
+    this.metrics = [this.failures, this.unchecked, this.refusals];
   }
 
   /**
@@ -86,21 +86,27 @@ export class QuotaGate {
    */
   async consume(ctx: CallContext): Promise<void> {
     const caller = callerOf(ctx);
-    const authorization = ctx.header("authorization");
-    const known = await this.cache.get(caller.tenantId, () => this.ask(caller.tenantId, authorization, ctx));
-    if (!known.checked || known.remaining === undefined) return;
-    if (known.remaining > 0n) {
-      known.remaining--;
+    const entry = this.known.get(caller.tenantId);
+    // Stale: decide on it now, refresh it for the next calls.
+    if (entry !== undefined && Date.now() - entry.fetchedAt >= this.options.cacheMs) void this.refresh(caller.tenantId, ctx);
+    const knowledge = entry !== undefined ? entry.knowledge : await this.within(this.refresh(caller.tenantId, ctx), this.waitMs(ctx));
+    if (!knowledge.checked) {
+      this.unchecked.inc({ metric: this.metricName });
+      return;
+    }
+    if (knowledge.remaining === undefined) return;
+    if (knowledge.remaining > 0n) {
+      knowledge.remaining--;
       return;
     }
     this.refusals.inc({ metric: this.metricName });
-    const limit = String(known.limit ?? 0n);
-    const resets = known.resetTime ? `; it resets at ${known.resetTime.toISOString()}` : "";
+    const limit = String(knowledge.limit ?? 0n);
+    const resets = knowledge.resetTime ? `; it resets at ${knowledge.resetTime.toISOString()}` : "";
     throw new ResourceExhaustedError(`the tenant's quota ${this.metricName} (${limit}) is used up${resets}`, {
       reason: ErrorReason.QUOTA_EXCEEDED,
       metadata: { metric: this.metricName, limit },
       quotaViolations: [{ subject: `tenant:${caller.tenantId}`, description: `${this.metricName}: ${limit} of ${limit} used${resets}` }],
-      ...(known.resetTime ? { retryAfterMs: Math.max(0, known.resetTime.getTime() - Date.now()) } : {}),
+      ...(knowledge.resetTime ? { retryAfterMs: Math.max(0, knowledge.resetTime.getTime() - Date.now()) } : {}),
     });
   }
 
@@ -110,20 +116,52 @@ export class QuotaGate {
     this.sessions.abort();
   }
 
-  private async ask(tenantId: string, authorization: string | undefined, ctx: CallContext): Promise<Knowledge> {
-    const timeoutMs = Math.max(1, Math.min(this.options.timeoutMs, ctx.deadline === undefined ? Infinity : ctx.deadline - Date.now()));
+  /** How long a first call waits for the answer: `timeoutMs`, cut to the caller's own deadline. */
+  private waitMs(ctx: CallContext): number {
+    return Math.max(0, Math.min(this.options.timeoutMs, ctx.deadline === undefined ? Infinity : ctx.deadline - Date.now()));
+  }
+
+  /** `answer`, or UNCHECKED if it takes longer than `ms`. */
+  private async within(answer: Promise<Knowledge>, ms: number): Promise<Knowledge> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<Knowledge>((resolve) => (timer = setTimeout(() => resolve(UNCHECKED), ms)));
+    try {
+      return await Promise.race([answer, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Asks analytics for the tenant (one call per tenant at a time) and records the answer. */
+  private refresh(tenantId: string, ctx: CallContext): Promise<Knowledge> {
+    let pending = this.inflight.get(tenantId);
+    if (pending === undefined) {
+      pending = this.ask(tenantId, ctx).then((knowledge) => {
+        this.inflight.delete(tenantId);
+        this.known.delete(tenantId);
+        if (this.known.size >= MAX_TENANTS) this.known.delete(this.known.keys().next().value!);
+        this.known.set(tenantId, { knowledge, fetchedAt: Date.now() });
+        return knowledge;
+      });
+      this.inflight.set(tenantId, pending);
+    }
+    return pending;
+  }
+
+  private async ask(tenantId: string, ctx: CallContext): Promise<Knowledge> {
+    const authorization = ctx.header("authorization");
     try {
       const answer = await this.analytics.checkQuota(
         { metric: this.options.metric, amount: 1n },
-        { timeoutMs, headers: authorization ? { authorization, "x-request-id": ctx.requestId } : {}, ...withTraceContext(ctx.traceContext) },
+        { timeoutMs: BACKGROUND_TIMEOUT_MS, headers: authorization ? { authorization, "x-request-id": ctx.requestId } : {}, ...withTraceContext(ctx.traceContext) },
       );
       const q = answer.quota;
       if (q?.limit === undefined) return { checked: true, limit: undefined, remaining: undefined, resetTime: undefined };
       return { checked: true, limit: q.limit, remaining: q.remaining ?? 0n, resetTime: q.resetTime ? new Date(Number(q.resetTime.seconds) * 1000) : undefined };
     } catch (err) {
       this.failures.inc({ metric: this.metricName });
-      this.throttle.write("warn", "quota-check", { tenantId, metric: this.metricName, error: briefError(err) }, "quota check: analytics did not answer, call allowed unchecked");
-      return { checked: false };
+      this.throttle.write("warn", "quota-check", { tenantId, metric: this.metricName, error: briefError(err) }, "quota check: analytics did not answer, calls allowed unchecked");
+      return UNCHECKED;
     }
   }
 }
