@@ -1,6 +1,6 @@
 import { withTenant, type Knex } from "@promptcraft/db";
 import { InvalidArgumentError, type CallerContext } from "@promptcraft/platform";
-import { usageSummary } from "../store/rollups.js";
+import { usageCountsByKind } from "../store/rollups.js";
 import { tenantQuotaSettings } from "../store/quotas.js";
 import { slotEnd, slotStart } from "./summaries.js";
 
@@ -85,13 +85,13 @@ export async function listQuotas(db: Knex, caller: CallerContext, planLimits: Pl
   const { settings, rows } = await withTenant(db, { service: "analytics", tenantId: caller.tenantId, userId: caller.userId, signal: caller.signal }, async (trx) => ({
     settings: await tenantQuotaSettings(trx, caller.tenantId),
     // The whole month, so events stamped a little ahead (the contract allows 5 minutes) count too.
-    rows: await usageSummary(trx, caller.tenantId, { start: windowStart, end: resetTime, granularity: "month", groupBy: ["kind"], kinds: [], entityId: null, userId: null }),
+    rows: await usageCountsByKind(trx, caller.tenantId, windowStart, resetTime),
   }));
-  const total = rows.find((r) => r.slot === null);
+  const total = rows.find((r) => r.kind === null);
   const used: Record<MeasuredMetric, bigint> = {
-    monthly_tokens: total ? total.tokensIn + total.tokensOut : 0n,
+    monthly_tokens: total?.tokens ?? 0n,
     monthly_cost: total?.costMicros ?? 0n,
-    monthly_renders: rows.find((r) => r.slot !== null && r.kind === "render")?.eventCount ?? 0n,
+    monthly_renders: rows.find((r) => r.kind === "render")?.eventCount ?? 0n,
     monthly_events: total?.eventCount ?? 0n,
   };
   const tenant = settings ?? { plan: "", quotas: {} };

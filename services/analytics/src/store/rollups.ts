@@ -96,29 +96,16 @@ interface RawSummaryRow {
 }
 
 /**
- * The rows of a usage summary for `tenantId`, one per time slot × grouped dimensions, plus one
- * totals row, from one statement (one snapshot, so the watermark and the rollups agree):
- * rollup hours in `[start, cut)` with `cut` = `end` truncated to the hour, the tail of those hours
- * (`transaction_id >= watermark`), and every event of the partial hour `[cut, end)`.
+ * `tenantId`'s usage in `[start, end)` as rollup-shaped rows (a CTE body, `src`), one snapshot's
+ * worth: rollup hours in `[start, cut)` with `cut` = `end` truncated to the hour, the tail of those
+ * hours (`transaction_id >= watermark`), and every event of the partial hour `[cut, end)`.
  */
-export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: SummaryQuery): Promise<SummaryRow[]> {
-  const cut = new Date(Math.floor(q.end.getTime() / 3_600_000) * 3_600_000);
-  const grouped = GROUP_COLUMNS.filter((c) => q.groupBy.some((d) => DIMENSION_COLUMNS[d].includes(c)));
-  const select = GROUP_COLUMNS.map((c) => (grouped.includes(c) ? `s.${c}` : `null as ${c}`)).join(", ");
-  const filters = [
-    q.kinds.length > 0 ? "s.kind = any(?::text[])" : null,
-    q.entityId !== null ? "s.entity_id = ?::uuid" : null,
-    q.userId !== null ? "s.user_id = ?::uuid" : null,
-  ].filter((f) => f !== null);
-  const filterArgs = [...(q.kinds.length > 0 ? [q.kinds] : []), ...(q.entityId !== null ? [q.entityId] : []), ...(q.userId !== null ? [q.userId] : [])];
-  const start = sqlTime(q.start);
-  const end = sqlTime(q.end);
-  // The 41 histogram sums make the plan look costly enough for JIT, whose compilation (~350 ms)
-  // cost more than the whole query without it.
-  await trx.raw("set local jit = off");
-  const { rows } = await trx.raw<{ rows: RawSummaryRow[] }>(
-    `with src as (
-       select r.hour, r.kind, r.model, r.entity_id, r.entity_version, r.user_id, r.label, r.event_count, r.tokens_in,
+function usageSource(tenantId: string, startTime: Date, endTime: Date): { sql: string; bindings: Knex.RawBinding[] } {
+  const cut = sqlTime(new Date(Math.floor(endTime.getTime() / 3_600_000) * 3_600_000));
+  const start = sqlTime(startTime);
+  const end = sqlTime(endTime);
+  return {
+    sql: `select r.hour, r.kind, r.model, r.entity_id, r.entity_version, r.user_id, r.label, r.event_count, r.tokens_in,
               r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist, null::int as latency_bucket
        from usage_rollup r
        where r.tenant_id = ?::uuid and r.hour >= ?::timestamptz and r.hour < ?::timestamptz
@@ -132,8 +119,31 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
        select ${TAIL_COLUMNS}
        from usage_event e
        -- The partial last hour, whole.
-       where e.tenant_id = ?::uuid and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz
-     )
+       where e.tenant_id = ?::uuid and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz`,
+    bindings: [tenantId, start, cut, tenantId, start, cut, tenantId, cut, end],
+  };
+}
+
+/**
+ * The rows of a usage summary for `tenantId`, one per time slot × grouped dimensions, plus one
+ * totals row, from one statement (one snapshot, so the watermark and the rollups agree), over
+ * {@link usageSource}.
+ */
+export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: SummaryQuery): Promise<SummaryRow[]> {
+  const grouped = GROUP_COLUMNS.filter((c) => q.groupBy.some((d) => DIMENSION_COLUMNS[d].includes(c)));
+  const select = GROUP_COLUMNS.map((c) => (grouped.includes(c) ? `s.${c}` : `null as ${c}`)).join(", ");
+  const filters = [
+    q.kinds.length > 0 ? "s.kind = any(?::text[])" : null,
+    q.entityId !== null ? "s.entity_id = ?::uuid" : null,
+    q.userId !== null ? "s.user_id = ?::uuid" : null,
+  ].filter((f) => f !== null);
+  const filterArgs = [...(q.kinds.length > 0 ? [q.kinds] : []), ...(q.entityId !== null ? [q.entityId] : []), ...(q.userId !== null ? [q.userId] : [])];
+  const source = usageSource(tenantId, q.start, q.end);
+  // The 41 histogram sums make the plan look costly enough for JIT, whose compilation (~350 ms)
+  // cost more than the whole query without it.
+  await trx.raw("set local jit = off");
+  const { rows } = await trx.raw<{ rows: RawSummaryRow[] }>(
+    `with src as (${source.sql})
      select grouping(s.slot) as is_total, s.slot, ${select},
             sum(s.event_count)::text as event_count, sum(s.tokens_in)::text as tokens_in, sum(s.tokens_out)::text as tokens_out,
             round(sum(s.cost_usd) * 1000000)::text as cost_micros, sum(s.latency_count)::text as latency_count,
@@ -142,7 +152,7 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
      from (select date_trunc(?, src.hour at time zone 'UTC') at time zone 'UTC' as slot, src.* from src) s
      ${filters.length > 0 ? `where ${filters.join(" and ")}` : ""}
      group by grouping sets ((s.slot${grouped.map((c) => `, s.${c}`).join("")}), ())`,
-    [tenantId, start, sqlTime(cut), tenantId, start, sqlTime(cut), tenantId, sqlTime(cut), end, q.granularity, ...filterArgs] as Knex.RawBinding[],
+    [...source.bindings, q.granularity, ...filterArgs] as Knex.RawBinding[],
   );
   return rows.map((r) => ({
     slot: r.is_total === 1 ? null : r.slot,
@@ -160,6 +170,40 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
     latencySumMs: BigInt(r.latency_sum_ms ?? 0),
     latencyHist: r.latency_hist === null ? null : r.latency_hist.map((c) => BigInt(c ?? 0)),
     uniqueUsers: BigInt(r.unique_users ?? 0),
+  }));
+}
+
+/** Counts, tokens and cost of usage (one kind, or `kind` null: all kinds). */
+export interface UsageCounts {
+  kind: string | null;
+  eventCount: bigint;
+  /** Input + output. */
+  tokens: bigint;
+  costMicros: bigint;
+}
+
+/**
+ * `tenantId`'s event count, tokens and cost in `[start, end)` per kind plus a row over all kinds
+ * (`kind` null), over {@link usageSource} like the summaries: the figures quotas need, without the
+ * histograms and distinct users that cost a summary most of its time.
+ */
+export async function usageCountsByKind(trx: Knex.Transaction, tenantId: string, start: Date, end: Date): Promise<UsageCounts[]> {
+  const source = usageSource(tenantId, start, end);
+  // A month of rows is estimated costly enough for JIT, whose compilation costs more than the sums.
+  await trx.raw("set local jit = off");
+  const { rows } = await trx.raw<{ rows: { is_total: number; kind: string; event_count: string; tokens: string; cost_micros: string }[] }>(
+    `with src as (${source.sql})
+     select grouping(s.kind) as is_total, s.kind, sum(s.event_count)::text as event_count,
+            sum(s.tokens_in::bigint + s.tokens_out::bigint)::text as tokens, round(sum(s.cost_usd) * 1000000)::text as cost_micros
+     from src s
+     group by grouping sets ((s.kind), ())`,
+    source.bindings,
+  );
+  return rows.map((r) => ({
+    kind: r.is_total === 1 ? null : r.kind,
+    eventCount: BigInt(r.event_count ?? 0),
+    tokens: BigInt(r.tokens ?? 0),
+    costMicros: BigInt(r.cost_micros ?? 0),
   }));
 }
 
