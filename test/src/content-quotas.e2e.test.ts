@@ -152,7 +152,7 @@ describe("content render quota", () => {
     const t = await h.tenantWith(["editor"], { max_monthly_renders: 1 });
     const editor = t.users[0]!;
     const id = await template("grpc", editor);
-    const gate = (h.content.state as ContentState).renderQuota!;
+    const gate = (h.content.state as ContentState).renderQuota;
     const count = async (i: number) => (await gate.metrics[i]!.get()).values.reduce((n, v) => n + v.value, 0);
     const [failuresBefore, uncheckedBefore] = [await count(0), await count(1)];
     await analytics!.close();

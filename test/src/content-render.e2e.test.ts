@@ -14,6 +14,7 @@ afterAll(() => h.close());
 
 const M = ContentService.method;
 const NOT_A_TEMPLATE = { code: "FAILED_PRECONDITION", reason: "NOT_A_TEMPLATE" };
+const SYNTAX = { code: "FAILED_PRECONDITION", reason: "TEMPLATE_SYNTAX" };
 const MISSING = { code: "FAILED_PRECONDITION", reason: "TEMPLATE_VARIABLES_MISSING" };
 
 type RenderRequest = MessageInitShape<typeof RenderTemplateRequestSchema>;
@@ -197,6 +198,22 @@ for (const protocol of PROTOCOLS) {
       ok(await h.call(protocol, M.deleteEntity, { entityId: open.id }, author!.token));
       assert.equal(await rendered(viewer!, open.id), "Dear reader");
       assert.deepEqual(await rendered(other.users[0]!, open.id), NOT_FOUND);
+    });
+
+    test("a template with a partial needs the graph service: unreachable, it is UNAVAILABLE naming graph; templates without partials do not call it", async () => {
+      const t = await h.tenantWith(["editor"]);
+      const editor = t.users[0]!;
+      const plain = await createTemplate(editor, { template: "no partial here, {{x}}" });
+      const composed = await createTemplate(editor, { template: "Intro {{> tone}} then {{x}}" });
+      assert.equal(ok(await render(editor, { entityId: plain.id, variables: { x: "1" } })).text, "no partial here, 1");
+      const down = await render(editor, { entityId: composed.id, variables: { x: "1" } });
+      assert.deepEqual(failure(down), { code: "UNAVAILABLE", reason: "DEPENDENCY_UNAVAILABLE" });
+      assert.ok(!down.ok);
+      assert.equal(down.metadata.dependency, "graph");
+      assert.deepEqual(failedWith(await render(editor, { entityId: (await createTemplate(editor, { template: "{{> Not-A-Name}}" })).id }), SYNTAX), {
+        line: "1",
+        column: "1",
+      });
     });
   });
 }

@@ -29,11 +29,13 @@ export interface EventRow {
  * with the default allowance, the failed logins of all test files (and of earlier runs within the
  * window) would add up until one service blocked 127.0.0.1 for every other file. Accounts are unique
  * per test, so the account throttle stays each test's own (login.e2e tests it with a low allowance).
+ * Peers a test does not start are unreachable (port 1 refuses), never the default port of a
+ * platform `npm start` may be running on this machine.
  */
 export function testServiceEnv(): Record<string, string> {
   const DATABASE_URL = process.env.DATABASE_URL;
   if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
-  return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4", LOGIN_THROTTLE_ADDRESS_FAILURES: "100000" };
+  return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4", LOGIN_THROTTLE_ADDRESS_FAILURES: "100000", GRAPH_URL: "http://127.0.0.1:1" };
 }
 
 /** A Timestamp in microseconds since the epoch (identity returns times to the microsecond). */

@@ -66,6 +66,18 @@ const BUILT = new Set([
   ),
   ...["StreamUsageEvents", "IngestUsageEvents", "ListUsageEvents", "GetUsageSummary", "GetBillingSummary", "ListAuditEvents", "TailAuditEvents"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
   ...PLATFORM_ADMIN_ANALYTICS,
+  ...[
+    "SearchEntities",
+    "FindSimilarEntities",
+    "FindNearDuplicates",
+    "GetEmbeddingStatus",
+    "GetEmbeddingStats",
+    "ReindexEntities",
+    "GetEmbeddingJob",
+    "ListEmbeddingJobs",
+    "CancelEmbeddingJob",
+    "ListEmbeddingModels",
+  ].map((m) => `promptcraft.search.v1.SearchService/${m}`),
 ]);
 /** Methods callable without an access token. */
 const PUBLIC = new Set([

@@ -57,6 +57,8 @@ export const baseConfigShape = {
   SERVICE_TOKEN: unsetIfEmpty(z.string().min(32, "must be at least 32 characters").max(512).optional()),
   /** The analytics service's gRPC URL, where services stream their usage events (usage-reporting.ts). */
   ANALYTICS_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50055"),
+  /** The graph service's gRPC URL: content resolves the partials of a template (`{{> name}}`) there. */
+  GRAPH_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50053"),
   /** Usage events a service keeps in memory while analytics is unreachable; past it they are dropped (counted, logged). */
   USAGE_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(10_000),
   /** The `iss` of access tokens: identity issues them with it, every service expects it. */

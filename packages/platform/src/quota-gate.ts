@@ -1,5 +1,4 @@
-import { createServiceClient, withTraceContext, type Client } from "@promptcraft/client";
-import { Http2SessionManager } from "@connectrpc/connect-node";
+import type { Tracer } from "@opentelemetry/api";
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import { QuotaMetric } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -9,6 +8,7 @@ import type { CallContext } from "./context.js";
 import { ResourceExhaustedError } from "./errors.js";
 import { briefError, LogThrottle } from "./log-throttle.js";
 import type { Logger } from "./logger.js";
+import { onBehalfOf, peerClient, type PeerClient } from "./peer.js";
 
 /** Options of {@link QuotaGate}. */
 export interface QuotaGateOptions {
@@ -21,6 +21,8 @@ export interface QuotaGateOptions {
   /** How long a tenant's first call waits for analytics' answer (QUOTA_CHECK_TIMEOUT_MS), cut to the caller's deadline. */
   timeoutMs: number;
   log: Logger;
+  /** Traces the checks (the service's tracer); undefined when tracing is off. */
+  tracer?: Tracer | undefined;
 }
 
 /** What the gate knows of one tenant's quota: analytics' answer, or that it gave none. */
@@ -39,8 +41,8 @@ const BACKGROUND_TIMEOUT_MS = 10_000;
 
 /**
  * A service's check of one tenant quota before costly work (issue 11, point 4: content's renders),
- * the one place the rule lives: {@link consume} asks analytics' CheckQuota with the caller's own
- * credentials, through `@promptcraft/client`, and refuses with RESOURCE_EXHAUSTED
+ * the one place the rule lives: {@link consume} asks analytics' CheckQuota on behalf of the caller
+ * (their own credentials, request id and trace: peer.ts, over `@promptcraft/client`), and refuses with RESOURCE_EXHAUSTED
  * (ERROR_REASON_QUOTA_EXCEEDED, QuotaFailure, RetryInfo until the window resets) when the tenant has
  * a limit and nothing left of it.
  *
@@ -58,8 +60,7 @@ const BACKGROUND_TIMEOUT_MS = 10_000;
  */
 export class QuotaGate {
   readonly metrics: client.Metric[];
-  private readonly analytics: Client<typeof AnalyticsService>;
-  private readonly sessions: Http2SessionManager;
+  private readonly analytics: PeerClient<typeof AnalyticsService>;
   private readonly known = new Map<string, { knowledge: Knowledge; fetchedAt: number }>();
   private readonly inflight = new Map<string, Promise<Knowledge>>();
   private readonly throttle: LogThrottle;
@@ -70,8 +71,7 @@ export class QuotaGate {
 
   constructor(private readonly options: QuotaGateOptions) {
     this.metricName = `QUOTA_METRIC_${QuotaMetric[options.metric]}`;
-    this.sessions = new Http2SessionManager(options.analyticsUrl, { idleConnectionTimeoutMs: 30_000 });
-    this.analytics = createServiceClient(AnalyticsService, options.analyticsUrl, { sessionManager: this.sessions });
+    this.analytics = peerClient(AnalyticsService, options.analyticsUrl, options.tracer);
     this.throttle = new LogThrottle(options.log);
     const counter = (name: string, help: string) => new client.Counter({ name, help, labelNames: ["metric"] as const, registers: [] });
     this.failures = counter("promptcraft_quota_check_failures_total", "CheckQuota calls to analytics that failed or passed their deadline.");
@@ -113,7 +113,7 @@ export class QuotaGate {
   /** Stops the connection to analytics (shutdown). */
   close(): void {
     this.throttle.flush();
-    this.sessions.abort();
+    this.analytics.close();
   }
 
   /** How long a first call waits for the answer: `timeoutMs`, cut to the caller's own deadline. */
@@ -149,11 +149,12 @@ export class QuotaGate {
   }
 
   private async ask(tenantId: string, ctx: CallContext): Promise<Knowledge> {
-    const authorization = ctx.header("authorization");
     try {
-      const answer = await this.analytics.checkQuota(
+      const answer = await this.analytics.client.checkQuota(
         { metric: this.options.metric, amount: 1n },
-        { timeoutMs: BACKGROUND_TIMEOUT_MS, headers: authorization ? { authorization, "x-request-id": ctx.requestId } : {}, ...withTraceContext(ctx.traceContext) },
+        // The caller's credentials, request id and trace, but not its signal or deadline: the answer
+        // serves the tenant's next calls too, so it may outlive the call that asked.
+        { ...onBehalfOf(ctx, BACKGROUND_TIMEOUT_MS), signal: undefined, timeoutMs: BACKGROUND_TIMEOUT_MS },
       );
       const q = answer.quota;
       if (q?.limit === undefined) return { checked: true, limit: undefined, remaining: undefined, resetTime: undefined };

@@ -1,5 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { SpanExporter } from "@opentelemetry/sdk-trace";
+import type { Tracer } from "@opentelemetry/api";
 import type { Metric } from "prom-client";
 import { closeKnex, createKnex, DatabaseProbe, type Knex, type KnexLog, type ServiceName } from "@promptcraft/db";
 import type { z } from "zod";
@@ -42,6 +43,8 @@ export interface ServiceDeps<C extends BaseServiceConfig = BaseServiceConfig> {
    * period and then being cancelled.
    */
   stopping?: AbortSignal;
+  /** The service's tracer, for clients of other services ({@link peerClient}); undefined when tracing is off. */
+  tracer?: Tracer | undefined;
 }
 
 /** What a service's {@link ServiceModule.setup} prepares before it serves. */
@@ -153,9 +156,9 @@ export async function startService<C extends BaseServiceConfig, S>(
   const probe = new DatabaseProbe({ url: config.DATABASE_URL, applicationName, timeoutMs: config.DB_ACQUIRE_TIMEOUT_MS });
   const watcher = new DatabaseHealth({ probe: () => probe.check(), intervalMs: config.DB_PROBE_INTERVAL_MS, log });
   const stopping = new AbortController();
-  const deps: ServiceDeps<C> = { config, db, log, stopping: stopping.signal };
   const tracing = startTracing({ config, service: module.name, log, exporter: options.traceExporter });
   const tracer = tracing.tracer;
+  const deps: ServiceDeps<C> = { config, db, log, stopping: stopping.signal, tracer };
   let server: RunningServer;
   let setup: ServiceSetup<S> | undefined;
   let verifier: TokenVerifier;

@@ -1,4 +1,4 @@
-import { NotFoundError, PermissionDeniedError, roleAtLeast, type AuthContext } from "@promptcraft/platform";
+import { NotFoundError, PermissionDeniedError, roleAtLeast, roleGrants as platformRoleGrants, type AuthContext, type RoleGrants } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 
 /**
@@ -83,23 +83,9 @@ export function principalFromName(name: string): Principal {
     : { kind: "user", id: name.toLowerCase() };
 }
 
-/** What a caller gets from their role alone, whatever the entity. */
-export interface RoleGrants {
-  /** Rank granted on every entity of the tenant (admin for owners and admins). */
-  everyEntity: number;
-  /** Rank granted on entities whose current version has visibility `tenant`. */
-  tenantVisible: number;
-  /** Highest rank the role allows at all (viewers: view). */
-  cap: number;
-}
-
-/** The role-dependent parts of the rule, as ranks. */
+/** The role-dependent parts of the rule, as ranks (the platform's, which the shared SQL expression uses). */
 export function roleGrants(caller: Caller): RoleGrants {
-  return {
-    everyEntity: roleAtLeast(caller.role, "admin") ? permissionRank("admin") : permissionRank("none"),
-    tenantVisible: roleAtLeast(caller.role, "editor") ? permissionRank("edit") : permissionRank("view"),
-    cap: roleAtLeast(caller.role, "editor") ? permissionRank("admin") : permissionRank("view"),
-  };
+  return platformRoleGrants(caller.role);
 }
 
 /** NOT_FOUND for an entity that does not exist or that the caller may not see: the same error. */

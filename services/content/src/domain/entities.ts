@@ -400,7 +400,16 @@ export function changedFields(a: VersionFields, b: VersionFields): string[] {
 }
 
 /** Soft-deletes an entity (admin on it): delete_time now, purge_time now + retention. */
-export async function deleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, settings: EntitySettings, actor: Actor): Promise<EntityView> {
+export async function deleteEntity(
+  db: Knex,
+  caller: Caller,
+  entityId: string,
+  etag: string,
+  settings: EntitySettings,
+  actor: Actor,
+  findDependents?: FindDependents,
+): Promise<EntityView> {
+  if (findDependents) await refuseWithDependents(db, caller, entityId, findDependents);
   return changeEntity(db, caller, entityId, "admin", "deleting the entity", async (trx, entity) => {
     requireLive(entity);
     checkEtag(etag, entity.row_version, "entity");
@@ -411,6 +420,39 @@ export async function deleteEntity(db: Knex, caller: Caller, entityId: string, e
       entityEvent(caller.tenantId, entityId, deleted.row.row_version, "content.entity.deleted", { purge_time: deleted.row.purge_time!.toISOString() }, actor),
     ]);
     return deleted;
+  });
+}
+
+/** Entities that depend on one (graph's incoming depends_on / part_of), as many as one look finds. */
+export type FindDependents = (entityId: string) => Promise<{ entityIds: string[]; more: boolean }>;
+
+/** How many dependents an ENTITY_HAS_DEPENDENTS error names. */
+const DEPENDENTS_LISTED = 5;
+
+/**
+ * FAILED_PRECONDITION (ENTITY_HAS_DEPENDENTS) when others depend on the entity. Only a caller who may
+ * delete it is told (NOT_FOUND / PERMISSION_DENIED first, as the delete itself would answer); the
+ * error names only dependents the caller may view. Asked before the delete's transaction, so no
+ * transaction waits on the graph service; a dependency added in between is not seen (as with any
+ * check-then-act across services) — graph refuses new relationships to deleted entities.
+ */
+async function refuseWithDependents(db: Knex, caller: Caller, entityId: string, findDependents: FindDependents): Promise<void> {
+  const reads = readsOf(db, caller);
+  const entity = await findEntityAccess(reads, caller, entityId);
+  requirePermission(entity ? permissionOfRank(entity.permission) : "none", "admin", "deleting the entity");
+  if (entity!.deleted_at) return; // the delete answers RESOURCE_DELETED
+  const { entityIds, more } = await findDependents(entityId);
+  if (entityIds.length === 0) return;
+  const listed: string[] = [];
+  for (const id of entityIds) {
+    if (listed.length >= DEPENDENTS_LISTED) break;
+    const dependent = await findEntityAccess(reads, caller, id);
+    if (dependent && dependent.permission > 0) listed.push(`${dependent.name}:${id}`);
+  }
+  const count = `${entityIds.length}${more ? "+" : ""}`;
+  throw new FailedPreconditionError(`${count} entities depend on this one${listed.length > 0 ? ` (${listed.join(", ")})` : ""}: delete with force to delete anyway`, {
+    reason: ErrorReason.ENTITY_HAS_DEPENDENTS,
+    metadata: { dependents: listed.join(","), dependent_count: count },
   });
 }
 

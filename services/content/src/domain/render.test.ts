@@ -47,7 +47,7 @@ test("parseTemplate: text and placeholders, spaces inside the braces, dotted pat
 });
 
 test("parseTemplate: \\{{ is a literal {{, \\\\{{ a backslash and a placeholder, other backslashes are text", () => {
-  const texts = (template: string) => parseTemplate(template).map((p) => (p.kind === "text" ? p.text : `<${p.name}>`)).join("");
+  const texts = (template: string) => parseTemplate(template).map((p) => (p.kind === "text" ? p.text : p.kind === "partial" ? `<>${p.ref}>` : `<${p.name}>`)).join("");
   assert.equal(texts("\\{{name}}"), "{{name}}");
   assert.equal(texts("\\{{"), "{{", "an escaped {{ needs no closing braces");
   assert.equal(texts("\\\\{{name}}"), "\\<name>");
@@ -207,4 +207,29 @@ test("renderTemplate: content without a template text is NOT_A_TEMPLATE", () => 
     thrown(() => renderTemplate(content, {}, LENIENT), FailedPreconditionError, ErrorReason.NOT_A_TEMPLATE);
   }
   assert.deepEqual(renderTemplate({ template: "" }, { a: 1 }, STRICT), { text: "", missingVariables: [], unusedVariables: ["a"] });
+});
+
+test("parseTemplate: {{> ref}} is a partial naming an entity by name or UUID (lowercased); \\{{> is text", () => {
+  const id = "0193F2C4-7B1A-7C3E-9D2F-1A2B3C4D5E6F";
+  assert.deepEqual(parseTemplate(`A{{> tone}}B{{>${id} }}{{ >x}}`), [
+    { kind: "text", text: "A" },
+    { kind: "partial", ref: "tone", source: "{{> tone}}" },
+    { kind: "text", text: "B" },
+    { kind: "partial", ref: id.toLowerCase(), source: `{{>${id} }}` },
+    { kind: "partial", ref: "x", source: "{{ >x}}" },
+  ]);
+  assert.deepEqual(parseTemplate("\\{{> tone}}"), [{ kind: "text", text: "{{> tone}}" }]);
+  for (const bad of ["{{>}}", "{{> }}", "{{> Tone}}", "{{> a b}}", "{{> -a}}", "{{>> a}}", "{{> a.b}}"]) {
+    assert.deepEqual(syntaxAt(`ok ${bad}`), { line: "1", column: "4" }, bad);
+  }
+});
+
+test("renderTemplate: a partial takes its included text, counted in the size; one that was not resolved is PARTIAL_UNRESOLVED", () => {
+  const included = new Map([["tone", "Be {{brief}}."]]);
+  const rendered = renderTemplate({ template: "{{> tone}} Hi {{name}}" }, { name: "Ada" }, LENIENT, included);
+  assert.equal(rendered.text, "Be {{brief}}. Hi Ada", "included text is not parsed again");
+  thrown(() => renderTemplate({ template: "{{> other}}" }, {}, LENIENT, included), FailedPreconditionError, ErrorReason.PARTIAL_UNRESOLVED);
+  const big = new Map([["big", "x".repeat(20)]]);
+  const meta = thrown(() => renderTemplate({ template: "{{> big}}{{> big}}" }, {}, { strict: false, maxBytes: 30 }, big), InvalidArgumentError, ErrorReason.CONTENT_TOO_LARGE);
+  assert.equal(meta.limit_bytes, "30");
 });

@@ -1,4 +1,4 @@
-import { FailedPreconditionError, InvalidArgumentError } from "@promptcraft/platform";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { Knex } from "@promptcraft/db";
 import type { VersionSelector } from "../store/entities.js";
@@ -34,8 +34,14 @@ export const MAX_RENDERED_BYTES = 2 * 1024 * 1024;
 /** How much of the missing names an error's metadata lists (it travels in a header; `missing_count` says how many there are). */
 const MISSING_LIST_MAX_CHARS = 1024;
 
-/** A part of a parsed template: text to copy, or a placeholder (`source` is how it was written). */
-export type TemplatePart = { kind: "text"; text: string } | { kind: "placeholder"; name: string; path: string[]; source: string };
+/** A part of a parsed template: text to copy, a placeholder, or a partial (`source` is how it was written). */
+export type TemplatePart =
+  | { kind: "text"; text: string }
+  | { kind: "placeholder"; name: string; path: string[]; source: string }
+  | { kind: "partial"; ref: string; source: string };
+
+/** A partial's reference: an entity name (names.ts's rule) or an entity UUID. */
+const PARTIAL_REF = /^(?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
 
 const NAME = /^[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)*$/u;
 const BLANKS = /^[ \t]*|[ \t]*$/g;
@@ -78,6 +84,15 @@ export function parseTemplate(template: string): TemplatePart[] {
     const close = template.indexOf("}}", open + 2);
     if (close < 0) throw syntaxError(template, open, 'unclosed "{{"');
     const name = template.slice(open + 2, close).replace(BLANKS, "");
+    if (name.startsWith(">")) {
+      const ref = name.slice(1).replace(BLANKS, "");
+      if (!PARTIAL_REF.test(ref)) throw syntaxError(template, open, "a partial is {{> name}} or {{> entity-uuid}}");
+      if (text !== "") parts.push({ kind: "text", text });
+      text = "";
+      parts.push({ kind: "partial", ref: ref.toLowerCase(), source: template.slice(open, close + 2) });
+      from = close + 2;
+      continue;
+    }
     if (!NAME.test(name)) {
       const problem = name === "" ? "empty placeholder" : "a placeholder name is letters, digits, _ and - in segments joined by single dots";
       throw syntaxError(template, open, problem);
@@ -162,15 +177,30 @@ function tooLarge(bytes: number, maxBytes: number): InvalidArgumentError {
 }
 
 /**
- * Renders a template entity's content with the request's variables. FAILED_PRECONDITION:
- * NOT_A_TEMPLATE (no `template` string), TEMPLATE_SYNTAX, TEMPLATE_VARIABLES_MISSING;
- * INVALID_ARGUMENT (CONTENT_TOO_LARGE, field `variables`) when the text would exceed
+ * Renders a template entity's content with the request's variables; `included` holds the text of
+ * each partial, by ref, already rendered. FAILED_PRECONDITION: NOT_A_TEMPLATE (no `template`
+ * string), TEMPLATE_SYNTAX, TEMPLATE_VARIABLES_MISSING, PARTIAL_UNRESOLVED (a partial with no text in
+ * `included`); INVALID_ARGUMENT (CONTENT_TOO_LARGE, field `variables`) when the text would exceed
  * `maxBytes` — the request can always fix that, since every value it gives replaces a default.
  */
-export function renderTemplate(content: Record<string, unknown>, variables: Record<string, unknown>, options: RenderOptions): Rendered {
+export function renderTemplate(
+  content: Record<string, unknown>,
+  variables: Record<string, unknown>,
+  options: RenderOptions,
+  included: ReadonlyMap<string, string> = new Map(),
+): Rendered {
   if (typeof content.template !== "string") throw notATemplate("the template's content has no `template` text");
-  const parts = parseTemplate(content.template);
-  const declared = declarationsOf(content.variables);
+  const { text, missingVariables, unusedVariables } = renderParts(parseTemplate(content.template), declarationsOf(content.variables), variables, options, included);
+  return { text, missingVariables, unusedVariables };
+}
+
+function renderParts(
+  parts: TemplatePart[],
+  declared: Map<string, Declaration>,
+  variables: Record<string, unknown>,
+  options: RenderOptions,
+  included: ReadonlyMap<string, string>,
+): Rendered & { usedVariables: Set<string> } {
   const valueOf = (root: string): unknown => (Object.hasOwn(variables, root) ? variables[root] : declared.get(root)?.fallback);
 
   // First which placeholders have a value, by name in order of first appearance; nothing is serialized yet.
@@ -192,15 +222,16 @@ export function renderTemplate(content: Record<string, unknown>, variables: Reco
   if (options.strict && missing.length > 0) throw variablesMissing(missing, "strict rendering");
   if (requiredUnset.length > 0) throw variablesMissing(requiredUnset, "required variables");
 
-  // Then the size: text and placeholders left as written first, then each value serialized once and
-  // counted as often as it appears, stopping at the limit — so a huge value repeated many times, or
-  // many paths into one huge value, cost no more than the limit.
+  // Then the size: text, partials and placeholders left as written first, then each value serialized
+  // once and counted as often as it appears, stopping at the limit — so a huge value repeated many
+  // times, or many paths into one huge value, cost no more than the limit.
   let bytes = 0;
   for (const part of parts) {
     if (part.kind === "text") bytes += Buffer.byteLength(part.text);
+    else if (part.kind === "partial") bytes += Buffer.byteLength(includedText(included, part.ref));
     else if (values.get(part.name) === undefined) bytes += Buffer.byteLength(part.source);
+    if (bytes > options.maxBytes) throw tooLarge(bytes, options.maxBytes);
   }
-  if (bytes > options.maxBytes) throw tooLarge(bytes, options.maxBytes);
   const outputs = new Map<string, string>();
   for (const [name, value] of values) {
     if (value === undefined) continue;
@@ -209,16 +240,188 @@ export function renderTemplate(content: Record<string, unknown>, variables: Reco
     if (bytes > options.maxBytes) throw tooLarge(bytes, options.maxBytes);
     outputs.set(name, output);
   }
+  const textOf = (part: TemplatePart): string => {
+    if (part.kind === "text") return part.text;
+    if (part.kind === "partial") return includedText(included, part.ref);
+    return outputs.get(part.name) ?? part.source;
+  };
   return {
-    text: parts.map((part) => (part.kind === "text" ? part.text : (outputs.get(part.name) ?? part.source))).join(""),
+    text: parts.map(textOf).join(""),
     missingVariables: missing,
     unusedVariables: Object.keys(variables).filter((name) => !usedRoots.has(name)).sort(),
+    usedVariables: usedRoots,
   };
+}
+
+function includedText(included: ReadonlyMap<string, string>, ref: string): string {
+  const text = included.get(ref);
+  if (text === undefined) throw partialUnresolved(ref, "", "the partial was not resolved");
+  return text;
+}
+
+/** How deep partials may nest (the graph's traversal limit). */
+export const MAX_PARTIAL_DEPTH = 10;
+
+/**
+ * A dependency edge of a template's closure as the graph service resolved it: the including entity
+ * (`dependentId`, the relationship's source), the included one, and the version its pin resolves to
+ * — or why it does not resolve (`problem`).
+ */
+export interface ResolvedDependency {
+  dependentId: string;
+  entityId: string;
+  version: number | undefined;
+  problem: string | undefined;
+}
+
+/** The dependency closure of a template (graph's ResolveDependencies, with the caller's credentials). */
+export type ResolveDependencies = (templateId: string) => Promise<readonly ResolvedDependency[]>;
+
+/** One (entity, version) a rendered text was made of. */
+export interface ReceiptEntry {
+  entityId: string;
+  name: string;
+  entityType: EntityRow["entity_type"];
+  version: number;
+  contentHash: string;
+  /** The template whose partial included it; undefined for the template rendered. */
+  includedBy: string | undefined;
+}
+
+export interface ComposedRender extends Rendered {
+  receipt: ReceiptEntry[];
+}
+
+function partialUnresolved(ref: string, templateId: string, problem: string): FailedPreconditionError {
+  return new FailedPreconditionError(`partial {{> ${ref}}} cannot be included: ${problem}`, {
+    reason: ErrorReason.PARTIAL_UNRESOLVED,
+    metadata: { partial: ref, template_entity_id: templateId, problem },
+  });
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * One composed render: the dependency closure is asked for once (only when a partial appears), each
+ * (entity, version) is read once with the caller's access, and an included template renders once —
+ * the same variables give the same text wherever it is included.
+ */
+class Composition {
+  private closure: Promise<readonly ResolvedDependency[]> | undefined;
+  private readonly rows = new Map<string, Promise<EntityRow | undefined>>();
+  private readonly texts = new Map<string, Promise<string>>();
+  readonly receipt: ReceiptEntry[] = [];
+  private readonly inReceipt = new Set<string>();
+  readonly missing = new Set<string>();
+  readonly used = new Set<string>();
+
+  constructor(
+    private readonly db: Knex,
+    private readonly caller: Caller,
+    private readonly root: EntityRow,
+    private readonly resolve: ResolveDependencies | undefined,
+    private readonly variables: Record<string, unknown>,
+    private readonly options: RenderOptions,
+  ) {}
+
+  /** The text of template `row` with its partials included (depth = how many partials deep it is). */
+  async render(row: EntityRow, includedBy: string | undefined, depth: number): Promise<string> {
+    this.note(row, includedBy);
+    const content = row.content ?? {};
+    if (typeof content.template !== "string") throw notATemplate("the template's content has no `template` text");
+    const parts = parseTemplate(content.template);
+    const refs = [...new Set(parts.flatMap((part) => (part.kind === "partial" ? [part.ref] : [])))];
+    const included = new Map<string, string>();
+    for (const ref of refs) {
+      if (depth >= MAX_PARTIAL_DEPTH) throw partialUnresolved(ref, row.id, `partials nest deeper than ${MAX_PARTIAL_DEPTH}`);
+      included.set(ref, await this.include(row, ref, depth));
+    }
+    const rendered = renderParts(parts, declarationsOf(content.variables), this.variables, this.options, included);
+    for (const name of rendered.missingVariables) this.missing.add(name);
+    for (const name of rendered.usedVariables) this.used.add(name);
+    return rendered.text;
+  }
+
+  private async include(template: EntityRow, ref: string, depth: number): Promise<string> {
+    const edges = (await this.dependencies()).filter((edge) => edge.dependentId === template.id);
+    const byId = UUID.test(ref) ? edges.find((edge) => edge.entityId === ref) : undefined;
+    let edge = byId;
+    let row: EntityRow | undefined;
+    if (byId?.version !== undefined) row = await this.read(byId.entityId, byId.version);
+    if (!byId) {
+      // By name: the name is the included version's, so read each dependency until one matches.
+      for (const candidate of edges) {
+        const candidateRow = candidate.version === undefined ? undefined : await this.read(candidate.entityId, candidate.version);
+        if (candidateRow?.name === ref) {
+          edge = candidate;
+          row = candidateRow;
+          break;
+        }
+      }
+    }
+    if (!edge) throw partialUnresolved(ref, template.id, "it names no dependency of the template that you may view (add a depends_on relationship to it)");
+    if (edge.problem !== undefined) throw partialUnresolved(ref, template.id, edge.problem);
+    if (!row) throw partialUnresolved(ref, template.id, "the dependency is not visible to you");
+    if (row.entity_type === "context") {
+      const text = row.content?.text;
+      if (typeof text !== "string") throw partialUnresolved(ref, template.id, "the context has no `text` in its content");
+      this.note(row, template.id);
+      return text;
+    }
+    if (row.entity_type !== "template") throw partialUnresolved(ref, template.id, `a ${row.entity_type} cannot be included (only templates and contexts)`);
+    const key = `${row.id}@${row.version}`;
+    let text = this.texts.get(key);
+    if (!text) {
+      text = this.render(row, template.id, depth + 1);
+      this.texts.set(key, text);
+    } else {
+      this.note(row, template.id);
+    }
+    return text;
+  }
+
+  private dependencies(): Promise<readonly ResolvedDependency[]> {
+    if (!this.resolve) throw partialUnresolved("", this.root.id, "composition is not available in this deployment");
+    this.closure ??= this.resolve(this.root.id);
+    return this.closure;
+  }
+
+  /** The version with the caller's access; undefined when the caller may not view it. */
+  private read(entityId: string, version: number): Promise<EntityRow | undefined> {
+    const key = `${entityId}@${version}`;
+    let row = this.rows.get(key);
+    if (!row) {
+      row = getEntity(this.db, this.caller, { id: entityId }, { kind: "version", version }, true).then(
+        (view) => view.row,
+        (err: unknown) => {
+          if (err instanceof NotFoundError) return undefined;
+          throw err;
+        },
+      );
+      this.rows.set(key, row);
+    }
+    return row;
+  }
+
+  private note(row: EntityRow, includedBy: string | undefined): void {
+    const key = `${row.id}@${row.version}`;
+    if (this.inReceipt.has(key)) return;
+    this.inReceipt.add(key);
+    this.receipt.push({
+      entityId: row.id,
+      name: row.name,
+      entityType: row.entity_type,
+      version: row.version,
+      contentHash: row.content_hash,
+      includedBy,
+    });
+  }
 }
 
 /**
  * Renders the selected version of a template entity (by id or name) for a caller with view (NOT_FOUND otherwise,
- * like GetEntity; a soft-deleted template renders, as GetEntity still returns it). Read-only.
+ * like GetEntity; a soft-deleted template renders, as GetEntity still returns it), including its
+ * partials through `resolve` (the graph service). Read-only.
  */
 export async function renderEntity(
   db: Knex,
@@ -227,8 +430,20 @@ export async function renderEntity(
   selector: VersionSelector,
   variables: Record<string, unknown>,
   options: RenderOptions,
-): Promise<{ row: EntityRow; rendered: Rendered }> {
+  resolve?: ResolveDependencies,
+): Promise<{ row: EntityRow; rendered: ComposedRender }> {
   const { row } = await getEntity(db, caller, ref, selector, true);
   if (row.entity_type !== "template") throw notATemplate(`the entity is a ${row.entity_type}, not a template`);
-  return { row, rendered: renderTemplate(row.content ?? {}, variables, options) };
+  const composition = new Composition(db, caller, row, resolve, variables, options);
+  const text = await composition.render(row, undefined, 0);
+  if (Buffer.byteLength(text) > options.maxBytes) throw tooLarge(Buffer.byteLength(text), options.maxBytes);
+  return {
+    row,
+    rendered: {
+      text,
+      missingVariables: [...composition.missing],
+      unusedVariables: Object.keys(variables).filter((name) => !composition.used.has(name)).sort(),
+      receipt: composition.receipt,
+    },
+  };
 }

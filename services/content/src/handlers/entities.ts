@@ -1,9 +1,22 @@
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import type { UsageReporter } from "@promptcraft/client";
 import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { epochMicros, type VersionFields } from "@promptcraft/db";
-import { actorOf, callerOf, dbTimeFromTimestamp, InvalidArgumentError, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import {
+  actorOf,
+  callerOf,
+  dbTimeFromTimestamp,
+  InvalidArgumentError,
+  invertEnumMap,
+  onBehalfOf,
+  peerUnavailable,
+  timestampFromDb,
+  type CallContext,
+  type ServiceDeps,
+  type ServiceHandlers,
+} from "@promptcraft/platform";
+import { Direction, RelationshipType } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
+import { ConnectError } from "@promptcraft/client";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import {
   EntityStatus,
@@ -15,6 +28,7 @@ import {
   type EntitySchema,
 } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
+import type { ContentState } from "../index.js";
 import { reportUsage } from "./usage.js";
 import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
@@ -26,7 +40,7 @@ type StoreType = entities.EntityRow["entity_type"];
 type StoreStatus = VersionFields["status"];
 type StoreVisibility = VersionFields["visibility"];
 
-const TYPE_TO_PROTO: Record<StoreType, EntityType> = {
+export const TYPE_TO_PROTO: Record<StoreType, EntityType> = {
   context: EntityType.CONTEXT,
   template: EntityType.TEMPLATE,
   workflow: EntityType.WORKFLOW,
@@ -157,7 +171,31 @@ const ORDERS: Record<string, EntityOrder> = {
  * ContentService entities: CreateEntity, GetEntity, BatchGetEntities, ListEntities, UpdateEntity,
  * DeleteEntity, UndeleteEntity, PurgeEntity. Access rules in domain/access.ts.
  */
-export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter): ServiceHandlers<typeof ContentService> {
+/** How long a delete waits for the graph service's list of dependents. */
+const GRAPH_TIMEOUT_MS = 3000;
+
+/** Dependents of an entity per the graph service (incoming depends_on / part_of), on behalf of the caller of `ctx`. */
+function graphDependents(state: ContentState, ctx: CallContext): entities.FindDependents {
+  return async (entityId) => {
+    try {
+      const page = await state.graph.client.listRelationships(
+        { entityId, direction: Direction.INCOMING, types: [RelationshipType.DEPENDS_ON, RelationshipType.PART_OF], pageSize: 50 },
+        onBehalfOf(ctx, GRAPH_TIMEOUT_MS),
+      );
+      return { entityIds: [...new Set(page.relationships.map((r) => r.sourceEntityId))], more: page.nextPageToken !== "" };
+    } catch (err) {
+      const down = peerUnavailable("graph", err);
+      if (down instanceof ConnectError) throw down; // the caller cancelled
+      // No answer from graph: a soft delete is reversible (UndeleteEntity), so it goes ahead
+      // rather than making deletes depend on the graph service; said in the log.
+      ctx.log.warn({ entityId, err: ConnectError.from(err).message }, "delete without the dependents check: graph did not answer");
+      return { entityIds: [], more: false };
+    }
+  };
+}
+
+export function entityHandlers(deps: ServiceDeps<ContentConfig>, state: ContentState): ServiceHandlers<typeof ContentService> {
+  const usage = state.usage;
   const db = deps.db;
   const settings: entities.EntitySettings = { softDeleteRetentionMs: deps.config.SOFT_DELETE_RETENTION_DAYS * 86_400_000 };
   return {
@@ -244,8 +282,10 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageRe
       );
       return entityToProto(updated);
     },
-    deleteEntity: async (request, ctx) =>
-      entityToProto(await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx))),
+    deleteEntity: async (request, ctx) => {
+      const findDependents = request.force ? undefined : graphDependents(state, ctx);
+      return entityToProto(await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx), findDependents));
+    },
     undeleteEntity: async (request, ctx) =>
       entityToProto(await entities.undeleteEntity(db, callerOf(ctx), request.entityId, request.etag, request.name, actorOf(ctx))),
     listEntityNameHistory: async (request, ctx) => {

@@ -1,0 +1,219 @@
+import { randomUUID } from "node:crypto";
+import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { runEventConsumer, startIntervalJob, type IntervalJob, type LogEvent, type Logger } from "@promptcraft/platform";
+import pgvector from "pgvector";
+import { EmbeddingError } from "../providers/provider.js";
+import type { ModelRegistry } from "../providers/registry.js";
+import * as queue from "../store/queue.js";
+import { recordOutcomes, type OutcomeCounts } from "../store/reindex.js";
+import { embeddingText, textHash } from "./text.js";
+
+/** Name of the event-log consumer that feeds the queue (its checkpoint and lease in `event_consumer`). */
+export const EMBEDDING_CONSUMER = "search.embeddings";
+
+/** Content events after which an entity's current version may need embedding. */
+const EMBED_EVENTS = new Set(["content.entity.created", "content.entity.updated", "content.entity.rolled_back", "content.entity.undeleted"]);
+/** Content events after which nothing of an entity is to be embedded. */
+const DROP_EVENTS = new Set(["content.entity.deleted", "content.entity.purged"]);
+
+/**
+ * The log handler: per tenant, queues the current version of every entity created, changed, rolled
+ * back or undeleted (for every model), and drops the queued items of entities deleted or purged.
+ * Events are folded per entity in log order, so the last one decides. Idempotent (at-least-once
+ * delivery): queueing skips what is queued or embedded already.
+ */
+export async function handleContentEvents(db: Knex, models: readonly string[], events: readonly LogEvent[], signal: AbortSignal): Promise<void> {
+  const byTenant = new Map<string, Map<string, "embed" | "drop">>();
+  for (const e of events) {
+    if (e.aggregateType !== "entity" || e.aggregateId === null) continue;
+    const action = EMBED_EVENTS.has(e.eventType) ? "embed" : DROP_EVENTS.has(e.eventType) ? "drop" : undefined;
+    if (!action) continue;
+    let entities = byTenant.get(e.tenantId);
+    if (!entities) byTenant.set(e.tenantId, (entities = new Map<string, "embed" | "drop">()));
+    entities.set(e.aggregateId, action);
+  }
+  for (const [tenantId, entities] of byTenant) {
+    const embed = [...entities].filter(([, a]) => a === "embed").map(([id]) => id);
+    const drop = [...entities].filter(([, a]) => a === "drop").map(([id]) => id);
+    await withTenant(db, { service: "search", tenantId, signal }, async (trx) => {
+      if (drop.length > 0) await queue.dropQueuedItems(trx, tenantId, drop);
+      if (embed.length > 0) await queue.enqueueCurrentVersions(trx, tenantId, embed, models);
+    });
+  }
+}
+
+/** Tuning of the worker (config). */
+export interface WorkerOptions {
+  claimBatch: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  leaseMs: number;
+}
+
+const MAX_RETRY_DELAY_MS = 5 * 60_000;
+
+/** Delay before attempt `attempts + 1`: base · 2^(attempts − 1), capped; a provider's Retry-After when longer. */
+export function retryDelayMs(attempts: number, baseMs: number, retryAfterMs?: number): number {
+  const backoff = Math.min(MAX_RETRY_DELAY_MS, baseMs * 2 ** Math.max(0, attempts - 1));
+  return Math.max(backoff, Math.min(retryAfterMs ?? 0, MAX_RETRY_DELAY_MS));
+}
+
+/**
+ * One pass of the embedding worker: claims due items of every tenant in batches (leased to this
+ * worker: replicas share the queue, never an item), embeds them and stores the vectors, until the
+ * queue has nothing due. Per item:
+ * - stale (version superseded, entity deleted or purged since queued): dropped, never embedded;
+ * - text hash already embedded with this model in the tenant (and not forced): the vector is
+ *   copied, no provider call (`skipped`);
+ * - otherwise embedded by the model's provider, in batches of its `maxBatch`. A failure is retried
+ *   with exponential backoff up to `maxAttempts`, then the embedding is `failed` with the error; a
+ *   permanent failure (not retryable) fails at once. Each model's batch fails alone: one broken
+ *   provider never holds up another model's items.
+ * Only items of the models this process serves are claimed. An item whose worker died is taken
+ * over when its lease expires (jobs survive restarts).
+ */
+export async function runWorkerPass(db: Knex, registry: ModelRegistry, worker: string, options: WorkerOptions, signal: AbortSignal, log: Logger): Promise<number> {
+  let handled = 0;
+  while (!signal.aborted) {
+    const claimed = await withServiceRole(db, "search", (trx) => queue.claimItems(trx, worker, registry.names, options.claimBatch, options.leaseMs), { signal });
+    if (claimed.length === 0) break;
+    const byTenant = new Map<string, string[]>();
+    for (const c of claimed) byTenant.set(c.tenant_id, [...(byTenant.get(c.tenant_id) ?? []), c.id]);
+    for (const [tenantId, ids] of byTenant) {
+      await embedTenantItems(db, registry, tenantId, ids, worker, options, signal, log);
+    }
+    handled += claimed.length;
+    if (claimed.length < options.claimBatch) break;
+  }
+  return handled;
+}
+
+interface Prepared {
+  item: queue.ItemToEmbed;
+  text: string;
+  hash: string;
+}
+
+async function embedTenantItems(
+  db: Knex,
+  registry: ModelRegistry,
+  tenantId: string,
+  ids: string[],
+  worker: string,
+  options: WorkerOptions,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  const scope = { service: "search" as const, tenantId, signal };
+  const outcomes = new Map<string, OutcomeCounts>();
+  const count = (item: queue.ItemToEmbed, outcome: queue.ItemOutcome) => {
+    if (!item.reindex_id) return;
+    const c = outcomes.get(item.reindex_id) ?? { completed: 0, skipped: 0, failed: 0 };
+    c[outcome] += 1;
+    outcomes.set(item.reindex_id, c);
+  };
+  // Stale items go, unchanged text is copied; what is left needs the provider.
+  const toEmbed = await withTenant(db, scope, async (trx) => {
+    const items = await queue.itemsToEmbed(trx, tenantId, ids, worker);
+    const rest: Prepared[] = [];
+    for (const item of items) {
+      if (!item.current) {
+        await queue.deleteItem(trx, tenantId, item.id);
+        count(item, "skipped");
+        continue;
+      }
+      const text = embeddingText({ title: item.title ?? "", description: item.description ?? "", tags: item.tags ?? [], content: item.content });
+      const hash = textHash(text);
+      if (!item.force && (await queue.copyEmbeddedVector(trx, tenantId, item, hash))) {
+        count(item, "skipped");
+        continue;
+      }
+      rest.push({ item, text, hash });
+    }
+    return rest;
+  });
+  const byModel = new Map<string, Prepared[]>();
+  for (const p of toEmbed) byModel.set(p.item.model, [...(byModel.get(p.item.model) ?? []), p]);
+  for (const [model, prepared] of byModel) {
+    const info = registry.get(model);
+    const maxBatch = info?.provider.maxBatch ?? prepared.length;
+    for (let i = 0; i < prepared.length; i += maxBatch) {
+      const batch = prepared.slice(i, i + maxBatch);
+      let vectors: number[][] | undefined;
+      let failure: { message: string; retryable: boolean; retryAfterMs?: number } | undefined;
+      try {
+        if (!info) throw new EmbeddingError(`embedding model ${model} is not configured on this search service`, false);
+        vectors = await info.provider.embed(batch.map((p) => p.text), signal);
+        checkVectors(vectors, batch.length, info.provider.dimensions);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        vectors = undefined;
+        failure = err instanceof EmbeddingError ? { message: err.message, retryable: err.retryable, retryAfterMs: err.retryAfterMs } : { message: (err as Error).message, retryable: true };
+        log.warn({ model, items: batch.length, err: failure.message }, "embedding failed");
+      }
+      await withTenant(db, scope, async (trx) => {
+        for (const [k, p] of batch.entries()) {
+          if (vectors) {
+            await queue.storeVector(trx, tenantId, p.item, p.hash, pgvector.toSql(vectors[k]!)!);
+            count(p.item, "completed");
+          } else if (failure!.retryable && p.item.attempts < options.maxAttempts) {
+            await queue.retryLater(trx, tenantId, p.item, p.hash, failure!.message, retryDelayMs(p.item.attempts, options.retryBaseMs, failure!.retryAfterMs));
+          } else {
+            await queue.giveUp(trx, tenantId, p.item, p.hash, failure!.message);
+            count(p.item, "failed");
+          }
+        }
+      });
+    }
+  }
+  if (outcomes.size > 0) {
+    await withTenant(db, scope, async (trx) => {
+      for (const [reindexId, counts] of outcomes) await recordOutcomes(trx, tenantId, reindexId, counts);
+    });
+  }
+}
+
+/** A provider's answer must be one finite vector of the model's size per text. */
+function checkVectors(vectors: number[][], expected: number, dimensions: number): void {
+  if (vectors.length !== expected) throw new EmbeddingError(`provider returned ${vectors.length} vectors for ${expected} texts`, true);
+  for (const v of vectors) {
+    if (v.length !== dimensions) throw new EmbeddingError(`provider returned a vector of ${v.length} dimensions, the model has ${dimensions}`, false);
+    if (!v.every(Number.isFinite)) throw new EmbeddingError("provider returned a vector with a non-finite value", true);
+  }
+}
+
+/** The running pipeline: the log consumer and the worker. */
+export interface EmbeddingPipeline {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the pipeline beside the server, as the search service's role (background work, no user):
+ * the durable log consumer (one active replica, the others standing by) and the worker on the
+ * platform's interval job (every replica works; the queue's leases keep them apart).
+ */
+export function startEmbeddingPipeline(
+  db: Knex,
+  registry: ModelRegistry,
+  options: WorkerOptions & { workerIntervalMs: number; eventPollMs: number },
+  log: Logger,
+): EmbeddingPipeline {
+  const stopping = new AbortController();
+  const consumer = runEventConsumer({
+    db,
+    service: "search",
+    name: EMBEDDING_CONSUMER,
+    pollIntervalMs: options.eventPollMs,
+    signal: stopping.signal,
+    log,
+    handle: (events, signal) => handleContentEvents(db, registry.names, events, signal),
+  });
+  const worker = `search-${randomUUID()}`;
+  const job: IntervalJob = startIntervalJob("embedding worker", options.workerIntervalMs, (signal) => runWorkerPass(db, registry, worker, options, signal, log), log);
+  return {
+    async stop() {
+      stopping.abort(new Error("embedding pipeline stopped"));
+      await Promise.all([consumer, job.stop()]);
+    },
+  };
+}

@@ -1,0 +1,238 @@
+import { selectRows, withTenant, type Knex, type Reader, type SqlBuilder, type TenantScope } from "@promptcraft/db";
+import { entityPermissionRankSql, type AccessPrincipal } from "@promptcraft/platform";
+
+/*
+ * Search's queries. Each applies content's access rule (entityPermissionRankSql, shared with
+ * content) and the request's filters INSIDE the ranked query, before LIMIT: a result never holds
+ * an entity the caller could not GetEntity, and a page comes back short only when fewer visible
+ * matches exist. Aliases: `e` entity, `cv` its current version.
+ */
+
+/** Text search configuration of `entity_version.search` (content's generated column). */
+const TS_CONFIG = "english";
+/** Dimensions that have a partial HNSW index on `(vector::vector(N))` / `(vector::halfvec(N))` (search migrations). */
+const INDEXED_VECTOR_DIMENSIONS = new Set([384, 768, 1024]);
+const INDEXED_HALFVEC_DIMENSIONS = new Set([1536, 3072]);
+
+/** The filters of a search, in store terms. */
+export interface SearchFilters {
+  types: string[];
+  tags: string[];
+  statuses: string[];
+  labels: string[];
+  owner: { kind: "user" | "api_key"; id: string } | null;
+  updatedAfter: string | null;
+  updatedBefore: string | null;
+}
+
+/** The WHERE conditions of visibility and filters over `e` and `cv` (both already joined, current and live). */
+function visibleAndFiltered(knex: SqlBuilder, principal: AccessPrincipal, f: SearchFilters): Knex.Raw {
+  return knex.raw(
+    `? >= 1
+     and (cardinality(?::text[]) = 0 or e.entity_type = any(?::text[]))
+     and cv.tags @> ?::text[]
+     and (cardinality(?::text[]) = 0 or cv.status = any(?::text[]))
+     and (cardinality(?::text[]) = 0 or ?::text[] <@ array(select l.label from entity_label l
+                                                           where l.tenant_id = e.tenant_id and l.entity_id = e.id and l.valid_to is null))
+     and (?::uuid is null or e.owner_id = ?::uuid)
+     and (?::uuid is null or e.owner_api_key_id = ?::uuid)
+     and (?::timestamptz is null or cv.valid_from >= ?::timestamptz)
+     and (?::timestamptz is null or cv.valid_from < ?::timestamptz)`,
+    [
+      entityPermissionRankSql(knex, principal),
+      f.types,
+      f.types,
+      f.tags,
+      f.statuses,
+      f.statuses,
+      f.labels,
+      f.labels,
+      f.owner?.kind === "user" ? f.owner.id : null,
+      f.owner?.kind === "user" ? f.owner.id : null,
+      f.owner?.kind === "api_key" ? f.owner.id : null,
+      f.owner?.kind === "api_key" ? f.owner.id : null,
+      f.updatedAfter,
+      f.updatedAfter,
+      f.updatedBefore,
+      f.updatedBefore,
+    ],
+  );
+}
+
+/** A semantic candidate: cosine similarity (−1..1) of the current version's embedding to the query. */
+export interface SemanticHit {
+  entity_id: string;
+  version: number;
+  similarity: number;
+}
+
+/** The HNSW tuning of a semantic query (config). */
+export interface AnnTuning {
+  efSearch: number;
+  maxScanTuples: number;
+}
+
+/**
+ * The `limit` nearest visible, filtered current versions to `vectorSql` by cosine distance, with
+ * cosine similarity ≥ `minSimilarity` (when given). The ORDER BY is the expression of the partial
+ * HNSW index of the model's dimension (a literal, so the planner matches the index's predicate);
+ * pgvector's iterative index scan (`relaxed_order`) keeps walking the graph until `limit` rows
+ * passed the filters, the access rule and the threshold, or `maxScanTuples` index tuples were
+ * visited (bounded: a threshold nothing meets ends there). The outer ORDER BY restores exact order.
+ * `excludeEntityId`: leave one entity out (FindSimilarEntities' own).
+ */
+export async function semanticHits(
+  knex: Knex,
+  scope: TenantScope,
+  principal: AccessPrincipal,
+  q: { model: string; dimensions: number; vectorSql: string; filters: SearchFilters; minSimilarity: number | null; limit: number; excludeEntityId?: string },
+  tuning: AnnTuning,
+): Promise<SemanticHit[]> {
+  const d = Math.trunc(q.dimensions);
+  const cast = INDEXED_VECTOR_DIMENSIONS.has(d) ? `::vector(${d})` : INDEXED_HALFVEC_DIMENSIONS.has(d) ? `::halfvec(${d})` : "";
+  return withTenant(knex, scope, async (trx) => {
+    await trx.raw("select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ?, true), set_config('hnsw.max_scan_tuples', ?, true)", [
+      String(tuning.efSearch),
+      String(tuning.maxScanTuples),
+    ]);
+    const { rows } = await trx.raw<{ rows: SemanticHit[] }>(
+      `select entity_id, version, 1 - distance as similarity from (
+         select em.entity_id, em.version, (em.vector${cast} <=> ?::vector${cast})::double precision as distance
+         from embedding em
+         join entity_version cv on cv.tenant_id = em.tenant_id and cv.entity_id = em.entity_id and cv.version = em.version
+          and cv.valid_to is null
+         join entity e on e.tenant_id = em.tenant_id and e.id = em.entity_id and e.deleted_at is null
+         where em.tenant_id = ? and em.model = ? and em.dimensions = ${d} and em.status = 'completed'
+           and (?::uuid is null or em.entity_id <> ?::uuid)
+           and (?::float8 is null or (em.vector${cast} <=> ?::vector${cast}) <= 1 - ?::float8)
+           and ?
+         order by em.vector${cast} <=> ?::vector${cast}
+         limit ?
+       ) s
+       order by distance, entity_id`,
+      [
+        q.vectorSql,
+        scope.tenantId,
+        q.model,
+        q.excludeEntityId ?? null,
+        q.excludeEntityId ?? null,
+        q.minSimilarity,
+        q.vectorSql,
+        q.minSimilarity,
+        visibleAndFiltered(trx, principal, q.filters),
+        q.vectorSql,
+        q.limit,
+      ],
+    );
+    return rows;
+  });
+}
+
+/** A full-text candidate: `ts_rank(search, query, 32)`, in [0, 1). */
+export interface TextHit {
+  entity_id: string;
+  version: number;
+  rank: number;
+}
+
+/**
+ * Visible, filtered current versions matching `websearch_to_tsquery(query)` over content's
+ * generated `entity_version.search` (title A, description B, tags C, string values of content D;
+ * its GIN index), best `ts_rank` first (normalisation 32: rank / (rank + 1)), ties by entity id.
+ */
+export async function textHits(reader: Reader, tenantId: string, principal: AccessPrincipal, q: { query: string; filters: SearchFilters; minRank: number | null; limit: number; offset: number }): Promise<TextHit[]> {
+  return selectRows<TextHit>(
+    reader,
+    `select cv.entity_id, cv.version, ts_rank(cv.search, tq, 32)::double precision as rank
+     from websearch_to_tsquery('${TS_CONFIG}', ?) tq,
+          entity_version cv
+     join entity e on e.tenant_id = cv.tenant_id and e.id = cv.entity_id and e.deleted_at is null
+     where cv.tenant_id = ? and cv.valid_to is null and cv.search @@ tq
+       and (?::float8 is null or ts_rank(cv.search, tq, 32) >= ?::float8)
+       and ?
+     order by rank desc, cv.entity_id
+     limit ? offset ?`,
+    [q.query, tenantId, q.minRank, q.minRank, visibleAndFiltered(reader, principal, q.filters), q.limit, q.offset],
+  );
+}
+
+/** What a result shows of its version. */
+export interface ResultDetails {
+  entity_id: string;
+  version: number;
+  entity_type: string;
+  title: string;
+  tags: string[];
+  valid_from: Date;
+  /** ts_headline around the text match (`**` marks), or null without a text query. */
+  snippet: string | null;
+}
+
+/**
+ * Title, type, tags, time and snippet of the given current versions (a page's rows). The access
+ * rule applies again: a version that stopped being visible since it was ranked is left out.
+ */
+export async function resultDetails(reader: Reader, tenantId: string, principal: AccessPrincipal, entityIds: string[], textQuery: string | null): Promise<ResultDetails[]> {
+  if (entityIds.length === 0) return [];
+  return selectRows<ResultDetails>(
+    reader,
+    `select cv.entity_id, cv.version, e.entity_type, cv.title, cv.tags, cv.valid_from,
+            case when ?::text is null then null else ts_headline('${TS_CONFIG}',
+              concat_ws(' ', cv.title, cv.description,
+                (select string_agg(s #>> '{}', ' ') from jsonb_path_query(cv.content, 'strict $.** \\? (@.type() == "string")') s)),
+              websearch_to_tsquery('${TS_CONFIG}', ?::text),
+              'StartSel=**, StopSel=**, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "') end as snippet
+     from entity_version cv
+     join entity e on e.tenant_id = cv.tenant_id and e.id = cv.entity_id and e.deleted_at is null
+     where cv.tenant_id = ? and cv.entity_id = any(?::uuid[]) and cv.valid_to is null
+       and ? >= 1`,
+    [textQuery, textQuery, tenantId, entityIds, entityPermissionRankSql(reader, principal)],
+  );
+}
+
+/**
+ * Visible, filtered current versions that have no completed embedding of `model` yet (queued, or
+ * failed), counted up to `cap`: what semantic search cannot find until the pipeline catches up.
+ */
+export async function unembeddedCount(reader: Reader, tenantId: string, principal: AccessPrincipal, model: string, filters: SearchFilters, cap: number): Promise<number> {
+  const rows = await selectRows<{ n: number }>(
+    reader,
+    `select count(*)::int as n from (
+       select 1
+       from (select j.entity_id, j.version from embedding_job j where j.tenant_id = ? and j.model = ?
+             union
+             select em.entity_id, em.version from embedding em where em.tenant_id = ? and em.model = ? and em.status <> 'completed') w
+       join entity_version cv on cv.tenant_id = ? and cv.entity_id = w.entity_id and cv.version = w.version and cv.valid_to is null
+       join entity e on e.tenant_id = cv.tenant_id and e.id = cv.entity_id and e.deleted_at is null
+       where not exists (select 1 from embedding done where done.tenant_id = cv.tenant_id and done.entity_id = cv.entity_id
+                           and done.version = cv.version and done.model = ? and done.status = 'completed')
+         and ?
+       limit ?
+     ) x`,
+    [tenantId, model, tenantId, model, tenantId, model, visibleAndFiltered(reader, principal, filters), cap],
+  );
+  return rows[0]!.n;
+}
+
+/** The stored vector (pgvector text) of an entity's version for a model, if completed; with the caller's rank on the entity. */
+export async function entityVector(
+  reader: Reader,
+  tenantId: string,
+  principal: AccessPrincipal,
+  entityId: string,
+  version: number | null,
+  model: string,
+): Promise<{ permission: number; version: number | null; vector: string | null } | undefined> {
+  const rows = await selectRows<{ permission: number; version: number | null; vector: string | null }>(
+    reader,
+    `select ? as permission, v.version, em.vector::text as vector
+     from entity e
+     join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+     left join entity_version v on v.tenant_id = e.tenant_id and v.entity_id = e.id and v.version = coalesce(?::int, cv.version)
+     left join embedding em on em.tenant_id = e.tenant_id and em.entity_id = e.id and em.version = v.version and em.model = ?
+       and em.status = 'completed'
+     where e.tenant_id = ? and e.id = ? and e.deleted_at is null`,
+    [entityPermissionRankSql(reader, principal), version, model, tenantId, entityId],
+  );
+  return rows[0];
+}
