@@ -148,6 +148,17 @@ describe("content render quota", () => {
     });
   }
 
+  test("an API key's renders are checked with the key itself, and count against the same tenant quota", async () => {
+    const t = await h.tenantWith(["admin"], { max_monthly_renders: 2 });
+    const admin = t.users[0]!;
+    const key = { id: "", role: "editor" as const, token: await h.apiKey(admin.token, "editor") };
+    const id = await template("grpc", key);
+    ok(await render("grpc", id, key));
+    ok(await render("connect", id, key));
+    assert.deepEqual(failure(await render("connect", id, key)), EXHAUSTED);
+    assert.equal(await untilRenders(admin, 2n), 2n);
+  });
+
   test("analytics down: renders go on unchecked (a failed check is counted), and the quota applies again once it is back", async () => {
     const t = await h.tenantWith(["editor"], { max_monthly_renders: 1 });
     const editor = t.users[0]!;
