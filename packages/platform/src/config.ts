@@ -59,6 +59,11 @@ export const baseConfigShape = {
   ANALYTICS_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50055"),
   /** The graph service's gRPC URL: content resolves the partials of a template (`{{> name}}`) there. */
   GRAPH_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50053"),
+  /**
+   * The content service's gRPC URL: analytics asks it, on the caller's behalf, what the caller may
+   * see of an entity (entity statistics, label-move comparison).
+   */
+  CONTENT_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50052"),
   /** Usage events a service keeps in memory while analytics is unreachable; past it they are dropped (counted, logged). */
   USAGE_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(10_000),
   /** The `iss` of access tokens: identity issues them with it, every service expects it. */

@@ -2,6 +2,7 @@ import { serve, type ServiceDeps, type ServiceRegistration } from "@promptcraft/
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import type { AnalyticsConfig } from "./config.js";
 import { analyticsHandlers } from "./handlers/index.js";
+import type { AnalyticsState } from "./index.js";
 import { usageBatchViolations } from "./handlers/usage-validation.js";
 
 /**
@@ -19,9 +20,9 @@ export const PUBLIC_ANALYTICS_METHODS = [
  * The RPC services this process serves (health and reflection are added by the platform). Usage
  * ingest also accepts the service credential (SERVICE_TOKEN): the other services report usage.
  */
-export function routes(deps: ServiceDeps<AnalyticsConfig>): ServiceRegistration[] {
+export function routes(deps: ServiceDeps<AnalyticsConfig>, state: AnalyticsState): ServiceRegistration[] {
   return [
-    serve(AnalyticsService, analyticsHandlers(deps), {
+    serve(AnalyticsService, analyticsHandlers(deps, state.content), {
       publicMethods: PUBLIC_ANALYTICS_METHODS,
       serviceMethods: ["streamUsageEvents", "ingestUsageEvents"],
       // The hot path: the proto rules of a usage batch, checked by hand (see usage-validation.ts).

@@ -7,9 +7,15 @@ import { benchTracing } from "./tracing.js";
 import { benchAnalyticsIngest } from "./analytics-ingest.js";
 import { benchAnalyticsTail } from "./analytics-tail.js";
 import { benchAnalyticsSummary } from "./analytics-summary.js";
+import { benchAnalyticsEntityStats } from "./analytics-entity-stats.js";
 
-/** `bench analytics [ingest] [tail] [summary]`: the analytics benchmarks by name (all when none is named); their own flags follow. */
-const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = { ingest: benchAnalyticsIngest, tail: benchAnalyticsTail, summary: benchAnalyticsSummary };
+/** `bench analytics [ingest] [tail] [summary] [entity-stats]`: the analytics benchmarks by name (all when none is named); their own flags follow. */
+const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = {
+  ingest: benchAnalyticsIngest,
+  tail: benchAnalyticsTail,
+  summary: benchAnalyticsSummary,
+  "entity-stats": benchAnalyticsEntityStats,
+};
 async function benchAnalytics(args: string[]): Promise<number> {
   const named = args.filter((a) => a in ANALYTICS);
   const rest = args.filter((a) => !(a in ANALYTICS));

@@ -15,7 +15,7 @@ import {
   type IntervalJob,
 } from "@promptcraft/platform";
 import { listUsageEvents as listStoredUsageEvents, type StoredUsageEvent } from "../store/usage-list.js";
-import { refreshUsageRollup, tenantPlan, usageSummary, NIL_UUID, type SummaryDimension, type SummaryDimensions, type SummaryGranularity, type SummaryRow } from "../store/rollups.js";
+import { refreshUsageRollup, tenantPlan, usageSummary, NIL_UUID, type SummaryDimension, type SummaryDimensions, type SummaryGranularity, type UsageAggregate } from "../store/rollups.js";
 
 /**
  * Usage summaries (issue 11, point 3): answered from the hourly rollups plus the not-yet-rolled
@@ -120,7 +120,8 @@ function slotCount(start: Date, end: Date, granularity: SummaryGranularity): num
   return n;
 }
 
-function figuresOf(r: SummaryRow): UsageFigures {
+/** The contract's figures of an aggregate: means and percentiles (from the latency histogram). */
+export function figuresOf(r: UsageAggregate): UsageFigures {
   return {
     eventCount: r.eventCount,
     tokensIn: r.tokensIn,
@@ -134,7 +135,8 @@ function figuresOf(r: SummaryRow): UsageFigures {
   };
 }
 
-const EMPTY: UsageFigures = {
+/** The figures of no usage at all. */
+export const EMPTY_FIGURES: UsageFigures = {
   eventCount: 0n,
   tokensIn: 0n,
   tokensOut: 0n,
@@ -174,7 +176,7 @@ export async function getUsageSummary(db: Knex, caller: CallerContext, q: UsageS
   );
   const absent = (v: string | null, nil: string) => (v === nil ? "" : v);
   const buckets: UsageSummaryBucket[] = [];
-  let totals = EMPTY;
+  let totals = EMPTY_FIGURES;
   for (const r of rows) {
     if (r.slot === null) {
       if (r.eventCount > 0n) totals = figuresOf(r);
@@ -306,7 +308,7 @@ export async function getBillingSummary(db: Knex, caller: CallerContext, period:
     end,
     plan,
     lines,
-    totals: totalsRow && totalsRow.eventCount > 0n ? figuresOf(totalsRow) : EMPTY,
+    totals: totalsRow && totalsRow.eventCount > 0n ? figuresOf(totalsRow) : EMPTY_FIGURES,
     final: now.getTime() >= end.getTime() + BILLING_CLOSE_MS,
     freshness: now,
   };

@@ -28,14 +28,14 @@ const DIMENSIONS: Record<Exclude<UsageDimension, UsageDimension.UNSPECIFIED>, Su
 const KINDS_BY_NAME = new Map(Object.entries(KIND_NAMES).map(([k, name]) => [name, Number(k) as UsageKind]));
 
 /** Milliseconds as a Duration, to the microsecond (what PostgreSQL and the histogram can say). */
-function durationOfMs(ms: number | undefined): Duration | undefined {
+export function durationOfMs(ms: number | undefined): Duration | undefined {
   if (ms === undefined) return undefined;
   const micros = Math.round(ms * 1000);
   const seconds = Math.floor(micros / 1_000_000);
   return create(DurationSchema, { seconds: BigInt(seconds), nanos: (micros - seconds * 1_000_000) * 1000 });
 }
 
-function totalsToProto(f: summaries.UsageFigures) {
+export function totalsToProto(f: summaries.UsageFigures) {
   return {
     eventCount: f.eventCount,
     inputTokens: f.tokensIn,

@@ -29,7 +29,7 @@ const GROUP_COLUMNS = ["kind", "model", "entity_id", "entity_version", "user_id"
 const TAIL_COLUMNS = `date_trunc('hour', e.occurred_at at time zone 'UTC') at time zone 'UTC', e.kind, coalesce(e.model, ''),
               coalesce(e.entity_id, '${NIL_UUID}'), coalesce(e.entity_version, 0), coalesce(e.user_id, '${NIL_UUID}'),
               coalesce(e.label, ''), 1, e.tokens_in, e.tokens_out, e.cost_usd, (e.latency_ms is not null)::int,
-              coalesce(e.latency_ms, 0), null::bigint[], width_bucket(e.latency_ms, usage_latency_bounds())`;
+              coalesce(e.latency_ms, 0), null::bigint[], width_bucket(e.latency_ms, usage_latency_bounds()), e.occurred_at, e.occurred_at`;
 
 /** Buckets of the latency histogram (`usage_latency_bounds()` has one bound fewer; a store test checks). */
 export const LATENCY_BUCKETS = 41;
@@ -62,9 +62,8 @@ export interface SummaryDimensions {
   label: string | null;
 }
 
-/** One group of a summary (`slot` null: the totals over the range). */
-export interface SummaryRow extends SummaryDimensions {
-  slot: Date | null;
+/** The summed figures of a group of usage (rollup rows and raw events alike). */
+export interface UsageAggregate {
   eventCount: bigint;
   tokensIn: bigint;
   tokensOut: bigint;
@@ -76,37 +75,27 @@ export interface SummaryRow extends SummaryDimensions {
   uniqueUsers: bigint;
 }
 
-interface RawSummaryRow {
-  is_total: number;
+/** One group of a summary (`slot` null: the totals over the range). */
+export interface SummaryRow extends SummaryDimensions, UsageAggregate {
   slot: Date | null;
-  kind: string | null;
-  model: string | null;
-  entity_id: string | null;
-  entity_version: number | null;
-  user_id: string | null;
-  label: string | null;
-  event_count: string;
-  tokens_in: string;
-  tokens_out: string;
-  cost_micros: string;
-  latency_count: string;
-  latency_sum_ms: string;
-  latency_hist: (string | null)[] | null;
-  unique_users: string;
 }
 
 /**
- * `tenantId`'s usage in `[start, end)` as rollup-shaped rows (a CTE body, `src`), one snapshot's
- * worth: rollup hours in `[start, cut)` with `cut` = `end` truncated to the hour, the tail of those
- * hours (`transaction_id >= watermark`), and every event of the partial hour `[cut, end)`.
+ * The usage of `tenantId` in `[start, end)` (`start` on a whole hour) as rows shaped like
+ * `usage_rollup`'s — hour, the six dimensions, event_count, tokens_in, tokens_out, cost_usd,
+ * latency_count, latency_sum_ms, latency_hist (rollup rows) or latency_bucket (raw events),
+ * first_at, last_at — for a `with src as (…)` of one statement (one snapshot, so the watermark and
+ * the rollups agree): rollup hours in `[start, cut)` with `cut` = `end` truncated to the hour, the
+ * tail of those hours (`transaction_id >= watermark`), and every event of the partial hour
+ * `[cut, end)`. Summaries and entity statistics read it alike.
  */
-function usageSource(tenantId: string, startTime: Date, endTime: Date): { sql: string; bindings: Knex.RawBinding[] } {
-  const cut = sqlTime(new Date(Math.floor(endTime.getTime() / 3_600_000) * 3_600_000));
-  const start = sqlTime(startTime);
-  const end = sqlTime(endTime);
+export function usageSource(tenantId: string, start: Date, end: Date): { sql: string; bindings: Knex.RawBinding[] } {
+  const cut = sqlTime(new Date(Math.floor(end.getTime() / 3_600_000) * 3_600_000));
+  const from = sqlTime(start);
   return {
     sql: `select r.hour, r.kind, r.model, r.entity_id, r.entity_version, r.user_id, r.label, r.event_count, r.tokens_in,
-              r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist, null::int as latency_bucket
+              r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist, null::int as latency_bucket,
+              r.first_at, r.last_at
        from usage_rollup r
        where r.tenant_id = ?::uuid and r.hour >= ?::timestamptz and r.hour < ?::timestamptz
        union all
@@ -120,14 +109,55 @@ function usageSource(tenantId: string, startTime: Date, endTime: Date): { sql: s
        from usage_event e
        -- The partial last hour, whole.
        where e.tenant_id = ?::uuid and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz`,
-    bindings: [tenantId, start, cut, tenantId, start, cut, tenantId, cut, end],
+    bindings: [tenantId, from, cut, tenantId, from, cut, tenantId, cut, sqlTime(end)],
   };
+}
+
+/** An aggregate's columns (`sum(…)::text as event_count`…) as {@link usageAggregateOf} reads them. */
+export const AGGREGATE_COLUMNS = `sum(s.event_count)::text as event_count, sum(s.tokens_in)::text as tokens_in, sum(s.tokens_out)::text as tokens_out,
+            round(sum(s.cost_usd) * 1000000)::text as cost_micros, sum(s.latency_count)::text as latency_count,
+            sum(s.latency_sum_ms)::text as latency_sum_ms, ${HISTOGRAM_SUM}::text[] as latency_hist,
+            count(distinct nullif(s.user_id, '${NIL_UUID}'))::text as unique_users`;
+
+/** The raw aggregate columns of a row selected with {@link AGGREGATE_COLUMNS}. */
+export interface RawAggregate {
+  event_count: string | null;
+  tokens_in: string | null;
+  tokens_out: string | null;
+  cost_micros: string | null;
+  latency_count: string | null;
+  latency_sum_ms: string | null;
+  latency_hist: (string | null)[] | null;
+  unique_users: string | null;
+}
+
+export function usageAggregateOf(r: RawAggregate): UsageAggregate {
+  return {
+    eventCount: BigInt(r.event_count ?? 0),
+    tokensIn: BigInt(r.tokens_in ?? 0),
+    tokensOut: BigInt(r.tokens_out ?? 0),
+    costMicros: BigInt(r.cost_micros ?? 0),
+    latencyCount: BigInt(r.latency_count ?? 0),
+    latencySumMs: BigInt(r.latency_sum_ms ?? 0),
+    latencyHist: r.latency_hist === null ? null : r.latency_hist.map((c) => BigInt(c ?? 0)),
+    uniqueUsers: BigInt(r.unique_users ?? 0),
+  };
+}
+
+interface RawSummaryRow extends RawAggregate {
+  is_total: number;
+  slot: Date | null;
+  kind: string | null;
+  model: string | null;
+  entity_id: string | null;
+  entity_version: number | null;
+  user_id: string | null;
+  label: string | null;
 }
 
 /**
  * The rows of a usage summary for `tenantId`, one per time slot × grouped dimensions, plus one
- * totals row, from one statement (one snapshot, so the watermark and the rollups agree), over
- * {@link usageSource}.
+ * totals row, from one statement over {@link usageSource}.
  */
 export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: SummaryQuery): Promise<SummaryRow[]> {
   const grouped = GROUP_COLUMNS.filter((c) => q.groupBy.some((d) => DIMENSION_COLUMNS[d].includes(c)));
@@ -144,11 +174,7 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
   await trx.raw("set local jit = off");
   const { rows } = await trx.raw<{ rows: RawSummaryRow[] }>(
     `with src as (${source.sql})
-     select grouping(s.slot) as is_total, s.slot, ${select},
-            sum(s.event_count)::text as event_count, sum(s.tokens_in)::text as tokens_in, sum(s.tokens_out)::text as tokens_out,
-            round(sum(s.cost_usd) * 1000000)::text as cost_micros, sum(s.latency_count)::text as latency_count,
-            sum(s.latency_sum_ms)::text as latency_sum_ms, ${HISTOGRAM_SUM}::text[] as latency_hist,
-            count(distinct nullif(s.user_id, '${NIL_UUID}'))::text as unique_users
+     select grouping(s.slot) as is_total, s.slot, ${select}, ${AGGREGATE_COLUMNS}
      from (select date_trunc(?, src.hour at time zone 'UTC') at time zone 'UTC' as slot, src.* from src) s
      ${filters.length > 0 ? `where ${filters.join(" and ")}` : ""}
      group by grouping sets ((s.slot${grouped.map((c) => `, s.${c}`).join("")}), ())`,
@@ -162,14 +188,7 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
     entityVersion: r.entity_version,
     userId: r.user_id,
     label: r.label,
-    eventCount: BigInt(r.event_count ?? 0),
-    tokensIn: BigInt(r.tokens_in ?? 0),
-    tokensOut: BigInt(r.tokens_out ?? 0),
-    costMicros: BigInt(r.cost_micros ?? 0),
-    latencyCount: BigInt(r.latency_count ?? 0),
-    latencySumMs: BigInt(r.latency_sum_ms ?? 0),
-    latencyHist: r.latency_hist === null ? null : r.latency_hist.map((c) => BigInt(c ?? 0)),
-    uniqueUsers: BigInt(r.unique_users ?? 0),
+    ...usageAggregateOf(r),
   }));
 }
 
