@@ -278,6 +278,11 @@ for (const protocol of PROTOCOLS) {
       const cleared = ok(await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId }, updateMask: { paths: ["quotas.max_api_keys"] } }, ADMIN_TOKEN));
       assert.equal(cleared.quotas?.maxApiKeys, undefined);
       assert.equal(cleared.quotas?.maxUsers, 60);
+      // The monthly render and event limits (analytics measures them) take single paths too.
+      const monthly = ok(
+        await h.call(protocol, M.updateTenant, { tenant: { id: t.tenantId, quotas: { maxMonthlyRenders: 1000n, maxMonthlyEvents: 5000n } }, updateMask: { paths: ["quotas.max_monthly_renders", "quotas.max_monthly_events"] } }, ADMIN_TOKEN),
+      );
+      assert.deepEqual([monthly.quotas?.maxMonthlyRenders, monthly.quotas?.maxMonthlyEvents, monthly.quotas?.maxUsers], [1000n, 5000n, 60]);
       // Members: one setting alone keeps the others; a single quota still needs the platform admin.
       const labelled = ok(
         await h.call(protocol, M.updateTenant, { tenant: { settings: { protectedLabels: ["prod"], passwordLoginDisabled: true } }, updateMask: { paths: ["settings.protected_labels"] } }, admin!.token),
@@ -308,6 +313,7 @@ for (const protocol of PROTOCOLS) {
       const events = (await h.events(t.tenantId)).filter((e) => e.event_type === "identity.tenant.updated");
       assert.deepEqual(events.map((e) => [e.actor_type, e.payload.fields]), [
         ["system", ["plan", "quotas"]],
+        ["system", ["quotas"]],
         ["system", ["quotas"]],
         ["system", ["quotas"]],
         ["user", ["settings"]],

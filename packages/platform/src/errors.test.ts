@@ -1,8 +1,9 @@
 import { test, describe } from "vitest";
 import assert from "node:assert/strict";
-import { ErrorInfoSchema, RetryInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
+import { ErrorInfoSchema, QuotaFailureSchema, RetryInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
 import { Code } from "@connectrpc/connect";
-import { AbortedError, DEPENDENCY_RETRY_DELAY_MS, dependencyUnavailable, NotFoundError, toConnectError } from "./errors.js";
+import { AbortedError, DEPENDENCY_RETRY_DELAY_MS, dependencyUnavailable, NotFoundError, ResourceExhaustedError, toConnectError } from "./errors.js";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 
 const withCode = (code: string, message = "boom") => Object.assign(new Error(message), { code });
 
@@ -37,6 +38,17 @@ describe("toConnectError", () => {
   test("ABORTED carries RetryInfo when the thrower knows the wait, and none otherwise", () => {
     assert.equal(retryDelayMs(toConnectError(new AbortedError("busy", { retryAfterMs: 5000 }), "r").error), 5000);
     assert.equal(retryDelayMs(toConnectError(new AbortedError("conflict"), "r").error), undefined);
+  });
+
+  test("RESOURCE_EXHAUSTED carries its QuotaFailure violations and RetryInfo when given, and no QuotaFailure otherwise", () => {
+    const quota = toConnectError(
+      new ResourceExhaustedError("used up", { reason: ErrorReason.QUOTA_EXCEEDED, retryAfterMs: 60_000, quotaViolations: [{ subject: "tenant:t1", description: "renders: 3 of 3 used" }] }),
+      "r",
+    ).error;
+    assert.equal(quota.code, Code.ResourceExhausted);
+    assert.deepEqual(quota.findDetails(QuotaFailureSchema)[0]?.violations.map((v) => [v.subject, v.description]), [["tenant:t1", "renders: 3 of 3 used"]]);
+    assert.equal(retryDelayMs(quota), 60_000);
+    assert.deepEqual(toConnectError(new ResourceExhaustedError("slow down"), "r").error.findDetails(QuotaFailureSchema), []);
   });
 
   test("other errors keep their mapping: conflicts ABORTED, domain errors their code, the unknown INTERNAL", () => {

@@ -7,6 +7,7 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
+  QuotaFailureSchema,
   RetryInfoSchema,
 } from "@promptcraft/proto/google/rpc/error_details_pb";
 
@@ -105,14 +106,26 @@ export class AbortedError extends AppError {
     this.retryAfterMs = init.retryAfterMs;
   }
 }
-/** A quota or rate limit was hit; `retryAfterMs` goes into `google.rpc.RetryInfo`. */
+/** A quota that was exhausted, sent as a `google.rpc.QuotaFailure` violation. */
+export interface QuotaViolation {
+  /** Who ran out, e.g. `tenant:<uuid>`. */
+  subject: string;
+  description: string;
+}
+
+/**
+ * A quota or rate limit was hit; `retryAfterMs` goes into `google.rpc.RetryInfo`, `quotaViolations`
+ * into `google.rpc.QuotaFailure`.
+ */
 export class ResourceExhaustedError extends AppError {
   readonly code = Code.ResourceExhausted;
   static override defaultReason = ErrorReason.RATE_LIMITED;
   readonly retryAfterMs: number | undefined;
-  constructor(message: string, init: AppErrorInit & { retryAfterMs?: number } = {}) {
+  readonly quotaViolations: QuotaViolation[];
+  constructor(message: string, init: AppErrorInit & { retryAfterMs?: number; quotaViolations?: QuotaViolation[] } = {}) {
     super(message, init);
     this.retryAfterMs = init.retryAfterMs;
+    this.quotaViolations = init.quotaViolations ?? [];
   }
 }
 /**
@@ -202,6 +215,9 @@ export function toConnectError(err: unknown, requestId: string): MappedError {
           fieldViolations: err.violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason ?? "" })),
         }),
       });
+    }
+    if (err instanceof ResourceExhaustedError && err.quotaViolations.length > 0) {
+      details.push({ desc: QuotaFailureSchema, value: create(QuotaFailureSchema, { violations: err.quotaViolations }) });
     }
     if ((err instanceof ResourceExhaustedError || err instanceof UnavailableError || err instanceof AbortedError) && err.retryAfterMs !== undefined) {
       details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(err.retryAfterMs) }) });

@@ -30,3 +30,4 @@ export * from "./tracing.js";
 export * from "./service-credential.js";
 export * from "./usage-reporting.js";
 export * from "./peer.js";
+export * from "./quota-gate.js";

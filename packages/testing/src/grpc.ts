@@ -5,9 +5,11 @@ import { StatusSchema } from "@promptcraft/proto/google/rpc/status_pb";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
+  QuotaFailureSchema,
   RetryInfoSchema,
   type BadRequest,
   type ErrorInfo,
+  type QuotaFailure,
   type RetryInfo,
 } from "@promptcraft/proto/google/rpc/error_details_pb";
 
@@ -19,6 +21,7 @@ export interface GrpcFailure {
   errorInfo?: ErrorInfo;
   badRequest?: BadRequest;
   retryInfo?: RetryInfo;
+  quotaFailure?: QuotaFailure;
 }
 
 /**
@@ -65,6 +68,7 @@ function failureOf(err: grpc.ServiceError): GrpcFailure {
       failure.errorInfo ??= anyUnpack(detail, ErrorInfoSchema);
       failure.badRequest ??= anyUnpack(detail, BadRequestSchema);
       failure.retryInfo ??= anyUnpack(detail, RetryInfoSchema);
+      failure.quotaFailure ??= anyUnpack(detail, QuotaFailureSchema);
     }
   }
   return failure;

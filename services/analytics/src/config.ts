@@ -1,5 +1,34 @@
 import { platformAdminTokenField, serviceConfig } from "@promptcraft/platform";
 import { z } from "zod";
+import { LIMIT_FIELDS, type PlanLimits } from "./domain/quotas.js";
+
+const limit = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const planDefaults = z.strictObject(Object.fromEntries(Object.values(LIMIT_FIELDS).map((f) => [f, limit.optional()])));
+
+/**
+ * QUOTA_PLAN_LIMITS: JSON `{"<plan>": {"max_monthly_renders": 100000, …}}` with TenantQuotas'
+ * monthly field names; parsed into bigints.
+ */
+const planLimitsField = z
+  .string()
+  .default("{}")
+  .transform((text, ctx): PlanLimits => {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be a JSON object" });
+      return z.NEVER;
+    }
+    const parsed = z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "a plan name"), planDefaults).safeParse(json);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) ctx.addIssue({ code: "custom", message: `${issue.path.join(".")}: ${issue.message}` });
+      return z.NEVER;
+    }
+    return Object.fromEntries(
+      Object.entries(parsed.data).map(([plan, limits]) => [plan, Object.fromEntries(Object.entries(limits).flatMap(([f, v]) => (v === undefined ? [] : [[f, BigInt(v)]])))]),
+    );
+  });
 
 /** The analytics service's configuration (environment variables), parsed once at start. */
 export const AnalyticsConfig = serviceConfig(
@@ -31,6 +60,13 @@ export const AnalyticsConfig = serviceConfig(
      * start): 60 to 86400; default 1 hour. Partitions are made days ahead, so a missed round is harmless.
      */
     PARTITION_MAINTENANCE_INTERVAL_S: z.coerce.number().int().min(60).max(86_400).default(3600),
+    /**
+     * Default monthly limits per plan (the one place plan defaults live), as JSON:
+     * `{"free": {"max_monthly_renders": 100000, "max_monthly_tokens": 1000000}}`. A limit the tenant
+     * sets itself (tenant.quotas) wins; a plan not named, or a limit not given, is unlimited.
+     * Default `{}`: every limit comes from the tenant's quotas.
+     */
+    QUOTA_PLAN_LIMITS: planLimitsField,
   },
 );
 export type AnalyticsConfig = z.infer<typeof AnalyticsConfig>;

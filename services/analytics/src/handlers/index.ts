@@ -6,6 +6,7 @@ import { UsageIngest } from "../domain/usage.js";
 import { auditHandlers } from "./audit.js";
 import { entityStatsHandlers } from "./entity-stats.js";
 import { maintenanceHandlers } from "./maintenance.js";
+import { quotaHandlers } from "./quotas.js";
 import { summaryHandlers } from "./summaries.js";
 import { usageHandlers } from "./usage.js";
 
@@ -20,5 +21,6 @@ export function analyticsHandlers(deps: ServiceDeps<AnalyticsConfig>, content: P
     ...maintenanceHandlers(deps),
     ...summaryHandlers(deps),
     ...entityStatsHandlers(deps, content),
+    ...quotaHandlers(deps),
   };
 }

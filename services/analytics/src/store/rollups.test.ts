@@ -157,6 +157,22 @@ describe("store/rollups", () => {
     assert.equal(totalsOf(await summary(tenantId, { end: new Date(base.getTime() + 30_000) })).eventCount, 1n);
   });
 
+  test("usageCountsByKind (quotas) agrees with the summary per kind and in total, rolled and in the tail", async () => {
+    const tenantId = await createTenant(knex);
+    // Tokens past 2^31 in total (a single event's in + out stays below: the tenant_usage_summary read
+    // model adds them as integers).
+    await insert(tenantId, [event({ tokensIn: 1_500_000_000, tokensOut: 0 }), event({ tokensIn: 0, tokensOut: 1_500_000_000 }), event({ kind: "render", tokensIn: 0, tokensOut: 0, costMicros: 1n })]);
+    await rollUntil(tenantId, 3);
+    await insert(tenantId, [event({ kind: "render", costMicros: 3n })]);
+    const end = new Date(base.getTime() + 24 * HOUR);
+    const counts = await withTenant(knex, { service: "analytics", tenantId }, (trx) => rollups.usageCountsByKind(trx, tenantId, base, end));
+    const byKind = await summary(tenantId, { granularity: "month", groupBy: ["kind"], start: new Date(Date.UTC(base.getUTCFullYear(), base.getUTCMonth(), 1)) });
+    const figures = (rows: { kind: string | null; eventCount: bigint; costMicros: bigint }[]) =>
+      rows.map((r) => [r.kind, r.eventCount, r.costMicros]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    assert.deepEqual(figures(counts), figures(byKind.map((r) => ({ ...r, kind: r.slot === null ? null : r.kind }))));
+    assert.equal(counts.find((r) => r.kind === null)!.tokens, 3_000_000_000n + 10n + 20n, "token sums do not overflow");
+  });
+
   test("another tenant's usage is invisible", async () => {
     const a = await createTenant(knex);
     const b = await createTenant(knex);

@@ -192,6 +192,40 @@ export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: S
   }));
 }
 
+/** Counts, tokens and cost of usage (one kind, or `kind` null: all kinds). */
+export interface UsageCounts {
+  kind: string | null;
+  eventCount: bigint;
+  /** Input + output. */
+  tokens: bigint;
+  costMicros: bigint;
+}
+
+/**
+ * `tenantId`'s event count, tokens and cost in `[start, end)` per kind plus a row over all kinds
+ * (`kind` null), over {@link usageSource} like the summaries: the figures quotas need, without the
+ * histograms and distinct users that cost a summary most of its time.
+ */
+export async function usageCountsByKind(trx: Knex.Transaction, tenantId: string, start: Date, end: Date): Promise<UsageCounts[]> {
+  const source = usageSource(tenantId, start, end);
+  // A month of rows is estimated costly enough for JIT, whose compilation costs more than the sums.
+  await trx.raw("set local jit = off");
+  const { rows } = await trx.raw<{ rows: { is_total: number; kind: string; event_count: string; tokens: string; cost_micros: string }[] }>(
+    `with src as (${source.sql})
+     select grouping(s.kind) as is_total, s.kind, sum(s.event_count)::text as event_count,
+            sum(s.tokens_in::bigint + s.tokens_out::bigint)::text as tokens, round(sum(s.cost_usd) * 1000000)::text as cost_micros
+     from src s
+     group by grouping sets ((s.kind), ())`,
+    source.bindings,
+  );
+  return rows.map((r) => ({
+    kind: r.is_total === 1 ? null : r.kind,
+    eventCount: BigInt(r.event_count ?? 0),
+    tokens: BigInt(r.tokens ?? 0),
+    costMicros: BigInt(r.cost_micros ?? 0),
+  }));
+}
+
 /** What one run of the refresher did: rolled new rows, found nothing new, or left it to another replica. */
 export interface RollupRefresh {
   status: "rolled" | "current" | "skipped";

@@ -48,10 +48,15 @@ function graphResolver(state: ContentState, ctx: CallContext): ResolveDependenci
   };
 }
 
-/** ContentService.RenderTemplate (rules in domain/render.ts). Read-only: no version, no audit event; a `render` usage event. */
+/**
+ * ContentService.RenderTemplate (rules in domain/render.ts). Read-only: no version, no audit event;
+ * a `render` usage event. First one unit of the tenant's monthly render quota (analytics' answer,
+ * cached: platform quota-gate.ts), so a tenant over it costs no database work.
+ */
 export function templateHandlers(deps: ServiceDeps<ContentConfig>, state: ContentState): ServiceHandlers<typeof ContentService> {
   return {
     renderTemplate: async (request, ctx) => {
+      await state.renderQuota.consume(ctx);
       const { row, rendered } = await renderEntity(
         deps.db,
         callerOf(ctx),
