@@ -49,6 +49,8 @@ export interface MaintenanceResult {
   detached: string[];
   /** Idempotency keys of usage events deleted with their partitions (`usage_event_id`). */
   prunedEventIds: number;
+  /** Usage rollup rows (hourly and daily) deleted with their days' partitions. */
+  prunedRollupRows: number;
   tables: PartitionedTableStatus[];
 }
 
@@ -112,10 +114,12 @@ export async function runPartitionMaintenance(
       const actions = await runLocked(trx, options.now);
       // With its day's partition goes the proof that an event id was stored.
       const prunedEventIds = await store.pruneUsageEventIds(trx);
+      // And its rollups: a summary never counts events the table no longer holds.
+      const prunedRollupRows = await store.pruneUsageRollups(trx);
       const names = (action: store.MaintenanceAction["action"]) => actions.filter((a) => a.action === action).map((a) => a.partitionName);
       if (options.dryRun) {
         // The status as it is, not as the rolled-back run left it.
-        throw new DryRunRollback({ created: names("created"), dropped: names("dropped"), detached: names("detached"), prunedEventIds, tables: [] });
+        throw new DryRunRollback({ created: names("created"), dropped: names("dropped"), detached: names("detached"), prunedEventIds, prunedRollupRows, tables: [] });
       }
       await store.recordSuccess(trx, options.now);
       return {
@@ -123,6 +127,7 @@ export async function runPartitionMaintenance(
         dropped: names("dropped"),
         detached: names("detached"),
         prunedEventIds,
+        prunedRollupRows,
         tables: await readStatus(trx, options.now, options.intervalMs),
       };
     });
@@ -163,7 +168,7 @@ export function startPartitionMaintenance(db: Knex, intervalMs: number, log: Log
       runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs }).then(
         (r) => {
           if (r.created.length + r.dropped.length + r.detached.length > 0) {
-            log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds }, "partition maintenance");
+            log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds, pruned_rollup_rows: r.prunedRollupRows }, "partition maintenance");
           }
         },
         ignoreInProgress,

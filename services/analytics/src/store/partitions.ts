@@ -110,6 +110,12 @@ export async function pruneUsageEventIds(trx: Knex.Transaction): Promise<number>
   return Number(rows[0]!.pruned);
 }
 
+/** Deletes the usage rollups (hourly and daily) of days whose partition is gone; returns how many rows. */
+export async function pruneUsageRollups(trx: Knex.Transaction): Promise<number> {
+  const { rows } = await trx.raw<{ rows: { pruned: string }[] }>("select prune_usage_rollups() as pruned");
+  return Number(rows[0]!.pruned);
+}
+
 /** Records a successful run of every policy's table at `at` (clears the last error). */
 export async function recordSuccess(trx: Knex.Transaction, at: Date): Promise<void> {
   await trx.raw(
