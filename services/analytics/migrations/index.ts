@@ -7,6 +7,7 @@ import { readModelRefreshErrors } from "./20261206230100_read_model_refresh_erro
 import { pruneUsageEventIds } from "./20261206230200_prune_usage_event_ids.js";
 import { usageRollups } from "./20261206231000_usage_rollups.js";
 import { usageRollupDaily } from "./20261207030000_usage_rollup_daily.js";
+import { pgPartman } from "./20261207030100_pg_partman.js";
 
 /** The analytics service's slice of the schema, tracked in `analytics_migrations`. See docs/schema.md. */
-export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds, usageRollups, usageRollupDaily];
+export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds, usageRollups, usageRollupDaily, pgPartman];
