@@ -57,6 +57,22 @@ async function futureNow(): Promise<{ now: Date; nextDay: Date }> {
   return { now: new Date(newestEnd.getTime() - (usage.premake - 1) * DAY_MS + HOUR_MS), nextDay: newestEnd };
 }
 
+/** A usage_rollup row (hourly and daily) of `tenantId` at `at`, as the owner; `rollupRows` counts them. */
+async function plantRollup(tenantId: string, at: Date): Promise<void> {
+  const columns = "tenant_id, kind, model, entity_id, entity_version, user_id, label, event_count, tokens_in, tokens_out, cost_usd, latency_count, latency_sum_ms, first_at, last_at";
+  const nil = "00000000-0000-0000-0000-000000000000";
+  const values = `?, 'view', '', '${nil}', 0, '${nil}', '', 1, 0, 0, 0, 0, 0, ?, ?`;
+  await knex.raw(`insert into usage_rollup (hour, ${columns}) values (?, ${values})`, [at, tenantId, at, at]);
+  await knex.raw(`insert into usage_rollup_daily (day, ${columns}) values (?, ${values})`, [new Date(Math.floor(at.getTime() / DAY_MS) * DAY_MS), tenantId, at, at]);
+}
+async function rollupRows(tenantId: string): Promise<number> {
+  const { rows } = await knex.raw<{ rows: { n: number }[] }>(
+    "select ((select count(*) from usage_rollup where tenant_id = ?) + (select count(*) from usage_rollup_daily where tenant_id = ?))::int as n",
+    [tenantId, tenantId],
+  );
+  return rows[0]!.n;
+}
+
 describe("partition store", () => {
   test("policies: event by month kept forever, usage_event by day dropped after 400 days", async () => {
     const rows = await withServiceRole(knex, "analytics", (trx) => store.policies(trx));
@@ -109,7 +125,7 @@ describe("partition store", () => {
     }
   });
 
-  test.skipIf(ENGINE !== "built_in")("built-in maintainer (the embedded engine; PostgreSQL without pg_partman): a dry run reports what a run does and changes nothing; the run creates ahead, drops past retention (with the day's event-id keys) and records it", async () => {
+  test.skipIf(ENGINE !== "built_in")("built-in maintainer (the embedded engine; PostgreSQL without pg_partman): a dry run reports what a run does and changes nothing; the run creates ahead, drops past retention (with the day's event-id keys and rollups) and records it", async () => {
     const { now, nextDay } = await futureNow();
     // Past the retention as of `now`, within it as of the real time (so only this test's run drops it).
     const old = new Date(Math.floor((now.getTime() - 402 * DAY_MS) / DAY_MS) * DAY_MS);
@@ -119,6 +135,7 @@ describe("partition store", () => {
     const tenantId = randomUUID();
     const [oldId, newId] = [randomUUID(), randomUUID()];
     await knex.raw("insert into usage_event_id (tenant_id, id, occurred_at) values (?, ?, ?), (?, ?, now())", [tenantId, oldId, new Date(old.getTime() + HOUR_MS), tenantId, newId]);
+    await plantRollup(tenantId, new Date(old.getTime() + HOUR_MS));
     const ids = async () => (await knex.raw<{ rows: { id: string }[] }>("select id from usage_event_id where tenant_id = ? order by id", [tenantId])).rows.map((r) => r.id);
 
     const dry = await partitions.runPartitionMaintenance(knex, { dryRun: true, now, intervalMs: HOUR_MS });
@@ -129,6 +146,8 @@ describe("partition store", () => {
     assert.ok(afterDry.has(oldName) && !afterDry.has(nextName), "the dry run changed nothing");
     assert.ok(dry.prunedEventIds >= 1);
     assert.deepEqual(await ids(), [oldId, newId].sort(), "the dry run kept the keys");
+    assert.ok(dry.prunedRollupRows >= 2);
+    assert.equal(await rollupRows(tenantId), 2, "the dry run kept the rollups");
 
     const run = await partitions.runPartitionMaintenance(knex, { dryRun: false, now, intervalMs: HOUR_MS });
     assert.deepEqual([...run.created].sort(), [...dry.created].sort());
@@ -136,6 +155,7 @@ describe("partition store", () => {
     const afterRun = await names();
     assert.ok(!afterRun.has(oldName) && afterRun.has(nextName));
     assert.deepEqual(await ids(), [newId], "the old day's key went with its partition");
+    assert.equal(await rollupRows(tenantId), 0, "the old day's rollups went with its partition");
     const usage = run.tables.find((t) => t.table === "usage_event")!;
     assert.equal(usage.lastMaintenanceAt?.getTime(), now.getTime());
     assert.equal(usage.nextMaintenanceAt?.getTime(), now.getTime() + HOUR_MS);
@@ -143,7 +163,7 @@ describe("partition store", () => {
     assert.ok(usage.futureCount >= usage.premake);
   });
 
-  test.skipIf(ENGINE !== "pg_partman")("pg_partman (PostgreSQL with the extension): a dry run reports what pg_partman would do and changes nothing; the run creates ahead, drops past retention (with the day's event-id keys) and records it", async () => {
+  test.skipIf(ENGINE !== "pg_partman")("pg_partman (PostgreSQL with the extension): a dry run reports what pg_partman would do and changes nothing; the run creates ahead, drops past retention (with the day's event-id keys and rollups) and records it", async () => {
     const before = (await partitions.partitionStatus(knex, new Date(), HOUR_MS)).find((t) => t.table === "usage_event")!;
     assert.equal(before.engine, "pg_partman");
     const newestEnd = before.partitions.filter((p) => p.attached).at(-1)!.end;
@@ -159,6 +179,7 @@ describe("partition store", () => {
     const tenantId = randomUUID();
     const oldId = randomUUID();
     await knex.raw("insert into usage_event_id (tenant_id, id, occurred_at) values (?, ?, ?)", [tenantId, oldId, new Date(old.getTime() + HOUR_MS)]);
+    await plantRollup(tenantId, new Date(old.getTime() + HOUR_MS));
     const ids = async () => (await knex.raw<{ rows: { id: string }[] }>("select id from usage_event_id where tenant_id = ?", [tenantId])).rows.map((r) => r.id);
 
     await knex.raw("update partition_policy set premake = ? where parent_table = 'usage_event'", [premake]);
@@ -169,12 +190,14 @@ describe("partition store", () => {
       const afterDry = await names();
       assert.ok(afterDry.has(oldName) && !afterDry.has(nextName), "the dry run changed nothing");
       assert.deepEqual(await ids(), [oldId], "the dry run kept the key");
+      assert.equal(await rollupRows(tenantId), 2, "the dry run kept the rollups");
 
       const run = await partitions.runPartitionMaintenance(knex, { dryRun: false, now, intervalMs: HOUR_MS });
       assert.ok(run.created.includes(nextName) && run.dropped.includes(oldName));
       const afterRun = await names();
       assert.ok(!afterRun.has(oldName) && afterRun.has(nextName));
       assert.deepEqual(await ids(), [], "the old day's key went with its partition");
+      assert.equal(await rollupRows(tenantId), 0, "the old day's rollups went with its partition");
       // What pg_partman made is under row-level security like the built-in partitions.
       const { rows } = await knex.raw<{ rows: { forced: boolean }[] }>("select relforcerowsecurity as forced from pg_class where relname = ?", [nextName]);
       assert.equal(rows[0]?.forced, true);
