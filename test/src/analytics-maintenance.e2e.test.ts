@@ -4,7 +4,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { analyticsService, PARTITION_MAINTENANCE_LOCK_KEY, READ_MODEL_LOCK_KEY } from "@promptcraft/analytics";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
-import { ReadModelState, RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
+import { PartitionMaintenanceEngine, ReadModelState, RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import { failure, ok, PROTOCOLS, type Protocol } from "./content-e2e-helpers.js";
 import { ADMIN_TOKEN, IdentityHarness, testServiceEnv } from "./identity-e2e-helpers.js";
 import { unaryCall } from "./rpc-outcomes.js";
@@ -58,7 +58,15 @@ async function runWhenFree(protocol: Protocol, dryRun: boolean) {
 async function plantOld(daysAgo: number): Promise<string> {
   const start = new Date(Math.floor((Date.now() - daysAgo * DAY_MS) / DAY_MS) * DAY_MS);
   await h.db.raw("select create_time_partitions('usage_event', ?, ?)", [start, new Date(start.getTime() + DAY_MS)]);
-  return `usage_event_${start.toISOString().slice(0, 10).replaceAll("-", "_")}`;
+  // Named as this database's maintainer names partitions (pg_partman's names when it manages them).
+  const { rows } = await h.db.raw<{ rows: { name: string }[] }>("select partition_child_name('usage_event', ?) as name", [start]);
+  return rows[0]!.name;
+}
+
+/** The maintainer the database should have: pg_partman where the PostgreSQL server offers it. */
+async function expectedEngine(): Promise<PartitionMaintenanceEngine> {
+  const { rows } = await h.db.raw<{ rows: { available: boolean }[] }>("select exists (select 1 from pg_available_extensions where name = 'pg_partman') as available");
+  return rows[0]!.available && !EMBEDDED ? PartitionMaintenanceEngine.PG_PARTMAN : PartitionMaintenanceEngine.BUILT_IN;
 }
 
 async function partitionNames(protocol: Protocol): Promise<Set<string>> {
@@ -96,6 +104,20 @@ describe.each(PROTOCOLS)("partition maintenance over %s", (protocol) => {
     assert.equal(byName.event!.retention, undefined);
     const today = usage.partitions.find((p) => Number(p.rangeStartTime!.seconds) * 1000 <= Date.now() && Date.now() < Number(p.rangeEndTime!.seconds) * 1000);
     assert.ok(today?.attached, "today's partition exists and is attached");
+  });
+
+  test("status and run say which maintainer works: pg_partman on a PostgreSQL that has it, else the built-in one", async () => {
+    const engine = await expectedEngine();
+    const answer = ok(await status(protocol));
+    assert.equal(answer.engine, engine);
+    assert.equal(answer.pgPartmanEnabled, engine === PartitionMaintenanceEngine.PG_PARTMAN);
+    assert.equal(answer.pgPartmanVersion === "", engine === PartitionMaintenanceEngine.BUILT_IN);
+    assert.deepEqual(
+      answer.tables.map((t) => t.engine),
+      [engine, engine],
+    );
+    const dry = await runWhenFree(protocol, true);
+    assert.equal(dry.engine, engine);
   });
 
   test("a dry run reports the old partition and changes nothing; the run drops it", async () => {

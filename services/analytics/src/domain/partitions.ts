@@ -6,7 +6,9 @@ import { ignoreInProgress, inProgress, isInProgress } from "./schedule.js";
 
 /**
  * Partition maintenance (brief §4.7): `event` by month, `usage_event` by day, created ahead (and a
- * few behind, for late arrivals) and dropped or detached past retention, as `partition_policy` says.
+ * few behind, for late arrivals) and dropped or detached past retention, as `partition_policy` says —
+ * by pg_partman when the PostgreSQL server has it (migration 20261207030100_pg_partman), else by the
+ * built-in maintainer; the same round either way (`run_partition_maintenance` dispatches per table).
  * One maintainer at a time among replicas (a transaction-scoped advisory lock: a second run at the
  * same moment is refused, never queued); the partition DDL waits at most `lockWaitMs` for its table
  * locks, so ingest is never stuck behind maintenance (a busy round fails and the next one retries).
@@ -30,6 +32,10 @@ export interface PartitionInfo {
 
 export interface PartitionedTableStatus {
   table: string;
+  /** Who maintains its partitions: pg_partman (PostgreSQL with the extension) or the built-in maintainer. */
+  engine: "pg_partman" | "built_in";
+  /** pg_partman's version when it maintains the table, else "". */
+  engineVersion: string;
   granularity: "day" | "month";
   premake: number;
   /** Attached partitions that start after `now`. */
@@ -49,14 +55,20 @@ export interface MaintenanceResult {
   detached: string[];
   /** Idempotency keys of usage events deleted with their partitions (`usage_event_id`). */
   prunedEventIds: number;
+  /** Usage rollup rows (hourly and daily) deleted with their days' partitions. */
+  prunedRollupRows: number;
   tables: PartitionedTableStatus[];
 }
 
-/** The range a partition covers, from its name (`<parent>_YYYY_MM` or `<parent>_YYYY_MM_DD`, UTC). */
+/**
+ * The range a partition covers, from its name (UTC): the built-in maintainer's `<parent>_YYYY_MM` or
+ * `<parent>_YYYY_MM_DD`, pg_partman 4.x's `<parent>_pYYYY_MM[_DD]`, 5.x's `<parent>_pYYYYMMDD`.
+ */
 export function partitionRange(name: string, parent: string, granularity: "day" | "month"): { start: Date; end: Date } {
-  const [y, m, d] = name.slice(parent.length + 1).split("_").map(Number) as [number, number, number | undefined];
-  const start = new Date(Date.UTC(y, m - 1, granularity === "day" ? d! : 1));
-  const end = granularity === "day" ? new Date(Date.UTC(y, m - 1, d! + 1)) : new Date(Date.UTC(y, m, 1));
+  const digits = name.slice(parent.length + 1).replace(/\D/g, "");
+  const [y, m, d] = [Number(digits.slice(0, 4)), Number(digits.slice(4, 6)), digits.length >= 8 ? Number(digits.slice(6, 8)) : 1];
+  const start = new Date(Date.UTC(y, m - 1, granularity === "day" ? d : 1));
+  const end = granularity === "day" ? new Date(Date.UTC(y, m - 1, d + 1)) : new Date(Date.UTC(y, m, 1));
   return { start, end };
 }
 
@@ -74,6 +86,8 @@ async function readStatus(trx: Knex.Transaction, now: Date, intervalMs: number):
       .sort((a, b) => a.start.getTime() - b.start.getTime());
     return {
       table: p.parentTable,
+      engine: p.engine,
+      engineVersion: p.engineVersion,
       granularity: p.granularity,
       premake: p.premake,
       futureCount: partitions.filter((x) => x.attached && x.start > now).length,
@@ -112,10 +126,12 @@ export async function runPartitionMaintenance(
       const actions = await runLocked(trx, options.now);
       // With its day's partition goes the proof that an event id was stored.
       const prunedEventIds = await store.pruneUsageEventIds(trx);
+      // And its rollups: a summary never counts events the table no longer holds.
+      const prunedRollupRows = await store.pruneUsageRollups(trx);
       const names = (action: store.MaintenanceAction["action"]) => actions.filter((a) => a.action === action).map((a) => a.partitionName);
       if (options.dryRun) {
         // The status as it is, not as the rolled-back run left it.
-        throw new DryRunRollback({ created: names("created"), dropped: names("dropped"), detached: names("detached"), prunedEventIds, tables: [] });
+        throw new DryRunRollback({ created: names("created"), dropped: names("dropped"), detached: names("detached"), prunedEventIds, prunedRollupRows, tables: [] });
       }
       await store.recordSuccess(trx, options.now);
       return {
@@ -123,6 +139,7 @@ export async function runPartitionMaintenance(
         dropped: names("dropped"),
         detached: names("detached"),
         prunedEventIds,
+        prunedRollupRows,
         tables: await readStatus(trx, options.now, options.intervalMs),
       };
     });
@@ -163,7 +180,7 @@ export function startPartitionMaintenance(db: Knex, intervalMs: number, log: Log
       runPartitionMaintenance(db, { dryRun: false, now: new Date(), intervalMs }).then(
         (r) => {
           if (r.created.length + r.dropped.length + r.detached.length > 0) {
-            log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds }, "partition maintenance");
+            log.info({ created: r.created, dropped: r.dropped, detached: r.detached, pruned_event_ids: r.prunedEventIds, pruned_rollup_rows: r.prunedRollupRows }, "partition maintenance");
           }
         },
         ignoreInProgress,

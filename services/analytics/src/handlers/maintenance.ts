@@ -1,7 +1,7 @@
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { requirePlatformAdmin, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
-import { ReadModelState, RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
+import { PartitionMaintenanceEngine, ReadModelState, RetentionAction } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import type { AnalyticsConfig } from "../config.js";
 import * as partitions from "../domain/partitions.js";
 import * as readModels from "../domain/read-models.js";
@@ -11,10 +11,18 @@ const DAY_MS = 86_400_000;
 const MONTH_MS = 31 * DAY_MS;
 
 const RETENTION_ACTIONS = { drop: RetentionAction.DROP, detach: RetentionAction.DETACH, keep: RetentionAction.KEEP } as const;
+const ENGINES = { built_in: PartitionMaintenanceEngine.BUILT_IN, pg_partman: PartitionMaintenanceEngine.PG_PARTMAN } as const;
+
+/** pg_partman when it maintains any table (each table says its own), else the built-in maintainer. */
+function engineOf(tables: partitions.PartitionedTableStatus[]) {
+  const partman = tables.find((t) => t.engine === "pg_partman");
+  return { engine: ENGINES[partman ? "pg_partman" : "built_in"], pgPartmanVersion: partman?.engineVersion ?? "" };
+}
 
 function tableToProto(t: partitions.PartitionedTableStatus) {
   return {
     table: t.table,
+    engine: ENGINES[t.engine],
     partitionInterval: durationFromMs(t.granularity === "day" ? DAY_MS : MONTH_MS),
     premakeCount: t.premake,
     futurePartitionCount: t.futureCount,
@@ -78,8 +86,8 @@ export function maintenanceHandlers(deps: ServiceDeps<AnalyticsConfig>): Service
     getPartitionMaintenanceStatus: async (_request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
       const tables = await partitions.partitionStatus(deps.db, new Date(), intervalMs);
-      // The built-in maintainer runs everywhere today (pg_partman is not used yet).
-      return { tables: tables.map(tableToProto), pgPartmanEnabled: false };
+      const { engine, pgPartmanVersion } = engineOf(tables);
+      return { tables: tables.map(tableToProto), pgPartmanEnabled: engine === PartitionMaintenanceEngine.PG_PARTMAN, engine, pgPartmanVersion };
     },
     runPartitionMaintenance: async (request, ctx) => {
       requirePlatformAdmin(ctx, deps.config.PLATFORM_ADMIN_TOKEN);
@@ -89,6 +97,7 @@ export function maintenanceHandlers(deps: ServiceDeps<AnalyticsConfig>): Service
         droppedPartitions: result.dropped,
         detachedPartitions: result.detached,
         tables: result.tables.map(tableToProto),
+        engine: engineOf(result.tables).engine,
       };
     },
   };

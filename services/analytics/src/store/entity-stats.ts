@@ -47,7 +47,7 @@ interface RawEntityUsage extends RawAggregate {
  */
 export async function entityUsage(trx: Knex.Transaction, tenantId: string, entityIds: readonly string[], end: Date): Promise<EntityUsageRow[]> {
   if (entityIds.length === 0) return [];
-  const source = usageSource(tenantId, ALL_TIME, end);
+  const source = usageSource(tenantId, ALL_TIME, end, "month");
   // As for summaries: the histogram sums would make the planner compile (JIT) for longer than the
   // query runs. And the tail is a few small index scans per partition: starting parallel workers for
   // them cost more (~30 ms at 1M events) than they saved.
@@ -115,7 +115,7 @@ export interface ListEntitiesQuery {
  * `order` descending then by id, after the keyset `after`.
  */
 export async function listEntities(trx: Knex.Transaction, tenantId: string, q: ListEntitiesQuery): Promise<ListedEntity[]> {
-  const source = usageSource(tenantId, ALL_TIME, q.end);
+  const source = usageSource(tenantId, ALL_TIME, q.end, "month");
   const key = ORDER_KEYS[q.order];
   // No parallel workers for the tail's small index scans (see entityUsage).
   await trx.raw("set local max_parallel_workers_per_gather = 0");

@@ -18,6 +18,10 @@ export interface PartitionPolicyRow {
   /** Retention in days (whole days; null = keep forever). */
   retentionDays: number | null;
   retentionAction: "drop" | "detach";
+  /** Who maintains the table's partitions (`partition_engine()`). */
+  engine: "pg_partman" | "built_in";
+  /** pg_partman's version when it maintains the table, else "". */
+  engineVersion: string;
   lastSuccessAt: Date | null;
   lastError: string;
 }
@@ -54,7 +58,8 @@ export async function policies(trx: Knex.Transaction): Promise<PartitionPolicyRo
   const { rows } = await trx.raw<{ rows: Record<string, unknown>[] }>(
     `select p.parent_table, p.granularity, p.premake, p.premake_behind,
             extract(epoch from p.retention)::float8 / 86400 as retention_days, p.retention_action,
-            r.last_success_at, coalesce(r.last_error, '') as last_error
+            r.last_success_at, coalesce(r.last_error, '') as last_error, partition_engine(p.parent_table) as engine,
+            coalesce((select e.extversion from pg_extension e where e.extname = 'pg_partman'), '') as partman_version
      from partition_policy p
      left join partition_maintenance_run r on r.parent_table = p.parent_table
      order by p.parent_table`,
@@ -66,14 +71,17 @@ export async function policies(trx: Knex.Transaction): Promise<PartitionPolicyRo
     premakeBehind: Number(r.premake_behind),
     retentionDays: r.retention_days === null ? null : Number(r.retention_days),
     retentionAction: r.retention_action as "drop" | "detach",
+    engine: r.engine as "pg_partman" | "built_in",
+    engineVersion: r.engine === "pg_partman" ? (r.partman_version as string) : "",
     lastSuccessAt: (r.last_success_at as Date | null) ?? null,
     lastError: r.last_error as string,
   }));
 }
 
 /**
- * The partitions of every policy's table, attached or detached (a detached partition keeps its name,
- * `<parent>_YYYY_MM[_DD]`, and loses its bounds: the domain reads the range from the name).
+ * The partitions of every policy's table, attached or detached (a detached partition keeps its name
+ * and loses its bounds: the domain reads the range from the name). Names: the built-in maintainer's
+ * `<parent>_YYYY_MM[_DD]`, pg_partman's `<parent>_pYYYY_MM[_DD]` (4.x) or `<parent>_pYYYYMMDD` (5.x).
  */
 export async function partitions(trx: Knex.Transaction): Promise<PartitionRow[]> {
   const { rows } = await trx.raw<{ rows: Record<string, unknown>[] }>(
@@ -82,7 +90,8 @@ export async function partitions(trx: Knex.Transaction): Promise<PartitionRow[]>
      from partition_policy p
      join pg_class c on c.relkind = 'r'
        and c.relnamespace = 'public'::regnamespace
-       and c.relname ~ ('^' || p.parent_table || case p.granularity when 'day' then '_\\d{4}_\\d{2}_\\d{2}$' else '_\\d{4}_\\d{2}$' end)
+       -- {0,1} rather than ?, which knex reads as a binding.
+       and c.relname ~ ('^' || p.parent_table || '_p{0,1}\\d{4}_{0,1}\\d{2}(_{0,1}\\d{2}){0,1}$')
      left join pg_inherits i on i.inhrelid = c.oid and i.inhparent = format('public.%I', p.parent_table)::regclass
      order by p.parent_table, c.relname`,
   );
@@ -107,6 +116,12 @@ export async function runMaintenance(trx: Knex.Transaction, now: Date): Promise<
 /** Deletes the idempotency keys of usage events whose partition is gone; returns how many. */
 export async function pruneUsageEventIds(trx: Knex.Transaction): Promise<number> {
   const { rows } = await trx.raw<{ rows: { pruned: string }[] }>("select prune_usage_event_ids() as pruned");
+  return Number(rows[0]!.pruned);
+}
+
+/** Deletes the usage rollups (hourly and daily) of days whose partition is gone; returns how many rows. */
+export async function pruneUsageRollups(trx: Knex.Transaction): Promise<number> {
+  const { rows } = await trx.raw<{ rows: { pruned: string }[] }>("select prune_usage_rollups() as pruned");
   return Number(rows[0]!.pruned);
 }
 

@@ -150,6 +150,67 @@ describe("store/rollups", () => {
     assert.ok(groups.every(([e]) => e === entity));
   });
 
+  test("day and month slots read whole days from the daily rollup, kept in step with the hourly one", async () => {
+    const tenantId = await createTenant(knex);
+    const DAY = 24 * HOUR;
+    const today = Math.floor(Date.now() / DAY) * DAY;
+    const at = (days: number, hours: number) => new Date(today - days * DAY + hours * HOUR + 60_000);
+    await insert(tenantId, [
+      event({ occurredAt: at(3, 1), latencyMs: 20, userId: randomUUID() }),
+      event({ occurredAt: at(3, 23), latencyMs: 2000 }),
+      event({ occurredAt: at(2, 5), model: "gpt-4o", latencyMs: null }),
+      event({ occurredAt: at(1, 0), kind: "render", latencyMs: 7 }),
+    ]);
+    await rollUntil(tenantId, 4);
+    // The tail of rolled days and the events of the current hour count too.
+    await insert(tenantId, [event({ occurredAt: at(3, 12), latencyMs: 300 }), event({ occurredAt: new Date(Date.now() - 1000) })]);
+
+    const { rows: daily } = await knex.raw<{ rows: { n: number; lat: number; hist: string[] }[] }>(
+      "select sum(event_count)::int as n, sum(latency_count)::int as lat, array_agg(latency_hist::text) as hist from usage_rollup_daily where tenant_id = ?",
+      [tenantId],
+    );
+    assert.equal(daily[0]!.n, 4);
+    assert.equal(daily[0]!.lat, 3);
+
+    const start = new Date(today - 3 * DAY);
+    const byDay = await summary(tenantId, { granularity: "day", start, end: new Date(), groupBy: ["model"] });
+    const byHour = await summary(tenantId, { granularity: "hour", start, end: new Date(), groupBy: ["model"] });
+    const perDay = new Map<string, bigint>();
+    for (const r of byHour.filter((r) => r.slot !== null)) {
+      const k = `${Math.floor(r.slot!.getTime() / DAY) * DAY}|${r.model}`;
+      perDay.set(k, (perDay.get(k) ?? 0n) + r.eventCount);
+    }
+    assert.deepEqual(
+      byDay.filter((r) => r.slot !== null).map((r) => [`${r.slot!.getTime()}|${r.model}`, r.eventCount]).sort(),
+      [...perDay.entries()].sort(),
+    );
+    const [d, h] = [totalsOf(byDay), totalsOf(byHour)];
+    assert.equal(d.eventCount, 6n);
+    assert.deepEqual([d.latencyCount, d.latencySumMs, d.latencyHist, d.uniqueUsers], [h.latencyCount, h.latencySumMs, h.latencyHist, h.uniqueUsers]);
+
+    // A range starting inside a day (the store takes the hours before the first whole day hourly).
+    const fromNoon = await summary(tenantId, { granularity: "day", start: new Date(today - 3 * DAY + 12 * HOUR), end: new Date() });
+    assert.equal(totalsOf(fromNoon).eventCount, 5n);
+    const month = await summary(tenantId, { granularity: "month", start: new Date(today - 3 * DAY), end: new Date(), kinds: ["render"] });
+    assert.equal(totalsOf(month).eventCount, 1n);
+  });
+
+  test("rollups before the oldest usage_event partition are pruned with it", async () => {
+    const tenantId = await createTenant(knex);
+    const long = new Date(Date.UTC(2001, 0, 1));
+    const columns = "tenant_id, kind, model, entity_id, entity_version, user_id, label, event_count, tokens_in, tokens_out, cost_usd, latency_count, latency_sum_ms, first_at, last_at";
+    const values = `?, 'view', '', '${rollups.NIL_UUID}', 0, '${rollups.NIL_UUID}', '', 1, 0, 0, 0, 0, 0, ?, ?`;
+    await knex.raw(`insert into usage_rollup (hour, ${columns}) values (?, ${values})`, [long, tenantId, long, long]);
+    await knex.raw(`insert into usage_rollup_daily (day, ${columns}) values (?, ${values})`, [long, tenantId, long, long]);
+    await insert(tenantId, [event()]);
+    await rollUntil(tenantId, 2);
+    const pruned = await withServiceRole(knex, "analytics", (trx) => trx.raw<{ rows: { n: string }[] }>("select prune_usage_rollups() as n"));
+    assert.ok(Number(pruned.rows[0]!.n) >= 2);
+    assert.equal(await rolledCount(tenantId), 1);
+    const { rows } = await knex.raw<{ rows: { n: number }[] }>("select count(*)::int as n from usage_rollup_daily where tenant_id = ?", [tenantId]);
+    assert.equal(rows[0]!.n, 1);
+  });
+
   test("the end of the range cuts inside an hour: only the events before it", async () => {
     const tenantId = await createTenant(knex);
     await insert(tenantId, [event({ occurredAt: new Date(base.getTime() + 10_000) }), event({ occurredAt: new Date(base.getTime() + 50_000) })]);

@@ -1,8 +1,9 @@
 import { sqlTime, withServiceRole, type Knex } from "@promptcraft/db";
 
 /**
- * Usage rollups (migration 20261206231000_usage_rollups): `usage_rollup` holds, per tenant and UTC
- * hour, every `usage_event` row below the watermark; readers add the rows above it (the tail) in
+ * Usage rollups (migrations 20261206231000_usage_rollups, 20261207030000_usage_rollup_daily):
+ * `usage_rollup` (per tenant and UTC hour) and `usage_rollup_daily` (per UTC day) hold every
+ * `usage_event` row below the watermark; readers add the rows above it (the tail) in
  * the same statement, so an event counts the moment its ingest commits.
  */
 
@@ -25,20 +26,40 @@ const DIMENSION_COLUMNS: Record<SummaryDimension, readonly string[]> = {
 };
 const GROUP_COLUMNS = ["kind", "model", "entity_id", "entity_version", "user_id", "label"] as const;
 
-/** A raw event as a rollup row of its hour (tail and partial hour). */
-const TAIL_COLUMNS = `date_trunc('hour', e.occurred_at at time zone 'UTC') at time zone 'UTC', e.kind, coalesce(e.model, ''),
-              coalesce(e.entity_id, '${NIL_UUID}'), coalesce(e.entity_version, 0), coalesce(e.user_id, '${NIL_UUID}'),
-              coalesce(e.label, ''), 1, e.tokens_in, e.tokens_out, e.cost_usd, (e.latency_ms is not null)::int,
-              coalesce(e.latency_ms, 0), null::bigint[], width_bucket(e.latency_ms, usage_latency_bounds()), e.occurred_at, e.occurred_at`;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 /** Buckets of the latency histogram (`usage_latency_bounds()` has one bound fewer; a store test checks). */
 export const LATENCY_BUCKETS = 41;
+
+/** The columns of a rollup row (hourly or daily) after its time, as the summary's source rows. */
+const ROLLUP_COLUMNS = `r.kind, r.model, r.entity_id, r.entity_version, r.user_id, r.label, r.event_count, r.tokens_in,
+              r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist, r.first_at, r.last_at`;
+
 /**
- * The summed histogram of a group: rollup rows carry theirs (`latency_hist`), tail rows the index
- * of their one bucket (`latency_bucket`, 0-based). Native sums per bucket: a custom aggregate over
- * arrays cost seconds at 100k rows.
+ * Raw events (tail and partial hour) in their slot (the granularity is bound first), with their
+ * absent dimensions as the rollups store them and the index of their latency bucket (0-based; null
+ * without a latency).
  */
-const HISTOGRAM_SUM = `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `sum(coalesce(s.latency_hist[${i + 1}], 0) + (s.latency_bucket is not distinct from ${i})::int)`).join(", ")}]`;
+const RAW_EVENT_COLUMNS = `date_trunc(?, e.occurred_at at time zone 'UTC') at time zone 'UTC' as slot, e.occurred_at, e.kind,
+              coalesce(e.model, '') as model, coalesce(e.entity_id, '${NIL_UUID}') as entity_id,
+              coalesce(e.entity_version, 0) as entity_version, coalesce(e.user_id, '${NIL_UUID}') as user_id,
+              coalesce(e.label, '') as label, e.tokens_in, e.tokens_out, e.cost_usd, e.latency_ms,
+              width_bucket(e.latency_ms, usage_latency_bounds()) as latency_bucket`;
+
+/**
+ * Raw events grouped like rollup rows of their slot, so the final aggregate sums a few rows per
+ * group whatever the tail's size; the histogram counted natively, one `count … filter` per bucket.
+ */
+const RAW_AS_ROLLUP = `select e.slot, e.kind, e.model, e.entity_id, e.entity_version, e.user_id, e.label, count(*) as event_count,
+              sum(e.tokens_in) as tokens_in, sum(e.tokens_out) as tokens_out, sum(e.cost_usd) as cost_usd,
+              count(e.latency_ms) as latency_count, coalesce(sum(e.latency_ms), 0) as latency_sum_ms,
+              array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `count(*) filter (where e.latency_bucket = ${i})`).join(", ")}]::bigint[] as latency_hist,
+              min(e.occurred_at) as first_at, max(e.occurred_at) as last_at`;
+const RAW_GROUP_BY = "group by e.slot, e.kind, e.model, e.entity_id, e.entity_version, e.user_id, e.label";
+
+/** The summed histogram of a group (native sums per bucket: a custom aggregate over arrays cost seconds at 100k rows). */
+const HISTOGRAM_SUM = `array[${Array.from({ length: LATENCY_BUCKETS }, (_, i) => `sum(s.latency_hist[${i + 1}])`).join(", ")}]`;
 
 export interface SummaryQuery {
   /** Inclusive, aligned to the granularity (so to whole hours). */
@@ -80,36 +101,84 @@ export interface SummaryRow extends SummaryDimensions, UsageAggregate {
   slot: Date | null;
 }
 
+/** Filters applied inside each source (so raw events are grouped after them); absent: none. */
+export interface UsageFilter {
+  kinds?: readonly string[];
+  entityId?: string | null;
+  userId?: string | null;
+}
+
 /**
- * The usage of `tenantId` in `[start, end)` (`start` on a whole hour) as rows shaped like
- * `usage_rollup`'s — hour, the six dimensions, event_count, tokens_in, tokens_out, cost_usd,
- * latency_count, latency_sum_ms, latency_hist (rollup rows) or latency_bucket (raw events),
- * first_at, last_at — for a `with src as (…)` of one statement (one snapshot, so the watermark and
- * the rollups agree): rollup hours in `[start, cut)` with `cut` = `end` truncated to the hour, the
- * tail of those hours (`transaction_id >= watermark`), and every event of the partial hour
- * `[cut, end)`. Summaries and entity statistics read it alike.
+ * The usage of `tenantId` in `[start, end)` (`start` on a whole hour) as rollup-shaped rows — slot
+ * (`date_trunc(granularity)`), the six dimensions, event_count, tokens_in, tokens_out, cost_usd,
+ * latency_count, latency_sum_ms, latency_hist, first_at, last_at — for a `with src as (…)` of one
+ * statement (one snapshot, so the watermark and the rollups agree). With `hourCut` = `end`
+ * truncated to the hour: the rolled hours `[start, hourCut)` — for day and month slots their whole
+ * UTC days from `usage_rollup_daily` (24× fewer rows) and the hours around them from
+ * `usage_rollup`, for hour slots all from `usage_rollup` — plus the tail of those hours
+ * (`transaction_id >= watermark`) and every event of the partial hour `[hourCut, end)`, raw events
+ * grouped like rollup rows of their slot. Summaries, entity statistics and quotas read it alike.
  */
-export function usageSource(tenantId: string, start: Date, end: Date): { sql: string; bindings: Knex.RawBinding[] } {
-  const cut = sqlTime(new Date(Math.floor(end.getTime() / 3_600_000) * 3_600_000));
+export function usageSource(
+  tenantId: string,
+  start: Date,
+  end: Date,
+  granularity: SummaryGranularity,
+  filter: UsageFilter = {},
+): { sql: string; bindings: Knex.RawBinding[] } {
+  const hourCut = new Date(Math.floor(end.getTime() / HOUR_MS) * HOUR_MS);
+  // Whole UTC days `[dayFrom, dayTo)` come from the daily rollup when slots are days or months (an
+  // hour slot cannot be taken from a day's row); the rolled hours around them from the hourly one.
+  const byDay = granularity !== "hour";
+  const dayFrom = byDay ? new Date(Math.ceil(start.getTime() / DAY_MS) * DAY_MS) : start;
+  const dayTo = byDay ? new Date(Math.max(dayFrom.getTime(), Math.floor(hourCut.getTime() / DAY_MS) * DAY_MS)) : start;
+  const hoursBefore = new Date(Math.min(dayFrom.getTime(), hourCut.getTime()));
+  const kinds = filter.kinds ?? [];
+  const entityId = filter.entityId ?? null;
+  const userId = filter.userId ?? null;
+  const filters = (alias: string) =>
+    [
+      kinds.length > 0 ? `${alias}.kind = any(?::text[])` : null,
+      entityId !== null ? `${alias}.entity_id = ?::uuid` : null,
+      userId !== null ? `${alias}.user_id = ?::uuid` : null,
+    ]
+      .filter((f) => f !== null)
+      .map((f) => ` and ${f}`)
+      .join("");
+  const filterArgs = [...(kinds.length > 0 ? [kinds] : []), ...(entityId !== null ? [entityId] : []), ...(userId !== null ? [userId] : [])];
   const from = sqlTime(start);
   return {
-    sql: `select r.hour, r.kind, r.model, r.entity_id, r.entity_version, r.user_id, r.label, r.event_count, r.tokens_in,
-              r.tokens_out, r.cost_usd, r.latency_count, r.latency_sum_ms, r.latency_hist, null::int as latency_bucket,
-              r.first_at, r.last_at
+    sql: `select date_trunc(?, r.day at time zone 'UTC') at time zone 'UTC' as slot, ${ROLLUP_COLUMNS}
+       from usage_rollup_daily r
+       where r.tenant_id = ?::uuid and r.day >= ?::timestamptz and r.day < ?::timestamptz${filters("r")}
+       union all
+       select date_trunc(?, r.hour at time zone 'UTC') at time zone 'UTC' as slot, ${ROLLUP_COLUMNS}
        from usage_rollup r
-       where r.tenant_id = ?::uuid and r.hour >= ?::timestamptz and r.hour < ?::timestamptz
+       where r.tenant_id = ?::uuid
+         and (r.hour >= ?::timestamptz and r.hour < ?::timestamptz or r.hour >= ?::timestamptz and r.hour < ?::timestamptz)${filters("r")}
        union all
-       select ${TAIL_COLUMNS}
-       from usage_event e
-       -- The tail of the rolled hours: a range scan of (tenant_id, transaction_id) past the watermark.
-       where e.tenant_id = ?::uuid and e.transaction_id >= (select watermark from usage_rollup_state)
-         and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz
-       union all
-       select ${TAIL_COLUMNS}
-       from usage_event e
-       -- The partial last hour, whole.
-       where e.tenant_id = ?::uuid and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz`,
-    bindings: [tenantId, from, cut, tenantId, from, cut, tenantId, cut, sqlTime(end)],
+       ${RAW_AS_ROLLUP}
+       from (
+         select ${RAW_EVENT_COLUMNS}
+         from usage_event e
+         -- The tail of the rolled hours: a range scan of (tenant_id, transaction_id) past the watermark.
+         where e.tenant_id = ?::uuid and e.transaction_id >= (select watermark from usage_rollup_state)
+           and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz
+         union all
+         select ${RAW_EVENT_COLUMNS}
+         from usage_event e
+         -- The partial last hour, whole.
+         where e.tenant_id = ?::uuid and e.occurred_at >= ?::timestamptz and e.occurred_at < ?::timestamptz
+       ) e
+       where true${filters("e")}
+       ${RAW_GROUP_BY}`,
+    bindings: [
+      ...[granularity, tenantId, sqlTime(dayFrom), sqlTime(dayTo), ...filterArgs],
+      ...[granularity, tenantId, from, sqlTime(hoursBefore), sqlTime(dayTo), sqlTime(hourCut), ...filterArgs],
+      ...[granularity, tenantId, from, sqlTime(hourCut)],
+      ...[granularity, tenantId, sqlTime(hourCut), sqlTime(end)],
+      ...filterArgs,
+    ] as Knex.RawBinding[],
   };
 }
 
@@ -162,23 +231,17 @@ interface RawSummaryRow extends RawAggregate {
 export async function usageSummary(trx: Knex.Transaction, tenantId: string, q: SummaryQuery): Promise<SummaryRow[]> {
   const grouped = GROUP_COLUMNS.filter((c) => q.groupBy.some((d) => DIMENSION_COLUMNS[d].includes(c)));
   const select = GROUP_COLUMNS.map((c) => (grouped.includes(c) ? `s.${c}` : `null as ${c}`)).join(", ");
-  const filters = [
-    q.kinds.length > 0 ? "s.kind = any(?::text[])" : null,
-    q.entityId !== null ? "s.entity_id = ?::uuid" : null,
-    q.userId !== null ? "s.user_id = ?::uuid" : null,
-  ].filter((f) => f !== null);
-  const filterArgs = [...(q.kinds.length > 0 ? [q.kinds] : []), ...(q.entityId !== null ? [q.entityId] : []), ...(q.userId !== null ? [q.userId] : [])];
-  const source = usageSource(tenantId, q.start, q.end);
+  const source = usageSource(tenantId, q.start, q.end, q.granularity, { kinds: q.kinds, entityId: q.entityId, userId: q.userId });
   // The 41 histogram sums make the plan look costly enough for JIT, whose compilation (~350 ms)
-  // cost more than the whole query without it.
-  await trx.raw("set local jit = off");
+  // cost more than the whole query without it. The rows sorted for the final aggregate carry their
+  // histograms: kept in memory (work_mem).
+  await trx.raw("select set_config('jit', 'off', true), set_config('work_mem', '32MB', true)");
   const { rows } = await trx.raw<{ rows: RawSummaryRow[] }>(
     `with src as (${source.sql})
      select grouping(s.slot) as is_total, s.slot, ${select}, ${AGGREGATE_COLUMNS}
-     from (select date_trunc(?, src.hour at time zone 'UTC') at time zone 'UTC' as slot, src.* from src) s
-     ${filters.length > 0 ? `where ${filters.join(" and ")}` : ""}
+     from src s
      group by grouping sets ((s.slot${grouped.map((c) => `, s.${c}`).join("")}), ())`,
-    [...source.bindings, q.granularity, ...filterArgs] as Knex.RawBinding[],
+    source.bindings,
   );
   return rows.map((r) => ({
     slot: r.is_total === 1 ? null : r.slot,
@@ -207,7 +270,7 @@ export interface UsageCounts {
  * histograms and distinct users that cost a summary most of its time.
  */
 export async function usageCountsByKind(trx: Knex.Transaction, tenantId: string, start: Date, end: Date): Promise<UsageCounts[]> {
-  const source = usageSource(tenantId, start, end);
+  const source = usageSource(tenantId, start, end, "month");
   // A month of rows is estimated costly enough for JIT, whose compilation costs more than the sums.
   await trx.raw("set local jit = off");
   const { rows } = await trx.raw<{ rows: { is_total: number; kind: string; event_count: string; tokens: string; cost_micros: string }[] }>(
