@@ -11,9 +11,10 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
  *   tenant-wide shares: shares name users);
  * capped at view for the viewer role (viewers never write).
  *
- * The rule is evaluated in SQL (store/access.ts) for single entities and lists alike, so a list
- * shows exactly what a get would allow; this module holds the caller-dependent constants the SQL
- * is built from and what the outcome means (no view → NOT_FOUND; too little → PERMISSION_DENIED).
+ * The rule is evaluated in SQL, by the function `entity_permission_rank` (content migration
+ * 20261207040000; store/access.ts) for single entities and lists alike, so a list shows exactly
+ * what a get would allow, and graph applies the very same rule. This module holds what the outcome
+ * means (no view → NOT_FOUND; too little → PERMISSION_DENIED).
  */
 
 /** Levels of access, each including the ones below. */
@@ -81,25 +82,6 @@ export function principalFromName(name: string): Principal {
   return name.startsWith(API_KEY_PRINCIPAL_PREFIX)
     ? { kind: "api_key", id: name.slice(API_KEY_PRINCIPAL_PREFIX.length).toLowerCase() }
     : { kind: "user", id: name.toLowerCase() };
-}
-
-/** What a caller gets from their role alone, whatever the entity. */
-export interface RoleGrants {
-  /** Rank granted on every entity of the tenant (admin for owners and admins). */
-  everyEntity: number;
-  /** Rank granted on entities whose current version has visibility `tenant`. */
-  tenantVisible: number;
-  /** Highest rank the role allows at all (viewers: view). */
-  cap: number;
-}
-
-/** The role-dependent parts of the rule, as ranks. */
-export function roleGrants(caller: Caller): RoleGrants {
-  return {
-    everyEntity: roleAtLeast(caller.role, "admin") ? permissionRank("admin") : permissionRank("none"),
-    tenantVisible: roleAtLeast(caller.role, "editor") ? permissionRank("edit") : permissionRank("view"),
-    cap: roleAtLeast(caller.role, "editor") ? permissionRank("admin") : permissionRank("view"),
-  };
 }
 
 /** NOT_FOUND for an entity that does not exist or that the caller may not see: the same error. */

@@ -1,29 +1,20 @@
 import { selectRows, type Knex, type Reader, type SqlBuilder } from "@promptcraft/db";
-import { apiKeyIdOf, roleGrants, type Caller } from "../domain/access.js";
+import { apiKeyIdOf, type Caller } from "../domain/access.js";
 
 /**
  * The access rule of domain/access.ts as one SQL expression: the caller's permission rank
  * (0 none, 1 view, 2 edit, 3 admin) on the entity row `entity` given its current version row
- * `current`. Single reads select it next to the entity; lists filter on `… >= 1` before paging,
- * so a page never holds what the caller may not see and never comes back short because of it.
- * Shares are live while `revoked_at is null and (expires_at is null or expires_at > now())`:
- * expiry is evaluated at read time, no job runs.
+ * `current`. The rule itself is the SQL function `entity_permission_rank` (migration
+ * 20261207040000), which graph calls too: one rule, not a copy. Single reads select it next to the
+ * entity; lists filter on `… >= 1` before paging, so a page never holds what the caller may not
+ * see and never comes back short because of it. Shares are live while `revoked_at is null and
+ * (expires_at is null or expires_at > now())`: expiry is evaluated at read time, no job runs.
  */
 export function permissionRankSql(knex: SqlBuilder, caller: Caller, aliases: { entity: string; current: string } = { entity: "e", current: "cv" }): Knex.Raw {
   const { entity: e, current: cv } = aliases;
-  const grants = roleGrants(caller);
-  const userId = caller.userId ?? null;
   return knex.raw(
-    `least(?::int, greatest(
-       ?::int,
-       case when ${e}.owner_id = ?::uuid or ${e}.owner_api_key_id = ?::uuid then 3 else 0 end,
-       case when ${cv}.visibility = 'tenant' then ?::int else 0 end,
-       coalesce((select max(case s.permission when 'admin' then 3 when 'edit' then 2 else 1 end)
-                 from share s
-                 where s.tenant_id = ${e}.tenant_id and s.entity_id = ${e}.id and s.revoked_at is null
-                   and (s.expires_at is null or s.expires_at > now())
-                   and (s.grantee_type = 'tenant' or s.grantee_user_id = ?::uuid)), 0)))`,
-    [grants.cap, grants.everyEntity, userId, apiKeyIdOf(caller), grants.tenantVisible, userId],
+    `entity_permission_rank(${e}.tenant_id, ${e}.id, ${e}.owner_id, ${e}.owner_api_key_id, ${cv}.visibility, ?::uuid, ?::uuid, ?::text)`,
+    [caller.userId ?? null, apiKeyIdOf(caller), caller.role],
   );
 }
 
