@@ -3,6 +3,8 @@ import type { DescMethodUnary, DescMessage, MessageInitShape, MessageShape } fro
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { graphService } from "@promptcraft/graph";
+import { contentService } from "@promptcraft/content";
+import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import { withTenant } from "@promptcraft/db";
 import { createEntity } from "@promptcraft/content/fixtures";
@@ -32,14 +34,22 @@ export class GraphHarness {
   graph!: RunningService;
   keys!: KeyRing;
 
-  async start(): Promise<void> {
+  /** A content service asking this graph for dependents (`withContent`). */
+  content?: RunningService;
+
+  async start(options: { withContent?: boolean } = {}): Promise<void> {
     const base = testServiceEnv();
     this.identity = await startService(identityService, loadConfig(identityService.config, base));
     this.keys = this.identity.state as KeyRing;
-    this.graph = await startService(graphService, loadConfig(graphService.config, { ...base, DB_POOL_MAX: "8", IDENTITY_URL: `http://127.0.0.1:${this.identity.grpcPort}` }));
+    const identityUrl = `http://127.0.0.1:${this.identity.grpcPort}`;
+    this.graph = await startService(graphService, loadConfig(graphService.config, { ...base, DB_POOL_MAX: "8", IDENTITY_URL: identityUrl }));
+    if (options.withContent) {
+      this.content = await startService(contentService, loadConfig(contentService.config, { ...base, IDENTITY_URL: identityUrl, GRAPH_URL: `http://127.0.0.1:${this.graph.grpcPort}` }));
+    }
   }
 
   async close(): Promise<void> {
+    await this.content?.close();
     await this.graph?.close();
     await this.identity?.close();
   }
@@ -87,5 +97,10 @@ export class GraphHarness {
     bearer?: string,
   ): Promise<Outcome<MessageShape<O>>> {
     return unaryCall(GraphService, this.graph, protocol, method, request, bearer === undefined ? {} : { authorization: `Bearer ${bearer}` });
+  }
+
+  /** One unary ContentService call (needs `withContent`). */
+  callContent<I extends DescMessage, O extends DescMessage>(protocol: Protocol, method: DescMethodUnary<I, O>, request: MessageInitShape<I>, bearer: string): Promise<Outcome<MessageShape<O>>> {
+    return unaryCall(ContentService, this.content!, protocol, method, request, { authorization: `Bearer ${bearer}` });
   }
 }

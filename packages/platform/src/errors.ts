@@ -130,7 +130,7 @@ export class UnavailableError extends AppError {
 }
 
 /** What DEPENDENCY_UNAVAILABLE names in its `dependency` metadata. */
-export type Dependency = "database" | "identity";
+export type Dependency = "database" | "identity" | "graph";
 
 /**
  * The `google.rpc.RetryInfo` delay of DEPENDENCY_UNAVAILABLE: a database restart or failover takes

@@ -399,8 +399,46 @@ export function changedFields(a: VersionFields, b: VersionFields): string[] {
   return VERSIONED_FIELDS.filter((f) => canonicalJson(a[f]) !== canonicalJson(b[f]));
 }
 
-/** Soft-deletes an entity (admin on it): delete_time now, purge_time now + retention. */
-export async function deleteEntity(db: Knex, caller: Caller, entityId: string, etag: string, settings: EntitySettings, actor: Actor): Promise<EntityView> {
+/** Entities that depend on one (as the caller sees them): how many, and the ids of a few. */
+export interface Dependents {
+  count: number;
+  ids: string[];
+}
+
+/** Who depends on an entity (graph's answer, handlers/entities.ts); may fail UNAVAILABLE. */
+export type DependentsOf = (entityId: string) => Promise<Dependents>;
+
+/**
+ * Soft-deletes an entity (admin on it): delete_time now, purge_time now + retention. Unless `force`, first asks `dependentsOf` (graph, with the
+ * caller's credentials) and refuses with FAILED_PRECONDITION (ENTITY_HAS_DEPENDENTS) while others
+ * depend on it. The question is asked after a read-only access check (so that a caller without
+ * admin gets NOT_FOUND / PERMISSION_DENIED, as before) and outside the delete's transaction: a
+ * network call must not hold the entity's lock (and the embedded engine runs one transaction at a
+ * time, which graph's read would wait behind). A dependency created between the question and the
+ * delete is not seen; the delete is soft and undone by UndeleteEntity.
+ */
+export async function deleteEntity(
+  db: Knex,
+  caller: Caller,
+  entityId: string,
+  etag: string,
+  settings: EntitySettings,
+  actor: Actor,
+  guard: { force: boolean; dependentsOf?: DependentsOf } = { force: false },
+): Promise<EntityView> {
+  if (!guard.force && guard.dependentsOf) {
+    const entity = await findEntityAccess(readsOf(db, caller), caller, entityId);
+    requirePermission(entity ? permissionOfRank(entity.permission) : "none", "admin", "deleting the entity");
+    if (!entity!.deleted_at) {
+      const dependents = await guard.dependentsOf(entityId);
+      if (dependents.count > 0) {
+        throw new FailedPreconditionError(`${dependents.count} entities depend on this one (${dependents.ids.join(", ")}); delete them or their relationships first, or delete with force`, {
+          reason: ErrorReason.ENTITY_HAS_DEPENDENTS,
+          metadata: { dependent_count: String(dependents.count), dependents: dependents.ids.join(",") },
+        });
+      }
+    }
+  }
   return changeEntity(db, caller, entityId, "admin", "deleting the entity", async (trx, entity) => {
     requireLive(entity);
     checkEtag(etag, entity.row_version, "entity");

@@ -15,6 +15,7 @@ import {
   type EntitySchema,
 } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
+import type { DependentsLookup } from "../dependents.js";
 import { reportUsage } from "./usage.js";
 import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
@@ -157,7 +158,7 @@ const ORDERS: Record<string, EntityOrder> = {
  * ContentService entities: CreateEntity, GetEntity, BatchGetEntities, ListEntities, UpdateEntity,
  * DeleteEntity, UndeleteEntity, PurgeEntity. Access rules in domain/access.ts.
  */
-export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter): ServiceHandlers<typeof ContentService> {
+export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter, dependents?: DependentsLookup): ServiceHandlers<typeof ContentService> {
   const db = deps.db;
   const settings: entities.EntitySettings = { softDeleteRetentionMs: deps.config.SOFT_DELETE_RETENTION_DAYS * 86_400_000 };
   return {
@@ -245,7 +246,9 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageRe
       return entityToProto(updated);
     },
     deleteEntity: async (request, ctx) =>
-      entityToProto(await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx))),
+      entityToProto(
+        await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx), { force: request.force, dependentsOf: dependents?.(ctx) }),
+      ),
     undeleteEntity: async (request, ctx) =>
       entityToProto(await entities.undeleteEntity(db, callerOf(ctx), request.entityId, request.etag, request.name, actorOf(ctx))),
     listEntityNameHistory: async (request, ctx) => {
