@@ -156,72 +156,75 @@ export interface NewRelationship {
  */
 export async function createRelationship(db: Knex, caller: Caller, input: NewRelationship, actor: Actor): Promise<RelationshipRow> {
   checkMetadata(input.metadata, "relationship.metadata");
+  return withTenant(db, scopeOf(caller), (trx) => createInTransaction(trx, caller, input, actor));
+}
+
+/** CreateRelationship's work inside the caller's transaction (AcceptSuggestion creates in its own). */
+export async function createInTransaction(trx: Knex.Transaction, caller: Caller, input: NewRelationship, actor: Actor): Promise<RelationshipRow> {
   const pin = normalizePin(input.pin);
-  return withTenant(db, scopeOf(caller), async (trx) => {
-    if (ACYCLIC_TYPES.includes(input.type)) await store.lockAcyclicEdges(trx, caller.tenantId);
-    await store.lockSource(trx, caller.tenantId, input.sourceId);
-    const { source, target } = await checkEnds(trx, caller, input.sourceId, input.targetId, true, "relationship.");
-    if (input.requestId !== "") {
-      const first = await store.findByRequestId(trx, caller.tenantId, input.requestId);
-      if (first) {
-        const same =
-          first.source_id === input.sourceId &&
-          first.target_id === input.targetId &&
-          first.relationship_type === input.type &&
-          first.created_by === (caller.userId ?? null) &&
-          first.created_by_api_key_id === apiKeyIdOf(caller);
-        if (!same) throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
-        return first;
-      }
+  if (ACYCLIC_TYPES.includes(input.type)) await store.lockAcyclicEdges(trx, caller.tenantId);
+  await store.lockSource(trx, caller.tenantId, input.sourceId);
+  const { source, target } = await checkEnds(trx, caller, input.sourceId, input.targetId, true, "relationship.");
+  if (input.requestId !== "") {
+    const first = await store.findByRequestId(trx, caller.tenantId, input.requestId);
+    if (first) {
+      const same =
+        first.source_id === input.sourceId &&
+        first.target_id === input.targetId &&
+        first.relationship_type === input.type &&
+        first.created_by === (caller.userId ?? null) &&
+        first.created_by_api_key_id === apiKeyIdOf(caller);
+      if (!same) throw new AlreadyExistsError("request_id was already used for a different request", { reason: ErrorReason.REQUEST_ID_REUSED });
+      return first;
     }
-    requireLive(source, "relationship.source_entity_id");
-    requireLive(target, "relationship.target_entity_id");
-    await checkPin(trx, caller.tenantId, input.targetId, pin, "relationship");
-    const existing = await store.findEdge(trx, caller.tenantId, input.sourceId, input.targetId, input.type);
-    if (existing) {
-      throw new AlreadyExistsError(`a ${input.type} relationship from the source to the target exists`, {
-        metadata: { resource_type: "relationship", relationship_id: existing.id },
-      });
-    }
-    if ((await store.countOutgoing(trx, caller.tenantId, input.sourceId)) >= MAX_FAN_OUT) {
-      throw new ResourceExhaustedError(`the source has ${MAX_FAN_OUT} relationships, the most one entity may have`, {
-        reason: ErrorReason.QUOTA_EXCEEDED,
-        metadata: { metric: "max_fan_out", limit: String(MAX_FAN_OUT) },
-      });
-    }
-    if (ACYCLIC_TYPES.includes(input.type)) {
-      const reach = await store.acyclicReach(trx, caller.tenantId, input.sourceId, input.targetId, MAX_DEPTH);
-      if (reach.cycle) {
-        const path = [input.sourceId, ...(await acyclicPath(trx, caller.tenantId, input.targetId, input.sourceId))];
-        throw new FailedPreconditionError(`the relationship would close a cycle of depends_on / part_of relationships: ${path.join(" -> ")}`, {
-          reason: ErrorReason.RELATIONSHIP_CYCLE,
-          metadata: { cycle: path.join(",") },
-        });
-      }
-      const depth = reach.above + 1 + reach.below;
-      if (depth > MAX_DEPTH) {
-        throw new FailedPreconditionError(`the relationship would make a chain of ${depth} depends_on / part_of relationships; at most ${MAX_DEPTH} are allowed`, {
-          reason: ErrorReason.RELATIONSHIP_TOO_DEEP,
-          metadata: { max_depth: String(MAX_DEPTH), depth: String(depth) },
-        });
-      }
-    }
-    const row = await store.insertRelationship(trx, {
-      tenantId: caller.tenantId,
-      sourceId: input.sourceId,
-      targetId: input.targetId,
-      type: input.type,
-      strength: input.strength,
-      metadata: input.metadata,
-      targetVersion: pin.version,
-      targetLabel: pin.label,
-      createdBy: caller.userId ?? null,
-      createdByApiKeyId: apiKeyIdOf(caller),
-      requestId: input.requestId || null,
+  }
+  requireLive(source, "relationship.source_entity_id");
+  requireLive(target, "relationship.target_entity_id");
+  await checkPin(trx, caller.tenantId, input.targetId, pin, "relationship");
+  const existing = await store.findEdge(trx, caller.tenantId, input.sourceId, input.targetId, input.type);
+  if (existing) {
+    throw new AlreadyExistsError(`a ${input.type} relationship from the source to the target exists`, {
+      metadata: { resource_type: "relationship", relationship_id: existing.id },
     });
-    await appendEvents(trx, [relationshipEvent(row, "graph.relationship.created", actor)]);
-    return row;
+  }
+  if ((await store.countOutgoing(trx, caller.tenantId, input.sourceId)) >= MAX_FAN_OUT) {
+    throw new ResourceExhaustedError(`the source has ${MAX_FAN_OUT} relationships, the most one entity may have`, {
+      reason: ErrorReason.QUOTA_EXCEEDED,
+      metadata: { metric: "max_fan_out", limit: String(MAX_FAN_OUT) },
+    });
+  }
+  if (ACYCLIC_TYPES.includes(input.type)) {
+    const reach = await store.acyclicReach(trx, caller.tenantId, input.sourceId, input.targetId, MAX_DEPTH);
+    if (reach.cycle) {
+      const path = [input.sourceId, ...(await acyclicPath(trx, caller.tenantId, input.targetId, input.sourceId))];
+      throw new FailedPreconditionError(`the relationship would close a cycle of depends_on / part_of relationships: ${path.join(" -> ")}`, {
+        reason: ErrorReason.RELATIONSHIP_CYCLE,
+        metadata: { cycle: path.join(",") },
+      });
+    }
+    const depth = reach.above + 1 + reach.below;
+    if (depth > MAX_DEPTH) {
+      throw new FailedPreconditionError(`the relationship would make a chain of ${depth} depends_on / part_of relationships; at most ${MAX_DEPTH} are allowed`, {
+        reason: ErrorReason.RELATIONSHIP_TOO_DEEP,
+        metadata: { max_depth: String(MAX_DEPTH), depth: String(depth) },
+      });
+    }
+  }
+  const row = await store.insertRelationship(trx, {
+    tenantId: caller.tenantId,
+    sourceId: input.sourceId,
+    targetId: input.targetId,
+    type: input.type,
+    strength: input.strength,
+    metadata: input.metadata,
+    targetVersion: pin.version,
+    targetLabel: pin.label,
+    createdBy: caller.userId ?? null,
+    createdByApiKeyId: apiKeyIdOf(caller),
+    requestId: input.requestId || null,
   });
+  await appendEvents(trx, [relationshipEvent(row, "graph.relationship.created", actor)]);
+  return row;
 }
 
 /** A relationship the caller may see: NOT_FOUND unless it exists and the caller may view both ends. */
