@@ -62,9 +62,19 @@ export async function getEntityGraph(db: Knex, caller: Caller, q: EntityGraphQue
   let truncated = false;
   for (let depth = 1; depth <= q.depth && frontier.length > 0 && !truncated; depth++) {
     const next: string[] = [];
-    const steps = await walk.step(reads, caller, { frontier, outgoing: q.direction !== "incoming", incoming: q.direction !== "outgoing", types: q.types, minStrength: q.minStrength });
+    const room = q.maxNodes - nodes.length;
+    const steps = await walk.stepNodes(reads, caller, {
+      tenantId: caller.tenantId,
+      frontier,
+      outgoing: q.direction !== "incoming",
+      incoming: q.direction !== "outgoing",
+      types: q.types,
+      minStrength: q.minStrength,
+      seen: [...seen],
+      includeDeleted: q.includeDeleted,
+      limit: room + 1,
+    });
     for (const s of steps) {
-      if (seen.has(s.next_id) || s.permission < VIEW || (s.deleted_at !== null && !q.includeDeleted)) continue;
       if (nodes.length >= q.maxNodes) {
         truncated = true;
         break;
@@ -250,7 +260,7 @@ export async function analyzeImpact(
   let frontier = [q.entityId];
   for (let depth = 1; depth <= q.maxDepth && frontier.length > 0; depth++) {
     const next: string[] = [];
-    for (const s of await walk.step(reads, caller, { frontier, outgoing: false, incoming: true, types, minStrength: 0 })) {
+    for (const s of await walk.step(reads, caller, { tenantId: caller.tenantId, frontier, outgoing: false, incoming: true, types, minStrength: 0 })) {
       // Deleted dependents render nothing; invisible ones do not exist for the caller.
       if (s.permission < VIEW || s.deleted_at !== null || s.next_id === q.entityId) continue;
       const floating = q.label === "" ? s.target_version === null && s.target_label === null : s.target_label === q.label;

@@ -91,7 +91,7 @@ describe("store/relationships", () => {
     assert.equal((await store.findEntities(knex as unknown as Knex.Transaction, stranger, a.ids)).size, 0);
     const listed = await store.listRelationships(knex as unknown as Knex.Transaction, stranger, { entityId: a.ids[0]!, outgoing: true, incoming: true, types: [], minStrength: 0, limit: 10 });
     assert.deepEqual(listed, []);
-    const steps = await walk.step(knex as unknown as Knex.Transaction, stranger, { frontier: [a.ids[0]!], outgoing: true, incoming: true, types: [], minStrength: 0 });
+    const steps = await walk.step(knex as unknown as Knex.Transaction, stranger, { tenantId: b.tenantId, frontier: [a.ids[0]!], outgoing: true, incoming: true, types: [], minStrength: 0 });
     assert.deepEqual(steps, []);
     const resolved = await walk.resolveStep(knex as unknown as Knex.Transaction, stranger, [a.ids[0]!], ["depends_on"], new Date());
     assert.deepEqual(resolved, []);

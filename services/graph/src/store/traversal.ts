@@ -29,6 +29,7 @@ export interface StepRow {
 }
 
 export interface StepQuery {
+  tenantId: string;
   frontier: readonly string[];
   outgoing: boolean;
   incoming: boolean;
@@ -38,6 +39,46 @@ export interface StepQuery {
 
 /** The live edges between the frontier and its neighbours, with each neighbour as the caller sees it. */
 export async function step(trx: Reader, caller: Caller, q: StepQuery): Promise<StepRow[]> {
+  const { sql, bindings } = stepEdges(q);
+  return selectRows<StepRow>(
+    trx,
+    `select s.*, e.entity_type, cv.title, e.current_version, e.deleted_at, ? as permission
+     from (${sql}) s
+     join entity e on e.tenant_id = ? and e.id = s.next_id
+     join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+     order by s.strength desc, s.next_id, s.relationship_id`,
+    [permissionRankSql(trx, caller), ...bindings, caller.tenantId],
+  );
+}
+
+/**
+ * The next level of a bounded walk (GetEntityGraph): the neighbours of the frontier not yet `seen`,
+ * each once (through its strongest edge), that the caller may view (and live unless
+ * `includeDeleted`), strongest first, at most `limit`. Filtering and limiting in the statement keeps
+ * a hub's thousands of edges out of the service: only what the walk can still take comes back.
+ */
+export async function stepNodes(trx: Reader, caller: Caller, q: StepQuery & { seen: readonly string[]; includeDeleted: boolean; limit: number }): Promise<StepRow[]> {
+  const { sql, bindings } = stepEdges(q);
+  return selectRows<StepRow>(
+    trx,
+    `select * from (
+       select distinct on (s.next_id) s.*, e.entity_type, cv.title, e.current_version, e.deleted_at, ? as permission
+       from (${sql}) s
+       left join unnest(?::uuid[]) as seen (id) on seen.id = s.next_id
+       join entity e on e.tenant_id = ? and e.id = s.next_id
+       join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
+       where seen.id is null ${q.includeDeleted ? "" : "and e.deleted_at is null"}
+       order by s.next_id, s.strength desc, s.relationship_id
+     ) x
+     where x.permission >= 1
+     order by x.strength desc, x.next_id
+     limit ?`,
+    [permissionRankSql(trx, caller), ...bindings, [...q.seen], caller.tenantId, q.limit],
+  );
+}
+
+/** The live edges between the frontier and its neighbours (`next_id` the far end), as SQL. */
+function stepEdges(q: StepQuery): { sql: string; bindings: Knex.RawBinding[] } {
   const branches: string[] = [];
   const bindings: Knex.RawBinding[] = [];
   const typeFilter = q.types.length > 0 ? "and r.relationship_type = any(?::text[])" : "";
@@ -49,18 +90,10 @@ export async function step(trx: Reader, caller: Caller, q: StepQuery): Promise<S
     branches.push(`select r.id as relationship_id, r.source_id, r.target_id, r.relationship_type, r.strength, r.target_version, r.target_label, r.${to} as next_id
                    from relationship r
                    where r.tenant_id = ? and r.${from} = any(?::uuid[]) and r.strength >= ? ${typeFilter}`);
-    bindings.push(caller.tenantId, [...q.frontier], q.minStrength);
+    bindings.push(q.tenantId, [...q.frontier], q.minStrength);
     if (q.types.length > 0) bindings.push([...q.types]);
   }
-  return selectRows<StepRow>(
-    trx,
-    `select s.*, e.entity_type, cv.title, e.current_version, e.deleted_at, ? as permission
-     from (${branches.join(" union all ")}) s
-     join entity e on e.tenant_id = ? and e.id = s.next_id
-     join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
-     order by s.strength desc, s.next_id, s.relationship_id`,
-    [permissionRankSql(trx, caller), ...bindings, caller.tenantId],
-  );
+  return { sql: branches.join(" union all "), bindings };
 }
 
 /** The live edges among `nodes` (both ends in the set), of the given types and strength. */
