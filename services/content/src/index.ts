@@ -1,16 +1,16 @@
 import type { UsageReporter } from "@promptcraft/client";
 import { usageReporting, type ServiceModule } from "@promptcraft/platform";
 import { ContentConfig } from "./config.js";
-import { graphDependents, type DependentsLookup } from "./dependents.js";
+import { graphLookups, type GraphLookups } from "./graph-client.js";
 import { routes } from "./routes.js";
 
 /**
- * What content keeps while it runs: its usage reporter (undefined when reporting is off) and the
- * graph lookup of DeleteEntity's delete protection (undefined when GRAPH_URL is not set).
+ * What content keeps while it runs: its usage reporter (undefined when reporting is off) and its
+ * graph lookups — delete protection and composition (undefined when GRAPH_URL is not set).
  */
 export interface ContentState {
   usage: UsageReporter | undefined;
-  dependents: DependentsLookup | undefined;
+  graph: GraphLookups | undefined;
 }
 
 /**
@@ -22,10 +22,10 @@ export const contentService: ServiceModule<ContentConfig, ContentState> = {
   config: ContentConfig,
   setup(deps) {
     const { reporter, metrics } = usageReporting(deps.config, "content", deps.log);
-    const graph = graphDependents(deps.config.GRAPH_URL, deps.log);
+    const graph = graphLookups(deps.config.GRAPH_URL, deps.log);
     // BACKGROUND_STOP_MS (1 s) is all close() gets: flush within most of it.
     return Promise.resolve({
-      state: { usage: reporter, dependents: graph.lookup },
+      state: { usage: reporter, graph: graph.lookups },
       metrics,
       close: async () => {
         graph.close();

@@ -6,5 +6,5 @@ import { contentHandlers } from "./handlers/index.js";
 
 /** The RPC services this process serves (health and reflection are added by the platform). */
 export function routes(deps: ServiceDeps<ContentConfig>, state: ContentState): ServiceRegistration[] {
-  return [serve(ContentService, contentHandlers(deps, state.usage, state.dependents))];
+  return [serve(ContentService, contentHandlers(deps, state.usage, state.graph))];
 }

@@ -1,10 +1,5 @@
 import { FailedPreconditionError, InvalidArgumentError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
-import type { Knex } from "@promptcraft/db";
-import type { VersionSelector } from "../store/entities.js";
-import type { Caller } from "./access.js";
-import { getEntity, type EntityRow } from "./entities.js";
-import type { EntityRef } from "./names.js";
 
 /**
  * Template rendering (ContentService.RenderTemplate). A template entity's content is
@@ -34,10 +29,18 @@ export const MAX_RENDERED_BYTES = 2 * 1024 * 1024;
 /** How much of the missing names an error's metadata lists (it travels in a header; `missing_count` says how many there are). */
 const MISSING_LIST_MAX_CHARS = 1024;
 
-/** A part of a parsed template: text to copy, or a placeholder (`source` is how it was written). */
-export type TemplatePart = { kind: "text"; text: string } | { kind: "placeholder"; name: string; path: string[]; source: string };
+/**
+ * A part of a parsed template: text to copy, a placeholder, or a partial `{{> ref}}` (another
+ * entity rendered in place, domain/compose.ts); `source` is how it was written.
+ */
+export type TemplatePart =
+  | { kind: "text"; text: string }
+  | { kind: "placeholder"; name: string; path: string[]; source: string }
+  | { kind: "partial"; ref: string; source: string };
 
 const NAME = /^[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)*$/u;
+/** What a partial names: an entity name or an entity UUID. */
+const PARTIAL_REF = /^(?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
 const BLANKS = /^[ \t]*|[ \t]*$/g;
 
 /** 1-based line and column (in code points) of `offset` in `text`. */
@@ -78,6 +81,15 @@ export function parseTemplate(template: string): TemplatePart[] {
     const close = template.indexOf("}}", open + 2);
     if (close < 0) throw syntaxError(template, open, 'unclosed "{{"');
     const name = template.slice(open + 2, close).replace(BLANKS, "");
+    if (name.startsWith(">")) {
+      const ref = name.slice(1).replace(BLANKS, "");
+      if (!PARTIAL_REF.test(ref)) throw syntaxError(template, open, "a partial `{{> ref}}` names an entity by its name or UUID");
+      if (text !== "") parts.push({ kind: "text", text });
+      text = "";
+      parts.push({ kind: "partial", ref, source: template.slice(open, close + 2) });
+      from = close + 2;
+      continue;
+    }
     if (!NAME.test(name)) {
       const problem = name === "" ? "empty placeholder" : "a placeholder name is letters, digits, _ and - in segments joined by single dots";
       throw syntaxError(template, open, problem);
@@ -97,13 +109,13 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** A template variable as `content.variables` declares it (entries without a string name are ignored). */
-interface Declaration {
+export interface Declaration {
   required: boolean;
   /** The `default`; undefined when there is none (a null default counts as none). */
   fallback: unknown;
 }
 
-function declarationsOf(declared: unknown): Map<string, Declaration> {
+export function declarationsOf(declared: unknown): Map<string, Declaration> {
   const byName = new Map<string, Declaration>();
   if (!Array.isArray(declared)) return byName;
   for (const entry of declared) {
@@ -123,7 +135,7 @@ function valueAt(root: unknown, path: string[]): unknown {
   return value;
 }
 
-function notATemplate(why: string): FailedPreconditionError {
+export function notATemplate(why: string): FailedPreconditionError {
   return new FailedPreconditionError(why, { reason: ErrorReason.NOT_A_TEMPLATE });
 }
 
@@ -169,8 +181,15 @@ function tooLarge(bytes: number, maxBytes: number): InvalidArgumentError {
  */
 export function renderTemplate(content: Record<string, unknown>, variables: Record<string, unknown>, options: RenderOptions): Rendered {
   if (typeof content.template !== "string") throw notATemplate("the template's content has no `template` text");
-  const parts = parseTemplate(content.template);
-  const declared = declarationsOf(content.variables);
+  return renderParts(parseTemplate(content.template), declarationsOf(content.variables), variables, options);
+}
+
+/**
+ * Renders parsed parts with the declarations in force (renderTemplate; compose.ts after replacing
+ * every partial by its parts). A partial still present renders as written (it is never: compose.ts
+ * expands or refuses each one).
+ */
+export function renderParts(parts: TemplatePart[], declared: Map<string, Declaration>, variables: Record<string, unknown>, options: RenderOptions): Rendered {
   const valueOf = (root: string): unknown => (Object.hasOwn(variables, root) ? variables[root] : declared.get(root)?.fallback);
 
   // First which placeholders have a value, by name in order of first appearance; nothing is serialized yet.
@@ -198,7 +217,7 @@ export function renderTemplate(content: Record<string, unknown>, variables: Reco
   let bytes = 0;
   for (const part of parts) {
     if (part.kind === "text") bytes += Buffer.byteLength(part.text);
-    else if (values.get(part.name) === undefined) bytes += Buffer.byteLength(part.source);
+    else if (part.kind === "partial" || values.get(part.name) === undefined) bytes += Buffer.byteLength(part.source);
   }
   if (bytes > options.maxBytes) throw tooLarge(bytes, options.maxBytes);
   const outputs = new Map<string, string>();
@@ -210,25 +229,8 @@ export function renderTemplate(content: Record<string, unknown>, variables: Reco
     outputs.set(name, output);
   }
   return {
-    text: parts.map((part) => (part.kind === "text" ? part.text : (outputs.get(part.name) ?? part.source))).join(""),
+    text: parts.map((part) => (part.kind === "text" ? part.text : part.kind === "partial" ? part.source : (outputs.get(part.name) ?? part.source))).join(""),
     missingVariables: missing,
     unusedVariables: Object.keys(variables).filter((name) => !usedRoots.has(name)).sort(),
   };
-}
-
-/**
- * Renders the selected version of a template entity (by id or name) for a caller with view (NOT_FOUND otherwise,
- * like GetEntity; a soft-deleted template renders, as GetEntity still returns it). Read-only.
- */
-export async function renderEntity(
-  db: Knex,
-  caller: Caller,
-  ref: EntityRef,
-  selector: VersionSelector,
-  variables: Record<string, unknown>,
-  options: RenderOptions,
-): Promise<{ row: EntityRow; rendered: Rendered }> {
-  const { row } = await getEntity(db, caller, ref, selector, true);
-  if (row.entity_type !== "template") throw notATemplate(`the entity is a ${row.entity_type}, not a template`);
-  return { row, rendered: renderTemplate(row.content ?? {}, variables, options) };
 }

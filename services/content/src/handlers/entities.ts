@@ -15,7 +15,7 @@ import {
   type EntitySchema,
 } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
-import type { DependentsLookup } from "../dependents.js";
+import type { GraphLookups } from "../graph-client.js";
 import { reportUsage } from "./usage.js";
 import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
@@ -158,7 +158,7 @@ const ORDERS: Record<string, EntityOrder> = {
  * ContentService entities: CreateEntity, GetEntity, BatchGetEntities, ListEntities, UpdateEntity,
  * DeleteEntity, UndeleteEntity, PurgeEntity. Access rules in domain/access.ts.
  */
-export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter, dependents?: DependentsLookup): ServiceHandlers<typeof ContentService> {
+export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageReporter, graph?: GraphLookups): ServiceHandlers<typeof ContentService> {
   const db = deps.db;
   const settings: entities.EntitySettings = { softDeleteRetentionMs: deps.config.SOFT_DELETE_RETENTION_DAYS * 86_400_000 };
   return {
@@ -247,7 +247,7 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, usage?: UsageRe
     },
     deleteEntity: async (request, ctx) =>
       entityToProto(
-        await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx), { force: request.force, dependentsOf: dependents?.(ctx) }),
+        await entities.deleteEntity(db, callerOf(ctx), request.entityId, request.etag, settings, actorOf(ctx), { force: request.force, dependentsOf: graph?.dependentsOf(ctx) }),
       ),
     undeleteEntity: async (request, ctx) =>
       entityToProto(await entities.undeleteEntity(db, callerOf(ctx), request.entityId, request.etag, request.name, actorOf(ctx))),
