@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import { Direction, RelationshipType } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
 import { addVersion, setLabel } from "@promptcraft/content/fixtures";
+import { newApiKey } from "./content-e2e-helpers.js";
 import { badFields, EMBEDDED, failure, GraphHarness, ok, PROTOCOLS } from "./graph-e2e-helpers.js";
 
 /** GraphService relationships over gRPC and Connect: CRUD, idempotency, pins, cycles (also concurrent), limits, access, tenancy, history. */
@@ -185,6 +186,18 @@ for (const protocol of PROTOCOLS) {
       const [gone] = await h.entities(t.tenantId, owner!.id, 1);
       await h.softDelete(t.tenantId, gone!);
       assert.deepEqual(failure(await create(owner!.token, { sourceEntityId: shared1, targetEntityId: gone, type: DEPENDS })), { code: "FAILED_PRECONDITION", reason: "RESOURCE_DELETED" });
+    });
+
+    test("API keys act as themselves: creator api_key:<id>; a private entity of a user is not theirs to see", async () => {
+      const t = await h.tenantWith(["owner"]);
+      const owner = t.users[0]!;
+      const key = await newApiKey(h.identity, owner.token, "editor");
+      const [a, b] = await h.entities(t.tenantId, owner.id, 2);
+      const [mine] = await h.entities(t.tenantId, owner.id, 1, { visibility: "private" });
+      const created = ok(await create(key.secret, { sourceEntityId: a, targetEntityId: b, type: DEPENDS }));
+      assert.equal(created.creatorId, `api_key:${key.id}`);
+      assert.deepEqual(failure(await create(key.secret, { sourceEntityId: a, targetEntityId: mine, type: DEPENDS })), NOT_FOUND);
+      assert.equal(ok(await h.call(protocol, M.getRelationship, { relationshipId: created.id }, owner.token)).creatorId, `api_key:${key.id}`);
     });
 
     test("tenancy: another tenant's entities and relationships do not exist", async () => {
