@@ -9,6 +9,8 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
  * - `\{{` is a literal `{{`; `\\{{` is a literal backslash followed by a placeholder (a run of
  *   backslashes before `{{` stands for half as many, and an odd run escapes the braces). Backslashes
  *   anywhere else are plain text.
+ * - `{{> ref}}` is a partial: another entity (by name or UUID) rendered in place, expanded into parts
+ *   by domain/compose.ts before anything is substituted; `\{{> ref}}` is literal text like any `\{{`.
  * - A name is one or more segments of letters, digits, `_` and `-`, joined by single dots; spaces and
  *   tabs around it are allowed. An unclosed `{{` or a bad name fails the whole template
  *   (TEMPLATE_SYNTAX with the line and column of the `{{`), in lenient rendering too.
