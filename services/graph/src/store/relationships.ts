@@ -262,10 +262,10 @@ export interface ListFilter {
  */
 export async function listRelationships(trx: Reader, caller: Caller, f: ListFilter): Promise<RelationshipRow[]> {
   const sides: string[] = [];
-  if (f.outgoing) sides.push("(r.source_id = ?::uuid and e.id = r.target_id)");
-  if (f.incoming) sides.push("(r.target_id = ?::uuid and e.id = r.source_id)");
+  if (f.outgoing) sides.push("r.source_id = ?::uuid");
+  if (f.incoming) sides.push("r.target_id = ?::uuid");
   const where = ["r.tenant_id = ?", `(${sides.join(" or ")})`, "r.strength >= ?", "? >= 1"];
-  const bindings: Knex.RawBinding[] = [caller.tenantId, ...sides.map(() => f.entityId), f.minStrength, permissionRankSql(trx, caller)];
+  const bindings: Knex.RawBinding[] = [f.entityId, caller.tenantId, ...sides.map(() => f.entityId), f.minStrength, permissionRankSql(trx, caller)];
   if (f.types.length > 0) {
     where.push("r.relationship_type = any(?::text[])");
     bindings.push(f.types);
@@ -278,7 +278,8 @@ export async function listRelationships(trx: Reader, caller: Caller, f: ListFilt
     trx,
     `select ${COLUMNS}
      from relationship r
-     join entity e on e.tenant_id = r.tenant_id
+     -- The other end, one index probe per row (an OR in the join condition could not use the key).
+     join entity e on e.tenant_id = r.tenant_id and e.id = case when r.source_id = ?::uuid then r.target_id else r.source_id end
      join entity_version cv on cv.tenant_id = e.tenant_id and cv.entity_id = e.id and cv.valid_to is null
      where ${where.join(" and ")}
      order by r.created_at desc, r.id desc
