@@ -348,8 +348,112 @@ export const pgPartman: Migration = {
         end loop;
       end
       $unadopt$;
-      -- run_partition_maintenance and create_time_partitions keep their new bodies: without pg_partman
-      -- managing a table they do what the ones they replaced did, through these helpers.
+    `);
+    // The bodies these replaced (core migration 20261125090200), then the helpers only they used.
+    await knex.raw(`
+      create or replace function create_time_partitions(p_parent text, p_from timestamptz, p_to timestamptz)
+      returns setof text
+      language plpgsql
+      security definer
+      set search_path = pg_catalog, public
+      as $fn$
+      declare
+        v_granularity text;
+        v_step interval;
+        v_format text;
+        v_start timestamptz;
+        v_end timestamptz;
+        v_name text;
+      begin
+        select pp.granularity into v_granularity from public.partition_policy pp where pp.parent_table = p_parent;
+        if not found then
+          raise exception 'no partition policy for table %', p_parent using errcode = '22023';
+        end if;
+        if p_to - p_from > interval '3 years' then
+          raise exception 'refusing to create partitions for more than 3 years at once' using errcode = '22023';
+        end if;
+        if v_granularity = 'day' then
+          v_step := interval '1 day';
+          v_format := 'YYYY_MM_DD';
+        else
+          v_step := interval '1 month';
+          v_format := 'YYYY_MM';
+        end if;
+        -- Boundaries are UTC days/months whatever the session's time zone.
+        v_start := date_trunc(v_granularity, p_from at time zone 'UTC') at time zone 'UTC';
+        while v_start < p_to loop
+          v_end := ((v_start at time zone 'UTC') + v_step) at time zone 'UTC';
+          v_name := p_parent || '_' || to_char(v_start at time zone 'UTC', v_format);
+          if to_regclass(format('public.%I', v_name)) is null then
+            execute format('create table public.%I partition of public.%I for values from (%L) to (%L)',
+                           v_name, p_parent, v_start, v_end);
+            -- Rows are reached through the parent (whose policies apply); RLS on the partition itself
+            -- denies anyone who would address it directly.
+            execute format('alter table public.%I enable row level security', v_name);
+            execute format('alter table public.%I force row level security', v_name);
+            return next v_name;
+          end if;
+          v_start := v_end;
+        end loop;
+      end
+      $fn$;
+      create or replace function run_partition_maintenance(p_parent text default null, p_now timestamptz default now())
+      returns table (parent_table text, action text, partition_name text)
+      language plpgsql
+      security definer
+      set search_path = pg_catalog, public
+      as $fn$
+      declare
+        v_policy record;
+        v_step interval;
+        v_name text;
+        v_part record;
+        v_upper timestamptz;
+      begin
+        -- One maintainer at a time across replicas; the others wait and then find nothing to do.
+        perform pg_advisory_xact_lock(7243001);
+        for v_policy in
+          select pp.parent_table, pp.granularity, pp.premake, pp.premake_behind, pp.retention, pp.retention_action
+          from public.partition_policy pp
+          where p_parent is null or pp.parent_table = p_parent
+          order by pp.parent_table
+        loop
+          v_step := case v_policy.granularity when 'day' then interval '1 day' else interval '1 month' end;
+          for v_name in
+            select public.create_time_partitions(v_policy.parent_table,
+                                                 p_now - v_policy.premake_behind * v_step,
+                                                 p_now + (v_policy.premake + 1) * v_step)
+          loop
+            parent_table := v_policy.parent_table; action := 'created'; partition_name := v_name;
+            return next;
+          end loop;
+          if v_policy.retention is not null then
+            for v_part in
+              select c.relname, pg_get_expr(c.relpartbound, c.oid) as bound
+              from pg_inherits i
+              join pg_class c on c.oid = i.inhrelid
+              where i.inhparent = format('public.%I', v_policy.parent_table)::regclass
+              order by c.relname
+            loop
+              v_upper := (regexp_match(v_part.bound, 'TO \\(''([^'']+)''\\)'))[1]::timestamptz;
+              continue when v_upper is null or v_upper > p_now - v_policy.retention;
+              if v_policy.retention_action = 'detach' then
+                execute format('alter table public.%I detach partition public.%I', v_policy.parent_table, v_part.relname);
+                action := 'detached';
+              else
+                execute format('drop table public.%I', v_part.relname);
+                action := 'dropped';
+              end if;
+              parent_table := v_policy.parent_table; partition_name := v_part.relname;
+              return next;
+            end loop;
+          end if;
+        end loop;
+      end
+      $fn$;
+      drop function if exists partition_child_name(text, timestamptz);
+      drop function if exists partition_engine(text);
+      drop function if exists partman_schema_for(text);
     `);
   },
 };

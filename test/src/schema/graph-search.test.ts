@@ -1,5 +1,6 @@
 import { afterAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { withServiceRole, withTenant } from "@promptcraft/db";
 import { addVersion, createEntity } from "@promptcraft/content/fixtures";
 import { createTenant, createUser } from "@promptcraft/testing";
@@ -59,52 +60,25 @@ describe("relationships", () => {
     await rejectsWith(edge(tenantId, a, b, "likes"), SQLSTATE.checkViolation, "relationship_type_check");
   });
 
-  test("get_entity_graph walks a cyclic graph once per edge, outbound and inbound", async () => {
-    const { tenantId, ids } = await tenantWithEntities(4);
-    const [a, b, c, d] = ids as [string, string, string, string];
-    await edge(tenantId, a, b, "depends_on", 0.9);
-    await edge(tenantId, b, c, "depends_on", 0.8);
-    await edge(tenantId, c, a, "part_of", 0.7); // closes a cycle a -> b -> c -> a
-    await edge(tenantId, d, a, "derived_from", 0.5);
-
-    await withTenant(knex, { service: "graph", tenantId }, async (trx) => {
-      const out = await trx.raw<{ rows: { depth: number; source_id: string; target_id: string; closes_cycle: boolean }[] }>(
-        "select depth, source_id, target_id, closes_cycle from get_entity_graph(?, ?, 10)",
-        [tenantId, a],
+  test("relationship_revision: ordered, non-overlapping validity per relationship; another tenant sees none", async () => {
+    const { tenantId, ids } = await tenantWithEntities(2);
+    const [a, b] = ids as [string, string];
+    const relationshipId = randomUUID();
+    const revision = (n: number, from: string, to: string | null) =>
+      withTenant(knex, { service: "graph", tenantId }, (trx) =>
+        trx.raw(
+          `insert into relationship_revision (tenant_id, relationship_id, revision, source_id, target_id, relationship_type, strength, valid_from, valid_to)
+           values (?, ?, ?, ?, ?, 'depends_on', 1, ?::timestamptz, ?::timestamptz)`,
+          [tenantId, relationshipId, n, a, b, from, to],
+        ),
       );
-      assert.deepEqual(
-        out.rows.map((r) => [r.depth, r.source_id, r.target_id, r.closes_cycle]),
-        [[1, a, b, false], [2, b, c, false], [3, c, a, true]],
-      );
-      const depth1 = await trx.raw<{ rows: unknown[] }>("select depth from get_entity_graph(?, ?, 1)", [tenantId, a]);
-      assert.equal(depth1.rows.length, 1);
-      const inbound = await trx.raw<{ rows: { source_id: string }[] }>(
-        "select source_id from get_entity_graph(?, ?, 1, 'inbound') order by source_id",
-        [tenantId, a],
-      );
-      assert.deepEqual(inbound.rows.map((r) => r.source_id).sort(), [c, d].sort());
-      const both = await trx.raw<{ rows: unknown[] }>("select depth from get_entity_graph(?, ?, 5, 'both')", [tenantId, a]);
-      assert.equal(both.rows.length, 4);
-      const onlyDepends = await trx.raw<{ rows: unknown[] }>(
-        "select depth from get_entity_graph(?, ?, 5, 'outbound', array['depends_on'])",
-        [tenantId, a],
-      );
-      assert.equal(onlyDepends.rows.length, 2);
-      const cycle = await trx.raw<{ rows: { closes: boolean; open: boolean }[] }>(
-        `select relationship_would_cycle(?, ?, ?, 'depends_on') as closes,
-                relationship_would_cycle(?, ?, ?, 'depends_on') as open`,
-        [tenantId, c, a, tenantId, a, d],
-      );
-      assert.deepEqual(cycle.rows[0], { closes: true, open: false });
-    });
-    await rejectsWith(
-      withTenant(knex, { service: "graph", tenantId }, (trx) => trx.raw("select depth from get_entity_graph(?, ?, 2, 'sideways')", [tenantId, a])),
-      SQLSTATE.invalidParameter,
-    );
-    // Another tenant sees no edges of this one.
+    await revision(1, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
+    await revision(2, "2026-01-02T00:00:00Z", null);
+    await rejectsWith(revision(3, "2026-01-03T00:00:00Z", null), SQLSTATE.exclusionViolation, "relationship_revision_no_overlap");
+    await rejectsWith(revision(4, "2026-01-05T00:00:00Z", "2026-01-04T00:00:00Z"), SQLSTATE.checkViolation, "relationship_revision_range_check");
     const other = await createTenant(knex);
     const foreign = await withTenant(knex, { service: "graph", tenantId: other }, (trx) =>
-      trx.raw<{ rows: unknown[] }>("select depth from get_entity_graph(?, ?, 5)", [tenantId, a]),
+      trx.raw<{ rows: unknown[] }>("select 1 from relationship_revision where relationship_id = ?", [relationshipId]),
     );
     assert.equal(foreign.rows.length, 0);
   });

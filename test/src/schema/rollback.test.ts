@@ -147,7 +147,7 @@ describe("migrations", () => {
       assert.ok(first.every((s) => s.applied.length > 0), "every slice applies something");
       const objects = await userObjects(knex);
       for (const expected of ["tenant", "entity_version", "relationship", "embedding", "usage_event", "event",
-        "entity_stats", "get_entity_history", "get_entity_graph", "search_similar_entities", "refresh_read_model"]) {
+        "entity_stats", "get_entity_history", "relationship_revision", "search_similar_entities", "refresh_read_model"]) {
         assert.ok(objects.includes(expected), `${expected} missing after up`);
       }
 

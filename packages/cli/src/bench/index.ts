@@ -8,6 +8,7 @@ import { benchAnalyticsIngest } from "./analytics-ingest.js";
 import { benchAnalyticsTail } from "./analytics-tail.js";
 import { benchAnalyticsSummary } from "./analytics-summary.js";
 import { benchAnalyticsEntityStats } from "./analytics-entity-stats.js";
+import { benchGraph } from "./graph.js";
 
 /** `bench analytics [ingest] [tail] [summary] [entity-stats]`: the analytics benchmarks by name (all when none is named); their own flags follow. */
 const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = {
@@ -32,6 +33,7 @@ const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   embedded: benchEmbedded,
   tracing: benchTracing,
   analytics: benchAnalytics,
+  graph: benchGraph,
   // The tail benchmark's first name, kept: `bench analytics-tail [--events N …]`.
   "analytics-tail": benchAnalyticsTail,
 };
@@ -41,12 +43,12 @@ export async function runBench(args: string[]): Promise<number> {
   // All suites: the tail benchmark once, as part of `analytics`.
   const names = args.length ? args.filter((a) => a in SUITES) : Object.keys(SUITES).filter((n) => n !== "analytics-tail");
   // `--scale N`: the summary benchmark's size (its N passes as a number).
-  const unknown = args.filter((a) => !(a in SUITES) && !(a in ANALYTICS) && !/^\d+$/.test(a) && a !== "--scale");
+  const unknown = args.filter((a) => !(a in SUITES) && !(a in ANALYTICS) && !/^[\d.]+$/.test(a) && a !== "--scale");
   if (unknown.length) {
     console.error(`unknown benchmark ${unknown.join(", ")}; known: ${Object.keys(SUITES).join(", ")}`);
     return 2;
   }
   let code = 0;
-  for (const name of names) code ||= await SUITES[name]!(args.filter((a) => /^\d+$/.test(a) || (name === "analytics" && (a in ANALYTICS || a === "--scale"))));
+  for (const name of names) code ||= await SUITES[name]!(args.filter((a) => /^[\d.]+$/.test(a) || ((name === "analytics" || name === "graph") && (a in ANALYTICS || a === "--scale"))));
   return code;
 }

@@ -55,6 +55,19 @@ test("parseTemplate: \\{{ is a literal {{, \\\\{{ a backslash and a placeholder,
   assert.equal(texts("\\\\\\\\{{name}}"), "\\\\<name>");
   assert.equal(texts("C:\\dir\\ \\n \\}} {{a}}\\"), "C:\\dir\\ \\n \\}} <a>\\");
   assert.equal(texts("\\{{{{a}}"), "{{<a>");
+  assert.equal(texts("\\{{> ctx}} \\\\{{>ctx}}"), "{{> ctx}} \\<>ctx>", "partials escape the same way");
+});
+
+test("parseTemplate: {{> ref}} is a partial naming an entity by name or UUID; anything else after > is TEMPLATE_SYNTAX", () => {
+  assert.deepEqual(parseTemplate("a {{> shared-context }} b"), [
+    { kind: "text", text: "a " },
+    { kind: "partial", ref: "shared-context", source: "{{> shared-context }}" },
+    { kind: "text", text: " b" },
+  ]);
+  assert.deepEqual(parseTemplate("{{>0b9f2c1e-4a7d-4e1a-9c3b-2f6d8e0a1b2c}}")[0], { kind: "partial", ref: "0b9f2c1e-4a7d-4e1a-9c3b-2f6d8e0a1b2c", source: "{{>0b9f2c1e-4a7d-4e1a-9c3b-2f6d8e0a1b2c}}" });
+  for (const bad of ["{{>}}", "{{> Bad Name}}", "{{> a.b}}", "{{>> x}}"]) {
+    assert.throws(() => parseTemplate(bad), (err: unknown) => err instanceof FailedPreconditionError && err.reason === ErrorReason.TEMPLATE_SYNTAX, bad);
+  }
 });
 
 test("parseTemplate: an unclosed {{ or a bad name is TEMPLATE_SYNTAX at the line and column of its {{", () => {

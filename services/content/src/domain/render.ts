@@ -324,12 +324,21 @@ class Composition {
     private readonly options: RenderOptions,
   ) {}
 
-  /** The text of template `row` with its partials included (depth = how many partials deep it is). */
+  /**
+   * The text of `row` — a template's `content.template`, or an included context's `content.text` —
+   * rendered with the request's variables and its own declared defaults, its partials included
+   * (depth = how many partials deep it is).
+   */
   async render(row: EntityRow, includedBy: string | undefined, depth: number): Promise<string> {
     this.note(row, includedBy);
     const content = row.content ?? {};
-    if (typeof content.template !== "string") throw notATemplate("the template's content has no `template` text");
-    const parts = parseTemplate(content.template);
+    const text = row.entity_type === "template" ? content.template : content.text;
+    if (typeof text !== "string") {
+      if (includedBy === undefined) throw notATemplate("the template's content has no `template` text");
+      const field = row.entity_type === "template" ? "template" : "text";
+      throw partialUnresolved(row.name, includedBy, `the included ${row.entity_type} has no \`${field}\` in its content`);
+    }
+    const parts = parseTemplate(text);
     const refs = [...new Set(parts.flatMap((part) => (part.kind === "partial" ? [part.ref] : [])))];
     const included = new Map<string, string>();
     for (const ref of refs) {
@@ -342,6 +351,7 @@ class Composition {
     return rendered.text;
   }
 
+  /** The rendered text of the dependency of `template` that `ref` names. */
   private async include(template: EntityRow, ref: string, depth: number): Promise<string> {
     const edges = (await this.dependencies()).filter((edge) => edge.dependentId === template.id);
     const byId = UUID.test(ref) ? edges.find((edge) => edge.entityId === ref) : undefined;
@@ -362,13 +372,9 @@ class Composition {
     if (!edge) throw partialUnresolved(ref, template.id, "it names no dependency of the template that you may view (add a depends_on relationship to it)");
     if (edge.problem !== undefined) throw partialUnresolved(ref, template.id, edge.problem);
     if (!row) throw partialUnresolved(ref, template.id, "the dependency is not visible to you");
-    if (row.entity_type === "context") {
-      const text = row.content?.text;
-      if (typeof text !== "string") throw partialUnresolved(ref, template.id, "the context has no `text` in its content");
-      this.note(row, template.id);
-      return text;
+    if (row.entity_type !== "template" && row.entity_type !== "context") {
+      throw partialUnresolved(ref, template.id, `a ${row.entity_type} cannot be included (only templates and contexts)`);
     }
-    if (row.entity_type !== "template") throw partialUnresolved(ref, template.id, `a ${row.entity_type} cannot be included (only templates and contexts)`);
     const key = `${row.id}@${row.version}`;
     let text = this.texts.get(key);
     if (!text) {

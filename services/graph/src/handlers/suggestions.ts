@@ -1,0 +1,83 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { actorOf, callerOf, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import type { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
+import { RelationshipType, SuggestionSource, SuggestionState, type SuggestionSchema } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
+import type { GraphConfig } from "../config.js";
+import * as suggestions from "../domain/suggestions.js";
+import type { SuggestionKind, SuggestionStatus } from "../store/suggestions.js";
+import { relationshipToProto, relationshipTypeOf, relationshipTypeToProto } from "./relationships.js";
+
+const SOURCE_TO_PROTO: Record<SuggestionKind, SuggestionSource> = {
+  similar: SuggestionSource.SIMILARITY,
+  co_used: SuggestionSource.CO_USAGE,
+  dependency: SuggestionSource.STRUCTURE,
+  model: SuggestionSource.SIMILARITY,
+};
+const STATE_TO_PROTO: Record<SuggestionStatus, SuggestionState> = { open: SuggestionState.PENDING, accepted: SuggestionState.ACCEPTED, dismissed: SuggestionState.DISMISSED };
+const STATE_FROM_PROTO: Partial<Record<SuggestionState, SuggestionStatus>> = {
+  [SuggestionState.PENDING]: "open",
+  [SuggestionState.ACCEPTED]: "accepted",
+  [SuggestionState.DISMISSED]: "dismissed",
+};
+
+function suggestionToProto(row: suggestions.SuggestionRow): MessageInitShape<typeof SuggestionSchema> {
+  return {
+    id: row.id,
+    entityId: row.entity_id,
+    suggestedEntityId: row.suggested_entity_id,
+    suggestedEntityTitle: row.suggested_title,
+    relationshipType: relationshipTypeToProto(row.relationship_type),
+    score: row.score,
+    reason: row.reason,
+    source: SOURCE_TO_PROTO[row.kind],
+    state: STATE_TO_PROTO[row.status],
+    createTime: timestampFromDb(row.created_at),
+    resolveTime: row.decided_at ? timestampFromDb(row.decided_at) : undefined,
+    resolverId: row.decided_by ?? "",
+    relationshipId: row.relationship_id ?? "",
+    dismissReason: row.dismiss_reason,
+  };
+}
+
+/** GraphService suggestions: List, Generate, Accept, Dismiss. */
+export function suggestionHandlers(deps: ServiceDeps<GraphConfig>): Pick<
+  ServiceHandlers<typeof GraphService>,
+  "listSuggestions" | "generateSuggestions" | "acceptSuggestion" | "dismissSuggestion"
+> {
+  const db = deps.db;
+  return {
+    listSuggestions: async (request, ctx) => {
+      const page = await suggestions.listSuggestions(db, callerOf(ctx), {
+        entityId: request.entityId.toLowerCase(),
+        statuses: request.states.map((s) => STATE_FROM_PROTO[s] ?? "open"),
+        minScore: request.minScore,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+      });
+      return { suggestions: page.suggestions.map(suggestionToProto), nextPageToken: page.nextPageToken };
+    },
+    generateSuggestions: async (request, ctx) => {
+      const made = await suggestions.generateSuggestions(db, callerOf(ctx), {
+        entityId: request.entityId.toLowerCase(),
+        max: request.maxSuggestions || 10,
+        minScore: request.minScore ?? 0.5,
+      });
+      return { suggestions: made.map(suggestionToProto) };
+    },
+    acceptSuggestion: async (request, ctx) => {
+      const accepted = await suggestions.acceptSuggestion(
+        db,
+        callerOf(ctx),
+        {
+          id: request.suggestionId.toLowerCase(),
+          type: request.relationshipType === RelationshipType.UNSPECIFIED ? undefined : relationshipTypeOf(request.relationshipType),
+          strength: request.strength,
+        },
+        actorOf(ctx),
+      );
+      return { suggestion: suggestionToProto(accepted.suggestion), relationship: relationshipToProto(accepted.relationship) };
+    },
+    dismissSuggestion: async (request, ctx) =>
+      suggestionToProto(await suggestions.dismissSuggestion(db, callerOf(ctx), { id: request.suggestionId.toLowerCase(), reason: request.reason }, actorOf(ctx))),
+  };
+}
