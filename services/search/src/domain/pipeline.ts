@@ -42,12 +42,23 @@ export async function handleContentEvents(db: Knex, models: readonly string[], e
   }
 }
 
-/** Tuning of the worker (config). */
+/** One version the provider embedded (for usage reporting; copies of unchanged text are not reported). */
+export interface EmbeddedItem {
+  tenantId: string;
+  entityId: string;
+  version: number;
+  model: string;
+  /** Time of the provider call that embedded it (its whole batch). */
+  latencyMs: number;
+}
+
+/** Tuning of the worker (config), and who hears of each embedded version. */
 export interface WorkerOptions {
   claimBatch: number;
   maxAttempts: number;
   retryBaseMs: number;
   leaseMs: number;
+  onEmbedded?: (item: EmbeddedItem) => void;
 }
 
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
@@ -141,6 +152,7 @@ async function embedTenantItems(
       const batch = prepared.slice(i, i + maxBatch);
       let vectors: number[][] | undefined;
       let failure: { message: string; retryable: boolean; retryAfterMs?: number } | undefined;
+      const started = performance.now();
       try {
         if (!info) throw new EmbeddingError(`embedding model ${model} is not configured on this search service`, false);
         vectors = await info.provider.embed(batch.map((p) => p.text), signal);
@@ -151,11 +163,13 @@ async function embedTenantItems(
         failure = err instanceof EmbeddingError ? { message: err.message, retryable: err.retryable, retryAfterMs: err.retryAfterMs } : { message: (err as Error).message, retryable: true };
         log.warn({ model, items: batch.length, err: failure.message }, "embedding failed");
       }
+      const latencyMs = performance.now() - started;
       await withTenant(db, scope, async (trx) => {
         for (const [k, p] of batch.entries()) {
           if (vectors) {
             await queue.storeVector(trx, tenantId, p.item, p.hash, pgvector.toSql(vectors[k]!)!);
             count(p.item, "completed");
+            options.onEmbedded?.({ tenantId, entityId: p.item.entity_id, version: p.item.version, model, latencyMs });
           } else if (failure!.retryable && p.item.attempts < options.maxAttempts) {
             await queue.retryLater(trx, tenantId, p.item, p.hash, failure!.message, retryDelayMs(p.item.attempts, options.retryBaseMs, failure!.retryAfterMs));
           } else {
