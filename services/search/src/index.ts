@@ -42,3 +42,4 @@ export const searchService: ServiceModule<SearchConfig, SearchState> = {
 };
 
 export { SearchConfig };
+export { hashEmbedding, LOCAL_DIMENSIONS, LOCAL_MODEL } from "./providers/local.js";

@@ -7,6 +7,7 @@ import { benchTracing } from "./tracing.js";
 import { benchAnalyticsIngest } from "./analytics-ingest.js";
 import { benchAnalyticsTail } from "./analytics-tail.js";
 import { benchAnalyticsSummary } from "./analytics-summary.js";
+import { benchSearch } from "./search.js";
 
 /** `bench analytics [ingest] [tail] [summary]`: the analytics benchmarks by name (all when none is named); their own flags follow. */
 const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = { ingest: benchAnalyticsIngest, tail: benchAnalyticsTail, summary: benchAnalyticsSummary };
@@ -26,6 +27,7 @@ const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   embedded: benchEmbedded,
   tracing: benchTracing,
   analytics: benchAnalytics,
+  search: benchSearch,
   // The tail benchmark's first name, kept: `bench analytics-tail [--events N …]`.
   "analytics-tail": benchAnalyticsTail,
 };
