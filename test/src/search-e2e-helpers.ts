@@ -20,7 +20,8 @@ export { badFields, failure, ok, PROTOCOLS, type Outcome, type Protocol } from "
 export class SearchHarness extends ContentHarness {
   search!: RunningService;
 
-  override async start(): Promise<void> {
+  /** Starts identity, content and search; `searchEnv` overrides search's configuration. */
+  override async start(searchEnv: Record<string, string> = {}): Promise<void> {
     await super.start();
     this.search = await startService(
       searchService,
@@ -30,6 +31,7 @@ export class SearchHarness extends ContentHarness {
         EMBEDDING_WORKER_INTERVAL_MS: "50",
         EMBEDDING_EVENT_POLL_MS: "50",
         LOG_LEVEL: process.env.SEARCH_TEST_LOG ?? "silent",
+        ...searchEnv,
       }),
     );
   }

@@ -110,9 +110,15 @@ for (const protocol of PROTOCOLS) {
       const [admin, editor] = t.users;
       const id = await h.createEntity(editor!, { title: "cancel me" });
       await h.waitEmbedded(editor!, [id]);
-      // Stop the worker from taking it before the cancel: make the job's items not due yet.
+      // An item of the entity already queued but not due for an hour: the reindex takes it over
+      // (keeping its due time), so the job stays queued until the cancel — no race with the worker.
+      await h.db.raw(
+        "insert into embedding_job (tenant_id, entity_id, version, model, run_after) values (?, ?, 1, 'local-hash-384', now() + interval '1 hour')",
+        [t.tenantId, id],
+      );
       const job = ok(await h.searchCall(protocol, S.reindexEntities, { entityIds: [id], force: true }, editor!.token));
-      await h.db.raw("update embedding_job set run_after = now() + interval '1 hour' where tenant_id = ? and reindex_id = ?", [t.tenantId, job.id]);
+      assert.equal(job.state, EmbeddingJobState.QUEUED);
+      assert.equal(job.totalCount, 1);
       const other = (await h.tenantWith(["editor"])).users[0]!;
       assert.deepEqual(failure(await h.searchCall(protocol, S.cancelEmbeddingJob, { jobId: job.id }, other.token)), { code: "NOT_FOUND", reason: "RESOURCE_NOT_FOUND" });
       const cancelled = ok(await h.searchCall(protocol, S.cancelEmbeddingJob, { jobId: job.id }, admin!.token));

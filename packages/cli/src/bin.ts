@@ -29,7 +29,7 @@ const USAGE = `promptcraft <command>
                             embedded engine of a running \`npm start\`)
   events replay --consumer <name> --from <cursor|start|end>
                             reset a consumer's checkpoint so its projection is rebuilt from there
-  bench [suite…]            run the benchmarks (transport, auth, login, content)
+  bench [suite…]            run the benchmarks (transport, auth, login, content, analytics, search)
 
 login, tenant and user reach identity at IDENTITY_URL; else where HOST and IDENTITY_GRPC_PORT put
 it, as for start; else where a running \`npm start\` of this checkout serves it; else 127.0.0.1:50051.

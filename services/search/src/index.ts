@@ -1,19 +1,22 @@
-import type { ServiceModule } from "@promptcraft/platform";
+import { usageReporting, type ServiceModule } from "@promptcraft/platform";
 import { SearchConfig } from "./config.js";
 import { startEmbeddingPipeline } from "./domain/pipeline.js";
+import { embeddingUsage } from "./handlers/usage.js";
 import { localModel, ModelRegistry } from "./providers/registry.js";
-import { routes } from "./routes.js";
+import { routes, type SearchState } from "./routes.js";
 
 /**
  * The search service, as `startService` / `runService` take it. Beside the server it runs the
  * embedding pipeline: the event-log consumer that queues new versions, and the worker that embeds
- * them (both as the service's database role; stopped on shutdown).
+ * them (both as the service's database role; stopped on shutdown), and its usage reporter
+ * (`search` per search call, `embedding` per version embedded by a provider).
  */
-export const searchService: ServiceModule<SearchConfig, ModelRegistry> = {
+export const searchService: ServiceModule<SearchConfig, SearchState> = {
   name: "search",
   config: SearchConfig,
   async setup({ config, db, log }) {
     const registry = new ModelRegistry([localModel()]);
+    const { reporter, metrics } = usageReporting(config, "search", log);
     const pipeline = startEmbeddingPipeline(
       db,
       registry,
@@ -24,12 +27,19 @@ export const searchService: ServiceModule<SearchConfig, ModelRegistry> = {
         leaseMs: config.EMBEDDING_LEASE_MS,
         workerIntervalMs: config.EMBEDDING_WORKER_INTERVAL_MS,
         eventPollMs: config.EMBEDDING_EVENT_POLL_MS,
+        onEmbedded: embeddingUsage(reporter),
       },
       log,
     );
-    return { state: registry, close: () => pipeline.stop() };
+    return {
+      state: { registry, usage: reporter },
+      metrics,
+      // BACKGROUND_STOP_MS (1 s) is all close() gets: flush the reporter within most of it.
+      close: async () => void (await Promise.all([pipeline.stop(), reporter?.close(800)])),
+    };
   },
   routes,
 };
 
 export { SearchConfig };
+export { hashEmbedding, LOCAL_DIMENSIONS, LOCAL_MODEL } from "./providers/local.js";

@@ -9,6 +9,7 @@ import { benchAnalyticsTail } from "./analytics-tail.js";
 import { benchAnalyticsSummary } from "./analytics-summary.js";
 import { benchAnalyticsEntityStats } from "./analytics-entity-stats.js";
 import { benchGraph } from "./graph.js";
+import { benchSearch } from "./search.js";
 
 /** `bench analytics [ingest] [tail] [summary] [entity-stats]`: the analytics benchmarks by name (all when none is named); their own flags follow. */
 const ANALYTICS: Record<string, (args: string[]) => Promise<number>> = {
@@ -34,6 +35,7 @@ const SUITES: Record<string, (args: string[]) => Promise<number>> = {
   tracing: benchTracing,
   analytics: benchAnalytics,
   graph: benchGraph,
+  search: benchSearch,
   // The tail benchmark's first name, kept: `bench analytics-tail [--events N …]`.
   "analytics-tail": benchAnalyticsTail,
 };

@@ -42,12 +42,23 @@ export async function handleContentEvents(db: Knex, models: readonly string[], e
   }
 }
 
-/** Tuning of the worker (config). */
+/** One version the provider embedded (for usage reporting; copies of unchanged text are not reported). */
+export interface EmbeddedItem {
+  tenantId: string;
+  entityId: string;
+  version: number;
+  model: string;
+  /** Time of the provider call that embedded it (its whole batch). */
+  latencyMs: number;
+}
+
+/** Tuning of the worker (config), and who hears of each embedded version. */
 export interface WorkerOptions {
   claimBatch: number;
   maxAttempts: number;
   retryBaseMs: number;
   leaseMs: number;
+  onEmbedded?: (item: EmbeddedItem) => void;
 }
 
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
@@ -115,22 +126,22 @@ async function embedTenantItems(
   // Stale items go, unchanged text is copied; what is left needs the provider.
   const toEmbed = await withTenant(db, scope, async (trx) => {
     const items = await queue.itemsToEmbed(trx, tenantId, ids, worker);
-    const rest: Prepared[] = [];
-    for (const item of items) {
-      if (!item.current) {
-        await queue.deleteItem(trx, tenantId, item.id);
-        count(item, "skipped");
-        continue;
-      }
-      const text = embeddingText({ title: item.title ?? "", description: item.description ?? "", tags: item.tags ?? [], content: item.content });
-      const hash = textHash(text);
-      if (!item.force && (await queue.copyEmbeddedVector(trx, tenantId, item, hash))) {
-        count(item, "skipped");
-        continue;
-      }
-      rest.push({ item, text, hash });
-    }
-    return rest;
+    const stale = items.filter((i) => !i.current);
+    await queue.deleteItems(trx, tenantId, stale.map((i) => i.id));
+    for (const item of stale) count(item, "skipped");
+    const prepared: Prepared[] = items
+      .filter((i) => i.current)
+      .map((item) => {
+        const text = embeddingText({ title: item.title ?? "", description: item.description ?? "", tags: item.tags ?? [], content: item.content });
+        return { item, text, hash: textHash(text) };
+      });
+    const copied = await queue.copyEmbeddedVectors(
+      trx,
+      tenantId,
+      prepared.filter((p) => !p.item.force).map((p) => ({ item: p.item, contentHash: p.hash })),
+    );
+    for (const p of prepared) if (copied.has(p.item.id)) count(p.item, "skipped");
+    return prepared.filter((p) => !copied.has(p.item.id));
   });
   const byModel = new Map<string, Prepared[]>();
   for (const p of toEmbed) byModel.set(p.item.model, [...(byModel.get(p.item.model) ?? []), p]);
@@ -141,6 +152,7 @@ async function embedTenantItems(
       const batch = prepared.slice(i, i + maxBatch);
       let vectors: number[][] | undefined;
       let failure: { message: string; retryable: boolean; retryAfterMs?: number } | undefined;
+      const started = performance.now();
       try {
         if (!info) throw new EmbeddingError(`embedding model ${model} is not configured on this search service`, false);
         vectors = await info.provider.embed(batch.map((p) => p.text), signal);
@@ -151,12 +163,19 @@ async function embedTenantItems(
         failure = err instanceof EmbeddingError ? { message: err.message, retryable: err.retryable, retryAfterMs: err.retryAfterMs } : { message: (err as Error).message, retryable: true };
         log.warn({ model, items: batch.length, err: failure.message }, "embedding failed");
       }
+      const latencyMs = performance.now() - started;
       await withTenant(db, scope, async (trx) => {
-        for (const [k, p] of batch.entries()) {
-          if (vectors) {
-            await queue.storeVector(trx, tenantId, p.item, p.hash, pgvector.toSql(vectors[k]!)!);
+        if (vectors) {
+          const embedded = vectors;
+          await queue.storeVectors(trx, tenantId, batch.map((p, k) => ({ item: p.item, contentHash: p.hash, vectorSql: pgvector.toSql(embedded[k]!)! })));
+          for (const p of batch) {
             count(p.item, "completed");
-          } else if (failure!.retryable && p.item.attempts < options.maxAttempts) {
+            options.onEmbedded?.({ tenantId, entityId: p.item.entity_id, version: p.item.version, model, latencyMs });
+          }
+          return;
+        }
+        for (const p of batch) {
+          if (failure!.retryable && p.item.attempts < options.maxAttempts) {
             await queue.retryLater(trx, tenantId, p.item, p.hash, failure!.message, retryDelayMs(p.item.attempts, options.retryBaseMs, failure!.retryAfterMs));
           } else {
             await queue.giveUp(trx, tenantId, p.item, p.hash, failure!.message);

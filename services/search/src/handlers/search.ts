@@ -1,12 +1,15 @@
+import type { UsageReporter } from "@promptcraft/client";
 import { callerOf, type ServiceHandlers } from "@promptcraft/platform";
 import type { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
 import { findNearDuplicates, findSimilarEntities, searchEntities, type SearchDeps } from "../domain/search.js";
 import { MODE_TO_PROTO, modeOf, ownerOf, resultToProto, statusesOf, timeBound, typesOf } from "./convert.js";
+import { reportSearch } from "./usage.js";
 
-/** SearchEntities, FindSimilarEntities, FindNearDuplicates: proto ↔ domain. */
-export function searchHandlers(deps: SearchDeps): Pick<ServiceHandlers<typeof SearchService>, "searchEntities" | "findSimilarEntities" | "findNearDuplicates"> {
+/** SearchEntities, FindSimilarEntities, FindNearDuplicates: proto ↔ domain; each answered call is reported as `search` usage. */
+export function searchHandlers(deps: SearchDeps, usage: UsageReporter | undefined): Pick<ServiceHandlers<typeof SearchService>, "searchEntities" | "findSimilarEntities" | "findNearDuplicates"> {
   return {
     async searchEntities(req, ctx) {
+      const started = performance.now();
       const out = await searchEntities(deps, callerOf(ctx), {
         query: req.query,
         mode: modeOf(req.mode),
@@ -25,6 +28,7 @@ export function searchHandlers(deps: SearchDeps): Pick<ServiceHandlers<typeof Se
           updatedBefore: timeBound(req.updateTimeBefore, "update_time_before"),
         },
       });
+      reportSearch(usage, ctx, { model: out.model, latencyMs: performance.now() - started, mode: out.mode, results: out.hits.length });
       return {
         results: out.hits.map(resultToProto),
         nextPageToken: out.nextPageToken,
@@ -35,6 +39,7 @@ export function searchHandlers(deps: SearchDeps): Pick<ServiceHandlers<typeof Se
     },
 
     async findSimilarEntities(req, ctx) {
+      const started = performance.now();
       const out = await findSimilarEntities(deps, callerOf(ctx), {
         entityId: req.entityId.toLowerCase(),
         version: req.version ?? null,
@@ -43,10 +48,12 @@ export function searchHandlers(deps: SearchDeps): Pick<ServiceHandlers<typeof Se
         minScore: req.minScore,
         pageSize: req.pageSize > 0 ? req.pageSize : 10,
       });
+      reportSearch(usage, ctx, { model: out.model, latencyMs: performance.now() - started, mode: "similar", results: out.hits.length, entityId: req.entityId.toLowerCase() });
       return { results: out.hits.map(resultToProto), model: out.model };
     },
 
     async findNearDuplicates(req, ctx) {
+      const started = performance.now();
       const out = await findNearDuplicates(deps, callerOf(ctx), {
         text: { title: req.title, description: req.description, tags: req.tags, content: req.content ?? {} },
         excludeEntityId: req.excludeEntityId === "" ? null : req.excludeEntityId.toLowerCase(),
@@ -54,6 +61,7 @@ export function searchHandlers(deps: SearchDeps): Pick<ServiceHandlers<typeof Se
         model: req.model,
         pageSize: req.pageSize > 0 ? req.pageSize : 5,
       });
+      reportSearch(usage, ctx, { model: out.model, latencyMs: performance.now() - started, mode: "near_duplicates", results: out.hits.length });
       return { results: out.hits.map(resultToProto), model: out.model };
     },
   };

@@ -99,55 +99,96 @@ export async function itemsToEmbed(trx: Reader, tenantId: string, ids: string[],
 /** What finishing an item leaves: it is gone from the queue; for a reindex, which counter it adds to. */
 export type ItemOutcome = "completed" | "skipped" | "failed";
 
+/** A vector to store for an item (pgvector text, from the `pgvector` package). */
+export interface VectorToStore {
+  item: ItemToEmbed;
+  contentHash: string;
+  vectorSql: string;
+}
+
 /**
- * Stores a vector for the item's version (if it is still current: a version superseded meanwhile
- * is not stored) and removes the item. The embeddings of the entity's older versions for the model
- * are removed: only current versions are searched, and fewer dead rows in the HNSW index mean
- * fewer tuples an iterative scan walks past.
+ * Stores the vectors of a batch for their versions (those still current: a version superseded
+ * meanwhile is not stored) and removes the items, in three statements whatever the batch size.
+ * The embeddings of the entities' older versions for the model are removed: only current versions
+ * are searched, and fewer dead rows in the HNSW graph mean fewer tuples an iterative scan walks past.
  */
-export async function storeVector(trx: Knex.Transaction, tenantId: string, item: ItemToEmbed, contentHash: string, vectorSql: string): Promise<void> {
+export async function storeVectors(trx: Knex.Transaction, tenantId: string, rows: VectorToStore[]): Promise<void> {
+  if (rows.length === 0) return;
   await trx.raw(
     `insert into embedding (tenant_id, entity_id, version, model, vector, status, attempts, last_error, content_hash, embedded_at)
-     select ?, ?, ?, ?, ?::vector, 'completed', ?, null, ?, now()
-     where exists (select 1 from entity_version v where v.tenant_id = ? and v.entity_id = ? and v.version = ? and v.valid_to is null)
+     select ?, u.entity_id, u.version, u.model, u.vector::vector, 'completed', u.attempts, null, u.content_hash, now()
+     from unnest(?::uuid[], ?::int[], ?::text[], ?::text[], ?::int[], ?::text[]) as u(entity_id, version, model, vector, attempts, content_hash)
+     where exists (select 1 from entity_version v where v.tenant_id = ? and v.entity_id = u.entity_id and v.version = u.version and v.valid_to is null)
      on conflict on constraint embedding_pkey do update
        set vector = excluded.vector, status = 'completed', attempts = excluded.attempts, last_error = null,
            content_hash = excluded.content_hash, updated_at = now(), embedded_at = now()`,
-    [tenantId, item.entity_id, item.version, item.model, vectorSql, item.attempts, contentHash, tenantId, item.entity_id, item.version],
+    [
+      tenantId,
+      rows.map((r) => r.item.entity_id),
+      rows.map((r) => r.item.version),
+      rows.map((r) => r.item.model),
+      rows.map((r) => r.vectorSql),
+      rows.map((r) => r.item.attempts),
+      rows.map((r) => r.contentHash),
+      tenantId,
+    ],
   );
-  await removeOlderEmbeddings(trx, tenantId, item);
-  await deleteItem(trx, tenantId, item.id);
+  await finishItems(trx, tenantId, rows.map((r) => r.item));
 }
 
 /**
- * Copies the vector of a completed embedding of the same model and text hash in the tenant (the
- * text is unchanged: no provider call), if there is one; true when it did.
+ * Copies, for each item not forced, the vector of a completed embedding of the same model and text
+ * hash in the tenant (the text is unchanged: no provider call), and finishes those items; returns
+ * the ids of the items it copied for.
  */
-export async function copyEmbeddedVector(trx: Knex.Transaction, tenantId: string, item: ItemToEmbed, contentHash: string): Promise<boolean> {
-  const { rowCount } = await trx.raw<{ rowCount: number }>(
-    `insert into embedding (tenant_id, entity_id, version, model, vector, status, attempts, last_error, content_hash, embedded_at)
-     select ?, ?, ?, ?, src.vector, 'completed', ?, null, src.content_hash, now()
-     from (select vector, content_hash from embedding
-           where tenant_id = ? and model = ? and content_hash = ? and status = 'completed' limit 1) src
-     where exists (select 1 from entity_version v where v.tenant_id = ? and v.entity_id = ? and v.version = ? and v.valid_to is null)
-     on conflict on constraint embedding_pkey do update
-       set vector = excluded.vector, status = 'completed', last_error = null, content_hash = excluded.content_hash,
-           updated_at = now(), embedded_at = coalesce(embedding.embedded_at, now())`,
-    [tenantId, item.entity_id, item.version, item.model, item.attempts, tenantId, item.model, contentHash, tenantId, item.entity_id, item.version],
+export async function copyEmbeddedVectors(trx: Knex.Transaction, tenantId: string, rows: { item: ItemToEmbed; contentHash: string }[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const { rows: copied } = await trx.raw<{ rows: { id: string }[] }>(
+    `with u as (
+       select * from unnest(?::uuid[], ?::uuid[], ?::int[], ?::text[], ?::int[], ?::text[]) as u(id, entity_id, version, model, attempts, content_hash)
+     ), src as (
+       select distinct on (u.id) u.*, s.vector
+       from u join embedding s on s.tenant_id = ? and s.model = u.model and s.content_hash = u.content_hash and s.status = 'completed'
+       order by u.id
+     ), stored as (
+       insert into embedding (tenant_id, entity_id, version, model, vector, status, attempts, last_error, content_hash, embedded_at)
+       select ?, src.entity_id, src.version, src.model, src.vector, 'completed', src.attempts, null, src.content_hash, now() from src
+       on conflict on constraint embedding_pkey do update
+         set vector = excluded.vector, status = 'completed', last_error = null, content_hash = excluded.content_hash,
+             updated_at = now(), embedded_at = coalesce(embedding.embedded_at, now())
+     )
+     select id::text from src`,
+    [
+      rows.map((r) => r.item.id),
+      rows.map((r) => r.item.entity_id),
+      rows.map((r) => r.item.version),
+      rows.map((r) => r.item.model),
+      rows.map((r) => r.item.attempts),
+      rows.map((r) => r.contentHash),
+      tenantId,
+      tenantId,
+    ],
   );
-  if (rowCount === 0) return false;
-  await removeOlderEmbeddings(trx, tenantId, item);
-  await deleteItem(trx, tenantId, item.id);
-  return true;
+  const ids = new Set(copied.map((c) => c.id));
+  await finishItems(trx, tenantId, rows.map((r) => r.item).filter((i) => ids.has(i.id)));
+  return ids;
 }
 
-async function removeOlderEmbeddings(trx: Knex.Transaction, tenantId: string, item: ItemToEmbed): Promise<void> {
-  await trx.raw("delete from embedding where tenant_id = ? and entity_id = ? and model = ? and version < ?", [tenantId, item.entity_id, item.model, item.version]);
+/** Removes finished items from the queue, and the older versions' embeddings of their entities and models. */
+async function finishItems(trx: Knex.Transaction, tenantId: string, items: ItemToEmbed[]): Promise<void> {
+  if (items.length === 0) return;
+  await trx.raw(
+    `delete from embedding e
+     using unnest(?::uuid[], ?::text[], ?::int[]) as u(entity_id, model, version)
+     where e.tenant_id = ? and e.entity_id = u.entity_id and e.model = u.model and e.version < u.version`,
+    [items.map((i) => i.entity_id), items.map((i) => i.model), items.map((i) => i.version), tenantId],
+  );
+  await deleteItems(trx, tenantId, items.map((i) => i.id));
 }
 
-/** Removes an item from the queue (done, stale, or given up). */
-export async function deleteItem(trx: Knex.Transaction, tenantId: string, id: string): Promise<void> {
-  await trx.raw("delete from embedding_job where tenant_id = ? and id = ?", [tenantId, id]);
+/** Removes items from the queue (done, stale, or given up). */
+export async function deleteItems(trx: Knex.Transaction, tenantId: string, ids: string[]): Promise<void> {
+  if (ids.length > 0) await trx.raw("delete from embedding_job where tenant_id = ? and id = any(?::uuid[])", [tenantId, ids]);
 }
 
 /**
@@ -166,7 +207,7 @@ export async function retryLater(trx: Knex.Transaction, tenantId: string, item: 
 /** The last attempt failed too (or the failure is permanent): the item leaves the queue, the embedding is `failed` with the error. */
 export async function giveUp(trx: Knex.Transaction, tenantId: string, item: ItemToEmbed, contentHash: string, error: string): Promise<void> {
   await markEmbedding(trx, tenantId, item, contentHash, "failed", error);
-  await deleteItem(trx, tenantId, item.id);
+  await deleteItems(trx, tenantId, [item.id]);
 }
 
 async function markEmbedding(trx: Knex.Transaction, tenantId: string, item: ItemToEmbed, contentHash: string, status: "pending" | "failed", error: string): Promise<void> {
