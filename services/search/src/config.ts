@@ -1,7 +1,11 @@
 import { serviceConfig } from "@promptcraft/platform";
 import { z } from "zod";
+import { checkEmbeddingConfig, embeddingConfigShape } from "./providers/config.js";
 
-/** The search service's configuration (environment variables), parsed once at start. */
+/**
+ * The search service's configuration (environment variables), parsed once at start; the embedding
+ * provider's `EMBEDDING_*` variables are docs/embedding-providers.md's.
+ */
 export const SearchConfig = serviceConfig(
   { grpcPort: 50054, connectPort: 51054 },
   {
@@ -28,6 +32,7 @@ export const SearchConfig = serviceConfig(
     SEARCH_MAX_SCAN_TUPLES: z.coerce.number().int().min(100).max(10_000_000).default(20_000),
     /** Candidate list of the HNSW search (pgvector `hnsw.ef_search`): recall against speed. */
     SEARCH_EF_SEARCH: z.coerce.number().int().min(10).max(1000).default(100),
+    ...embeddingConfigShape,
   },
-);
+).superRefine(checkEmbeddingConfig);
 export type SearchConfig = z.infer<typeof SearchConfig>;

@@ -2,7 +2,7 @@ import { usageReporting, type ServiceModule } from "@promptcraft/platform";
 import { SearchConfig } from "./config.js";
 import { startEmbeddingPipeline } from "./domain/pipeline.js";
 import { embeddingUsage } from "./handlers/usage.js";
-import { localModel, ModelRegistry } from "./providers/registry.js";
+import { configuredModels, ModelRegistry } from "./providers/registry.js";
 import { routes, type SearchState } from "./routes.js";
 
 /**
@@ -15,7 +15,7 @@ export const searchService: ServiceModule<SearchConfig, SearchState> = {
   name: "search",
   config: SearchConfig,
   async setup({ config, db, log }) {
-    const registry = new ModelRegistry([localModel()]);
+    const registry = new ModelRegistry(configuredModels(config, log));
     const { reporter, metrics } = usageReporting(config, "search", log);
     const pipeline = startEmbeddingPipeline(
       db,

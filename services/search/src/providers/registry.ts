@@ -1,4 +1,7 @@
+import type { Logger } from "@promptcraft/platform";
+import { embeddingProviderSettings, type EmbeddingEnv } from "./config.js";
 import { LOCAL_MODEL, LocalHashProvider } from "./local.js";
+import { createOpenAiProvider } from "./openai.js";
 import type { EmbeddingProvider } from "./provider.js";
 
 /** How a model is served, as ListEmbeddingModels describes it. */
@@ -41,4 +44,23 @@ export function localModel(): ModelInfo {
     kind: "local",
     description: `${LOCAL_MODEL}: built in, no network. Feature hashing of words and character trigrams into 384 dimensions: lexical similarity (shared words and spellings), not meaning.`,
   };
+}
+
+/**
+ * The models of a configuration: with `EMBEDDING_PROVIDER=openai`, that model first (the default
+ * for requests that name none) and the local one beside it (no network, always there: full pages
+ * of lexical matches while the provider is away); otherwise the local one alone.
+ */
+export function configuredModels(config: EmbeddingEnv, log: Logger): ModelInfo[] {
+  const settings = embeddingProviderSettings(config);
+  if (settings.kind === "local") return [localModel()];
+  const { baseUrl, model, dimensions } = settings.options;
+  return [
+    {
+      provider: createOpenAiProvider({ ...settings.options, log: log.child({ component: "embedding-provider" }) }),
+      kind: "openai_compatible",
+      description: `${model}: OpenAI-compatible embeddings API at ${new URL(baseUrl).origin}, ${dimensions} dimensions.`,
+    },
+    localModel(),
+  ];
 }
