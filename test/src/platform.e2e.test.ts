@@ -79,6 +79,20 @@ const BUILT = new Set([
     "CancelEmbeddingJob",
     "ListEmbeddingModels",
   ].map((m) => `promptcraft.search.v1.SearchService/${m}`),
+  ...[
+    "CreateRelationship",
+    "GetRelationship",
+    "ListRelationships",
+    "UpdateRelationship",
+    "DeleteRelationship",
+    "GetEntityGraph",
+    "ResolveDependencies",
+    "AnalyzeImpact",
+    "ListSuggestions",
+    "GenerateSuggestions",
+    "AcceptSuggestion",
+    "DismissSuggestion",
+  ].map((m) => `promptcraft.graph.v1.GraphService/${m}`),
 ]);
 /** Methods callable without an access token. */
 const PUBLIC = new Set([
