@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, test } from "vitest";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
+import { graphService } from "@promptcraft/graph";
+import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
+import { Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
+import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
+import { SuggestionSource } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
+import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
+import { testServiceEnv } from "./identity-e2e-helpers.js";
+import { unaryCall } from "./rpc-outcomes.js";
+import { ok, PROTOCOLS, SearchHarness } from "./search-e2e-helpers.js";
+
+/**
+ * GraphService.GenerateSuggestions from meaning, over gRPC and Connect: graph asks search's
+ * FindSimilarEntities on the caller's behalf (identity, content, search and graph running; entities
+ * written through content and embedded by search's pipeline). Search down: graph-suggestions.e2e.test.ts.
+ */
+
+const h = new SearchHarness();
+let graph: RunningService;
+
+beforeAll(async () => {
+  await h.start();
+  graph = await startService(
+    graphService,
+    loadConfig(graphService.config, { ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}`, SEARCH_URL: `http://127.0.0.1:${h.search.grpcPort}` }),
+  );
+});
+afterAll(async () => {
+  await graph?.close();
+  await h.close();
+});
+
+function graphCall<I extends DescMessage, O extends DescMessage>(protocol: (typeof PROTOCOLS)[number], method: DescMethodUnary<I, O>, request: MessageInitShape<I>, token: string) {
+  return unaryCall(GraphService, graph, protocol, method, request, { authorization: `Bearer ${token}` });
+}
+
+const REFUND_TEXT = "Customers may return damaged goods within thirty days of delivery for a full refund of the purchase price, shipping included.";
+
+for (const protocol of PROTOCOLS) {
+  describe(`suggestions from meaning over ${protocol}`, () => {
+    test("similar texts are suggested with their similarity and a semantic reason, merged with structure; the unviewable never", async () => {
+      const t = await h.tenantWith(["editor", "editor"]);
+      const [editor, other] = [t.users[0]!, t.users[1]!];
+      const tag = `t${randomUUID().slice(0, 6)}`;
+      const refunds = await h.createEntity(editor, { title: "Refund policy", tags: [tag], text: REFUND_TEXT });
+      // Nothing in common by structure (no tag, no title word): only meaning can find it.
+      const reworded = await h.createEntity(editor, { title: "Money back rules", text: `${REFUND_TEXT} Contact support first.` });
+      // Both: the same tag and a title word, and the same text.
+      const twin = await h.createEntity(editor, { title: "Refund notes", tags: [tag], text: REFUND_TEXT });
+      const unrelated = await h.createEntity(editor, { title: "Chocolate cake", text: "Whisk eggs with sugar, fold in flour and cocoa, bake forty minutes at one hundred eighty degrees." });
+      const hidden = await h.createEntity(other, { title: "Money back secrets", text: REFUND_TEXT, visibility: Visibility.PRIVATE });
+      await h.waitEmbedded(editor, [refunds, reworded, twin, unrelated]);
+      await h.waitEmbedded(other, [hidden]);
+
+      const similar = ok(await h.searchCall(protocol, SearchService.method.findSimilarEntities, { entityId: refunds }, editor.token));
+      const semanticOf = new Map(similar.results.map((r) => [r.entityId, r.score]));
+      const generated = ok(await graphCall(protocol, GraphService.method.generateSuggestions, { entityId: refunds, minScore: 0.5 }, editor.token));
+      assert.deepEqual(generated.unavailableSources, [], "search answered");
+      const byId = new Map(generated.suggestions.map((s) => [s.suggestedEntityId, s]));
+      assert.ok(!byId.has(hidden), "another user's private entity is never suggested");
+      assert.ok(!byId.has(unrelated), "an unrelated text is not similar enough");
+
+      const meaningOnly = byId.get(reworded);
+      assert.ok(meaningOnly, "the reworded text is suggested from meaning alone");
+      assert.equal(meaningOnly.source, SuggestionSource.SIMILARITY);
+      assert.deepEqual(meaningOnly.sources, [SuggestionSource.SIMILARITY]);
+      assert.equal(meaningOnly.score, Math.round(semanticOf.get(reworded)! * 1000) / 1000, "strength = search's semantic score");
+      assert.match(meaningOnly.reason, new RegExp(`^${Math.round(semanticOf.get(reworded)! * 100)}% similar in meaning \\(embeddings, local-hash-384\\)$`));
+
+      const both = byId.get(twin);
+      assert.ok(both, "the twin is suggested");
+      assert.deepEqual([...both.sources].sort(), [SuggestionSource.SIMILARITY, SuggestionSource.STRUCTURE], "one suggestion for the pair, both sources");
+      assert.ok(both.score >= Math.round(semanticOf.get(twin)! * 1000) / 1000, "the best of its sources' scores");
+      assert.match(both.reason, /% similar in meaning/);
+      assert.match(both.reason, new RegExp(`shares tags: ${tag}`));
+      assert.match(both.reason, /title words in common: refund/);
+
+      const again = ok(await graphCall(protocol, GraphService.method.generateSuggestions, { entityId: refunds, minScore: 0.5 }, editor.token));
+      assert.deepEqual(again.suggestions.map((s) => s.id).sort(), generated.suggestions.map((s) => s.id).sort(), "generating again updates the pending suggestions, one per pair");
+      const listed = ok(await graphCall(protocol, GraphService.method.listSuggestions, { entityId: refunds }, editor.token));
+      assert.equal(listed.suggestions.length, generated.suggestions.length);
+      assert.deepEqual(listed.suggestions.find((s) => s.suggestedEntityId === twin)?.sources.slice().sort(), [SuggestionSource.SIMILARITY, SuggestionSource.STRUCTURE]);
+    });
+  });
+}
