@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { createServer, type Server, type Socket } from "node:net";
 import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import { graphService } from "@promptcraft/graph";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
@@ -20,21 +21,36 @@ import { ok, PROTOCOLS, SearchHarness } from "./search-e2e-helpers.js";
 
 const h = new SearchHarness();
 let graph: RunningService;
+/** A graph whose search accepts connections and never answers (a hung peer). */
+let graphOfSilentSearch: RunningService;
+let silentSearch: Server;
+const silentSockets = new Set<Socket>();
 
 beforeAll(async () => {
   await h.start();
-  graph = await startService(
-    graphService,
-    loadConfig(graphService.config, { ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}`, SEARCH_URL: `http://127.0.0.1:${h.search.grpcPort}` }),
-  );
+  silentSearch = createServer((socket) => void silentSockets.add(socket));
+  await new Promise<void>((resolve) => silentSearch.listen(0, "127.0.0.1", resolve));
+  const silentPort = (silentSearch.address() as { port: number }).port;
+  const graphEnv = { ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}` };
+  graph = await startService(graphService, loadConfig(graphService.config, { ...graphEnv, SEARCH_URL: `http://127.0.0.1:${h.search.grpcPort}` }));
+  graphOfSilentSearch = await startService(graphService, loadConfig(graphService.config, { ...graphEnv, SEARCH_URL: `http://127.0.0.1:${silentPort}` }));
 });
 afterAll(async () => {
   await graph?.close();
+  await graphOfSilentSearch?.close();
+  for (const socket of silentSockets) socket.destroy();
+  silentSearch?.close();
   await h.close();
 });
 
-function graphCall<I extends DescMessage, O extends DescMessage>(protocol: (typeof PROTOCOLS)[number], method: DescMethodUnary<I, O>, request: MessageInitShape<I>, token: string) {
-  return unaryCall(GraphService, graph, protocol, method, request, { authorization: `Bearer ${token}` });
+function graphCall<I extends DescMessage, O extends DescMessage>(
+  protocol: (typeof PROTOCOLS)[number],
+  method: DescMethodUnary<I, O>,
+  request: MessageInitShape<I>,
+  token: string,
+  service: RunningService = graph,
+) {
+  return unaryCall(GraphService, service, protocol, method, request, { authorization: `Bearer ${token}` });
 }
 
 const REFUND_TEXT = "Customers may return damaged goods within thirty days of delivery for a full refund of the purchase price, shipping included.";
@@ -83,6 +99,21 @@ for (const protocol of PROTOCOLS) {
       const listed = ok(await graphCall(protocol, GraphService.method.listSuggestions, { entityId: refunds }, editor.token));
       assert.equal(listed.suggestions.length, generated.suggestions.length);
       assert.deepEqual(listed.suggestions.find((s) => s.suggestedEntityId === twin)?.sources.slice().sort(), [SuggestionSource.SIMILARITY, SuggestionSource.STRUCTURE]);
+    });
+
+    test("search hanging: structure alone after the deadline, said so, not an error", async () => {
+      const t = await h.tenantWith(["editor"]);
+      const editor = t.users[0]!;
+      const tag = `t${randomUUID().slice(0, 6)}`;
+      const refunds = await h.createEntity(editor, { title: "Refund policy", tags: [tag], text: REFUND_TEXT });
+      const reworded = await h.createEntity(editor, { title: "Money back rules", text: REFUND_TEXT });
+      const tagged = await h.createEntity(editor, { title: "Invoice wording", tags: [tag], text: "Invoices are sent monthly." });
+      await h.waitEmbedded(editor, [refunds, reworded, tagged]);
+      const generated = ok(await graphCall(protocol, GraphService.method.generateSuggestions, { entityId: refunds, minScore: 0.5 }, editor.token, graphOfSilentSearch));
+      assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY]);
+      assert.deepEqual(generated.suggestions.map((s) => s.suggestedEntityId), [tagged], "only what structure finds");
+      assert.deepEqual(generated.suggestions[0]!.sources, [SuggestionSource.STRUCTURE]);
+      assert.match(generated.suggestions[0]!.reason, /\(semantic similarity unavailable: the search service did not answer in time; from tags and titles only\)$/);
     });
   });
 }
