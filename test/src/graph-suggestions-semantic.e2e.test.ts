@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
+import { createEntity } from "@promptcraft/content/fixtures";
 import { graphService } from "@promptcraft/graph";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
@@ -114,6 +115,19 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(generated.suggestions.map((s) => s.suggestedEntityId), [tagged], "only what structure finds");
       assert.deepEqual(generated.suggestions[0]!.sources, [SuggestionSource.STRUCTURE]);
       assert.match(generated.suggestions[0]!.reason, /\(semantic similarity unavailable: the search service did not answer in time; from tags and titles only\)$/);
+    });
+
+    test("the entity not embedded yet: structure alone, said so", async () => {
+      const t = await h.tenantWith(["editor"]);
+      const editor = t.users[0]!;
+      // Written straight to the tables (content's fixtures), not through content: no event, so search never embeds them.
+      const tag = `t${randomUUID().slice(0, 6)}`;
+      const fresh = (await createEntity(h.db, t.tenantId, editor.id, { title: "Fresh draft", tags: [tag], visibility: "tenant" })).id;
+      const sibling = (await createEntity(h.db, t.tenantId, editor.id, { title: "Older draft", tags: [tag], visibility: "tenant" })).id;
+      const generated = ok(await graphCall(protocol, GraphService.method.generateSuggestions, { entityId: fresh }, editor.token));
+      assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY]);
+      assert.deepEqual(generated.suggestions.map((s) => [s.suggestedEntityId, s.source]), [[sibling, SuggestionSource.STRUCTURE]]);
+      assert.match(generated.suggestions[0]!.reason, /\(semantic similarity unavailable: the entity is not embedded yet; from tags and titles only\)$/);
     });
   });
 }
