@@ -64,6 +64,8 @@ export const baseConfigShape = {
    * see of an entity (entity statistics, label-move comparison).
    */
   CONTENT_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50052"),
+  /** The search service's gRPC URL: content asks it for near duplicates of a save (`check_near_duplicates`). */
+  SEARCH_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50054"),
   /** Usage events a service keeps in memory while analytics is unreachable; past it they are dropped (counted, logged). */
   USAGE_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(10_000),
   /** The `iss` of access tokens: identity issues them with it, every service expects it. */
