@@ -37,12 +37,13 @@ export class GraphHarness {
   /** A content service asking this graph for dependents (`withContent`). */
   content?: RunningService;
 
-  async start(options: { withContent?: boolean } = {}): Promise<void> {
+  /** Starts identity and graph (and content `withContent`); `graphEnv` overrides graph's configuration. */
+  async start(options: { withContent?: boolean; graphEnv?: Record<string, string> } = {}): Promise<void> {
     const base = testServiceEnv();
     this.identity = await startService(identityService, loadConfig(identityService.config, base));
     this.keys = this.identity.state as KeyRing;
     const identityUrl = `http://127.0.0.1:${this.identity.grpcPort}`;
-    this.graph = await startService(graphService, loadConfig(graphService.config, { ...base, DB_POOL_MAX: "8", IDENTITY_URL: identityUrl }));
+    this.graph = await startService(graphService, loadConfig(graphService.config, { ...base, DB_POOL_MAX: "8", IDENTITY_URL: identityUrl, ...options.graphEnv }));
     if (options.withContent) {
       this.content = await startService(contentService, loadConfig(contentService.config, { ...base, IDENTITY_URL: identityUrl, GRAPH_URL: `http://127.0.0.1:${this.graph.grpcPort}` }));
     }

@@ -6,7 +6,11 @@ import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_serv
 import { RelationshipType, SuggestionSource, SuggestionState } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
 import { badFields, failure, GraphHarness, ok, PROTOCOLS } from "./graph-e2e-helpers.js";
 
-/** GraphService suggestions over gRPC and Connect: generate from tags and titles, list, accept (creates the relationship), dismiss; access. */
+/**
+ * GraphService suggestions over gRPC and Connect: generate from tags and titles (search is not
+ * running here: structure alone, said so), list, accept (creates the relationship), dismiss; access.
+ * Suggestions from meaning: graph-suggestions-semantic.e2e.test.ts.
+ */
 
 const h = new GraphHarness();
 beforeAll(() => h.start());
@@ -30,12 +34,16 @@ for (const protocol of PROTOCOLS) {
       await make(editor!.id, "Unrelated", ["cooking"]);
       ok(await h.call(protocol, M.createRelationship, { relationship: { sourceEntityId: related, targetEntityId: refunds, type: RelationshipType.SUGGESTS } }, editor!.token));
 
-      const made = ok(await h.call(protocol, M.generateSuggestions, { entityId: refunds, minScore: 0.1 }, editor!.token)).suggestions;
+      const generated = ok(await h.call(protocol, M.generateSuggestions, { entityId: refunds, minScore: 0.1 }, editor!.token));
+      assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY], "search is down here: structure alone, said so, not an error");
+      const made = generated.suggestions;
       assert.deepEqual(made.map((s) => s.suggestedEntityId), [twin, cousin], "best first; the related and the invisible are not suggested");
       assert.ok(!made.some((s) => s.suggestedEntityId === hidden));
       const best = made[0]!;
       assert.equal(best.entityId, refunds);
       assert.equal(best.source, SuggestionSource.STRUCTURE);
+      assert.deepEqual(best.sources, [SuggestionSource.STRUCTURE]);
+      assert.match(best.reason, /semantic similarity unavailable: the search service is unavailable; from tags and titles only/);
       assert.equal(best.state, SuggestionState.PENDING);
       assert.equal(best.relationshipType, RelationshipType.SUGGESTS);
       assert.match(best.reason, /shares tags: billing, support/);

@@ -64,7 +64,11 @@ export const baseConfigShape = {
    * see of an entity (entity statistics, label-move comparison).
    */
   CONTENT_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50052"),
-  /** The search service's gRPC URL: content asks it for near duplicates of a save (`check_near_duplicates`). */
+  /**
+   * The search service's gRPC URL: graph asks it, on the caller's behalf, for the entities similar
+   * in meaning to one (GenerateSuggestions; structure alone while it is unreachable); content for the
+   * near duplicates of a save (`check_near_duplicates`).
+   */
   SEARCH_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50054"),
   /** Usage events a service keeps in memory while analytics is unreachable; past it they are dropped (counted, logged). */
   USAGE_BUFFER_MAX: z.coerce.number().int().min(100).max(10_000_000).default(10_000),

@@ -1,8 +1,34 @@
-import type { ServiceModule } from "@promptcraft/platform";
+import type { UsageReporter } from "@promptcraft/client";
+import { peerClient, usageReporting, type PeerClient, type ServiceModule } from "@promptcraft/platform";
+import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
 import { GraphConfig } from "./config.js";
 import { routes } from "./routes.js";
 
-/** The graph service, as `startService` / `runService` take it. */
-export const graphService: ServiceModule<GraphConfig> = { name: "graph", config: GraphConfig, routes };
+/** What graph keeps while it runs: its search client and its usage reporter (undefined when reporting is off). */
+export interface GraphState {
+  /** Finds entities similar in meaning for GenerateSuggestions (SEARCH_URL), on behalf of each caller. */
+  search: PeerClient<typeof SearchService>;
+  usage: UsageReporter | undefined;
+}
+
+/**
+ * The graph service, as `startService` / `runService` take it. Setup starts its usage reporter
+ * (`resolve` per ResolveDependencies) and its search client; shutdown flushes and closes them.
+ */
+export const graphService: ServiceModule<GraphConfig, GraphState> = {
+  name: "graph",
+  config: GraphConfig,
+  setup(deps) {
+    const { reporter, metrics } = usageReporting(deps.config, "graph", deps.log);
+    const search = peerClient(SearchService, deps.config.SEARCH_URL, deps.tracer);
+    const close = async () => {
+      search.close();
+      // BACKGROUND_STOP_MS (1 s) is all close() gets: flush within most of it.
+      await reporter?.close(800);
+    };
+    return Promise.resolve({ state: { usage: reporter, search }, metrics, close });
+  },
+  routes,
+};
 
 export { GraphConfig };

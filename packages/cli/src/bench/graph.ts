@@ -53,7 +53,8 @@ export async function benchGraph(args: string[]): Promise<number> {
   let identity: RunningService | undefined;
   let graph: Server | undefined;
   const db = createKnex({ url: database.url, poolMax: 2, applicationName: "promptcraft-bench-graph" });
-  const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+  // One connection that never idles out: the generated ids live in a temp table of that session.
+  const pool = new pg.Pool({ connectionString: database.url, max: 1, idleTimeoutMillis: 0 });
   try {
     await migrateAll(database.url);
     const base = { DATABASE_URL: database.url, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent" };

@@ -215,6 +215,7 @@ const KIND_FILTER_VALUES = {
   USAGE_KIND_SEARCH: ["search"],
   USAGE_KIND_LLM_CALL: ["llm_call"],
   USAGE_KIND_EMBEDDING: ["embedding"],
+  USAGE_KIND_RESOLVE: ["resolve"],
 } as const;
 
 /** The filterable fields of ListUsageEvents (the contract's list). */

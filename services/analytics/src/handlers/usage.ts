@@ -12,6 +12,7 @@ export const KIND_NAMES: Record<UsageKind, string> = {
   [UsageKind.SEARCH]: "search",
   [UsageKind.LLM_CALL]: "llm_call",
   [UsageKind.EMBEDDING]: "embedding",
+  [UsageKind.RESOLVE]: "resolve",
 };
 
 /** A request's UsageEvent as the domain takes it; `field` is its path, for bad times. */

@@ -1,10 +1,40 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { Code, ConnectError } from "@promptcraft/client";
+import { ErrorInfoSchema } from "@promptcraft/proto/google/rpc/error_details_pb";
+import { actorOf, callerOf, onBehalfOf, reasonName, timestampFromDb, type CallContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import { RelationshipType, SuggestionSource, SuggestionState, type SuggestionSchema } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { GraphConfig } from "../config.js";
 import * as suggestions from "../domain/suggestions.js";
+import type { GraphState } from "../index.js";
 import type { SuggestionKind, SuggestionStatus } from "../store/suggestions.js";
+
+/** How long GenerateSuggestions waits for search's similar entities before going on from structure alone. */
+const SEARCH_TIMEOUT_MS = 2000;
+
+/**
+ * SearchService.FindSimilarEntities on behalf of the caller of `ctx` (search filters by the
+ * caller's access). Any failure but the caller's own cancellation becomes `{ unavailable }`, with
+ * the cause in words: suggestions never fail because search does.
+ */
+function searchSimilar(state: GraphState, ctx: CallContext, log: ServiceDeps["log"]): suggestions.FindSimilar {
+  return async (entityId, minScore, limit) => {
+    try {
+      const r = await state.search.client.findSimilarEntities({ entityId, minScore, pageSize: limit }, onBehalfOf(ctx, SEARCH_TIMEOUT_MS));
+      return { matches: r.results.map((m) => ({ entityId: m.entityId, score: m.score })), model: r.model };
+    } catch (err) {
+      const e = ConnectError.from(err);
+      if (e.code === Code.Canceled) throw e;
+      if (e.code === Code.FailedPrecondition && e.findDetails(ErrorInfoSchema)[0]?.reason === reasonName(ErrorReason.EMBEDDING_NOT_READY)) {
+        return { unavailable: "the entity is not embedded yet" };
+      }
+      if (e.code === Code.DeadlineExceeded) return { unavailable: "the search service did not answer in time" };
+      log.warn({ err: e, code: Code[e.code] }, "search's FindSimilarEntities failed: suggestions from structure alone");
+      return { unavailable: "the search service is unavailable" };
+    }
+  };
+}
 import { relationshipToProto, relationshipTypeOf, relationshipTypeToProto } from "./relationships.js";
 
 const SOURCE_TO_PROTO: Record<SuggestionKind, SuggestionSource> = {
@@ -30,6 +60,7 @@ function suggestionToProto(row: suggestions.SuggestionRow): MessageInitShape<typ
     score: row.score,
     reason: row.reason,
     source: SOURCE_TO_PROTO[row.kind],
+    sources: [...new Set(row.sources.map((k) => SOURCE_TO_PROTO[k]))],
     state: STATE_TO_PROTO[row.status],
     createTime: timestampFromDb(row.created_at),
     resolveTime: row.decided_at ? timestampFromDb(row.decided_at) : undefined,
@@ -40,7 +71,7 @@ function suggestionToProto(row: suggestions.SuggestionRow): MessageInitShape<typ
 }
 
 /** GraphService suggestions: List, Generate, Accept, Dismiss. */
-export function suggestionHandlers(deps: ServiceDeps<GraphConfig>): Pick<
+export function suggestionHandlers(deps: ServiceDeps<GraphConfig>, state: GraphState): Pick<
   ServiceHandlers<typeof GraphService>,
   "listSuggestions" | "generateSuggestions" | "acceptSuggestion" | "dismissSuggestion"
 > {
@@ -57,12 +88,16 @@ export function suggestionHandlers(deps: ServiceDeps<GraphConfig>): Pick<
       return { suggestions: page.suggestions.map(suggestionToProto), nextPageToken: page.nextPageToken };
     },
     generateSuggestions: async (request, ctx) => {
-      const made = await suggestions.generateSuggestions(db, callerOf(ctx), {
-        entityId: request.entityId.toLowerCase(),
-        max: request.maxSuggestions || 10,
-        minScore: request.minScore ?? 0.5,
-      });
-      return { suggestions: made.map(suggestionToProto) };
+      const made = await suggestions.generateSuggestions(
+        db,
+        callerOf(ctx),
+        { entityId: request.entityId.toLowerCase(), max: request.maxSuggestions || 10, minScore: request.minScore ?? 0.5 },
+        searchSimilar(state, ctx, deps.log),
+      );
+      return {
+        suggestions: made.suggestions.map(suggestionToProto),
+        unavailableSources: made.semanticUnavailable === undefined ? [] : [SuggestionSource.SIMILARITY],
+      };
     },
     acceptSuggestion: async (request, ctx) => {
       const accepted = await suggestions.acceptSuggestion(

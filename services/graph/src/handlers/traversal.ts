@@ -3,9 +3,11 @@ import { EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_
 import type { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import { ImpactKind, RelationshipType, ResolutionKind, ResolutionState } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
 import type { GraphConfig } from "../config.js";
+import type { GraphState } from "../index.js";
 import { MAX_DEPTH } from "../domain/relationships.js";
 import * as traversal from "../domain/traversal.js";
 import { directionOf, relationshipToProto, relationshipTypesOf, relationshipTypeToProto } from "./relationships.js";
+import { reportResolve } from "./usage.js";
 
 const ENTITY_TYPE_TO_PROTO = { context: EntityType.CONTEXT, template: EntityType.TEMPLATE, workflow: EntityType.WORKFLOW, library: EntityType.LIBRARY } as const;
 const KIND_TO_PROTO: Record<traversal.ResolutionKind, ResolutionKind> = { pinned: ResolutionKind.PINNED, label: ResolutionKind.LABEL, latest: ResolutionKind.LATEST };
@@ -18,7 +20,7 @@ const STATE_TO_PROTO: Record<traversal.ResolutionState, ResolutionState> = {
 };
 
 /** GraphService walks: GetEntityGraph, ResolveDependencies, AnalyzeImpact (limits and defaults of the contract). */
-export function traversalHandlers(deps: ServiceDeps<GraphConfig>): Pick<ServiceHandlers<typeof GraphService>, "getEntityGraph" | "resolveDependencies" | "analyzeImpact"> {
+export function traversalHandlers(deps: ServiceDeps<GraphConfig>, state: GraphState): Pick<ServiceHandlers<typeof GraphService>, "getEntityGraph" | "resolveDependencies" | "analyzeImpact"> {
   const db = deps.db;
   return {
     getEntityGraph: async (request, ctx) => {
@@ -49,11 +51,19 @@ export function traversalHandlers(deps: ServiceDeps<GraphConfig>): Pick<ServiceH
     resolveDependencies: async (request, ctx) => {
       const entityId = request.entityId.toLowerCase();
       const types = relationshipTypesOf(request.types.length > 0 ? request.types : [RelationshipType.DEPENDS_ON]);
+      const started = performance.now();
       const resolution = await traversal.resolveDependencies(db, callerOf(ctx), {
         entityId,
         asOf: request.asOfTime ? dbTimeFromTimestamp(request.asOfTime, "as_of_time") : undefined,
         maxDepth: request.maxDepth || MAX_DEPTH,
         types,
+      });
+      reportResolve(state.usage, ctx, {
+        entityId,
+        latencyMs: performance.now() - started,
+        dependencies: resolution.dependencies.length,
+        complete: resolution.complete,
+        asOf: request.asOfTime !== undefined,
       });
       return {
         rootEntityId: entityId,
