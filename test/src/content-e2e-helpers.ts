@@ -50,11 +50,17 @@ export class ContentHarness {
     const base = testServiceEnv();
     this.identity = await startService(identityService, loadConfig(identityService.config, base), options.identity);
     this.keys = this.identity.state as KeyRing;
-    this.content = await startService(
-      contentService,
-      loadConfig(contentService.config, { ...base, DB_POOL_MAX: "8", IDENTITY_URL: `http://127.0.0.1:${this.identity.grpcPort}`, ...contentEnv }),
-      options.content,
-    );
+    this.content = await startService(contentService, this.contentConfig(contentEnv), options.content);
+  }
+
+  /** Stops content and starts it again with `contentEnv` overriding its configuration (e.g. a peer's URL known only now). */
+  async restartContent(contentEnv: Record<string, string>): Promise<void> {
+    await this.content.close();
+    this.content = await startService(contentService, this.contentConfig(contentEnv));
+  }
+
+  private contentConfig(contentEnv: Record<string, string>) {
+    return loadConfig(contentService.config, { ...testServiceEnv(), DB_POOL_MAX: "8", IDENTITY_URL: `http://127.0.0.1:${this.identity.grpcPort}`, ...contentEnv });
   }
 
   async close(): Promise<void> {

@@ -23,6 +23,16 @@ export class SearchHarness extends ContentHarness {
   /** Starts identity, content and search; `searchEnv` overrides search's configuration. */
   override async start(searchEnv: Record<string, string> = {}): Promise<void> {
     await super.start();
+    await this.startSearch(searchEnv);
+  }
+
+  /** Stops search and starts it again with `searchEnv` (a new configuration over the same data). */
+  async restartSearch(searchEnv: Record<string, string> = {}): Promise<void> {
+    await this.search.close();
+    await this.startSearch(searchEnv);
+  }
+
+  private async startSearch(searchEnv: Record<string, string>): Promise<void> {
     this.search = await startService(
       searchService,
       loadConfig(searchService.config, {

@@ -66,7 +66,8 @@ export const baseConfigShape = {
   CONTENT_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50052"),
   /**
    * The search service's gRPC URL: graph asks it, on the caller's behalf, for the entities similar
-   * in meaning to one (GenerateSuggestions; structure alone while it is unreachable).
+   * in meaning to one (GenerateSuggestions; structure alone while it is unreachable); content for the
+   * near duplicates of a save (`check_near_duplicates`).
    */
   SEARCH_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).default("http://127.0.0.1:50054"),
   /** Usage events a service keeps in memory while analytics is unreachable; past it they are dropped (counted, logged). */

@@ -35,6 +35,7 @@ import * as entities from "../domain/entities.js";
 import type { EntityRef } from "../domain/names.js";
 import { applyUpdateMask, checkText, checkVersionFields } from "../domain/fields.js";
 import type { EntityOrder, VersionSelector } from "../store/entities.js";
+import { nearDuplicateCheck } from "./near-duplicates.js";
 
 type StoreType = entities.EntityRow["entity_type"];
 type StoreStatus = VersionFields["status"];
@@ -209,7 +210,9 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, state: ContentS
         { type: entityTypeOf(e.type), name: e.name, fields, commitMessage: request.commitMessage, requestId: request.requestId },
         actorOf(ctx),
       );
-      return entityToProto(created);
+      const entity = entityToProto(created);
+      if (request.checkNearDuplicates) entity.nearDuplicateCheck = await nearDuplicateCheck(state, ctx, entity, deps.log);
+      return entity;
     },
     getEntity: async (request, ctx) => {
       const ref = entityRefOf(request);
@@ -280,7 +283,9 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, state: ContentS
         { message: request.commitMessage, requestId: request.requestId, name: named.has("name") ? e.name : undefined },
         actorOf(ctx),
       );
-      return entityToProto(updated);
+      const entity = entityToProto(updated);
+      if (request.checkNearDuplicates) entity.nearDuplicateCheck = await nearDuplicateCheck(state, ctx, entity, deps.log);
+      return entity;
     },
     deleteEntity: async (request, ctx) => {
       const findDependents = request.force ? undefined : graphDependents(state, ctx);

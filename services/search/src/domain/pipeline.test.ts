@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import assert from "node:assert/strict";
 import { afterAll, beforeAll, describe, test } from "vitest";
-import { withTenant, type Knex } from "@promptcraft/db";
+import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
 import { createLogger } from "@promptcraft/platform";
 import { createTenant, createUser, openTestKnex } from "@promptcraft/testing";
 import { addVersion, createEntity } from "@promptcraft/content/fixtures";
@@ -9,7 +9,7 @@ import { hashEmbedding } from "../providers/local.js";
 import { EmbeddingError, type EmbeddingProvider } from "../providers/provider.js";
 import { ModelRegistry } from "../providers/registry.js";
 import { createReindex } from "../store/reindex.js";
-import { enqueueCurrentVersions } from "../store/queue.js";
+import { enqueueCurrentVersions, enqueueMissingVersions, findMissingEmbeddings } from "../store/queue.js";
 import { retryDelayMs, runWorkerPass, type WorkerOptions } from "./pipeline.js";
 
 /*
@@ -213,6 +213,41 @@ describe("embedding worker", () => {
     await knex.raw("update embedding_job set locked_until = now() - interval '1 second' where model = ?", [provider.model]);
     assert.equal(await runWorkerPass(knex, registry, "w1", options, new AbortController().signal, log), 1);
     assert.equal((await embeddings(tenantId, provider.model))[0]!.status, "completed");
+  });
+});
+
+describe("a model change", () => {
+  test("the versions a model has never seen are found across tenants and queued; queueing again adds nothing; a failed one stays failed", async () => {
+    const seen = fakeProvider(hashing);
+    const added = fakeProvider(hashing);
+    const broken = fakeProvider(() => {
+      throw new EmbeddingError("bad request", false);
+    });
+    const { tenantId, ids } = await arrange(["delta memo", "epsilon brief", "zeta guide"]);
+    await enqueue(tenantId, ids, seen.model);
+    await runWorkerPass(knex, new ModelRegistry([{ provider: seen, kind: "local", description: "" }]), "w1", options, new AbortController().signal, log);
+
+    const models = [seen.model, added.model, broken.model];
+    const missing = async () =>
+      (await withServiceRole(knex, "search", (trx) => findMissingEmbeddings(trx, models)))
+        .filter((m) => m.tenant_id === tenantId)
+        .map((m) => [m.model, m.missing])
+        .sort();
+    assert.deepEqual(await missing(), [[added.model, 3], [broken.model, 3]].sort(), "the embedded model is not missing");
+    const queueMissing = () => withTenant(knex, { service: "search", tenantId }, (trx) => enqueueMissingVersions(trx, tenantId, [added.model, broken.model]));
+    assert.equal(await queueMissing(), 6);
+    assert.equal(await queueMissing(), 0, "already queued (another replica, a restart)");
+    assert.deepEqual(await missing(), [], "queued is not missing");
+
+    const registry = new ModelRegistry([
+      { provider: added, kind: "local", description: "" },
+      { provider: broken, kind: "local", description: "" },
+    ]);
+    await runWorkerPass(knex, registry, "w1", options, new AbortController().signal, log);
+    assert.deepEqual((await embeddings(tenantId, added.model)).map((r) => r.status), ["completed", "completed", "completed"]);
+    assert.deepEqual((await embeddings(tenantId, broken.model)).map((r) => r.status), ["failed", "failed", "failed"]);
+    assert.equal(await queueMissing(), 0, "a failed embedding waits for a reindex, it is not retried at every start");
+    assert.deepEqual(await missing(), []);
   });
 });
 

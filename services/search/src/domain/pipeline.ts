@@ -42,6 +42,35 @@ export async function handleContentEvents(db: Knex, models: readonly string[], e
   }
 }
 
+/** What the start-up scan found and queued: versions per model, and the tenants they belong to. */
+export interface MissingQueued {
+  tenants: number;
+  queued: number;
+  byModel: Record<string, number>;
+}
+
+/**
+ * A model change triggers a reindex: finds, across tenants, the current versions that a model of
+ * `models` has never seen (a model newly configured, or one that was off while they were written)
+ * and queues them, tenant by tenant, for the worker. One indexed anti-join when nothing is missing;
+ * idempotent across replicas and restarts (the queue's unique key drops repeats). Logs the counts.
+ */
+export async function queueMissingEmbeddings(db: Knex, models: readonly string[], signal: AbortSignal, log: Logger): Promise<MissingQueued> {
+  const missing = await withServiceRole(db, "search", (trx) => queue.findMissingEmbeddings(trx, models), { signal });
+  const modelsByTenant = new Map<string, string[]>();
+  for (const m of missing) modelsByTenant.set(m.tenant_id, [...(modelsByTenant.get(m.tenant_id) ?? []), m.model]);
+  let queued = 0;
+  for (const [tenantId, tenantModels] of modelsByTenant) {
+    queued += await withTenant(db, { service: "search", tenantId, signal }, (trx) => queue.enqueueMissingVersions(trx, tenantId, tenantModels));
+  }
+  const byModel: Record<string, number> = {};
+  for (const m of missing) byModel[m.model] = (byModel[m.model] ?? 0) + m.missing;
+  const result = { tenants: modelsByTenant.size, queued, byModel };
+  if (missing.length > 0) log.info(result, "queued current versions that a configured model has not embedded");
+  else log.debug({ models }, "every current version is embedded or queued for every configured model");
+  return result;
+}
+
 /** One version the provider embedded (for usage reporting; copies of unchanged text are not reported). */
 export interface EmbeddedItem {
   tenantId: string;
@@ -209,7 +238,8 @@ export interface EmbeddingPipeline {
 /**
  * Starts the pipeline beside the server, as the search service's role (background work, no user):
  * the durable log consumer (one active replica, the others standing by) and the worker on the
- * platform's interval job (every replica works; the queue's leases keep them apart).
+ * platform's interval job (every replica works; the queue's leases keep them apart), whose first
+ * pass queues the current versions a configured model has not embedded (queueMissingEmbeddings).
  */
 export function startEmbeddingPipeline(
   db: Knex,
@@ -228,7 +258,17 @@ export function startEmbeddingPipeline(
     handle: (events, signal) => handleContentEvents(db, registry.names, events, signal),
   });
   const worker = `search-${randomUUID()}`;
-  const job: IntervalJob = startIntervalJob("embedding worker", options.workerIntervalMs, (signal) => runWorkerPass(db, registry, worker, options, signal, log), log);
+  // The first pass (and each after it until one succeeds) queues what a configured model has not
+  // seen yet: a model change reindexes without anyone asking, and start-up never waits for it.
+  let missingQueued = false;
+  const pass = async (signal: AbortSignal) => {
+    if (!missingQueued) {
+      await queueMissingEmbeddings(db, registry.names, signal, log);
+      missingQueued = true;
+    }
+    return runWorkerPass(db, registry, worker, options, signal, log);
+  };
+  const job: IntervalJob = startIntervalJob("embedding worker", options.workerIntervalMs, pass, log, { atStart: true });
   return {
     async stop() {
       stopping.abort(new Error("embedding pipeline stopped"));

@@ -37,6 +37,49 @@ export async function enqueueCurrentVersions(trx: Knex.Transaction, tenantId: st
   return rows[0]!.queued;
 }
 
+/** Per tenant and model, how many current versions of live entities the model has never seen. */
+export interface MissingEmbeddings {
+  tenant_id: string;
+  model: string;
+  missing: number;
+}
+
+/**
+ * The tenants where a model of `models` has current versions with no embedding row and nothing
+ * queued (a model new to them), through missing_embeddings (SECURITY DEFINER: the scan spans
+ * tenants, and returns only counts). Run as the service role.
+ */
+export async function findMissingEmbeddings(trx: Knex.Transaction, models: readonly string[]): Promise<MissingEmbeddings[]> {
+  const { rows } = await trx.raw<{ rows: MissingEmbeddings[] }>("select tenant_id, model, missing from missing_embeddings(?::text[])", [[...models]]);
+  return rows;
+}
+
+/**
+ * Queues, for every model in `models`, the current versions of the tenant's live entities that have
+ * no embedding row of that model (never embedded, never tried; a failed one stays failed until a
+ * reindex asks). Idempotent across replicas and restarts: the queue's unique key drops repeats.
+ */
+export async function enqueueMissingVersions(trx: Knex.Transaction, tenantId: string, models: readonly string[]): Promise<number> {
+  const { rows } = await trx.raw<{ rows: { queued: number }[] }>(
+    `with queued as (
+       insert into embedding_job (tenant_id, entity_id, version, model)
+       select v.tenant_id, v.entity_id, v.version, m.model
+       from entity_version v
+       join entity e on e.tenant_id = v.tenant_id and e.id = v.entity_id and e.deleted_at is null
+       cross join unnest(?::text[]) as m(model)
+       where v.tenant_id = ? and v.valid_to is null
+         and not exists (select 1 from embedding em
+                         where em.tenant_id = v.tenant_id and em.entity_id = v.entity_id
+                           and em.version = v.version and em.model = m.model)
+       on conflict on constraint embedding_job_target_key do nothing
+       returning 1
+     )
+     select count(*)::int as queued from queued`,
+    [[...models], tenantId],
+  );
+  return rows[0]!.queued;
+}
+
 /** Drops the queued items of entities (deleted: nothing of theirs is searchable until undeleted). */
 export async function dropQueuedItems(trx: Knex.Transaction, tenantId: string, entityIds: string[]): Promise<void> {
   await trx.raw("delete from embedding_job where tenant_id = ? and entity_id = any(?::uuid[])", [tenantId, entityIds]);
