@@ -220,8 +220,7 @@ describe("store/rollups", () => {
 
   test("usageCountsByKind (quotas) agrees with the summary per kind and in total, rolled and in the tail", async () => {
     const tenantId = await createTenant(knex);
-    // Tokens past 2^31 in total (a single event's in + out stays below: the tenant_usage_summary read
-    // model adds them as integers).
+    // Tokens past 2^31 in total.
     await insert(tenantId, [event({ tokensIn: 1_500_000_000, tokensOut: 0 }), event({ tokensIn: 0, tokensOut: 1_500_000_000 }), event({ kind: "render", tokensIn: 0, tokensOut: 0, costMicros: 1n })]);
     await rollUntil(tenantId, 3);
     await insert(tenantId, [event({ kind: "render", costMicros: 3n })]);
