@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createKnex, withServiceRole, withTenant, type Knex } from "@promptcraft/db";
-import { createTenant, openTestKnex } from "@promptcraft/testing";
+import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { createTenant, openTestKnex, whileOtherDatabaseWrites } from "@promptcraft/testing";
 import { LATENCY_BOUNDS_MS, histogramQuantile } from "../domain/summaries.js";
 import * as rollups from "./rollups.js";
 import { insertUsageEvents, type NewUsageEvent } from "./usage.js";
@@ -271,30 +271,10 @@ describe("store/rollups", () => {
     "a writing transaction in another database of the server does not hold the refresher back (the embedded engine has one database)",
     async () => {
       const tenantId = await createTenant(knex);
-      const url = new URL(process.env.DATABASE_URL!);
-      url.pathname = "/postgres";
-      const other = createKnex({ url: url.toString(), poolMax: 1, applicationName: "promptcraft-rollups-other-db" });
-      try {
-        let release!: () => void;
-        const released = new Promise<void>((r) => (release = r));
-        let started!: () => void;
-        const startedP = new Promise<void>((r) => (started = r));
-        const held = other.transaction(async (trx) => {
-          await trx.raw("select pg_current_xact_id()"); // takes an xid, as a writer does
-          started();
-          await released;
-        });
-        await startedP;
-        try {
-          await insert(tenantId, [event(), event()]);
-          await rollUntil(tenantId, 2);
-        } finally {
-          release();
-          await held;
-        }
-      } finally {
-        await other.destroy();
-      }
+      await whileOtherDatabaseWrites(async () => {
+        await insert(tenantId, [event(), event()]);
+        await rollUntil(tenantId, 2);
+      });
     },
   );
 });
