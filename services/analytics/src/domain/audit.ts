@@ -60,18 +60,22 @@ export function actorTypeName(stored: string): keyof typeof ACTOR_TYPES {
 const TRANSACTION_ID = /^\d{1,20}$/;
 
 /**
- * OUT_OF_RANGE (CURSOR_EXPIRED) when partition maintenance dropped events a reader at `position`
- * has not seen: some dropped event comes after it in commit order (`expiry.through`) — and, for a
- * reader that started from a time, also occurred at or after that time (before it, nothing was owed).
+ * OUT_OF_RANGE (CURSOR_EXPIRED) when partition maintenance dropped events a reader has not seen:
+ * some dropped event comes after its `position` in commit order (`expiry.through`) and, for a reader
+ * that started from a time, the drop reached that time (older events were never owed to it). A
+ * reader from a time that has no position yet is judged by the time alone: the position found for a
+ * time after a drop already lies past what was dropped.
  */
-export function checkNotExpired(expiry: store.EventLogExpiry | null, position: EventCursor, startTime: Date | undefined): void {
-  if (!expiry || compareCursors(position, expiry.through) >= 0) return;
-  if (startTime && startTime >= expiry.occurredBefore) return;
-  const from = expiry.occurredBefore.toISOString();
-  throw new OutOfRangeError(
-    `the events after this position were dropped by retention; restart from a time at or after ${from}`,
-    { reason: ErrorReason.CURSOR_EXPIRED, metadata: { cursor: formatCursor(position), restart_time: from } },
-  );
+export function checkNotExpired(expiry: store.EventLogExpiry | null, from: { position?: EventCursor; startTime?: Date | undefined }): void {
+  if (!expiry) return;
+  if (from.position && compareCursors(from.position, expiry.through) >= 0) return;
+  if (from.startTime && from.startTime >= expiry.occurredBefore) return;
+  if (!from.position && !from.startTime) return;
+  const restart = expiry.occurredBefore.toISOString();
+  throw new OutOfRangeError(`events after this position were dropped by the event log's retention; restart from a time at or after ${restart}`, {
+    reason: ErrorReason.CURSOR_EXPIRED,
+    metadata: { restart_time: restart, ...(from.position ? { cursor: formatCursor(from.position) } : {}) },
+  });
 }
 
 /** A page of the tenant's events, newest first or oldest first in commit order. Admin. */
@@ -96,7 +100,7 @@ export async function listAuditEvents(
   const rows = await withTenant(db, { service: "analytics", tenantId: caller.tenantId, userId: caller.userId, signal: caller.signal }, async (trx) => {
     // Commit-order pages resume at a position, which retention may have passed; newest-first pages
     // only run out when they reach the retained log's oldest events.
-    if (after?.order === "asc") checkNotExpired(await store.eventLogExpiry(trx), { transactionId: BigInt(after.transactionId), id: BigInt(after.id) }, undefined);
+    if (after?.order === "asc") checkNotExpired(await store.eventLogExpiry(trx), { position: { transactionId: BigInt(after.transactionId), id: BigInt(after.id) } });
     return store.listEvents(trx, caller.tenantId, { order, where: filter && filterSql(filter, LIST_FIELDS), after, limit: limit + 1 });
   });
   const { page, nextPageToken } = pageOf(rows, limit, params, (last): Record<string, string> =>
@@ -136,7 +140,7 @@ export async function* tailAuditEvents(db: Knex, caller: CallerContext, q: TailR
   let position = start ?? (q.startTime ? await cursorAtTime(read, q.startTime) : await logEnd(read));
   const expiry = () => withServiceRole(db, "analytics", (trx) => store.eventLogExpiry(trx), { signal });
   // From the end of the log nothing is owed yet.
-  if (start || q.startTime) checkNotExpired(await expiry(), position, q.startTime);
+  if (start || q.startTime) checkNotExpired(await expiry(), start ? { position: start } : { startTime: q.startTime });
   // Retention may drop events while a replay reads: a read that found events — or follows one that
   // did (the drop may have taken all the rest) — is checked against it before anything is sent.
   let replaying = true;
@@ -144,7 +148,7 @@ export async function* tailAuditEvents(db: Knex, caller: CallerContext, q: TailR
   try {
     for await (const batch of followEvents({ ...read, pollIntervalMs: q.pollIntervalMs }, position)) {
       const found = batch.events.length > 0;
-      if (found || replaying) checkNotExpired(await expiry(), position, q.startTime);
+      if (found || replaying) checkNotExpired(await expiry(), { position, startTime: q.startTime });
       replaying = found;
       for (const event of batch.events) {
         position = { transactionId: event.transactionId, id: event.id };

@@ -99,15 +99,20 @@ describe("partition store", () => {
       assert.deepEqual(expiry, { through: { transactionId: 2n, id: last }, occurredBefore: to });
 
       const expired = (err: unknown) =>
-        err instanceof OutOfRangeError && err.reason === ErrorReason.CURSOR_EXPIRED && err.message.includes(`restart from a time at or after ${to.toISOString()}`);
-      assert.throws(() => checkNotExpired(expiry, { transactionId: 1n, id: first! }, undefined), expired);
-      assert.throws(() => checkNotExpired(expiry, { transactionId: 2n, id: last! - 1n }, undefined), expired);
-      checkNotExpired(expiry, { transactionId: 2n, id: last! }, undefined);
-      checkNotExpired(expiry, { transactionId: 3n, id: 0n }, undefined);
-      // From a time: only a time before the end of what was dropped.
-      assert.throws(() => checkNotExpired(expiry, { transactionId: 1n, id: 0n }, new Date(Date.UTC(1993, 0, 20))), expired);
-      checkNotExpired(expiry, { transactionId: 1n, id: 0n }, to);
-      checkNotExpired(null, { transactionId: 0n, id: 0n }, undefined);
+        err instanceof OutOfRangeError && err.reason === ErrorReason.CURSOR_EXPIRED && err.message.includes(`restart from a time at or after ${to.toISOString()}`) && err.metadata.restart_time === to.toISOString();
+      assert.throws(() => checkNotExpired(expiry, { position: { transactionId: 1n, id: first! } }), expired);
+      assert.throws(() => checkNotExpired(expiry, { position: { transactionId: 2n, id: last! - 1n } }), expired);
+      checkNotExpired(expiry, { position: { transactionId: 2n, id: last! } });
+      checkNotExpired(expiry, { position: { transactionId: 3n, id: 0n } });
+      // From a time: only a time before the end of what was dropped — at the start (no position yet)
+      // and while replaying from a position below the dropped ones.
+      const during = new Date(Date.UTC(1993, 0, 20));
+      assert.throws(() => checkNotExpired(expiry, { startTime: during }), expired);
+      assert.throws(() => checkNotExpired(expiry, { position: { transactionId: 1n, id: 0n }, startTime: during }), expired);
+      checkNotExpired(expiry, { startTime: to });
+      checkNotExpired(expiry, { position: { transactionId: 1n, id: 0n }, startTime: to });
+      checkNotExpired(expiry, { position: { transactionId: 3n, id: 0n }, startTime: during });
+      checkNotExpired(null, { position: { transactionId: 0n, id: 0n } });
     } finally {
       await trx.rollback();
     }
