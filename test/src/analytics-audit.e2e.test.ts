@@ -16,14 +16,15 @@ import { ActorType } from "@promptcraft/proto/promptcraft/analytics/v1/resources
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import { badFields, ContentHarness, DENIED, failure, ok, PROTOCOLS, type Protocol } from "./content-e2e-helpers.js";
-import { testServiceEnv } from "./identity-e2e-helpers.js";
+import { ADMIN_TOKEN, testServiceEnv } from "./identity-e2e-helpers.js";
 import { unaryCall } from "./rpc-outcomes.js";
 
 /**
  * AnalyticsService's audit log over gRPC and Connect: ListAuditEvents (filters, order, paging,
  * admin only, tenant isolation, bad input) and TailAuditEvents (replay from a time or a cursor, then
- * live in commit order, heartbeats, resume, UNAVAILABLE with the cursor on shutdown). Content writes
- * the events, as in production.
+ * live in commit order, heartbeats, resume, UNAVAILABLE with the cursor on shutdown; OUT_OF_RANGE
+ * CURSOR_EXPIRED for positions before events the log's retention dropped). Content writes the events,
+ * as in production.
  */
 
 const h = new ContentHarness();
@@ -32,7 +33,7 @@ let analytics: RunningService;
 async function startAnalytics(): Promise<RunningService> {
   return startService(
     analyticsService,
-    loadConfig(analyticsService.config, { ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}`, AUDIT_TAIL_POLL_MS: "50", SHUTDOWN_GRACE_MS: "3000" }),
+    loadConfig(analyticsService.config, { ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}`, AUDIT_TAIL_POLL_MS: "50", SHUTDOWN_GRACE_MS: "3000", PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN }),
   );
 }
 
@@ -95,8 +96,84 @@ class Tail {
   }
 }
 
+/** Events dropped by the event log's retention, once for both protocols, and positions around them. */
+interface Expired {
+  admin: string;
+  /** A commit-order ListAuditEvents page token after the first dropped event. */
+  pageToken: string;
+  /** Cursors of the first and the last dropped event. */
+  first: string;
+  last: string;
+  /** The end of the dropped month: the time to restart from. */
+  restart: Date;
+}
+let expired: Promise<Expired> | undefined;
+
+/**
+ * An event partition of January 1991 holding two events of a tenant, planted as the owner with
+ * transaction ids 1 and 2 (below any real one: no other test's cursor is behind them), a page token
+ * taken after the first, then the partition dropped by RunPartitionMaintenance under an event-log
+ * retention that reaches it (set for these runs only; other services' scheduled rounds may drop it
+ * first, which records the same).
+ */
+function expireOldEvents(): Promise<Expired> {
+  expired ??= (async () => {
+    const t = await h.tenantWith(["admin"]);
+    const admin = t.users[0]!.token;
+    const [from, restart] = [new Date(Date.UTC(1991, 0, 1)), new Date(Date.UTC(1991, 1, 1))];
+    await h.db.raw("select create_time_partitions('event', ?, ?)", [from, restart]);
+    const { rows } = await h.db.raw<{ rows: { name: string }[] }>("select partition_child_name('event', ?) as name", [from]);
+    const partition = rows[0]!.name;
+    const { rows: planted } = await h.db.raw<{ rows: { id: string }[] }>(
+      `insert into event (tenant_id, occurred_at, transaction_id, aggregate_type, event_type, actor_type)
+       select ?, ?, x::text::xid8, 'entity', 'content.entity.created', 'system' from unnest(array[1, 2]) x returning id::text as id`,
+      [t.tenantId, new Date(Date.UTC(1991, 0, 15))],
+    );
+    const page = ok(await list("grpc", { orderBy: "occur_time", pageSize: 1 }, admin));
+    assert.deepEqual(page.auditEvents.map((e) => e.cursor), [`1-${planted[0]!.id}`], "the planted events come first in commit order");
+    await h.db.raw("update partition_policy set retention = interval '9000 days', retention_action = 'drop' where parent_table = 'event'");
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const { rows: left } = await h.db.raw<{ rows: unknown[] }>("select 1 from pg_class where relname = ?", [partition]);
+        if (left.length === 0) break;
+        assert.ok(attempt < 50, `${partition} was never dropped`);
+        const run = await unaryCall(AnalyticsService, analytics, "grpc", A.runPartitionMaintenance, {}, { authorization: `Bearer ${ADMIN_TOKEN}` });
+        if (!run.ok) await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await h.db.raw("update partition_policy set retention = null where parent_table = 'event'");
+    }
+    return { admin, pageToken: page.nextPageToken, first: `1-${planted[0]!.id}`, last: `2-${planted[1]!.id}`, restart };
+  })();
+  return expired;
+}
+
 for (const protocol of PROTOCOLS) {
   describe(`audit log over ${protocol}`, () => {
+    test("positions before events dropped by retention are OUT_OF_RANGE CURSOR_EXPIRED with the time to restart from; later ones resume", async () => {
+      const x = await expireOldEvents();
+      const listed = await list(protocol, { orderBy: "occur_time", pageSize: 1, pageToken: x.pageToken }, x.admin);
+      assert.deepEqual(failure(listed), { code: "OUT_OF_RANGE", reason: "CURSOR_EXPIRED" });
+      assert.equal(!listed.ok && listed.metadata.restart_time, x.restart.toISOString());
+
+      const expectExpired = async (request: MessageInitShape<typeof TailAuditEventsRequestSchema>) => {
+        const err = await new Tail(analytics, protocol, request, x.admin).ended;
+        assert.ok(err, "the stream failed");
+        assert.deepEqual([err.code, err.findDetails(ErrorInfoSchema)[0]?.reason], [11, "CURSOR_EXPIRED"]);
+        assert.match(err.rawMessage, new RegExp(`restart from a time at or after ${x.restart.toISOString()}`));
+      };
+      await expectExpired({ startCursor: x.first });
+      await expectExpired({ startTime: timestampFromDate(new Date(Date.UTC(1991, 0, 10))) });
+
+      // At the last dropped event, or from the end of what was dropped, nothing owed is gone.
+      for (const request of [{ startCursor: x.last }, { startTime: timestampFromDate(x.restart) }]) {
+        const tail = new Tail(analytics, protocol, { ...request, heartbeatInterval: { seconds: 1n } }, x.admin);
+        await tail.until("a heartbeat", (t) => t.items.some((i) => i.case === "heartbeat"));
+        await tail.close();
+      }
+    });
+
+
     test("ListAuditEvents: the tenant's events, newest first or in commit order, filtered, paged; admin only", async () => {
       const t = await h.tenantWith(["admin", "editor"]);
       const [admin, editor] = t.users as [(typeof t.users)[0], (typeof t.users)[0]];

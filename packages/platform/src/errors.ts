@@ -95,6 +95,10 @@ export class UnauthenticatedError extends AppError {
 export class FailedPreconditionError extends AppError {
   readonly code = Code.FailedPrecondition;
 }
+/** A position or value past the valid range as it is now (e.g. a cursor into data retention removed). */
+export class OutOfRangeError extends AppError {
+  readonly code = Code.OutOfRange;
+}
 /** A concurrency conflict (etag mismatch, lost race); the client may re-read and retry. */
 /** A concurrent change or run won; `retryAfterMs`, when known, goes into `google.rpc.RetryInfo`. */
 export class AbortedError extends AppError {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { appendEvents, createKnex, withTenant, type Knex } from "@promptcraft/db";
-import { openTestKnex } from "@promptcraft/testing";
+import { appendEvents, withTenant, type Knex } from "@promptcraft/db";
+import { openTestKnex, whileOtherDatabaseWrites } from "@promptcraft/testing";
 import client from "prom-client";
 import {
   compareCursors,
@@ -116,33 +116,13 @@ describe("event-log reader (on the test database)", () => {
     async () => {
       const tenant = randomUUID();
       const start = (await readEvents({ db, service: "analytics", tenantId: tenant }, LOG_START)).next;
-      const url = new URL(process.env.DATABASE_URL!);
-      url.pathname = "/postgres";
-      const other = createKnex({ url: url.toString(), poolMax: 1, applicationName: "promptcraft-event-log-other-db" });
-      try {
-        let release!: () => void;
-        const released = new Promise<void>((r) => (release = r));
-        let started!: () => void;
-        const startedP = new Promise<void>((r) => (started = r));
-        const held = other.transaction(async (trx) => {
-          await trx.raw("select pg_current_xact_id()"); // takes an xid, as a writer does
-          started();
-          await released;
-        });
-        await startedP;
-        try {
-          await append(tenant, "content.entity.created");
-          const read = await readEvents({ db, service: "analytics", tenantId: tenant }, start);
-          assert.deepEqual(read.events.map((e) => e.eventType), ["content.entity.created"], "delivered while the other database's transaction is open");
-          const cross = await readEvents({ db, service: "analytics" }, start);
-          assert.ok(cross.events.some((e) => e.tenantId === tenant), "through the cross-tenant read too");
-        } finally {
-          release();
-          await held;
-        }
-      } finally {
-        await other.destroy();
-      }
+      await whileOtherDatabaseWrites(async () => {
+        await append(tenant, "content.entity.created");
+        const read = await readEvents({ db, service: "analytics", tenantId: tenant }, start);
+        assert.deepEqual(read.events.map((e) => e.eventType), ["content.entity.created"], "delivered while the other database's transaction is open");
+        const cross = await readEvents({ db, service: "analytics" }, start);
+        assert.ok(cross.events.some((e) => e.tenantId === tenant), "through the cross-tenant read too");
+      });
     },
   );
 

@@ -60,3 +60,34 @@ export function openTestKnex(applicationName = "promptcraft-tests"): Knex {
   if (!url) throw new Error("DATABASE_URL must point to a migrated database (`npm test` sets it)");
   return createKnex({ url, poolMax: 4, applicationName });
 }
+
+/**
+ * Runs `fn` while a transaction holding an xid (as a writer does) is open in another database of the
+ * test server (`postgres`), then ends it: horizons of this database must not wait for it. External
+ * PostgreSQL only (the embedded engine has one database).
+ */
+export async function whileOtherDatabaseWrites<T>(fn: () => Promise<T>): Promise<T> {
+  const url = new URL(process.env.DATABASE_URL!);
+  url.pathname = "/postgres";
+  const other = createKnex({ url: url.toString(), poolMax: 1, applicationName: "promptcraft-tests-other-db" });
+  try {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const startedP = new Promise<void>((r) => (started = r));
+    const held = other.transaction(async (trx) => {
+      await trx.raw("select pg_current_xact_id()");
+      started();
+      await released;
+    });
+    await startedP;
+    try {
+      return await fn();
+    } finally {
+      release();
+      await held;
+    }
+  } finally {
+    await other.destroy();
+  }
+}

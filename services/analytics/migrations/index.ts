@@ -8,6 +8,9 @@ import { pruneUsageEventIds } from "./20261206230200_prune_usage_event_ids.js";
 import { usageRollups } from "./20261206231000_usage_rollups.js";
 import { usageRollupDaily } from "./20261207030000_usage_rollup_daily.js";
 import { pgPartman } from "./20261207030100_pg_partman.js";
+import { tenantUsageSummaryBigint } from "./20261207080000_tenant_usage_summary_bigint.js";
+import { usageRollupDatabaseHorizon } from "./20261207080100_usage_rollup_database_horizon.js";
+import { eventLogExpiry } from "./20261207080200_event_log_expiry.js";
 
 /** The analytics service's slice of the schema, tracked in `analytics_migrations`. See docs/schema.md. */
-export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds, usageRollups, usageRollupDaily, pgPartman];
+export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds, usageRollups, usageRollupDaily, pgPartman, tenantUsageSummaryBigint, usageRollupDatabaseHorizon, eventLogExpiry];

@@ -1,4 +1,5 @@
-import { withTenant, type Knex } from "@promptcraft/db";
+import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import {
   CURSOR_INTEGER,
   CURSOR_TIMESTAMP,
@@ -8,8 +9,10 @@ import {
   filterSql,
   followEvents,
   formatCursor,
+  compareCursors,
   InvalidArgumentError,
   logEnd,
+  OutOfRangeError,
   pageOf,
   pageSizeOf,
   parseCursor,
@@ -56,6 +59,25 @@ export function actorTypeName(stored: string): keyof typeof ACTOR_TYPES {
 
 const TRANSACTION_ID = /^\d{1,20}$/;
 
+/**
+ * OUT_OF_RANGE (CURSOR_EXPIRED) when partition maintenance dropped events a reader has not seen:
+ * some dropped event comes after its `position` in commit order (`expiry.through`) and, for a reader
+ * that started from a time, the drop reached that time (older events were never owed to it). A
+ * reader from a time that has no position yet is judged by the time alone: the position found for a
+ * time after a drop already lies past what was dropped.
+ */
+export function checkNotExpired(expiry: store.EventLogExpiry | null, from: { position?: EventCursor; startTime?: Date | undefined }): void {
+  if (!expiry) return;
+  if (from.position && compareCursors(from.position, expiry.through) >= 0) return;
+  if (from.startTime && from.startTime >= expiry.occurredBefore) return;
+  if (!from.position && !from.startTime) return;
+  const restart = expiry.occurredBefore.toISOString();
+  throw new OutOfRangeError(`events after this position were dropped by the event log's retention; restart from a time at or after ${restart}`, {
+    reason: ErrorReason.CURSOR_EXPIRED,
+    metadata: { restart_time: restart, ...(from.position ? { cursor: formatCursor(from.position) } : {}) },
+  });
+}
+
 /** A page of the tenant's events, newest first or oldest first in commit order. Admin. */
 export async function listAuditEvents(
   db: Knex,
@@ -75,9 +97,12 @@ export async function listAuditEvents(
     const c = decodePageCursor(q.pageToken, params, { t: CURSOR_TIMESTAMP, id: CURSOR_INTEGER });
     if (c) after = { order, occurredAt: c.t, id: c.id };
   }
-  const rows = await withTenant(db, { service: "analytics", tenantId: caller.tenantId, userId: caller.userId, signal: caller.signal }, (trx) =>
-    store.listEvents(trx, caller.tenantId, { order, where: filter && filterSql(filter, LIST_FIELDS), after, limit: limit + 1 }),
-  );
+  const rows = await withTenant(db, { service: "analytics", tenantId: caller.tenantId, userId: caller.userId, signal: caller.signal }, async (trx) => {
+    // Commit-order pages resume at a position, which retention may have passed; newest-first pages
+    // only run out when they reach the retained log's oldest events.
+    if (after?.order === "asc") checkNotExpired(await store.eventLogExpiry(trx), { position: { transactionId: BigInt(after.transactionId), id: BigInt(after.id) } });
+    return store.listEvents(trx, caller.tenantId, { order, where: filter && filterSql(filter, LIST_FIELDS), after, limit: limit + 1 });
+  });
   const { page, nextPageToken } = pageOf(rows, limit, params, (last): Record<string, string> =>
     order === "asc" ? { x: String(last.transactionId), id: String(last.id) } : { t: last.occurredAt.toISOString(), id: String(last.id) },
   );
@@ -113,9 +138,18 @@ export async function* tailAuditEvents(db: Knex, caller: CallerContext, q: TailR
   const signal = stopping ? AbortSignal.any([caller.signal, stopping]) : caller.signal;
   const read = { db, service: "analytics" as const, tenantId: caller.tenantId, batchSize: 1000, signal };
   let position = start ?? (q.startTime ? await cursorAtTime(read, q.startTime) : await logEnd(read));
+  const expiry = () => withServiceRole(db, "analytics", (trx) => store.eventLogExpiry(trx), { signal });
+  // From the end of the log nothing is owed yet.
+  if (start || q.startTime) checkNotExpired(await expiry(), start ? { position: start } : { startTime: q.startTime });
+  // Retention may drop events while a replay reads: a read that found events — or follows one that
+  // did (the drop may have taken all the rest) — is checked against it before anything is sent.
+  let replaying = true;
   let lastSent = Date.now();
   try {
     for await (const batch of followEvents({ ...read, pollIntervalMs: q.pollIntervalMs }, position)) {
+      const found = batch.events.length > 0;
+      if (found || replaying) checkNotExpired(await expiry(), { position, startTime: q.startTime });
+      replaying = found;
       for (const event of batch.events) {
         position = { transactionId: event.transactionId, id: event.id };
         if (q.startTime && event.occurredAt < q.startTime) continue;

@@ -1,5 +1,5 @@
 import { withServiceRole, type Knex } from "@promptcraft/db";
-import { AbortedError, startIntervalJob, type IntervalJob } from "@promptcraft/platform";
+import { AbortedError, compareCursors, startIntervalJob, type IntervalJob } from "@promptcraft/platform";
 import type { Logger } from "pino";
 import * as store from "../store/partitions.js";
 import { ignoreInProgress, inProgress, isInProgress } from "./schedule.js";
@@ -123,11 +123,7 @@ export async function runPartitionMaintenance(
         throw inProgress("partition maintenance");
       }
       await store.limitLockWait(trx, options.lockWaitMs ?? MAINTENANCE_LOCK_WAIT_MS);
-      const actions = await runLocked(trx, options.now);
-      // With its day's partition goes the proof that an event id was stored.
-      const prunedEventIds = await store.pruneUsageEventIds(trx);
-      // And its rollups: a summary never counts events the table no longer holds.
-      const prunedRollupRows = await store.pruneUsageRollups(trx);
+      const { actions, prunedEventIds, prunedRollupRows } = await maintainLocked(trx, options.now);
       const names = (action: store.MaintenanceAction["action"]) => actions.filter((a) => a.action === action).map((a) => a.partitionName);
       if (options.dryRun) {
         // The status as it is, not as the rolled-back run left it.
@@ -150,6 +146,38 @@ export async function runPartitionMaintenance(
     }
     throw err;
   }
+}
+
+/**
+ * The work of a run, in the caller's transaction (which holds the maintenance lock, as analytics):
+ * partitions made and dropped or detached, and with them what depended on them.
+ */
+export async function maintainLocked(
+  trx: Knex.Transaction,
+  now: Date,
+): Promise<{ actions: store.MaintenanceAction[]; prunedEventIds: number; prunedRollupRows: number }> {
+  // Read before the run: a dropped partition's last position is gone with it.
+  const eventEnds = await store.eventPartitionEnds(trx);
+  const actions = await runLocked(trx, now);
+  await recordExpiredEvents(trx, eventEnds, actions, now);
+  // With its day's partition goes the proof that an event id was stored.
+  const prunedEventIds = await store.pruneUsageEventIds(trx);
+  // And its rollups: a summary never counts events the table no longer holds.
+  const prunedRollupRows = await store.pruneUsageRollups(trx);
+  return { actions, prunedEventIds, prunedRollupRows };
+}
+
+/**
+ * Records the last position of the `event` partitions the run dropped or detached, so that a cursor
+ * from before it answers CURSOR_EXPIRED rather than silently passing the events that went.
+ */
+async function recordExpiredEvents(trx: Knex.Transaction, ends: store.EventPartitionEnd[], actions: store.MaintenanceAction[], now: Date): Promise<void> {
+  const gone = new Set(actions.filter((a) => a.parentTable === "event" && a.action !== "created").map((a) => a.partitionName));
+  const expired = ends.filter((e) => gone.has(e.partitionName));
+  if (expired.length === 0) return;
+  const last = expired.reduce((a, b) => (compareCursors(a, b) >= 0 ? a : b));
+  const rangeEnd = new Date(Math.max(...expired.map((e) => e.rangeEnd.getTime())));
+  await store.recordEventLogExpiry(trx, { ...last, rangeEnd }, now);
 }
 
 async function runLocked(trx: Knex.Transaction, now: Date): Promise<store.MaintenanceAction[]> {

@@ -1,5 +1,5 @@
 import type { Knex } from "@promptcraft/db";
-import { EVENT_LOG_COLUMNS, logEventOfRow, type EventLogRow, type LogEvent } from "@promptcraft/platform";
+import { EVENT_LOG_COLUMNS, logEventOfRow, type EventCursor, type EventLogRow, type LogEvent } from "@promptcraft/platform";
 
 /** The audit log (`event`) as analytics reads it for one tenant, under row-level security. */
 
@@ -37,4 +37,20 @@ export async function listEvents(
     [...bindings, q.limit],
   );
   return rows.map(logEventOfRow);
+}
+
+/** How far retention has cut the log: its highest dropped position, and the end of the time it dropped. */
+export interface EventLogExpiry {
+  through: EventCursor;
+  /** Events that occurred before it may be gone. */
+  occurredBefore: Date;
+}
+
+/** What partition maintenance recorded in `event_log_expiry`; null while no event partition was dropped. */
+export async function eventLogExpiry(trx: Knex.Transaction): Promise<EventLogExpiry | null> {
+  const { rows } = await trx.raw<{ rows: { transaction_id: string; id: string; occurred_before: Date }[] }>(
+    "select transaction_id::text as transaction_id, id::text as id, occurred_before from event_log_expiry where log = 'event'",
+  );
+  const r = rows[0];
+  return r ? { through: { transactionId: BigInt(r.transaction_id), id: BigInt(r.id) }, occurredBefore: new Date(r.occurred_before.getTime()) } : null;
 }

@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { withServiceRole, type Knex } from "@promptcraft/db";
-import { AbortedError } from "@promptcraft/platform";
+import { AbortedError, OutOfRangeError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import { openTestKnex } from "@promptcraft/testing";
+import { checkNotExpired } from "../domain/audit.js";
 import * as partitions from "../domain/partitions.js";
+import { eventLogExpiry } from "./events.js";
 import * as store from "./partitions.js";
 
 /*
@@ -74,6 +76,48 @@ async function rollupRows(tenantId: string): Promise<number> {
 }
 
 describe("partition store", () => {
+  test("dropping an event partition records its last position: a cursor or a start time before it is OUT_OF_RANGE CURSOR_EXPIRED, one at or after it is not", async () => {
+    // One transaction, rolled back: the event log's retention changes for this test alone. The
+    // planted events carry transaction ids below any real one, so no real cursor is behind them.
+    const [from, to] = [new Date(Date.UTC(1993, 0, 1)), new Date(Date.UTC(1993, 1, 1))];
+    const trx = await knex.transaction();
+    try {
+      await trx.raw("select create_time_partitions('event', ?, ?)", [from, to]);
+      const { rows } = await trx.raw<{ rows: { id: string }[] }>(
+        `insert into event (tenant_id, occurred_at, transaction_id, aggregate_type, event_type, actor_type)
+         select ?, ?, x::text::xid8, 'entity', 'content.entity.created', 'system' from unnest(array[2, 1]) x returning id::text as id`,
+        [randomUUID(), new Date(Date.UTC(1993, 0, 15))],
+      );
+      const [last, first] = rows.map((r) => BigInt(r.id));
+      await trx.raw("update partition_policy set retention = interval '9000 days', retention_action = 'drop' where parent_table = 'event'");
+      const { rows: named } = await trx.raw<{ rows: { name: string }[] }>("select partition_child_name('event', ?) as name", [from]);
+      await trx.raw("select set_config('role', 'promptcraft_analytics', true)");
+
+      const { actions } = await partitions.maintainLocked(trx, new Date());
+      assert.ok(actions.some((a) => a.action === "dropped" && a.partitionName === named[0]!.name), `dropped ${named[0]!.name}`);
+      const expiry = await eventLogExpiry(trx);
+      assert.deepEqual(expiry, { through: { transactionId: 2n, id: last }, occurredBefore: to });
+
+      const expired = (err: unknown) =>
+        err instanceof OutOfRangeError && err.reason === ErrorReason.CURSOR_EXPIRED && err.message.includes(`restart from a time at or after ${to.toISOString()}`) && err.metadata.restart_time === to.toISOString();
+      assert.throws(() => checkNotExpired(expiry, { position: { transactionId: 1n, id: first! } }), expired);
+      assert.throws(() => checkNotExpired(expiry, { position: { transactionId: 2n, id: last! - 1n } }), expired);
+      checkNotExpired(expiry, { position: { transactionId: 2n, id: last! } });
+      checkNotExpired(expiry, { position: { transactionId: 3n, id: 0n } });
+      // From a time: only a time before the end of what was dropped — at the start (no position yet)
+      // and while replaying from a position below the dropped ones.
+      const during = new Date(Date.UTC(1993, 0, 20));
+      assert.throws(() => checkNotExpired(expiry, { startTime: during }), expired);
+      assert.throws(() => checkNotExpired(expiry, { position: { transactionId: 1n, id: 0n }, startTime: during }), expired);
+      checkNotExpired(expiry, { startTime: to });
+      checkNotExpired(expiry, { position: { transactionId: 1n, id: 0n }, startTime: to });
+      checkNotExpired(expiry, { position: { transactionId: 3n, id: 0n }, startTime: during });
+      checkNotExpired(null, { position: { transactionId: 0n, id: 0n } });
+    } finally {
+      await trx.rollback();
+    }
+  });
+
   test("policies: event by month kept forever, usage_event by day dropped after 400 days", async () => {
     const rows = await withServiceRole(knex, "analytics", (trx) => store.policies(trx));
     const byTable = Object.fromEntries(rows.map((r) => [r.parentTable, r]));

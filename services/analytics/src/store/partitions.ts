@@ -144,3 +144,37 @@ export async function recordFailure(trx: Knex.Transaction, at: Date, error: stri
     [at, error.slice(0, 2000)],
   );
 }
+
+/** The last position of an attached `event` partition holding rows, and the end of its range. */
+export interface EventPartitionEnd {
+  partitionName: string;
+  transactionId: bigint;
+  id: bigint;
+  rangeEnd: Date;
+}
+
+/** The last `(transaction_id, id)` of each attached `event` partition holding rows (`event_partition_ends()`). */
+export async function eventPartitionEnds(trx: Knex.Transaction): Promise<EventPartitionEnd[]> {
+  const { rows } = await trx.raw<{ rows: { partition_name: string; transaction_id: string; id: string; range_end: Date }[] }>(
+    "select partition_name, transaction_id::text as transaction_id, id::text as id, range_end from event_partition_ends()",
+  );
+  return rows.map((r) => ({ partitionName: r.partition_name, transactionId: BigInt(r.transaction_id), id: BigInt(r.id), rangeEnd: new Date(r.range_end.getTime()) }));
+}
+
+/**
+ * Records that the events up to `end` (a dropped or detached partition's last position) are gone:
+ * `event_log_expiry` keeps the greatest position and range end ever recorded.
+ */
+export async function recordEventLogExpiry(trx: Knex.Transaction, end: EventPartitionEnd, at: Date): Promise<void> {
+  await trx.raw(
+    `insert into event_log_expiry as x (transaction_id, id, occurred_before, partition_name, expired_at)
+     values (?::xid8, ?::bigint, ?, ?, ?)
+     on conflict (log) do update set
+       transaction_id = case when (excluded.transaction_id, excluded.id) > (x.transaction_id, x.id) then excluded.transaction_id else x.transaction_id end,
+       id = case when (excluded.transaction_id, excluded.id) > (x.transaction_id, x.id) then excluded.id else x.id end,
+       occurred_before = greatest(x.occurred_before, excluded.occurred_before),
+       partition_name = excluded.partition_name,
+       expired_at = excluded.expired_at`,
+    [String(end.transactionId), String(end.id), end.rangeEnd, end.partitionName, at],
+  );
+}

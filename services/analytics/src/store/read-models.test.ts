@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
-import { withServiceRole, type Knex } from "@promptcraft/db";
-import { openTestKnex } from "@promptcraft/testing";
+import { randomUUID } from "node:crypto";
+import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
+import { createTenant, openTestKnex } from "@promptcraft/testing";
 import * as readModels from "../domain/read-models.js";
 import { isInProgress } from "../domain/schedule.js";
 import * as store from "./read-models.js";
+import { insertUsageEvents } from "./usage.js";
 
 /*
  * Store tier: the SQL of store/read-models.ts and the refresh of domain/read-models.ts on the test
@@ -50,6 +52,25 @@ describe("read-model store", () => {
     assert.ok(info!.lastDurationMs !== null && info!.stalenessMs !== null);
     const { rows } = await knex.raw<{ rows: { n: string }[] }>("select count(*) as n from tenant_usage_summary");
     assert.equal(info!.rowCount, Number(rows[0]!.n));
+  });
+
+  test("an event with the contract's largest token counts (2^31 - 1 each) refreshes and sums in bigint", async () => {
+    const tenantId = await createTenant(knex);
+    const huge = { tokensIn: 2_000_000_000, tokensOut: 2_000_000_000 };
+    await withTenant(knex, { service: "analytics", tenantId }, (trx) =>
+      insertUsageEvents(trx, tenantId, [
+        { id: randomUUID(), occurredAt: new Date(Date.now() - 1000), kind: "llm_call", userId: null, apiKeyId: null, entityId: null,
+          entityVersion: null, label: null, model: "m", ...huge, costMicros: 0n, latencyMs: null, metadata: {}, requestId: null },
+      ]),
+    );
+    const [info] = await refreshWhenFree("tenant_usage_summary");
+    assert.equal(info!.state, "fresh");
+    const { rows } = await withTenant(knex, { service: "analytics", tenantId }, (trx) =>
+      trx.raw<{ rows: { tokens_last_30d: string; tokens_this_month: string; events_this_month: string }[] }>(
+        "select tokens_last_30d::text, tokens_this_month::text, events_this_month::text from current_tenant_usage_summary",
+      ),
+    );
+    assert.deepEqual(rows, [{ tokens_last_30d: "4000000000", tokens_this_month: "4000000000", events_this_month: "1" }]);
   });
 
   test("a failure is FAILED until the next successful refresh clears it", async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
-import { createTenant, openTestKnex } from "@promptcraft/testing";
+import { createTenant, openTestKnex, whileOtherDatabaseWrites } from "@promptcraft/testing";
 import { LATENCY_BOUNDS_MS, histogramQuantile } from "../domain/summaries.js";
 import * as rollups from "./rollups.js";
 import { insertUsageEvents, type NewUsageEvent } from "./usage.js";
@@ -220,8 +220,7 @@ describe("store/rollups", () => {
 
   test("usageCountsByKind (quotas) agrees with the summary per kind and in total, rolled and in the tail", async () => {
     const tenantId = await createTenant(knex);
-    // Tokens past 2^31 in total (a single event's in + out stays below: the tenant_usage_summary read
-    // model adds them as integers).
+    // Tokens past 2^31 in total.
     await insert(tenantId, [event({ tokensIn: 1_500_000_000, tokensOut: 0 }), event({ tokensIn: 0, tokensOut: 1_500_000_000 }), event({ kind: "render", tokensIn: 0, tokensOut: 0, costMicros: 1n })]);
     await rollUntil(tenantId, 3);
     await insert(tenantId, [event({ kind: "render", costMicros: 3n })]);
@@ -267,4 +266,15 @@ describe("store/rollups", () => {
     await rollUntil(tenantId, 3);
     assert.equal(totalsOf(await summary(tenantId)).eventCount, 3n);
   });
+
+  test.skipIf(embedded)(
+    "a writing transaction in another database of the server does not hold the refresher back (the embedded engine has one database)",
+    async () => {
+      const tenantId = await createTenant(knex);
+      await whileOtherDatabaseWrites(async () => {
+        await insert(tenantId, [event(), event()]);
+        await rollUntil(tenantId, 2);
+      });
+    },
+  );
 });
