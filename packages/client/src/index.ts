@@ -73,6 +73,5 @@ function headersInterceptor(options: ClientOptions): Interceptor {
 
 export { traceContextKey, withTraceContext, tracingInterceptor, statusName, RPC_SYSTEM_CONNECTRPC } from "./tracing.js";
 export { ConnectError, Code } from "@connectrpc/connect";
-export { Http2SessionManager } from "@connectrpc/connect-node";
 export type { Client } from "@connectrpc/connect";
 export { UsageReporter, uuidv7, type UsageEventInit, type UsageReporterOptions, type Counter } from "./usage-reporter.js";
