@@ -8,6 +8,7 @@ import { AnalyticsConfig } from "../config.js";
 import { refreshUsageRollup } from "../store/rollups.js";
 import { insertUsageEvents, type NewUsageEvent } from "../store/usage.js";
 import { checkQuota, limitOf, listQuotas, quotaState, type PlanLimits } from "./quotas.js";
+import { usageEvent } from "../store/usage-event-fixture.js";
 
 /*
  * Domain tier of quotas: limits from the tenant's quotas and its plan's defaults, and consumption
@@ -28,24 +29,7 @@ const caller = (tenantId: string): CallerContext => ({ tenantId, userId: randomU
 const monthStart = (t: Date) => new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1));
 
 function event(occurredAt: Date, overrides: Partial<NewUsageEvent> = {}): NewUsageEvent {
-  return {
-    id: randomUUID(),
-    occurredAt,
-    kind: "render",
-    userId: null,
-    apiKeyId: null,
-    entityId: null,
-    entityVersion: null,
-    label: null,
-    model: null,
-    tokensIn: 0,
-    tokensOut: 0,
-    costMicros: 0n,
-    latencyMs: null,
-    metadata: {},
-    requestId: null,
-    ...overrides,
-  };
+  return usageEvent({ occurredAt, ...overrides });
 }
 
 describe("domain/quotas", () => {

@@ -6,6 +6,7 @@ import { createTenant, openTestKnex } from "@promptcraft/testing";
 import * as stats from "./entity-stats.js";
 import { refreshUsageRollup } from "./rollups.js";
 import { insertUsageEvents, type NewUsageEvent } from "./usage.js";
+import { usageEvent } from "./usage-event-fixture.js";
 
 /*
  * Store tier: entity usage over rollups + tail, the entity listing's order and keyset, and the
@@ -26,24 +27,7 @@ const HOUR = 3_600_000;
 const base = new Date(Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR);
 
 function event(overrides: Partial<NewUsageEvent> = {}): NewUsageEvent {
-  return {
-    id: randomUUID(),
-    occurredAt: new Date(base.getTime() + 60_000),
-    kind: "render",
-    userId: null,
-    apiKeyId: null,
-    entityId: null,
-    entityVersion: null,
-    label: null,
-    model: null,
-    tokensIn: 0,
-    tokensOut: 0,
-    costMicros: 0n,
-    latencyMs: null,
-    metadata: {},
-    requestId: null,
-    ...overrides,
-  };
+  return usageEvent({ occurredAt: new Date(base.getTime() + 60_000), ...overrides });
 }
 
 const insert = (tenantId: string, events: NewUsageEvent[]) => withTenant(knex, { service: "analytics", tenantId }, (trx) => insertUsageEvents(trx, tenantId, events));

@@ -6,6 +6,7 @@ import { createTenant, openTestKnex, whileOtherDatabaseWrites } from "@promptcra
 import { LATENCY_BOUNDS_MS, histogramQuantile } from "../domain/summaries.js";
 import * as rollups from "./rollups.js";
 import { insertUsageEvents, type NewUsageEvent } from "./usage.js";
+import { usageEvent } from "./usage-event-fixture.js";
 
 /*
  * Store tier: usage_rollup, its refresher and the summary query (rollups + tail) on the test
@@ -26,24 +27,16 @@ const HOUR = 3_600_000;
 const base = new Date(Math.floor(Date.now() / HOUR) * HOUR - 5 * HOUR);
 
 function event(overrides: Partial<NewUsageEvent> = {}): NewUsageEvent {
-  return {
-    id: randomUUID(),
+  return usageEvent({
     occurredAt: new Date(base.getTime() + 60_000),
     kind: "llm_call",
-    userId: null,
-    apiKeyId: null,
-    entityId: null,
-    entityVersion: null,
-    label: null,
     model: "gpt-4o-mini",
     tokensIn: 10,
     tokensOut: 20,
     costMicros: 1_500_000n,
     latencyMs: 100,
-    metadata: {},
-    requestId: null,
     ...overrides,
-  };
+  });
 }
 
 const insert = (tenantId: string, events: NewUsageEvent[]) =>

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { withServiceRole, withTenant, type Knex } from "@promptcraft/db";
 import { createTenant, openTestKnex } from "@promptcraft/testing";
 import * as store from "./usage.js";
+import { usageEvent } from "./usage-event-fixture.js";
 
 /*
  * Store tier: the SQL of store/usage.ts on the test runner's database, as promptcraft_analytics
@@ -20,12 +21,8 @@ afterAll(async () => {
 });
 
 function event(overrides: Partial<store.NewUsageEvent> = {}): store.NewUsageEvent {
-  return {
-    id: randomUUID(),
-    occurredAt: new Date(),
+  return usageEvent({
     kind: "llm_call",
-    userId: null,
-    apiKeyId: null,
     entityId: randomUUID(),
     entityVersion: 3,
     label: "production",
@@ -37,7 +34,7 @@ function event(overrides: Partial<store.NewUsageEvent> = {}): store.NewUsageEven
     metadata: { a: 1 },
     requestId: "req-1",
     ...overrides,
-  };
+  });
 }
 
 const insert = (tenantId: string, events: store.NewUsageEvent[]) =>
