@@ -29,17 +29,20 @@ test("onBehalfOf: the caller's credentials and request id, its signal, and a dea
   assert.deepEqual(onBehalfOf(callContext({}), 10).headers, { "x-request-id": "req-1" }, "no credentials to forward: none sent");
 });
 
-test("peerUnavailable: a peer that is down, slow, broken or not built is DEPENDENCY_UNAVAILABLE naming it; its answers to the request are the caller's to read", () => {
-  for (const code of [Code.Unavailable, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Unimplemented, Code.ResourceExhausted]) {
-    const mapped = peerUnavailable("graph", new ConnectError("x", code));
+test("peerUnavailable: a peer that is down, slow, broken, not built or reset mid-call is DEPENDENCY_UNAVAILABLE naming it; its answers to the request are the caller's to read", () => {
+  const live = new AbortController().signal;
+  for (const code of [Code.Unavailable, Code.DeadlineExceeded, Code.Internal, Code.Unknown, Code.Unimplemented, Code.ResourceExhausted, Code.Canceled]) {
+    const mapped = peerUnavailable("graph", new ConnectError("x", code), live);
     assert.ok(mapped instanceof UnavailableError, Code[code]);
     assert.equal(mapped.reason, ErrorReason.DEPENDENCY_UNAVAILABLE);
     assert.deepEqual(mapped.metadata, { dependency: "graph" });
     assert.ok(mapped.retryAfterMs! > 0);
   }
   for (const code of [Code.NotFound, Code.PermissionDenied, Code.FailedPrecondition, Code.InvalidArgument]) {
-    assert.equal(peerUnavailable("graph", new ConnectError("x", code)), undefined, Code[code]);
+    assert.equal(peerUnavailable("graph", new ConnectError("x", code), live), undefined, Code[code]);
   }
-  const cancelled = peerUnavailable("graph", new ConnectError("gone", Code.Canceled));
+  const caller = new AbortController();
+  caller.abort();
+  const cancelled = peerUnavailable("graph", new ConnectError("gone", Code.Canceled), caller.signal);
   assert.ok(cancelled instanceof ConnectError && cancelled.code === Code.Canceled, "a cancelled caller stays cancelled");
 });

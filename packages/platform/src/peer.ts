@@ -33,12 +33,13 @@ const PEER_DOWN_CODES = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.U
  * What a failed peer call becomes: UNAVAILABLE DEPENDENCY_UNAVAILABLE (with RetryInfo) naming the
  * peer when it was down, slow, broken or not built yet, never INTERNAL; undefined for the answers the
  * caller must interpret itself (NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION…). A call the
- * caller cancelled stays a cancellation.
+ * caller cancelled (`callerSignal` aborted) stays a cancellation; CANCELED without that is the peer's
+ * doing (its process died mid-call and the stream was reset) and counts as the peer being down.
  */
-export function peerUnavailable(peer: Dependency, err: unknown): Error | undefined {
+export function peerUnavailable(peer: Dependency, err: unknown, callerSignal: AbortSignal): Error | undefined {
   const connectError = ConnectError.from(err);
-  if (connectError.code === Code.Canceled) return connectError;
-  if (!PEER_DOWN_CODES.has(connectError.code)) return undefined;
+  if (connectError.code === Code.Canceled && callerSignal.aborted) return connectError;
+  if (!PEER_DOWN_CODES.has(connectError.code) && connectError.code !== Code.Canceled) return undefined;
   return dependencyUnavailable(peer, `${peer} unavailable: ${connectError.rawMessage}`, err);
 }
 

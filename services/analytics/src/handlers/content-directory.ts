@@ -33,13 +33,12 @@ const entityInfo = (e: Entity): EntityInfo => ({ id: e.id, type: ENTITY_TYPE_NAM
 
 const notFound = (err: unknown) => ConnectError.from(err).code === Code.NotFound;
 
-/**
- * A failed call to content: UNAVAILABLE naming content when it is down, slow or broken; its other
- * answers (the caller's credentials refused…) reach the caller as content gave them.
- */
-const contentFailure = (err: unknown) => peerUnavailable("content", err) ?? err;
-
 export function contentDirectory(content: PeerClient<typeof ContentService>, ctx: CallContext): ContentDirectory {
+  /**
+   * A failed call to content: UNAVAILABLE naming content when it is down, slow or broken; its other
+   * answers (the caller's credentials refused…) reach the caller as content gave them.
+   */
+  const contentFailure = (err: unknown) => peerUnavailable("content", err, ctx.signal) ?? err;
   return {
     async getEntity(entityId) {
       try {

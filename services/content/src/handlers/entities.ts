@@ -185,7 +185,7 @@ function graphDependents(state: ContentState, ctx: CallContext): entities.FindDe
       );
       return { entityIds: [...new Set(page.relationships.map((r) => r.sourceEntityId))], more: page.nextPageToken !== "" };
     } catch (err) {
-      const down = peerUnavailable("graph", err);
+      const down = peerUnavailable("graph", err, ctx.signal);
       if (down instanceof ConnectError) throw down; // the caller cancelled
       // No answer from graph: a soft delete is reversible (UndeleteEntity), so it goes ahead
       // rather than making deletes depend on the graph service; said in the log.

@@ -31,7 +31,7 @@ function graphResolver(state: ContentState, ctx: CallContext): ResolveDependenci
         onBehalfOf(ctx, GRAPH_TIMEOUT_MS),
       );
     } catch (err) {
-      const unavailable = peerUnavailable("graph", err);
+      const unavailable = peerUnavailable("graph", err, ctx.signal);
       if (unavailable) throw unavailable;
       // The graph refused (it sees the template otherwise than content does): say so, as a precondition.
       throw new FailedPreconditionError(`the template's dependencies cannot be resolved: ${ConnectError.from(err).rawMessage}`, {
