@@ -83,6 +83,18 @@ describe("readAsTenant", () => {
     assert.deepEqual(await readAsTenant(knex, { service: "content", tenantId: tenantB }, `select body from ${table}`), [{ body: "b1" }]);
   });
 
+  test("applies the scope's further settings to its read only, as withTenant does", async () => {
+    const knex = pool(1);
+    const settings = { plan_cache_mode: "force_custom_plan", work_mem: "7MB" };
+    const sql = "select current_setting('plan_cache_mode') as plans, current_setting('work_mem') as mem, current_setting('app.tenant_id') as tenant";
+    assert.deepEqual(await readAsTenant(knex, { ...scopeA, settings }, sql), [{ plans: "force_custom_plan", mem: "7MB", tenant: tenantA }]);
+    const { rows } = await withTenant(knex, { ...scopeA, settings }, (trx) => trx.raw<{ rows: unknown[] }>(sql));
+    assert.deepEqual(rows, [{ plans: "force_custom_plan", mem: "7MB", tenant: tenantA }]);
+    const [after] = await readAsTenant<{ plans: string; mem: string }>(knex, scopeA, sql);
+    assert.notEqual(after!.plans, "force_custom_plan");
+    assert.notEqual(after!.mem, "7MB");
+  });
+
   test("parses values as knex does (timestamptz as DbTime, int8 as text, json, arrays, nulls)", async () => {
     const knex = pool(1);
     const sql = `select now() as t, 9007199254740993::int8 as big, 3::int as small, '{"a":[1,"x"]}'::jsonb as doc, array['x','y']::text[] as tags,

@@ -3,7 +3,7 @@ import type { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import type { Knex } from "knex";
 import { cancellableUse, type PgConnection } from "./cancel.js";
-import { SERVICE_ROLES, withServiceRole, withTenant, type ServiceName, type TenantScope } from "./tenant.js";
+import { SERVICE_ROLES, settingsSql, withServiceRole, withTenant, type ServiceName, type TenantScope } from "./tenant.js";
 
 // Read-only calls in one round trip. withTenant costs four (BEGIN, the settings, the statement,
 // COMMIT) and knex's transaction machinery on top. A read needs neither: readAsTenant writes, at
@@ -11,6 +11,7 @@ import { SERVICE_ROLES, withServiceRole, withTenant, type ServiceName, type Tena
 //
 //   Parse/Bind/Execute  select set_config('role', $1, true), set_config('app.tenant_id', $2, true),
 //                              set_config('app.user_id', $3, true), set_config('transaction_read_only', 'on', true)
+//                              [, set_config($4, $5, true) … for the scope's further settings]
 //   Parse/Bind/Describe/Execute  the read
 //   Sync
 //
@@ -86,7 +87,8 @@ export async function readAsTenant<R>(knex: Knex, scope: TenantScope, sql: strin
   if ((knex as { isTransaction?: boolean }).isTransaction) {
     return withTenant(knex, scope, async (trx) => (await trx.raw<{ rows: R[] }>(sql, bindings)).rows);
   }
-  return pipelined<R>(knex, [SERVICE_ROLES[scope.service], scope.tenantId, scope.userId ?? ""], scope.signal, sql, bindings);
+  const extra = settingsSql(scope.settings, (n) => `$${4 + n}`);
+  return pipelined<R>(knex, CONTEXT_SQL + extra.sql, [SERVICE_ROLES[scope.service], scope.tenantId, scope.userId ?? "", ...extra.values], scope.signal, sql, bindings);
 }
 
 /**
@@ -105,14 +107,14 @@ export async function readAsService<R>(
     return withServiceRole(knex, service, async (trx) => (await trx.raw<{ rows: R[] }>(sql, bindings)).rows, options);
   }
   // An empty tenant is no tenant: the policies read it with nullif(…, '').
-  return pipelined<R>(knex, [SERVICE_ROLES[service], "", ""], options.signal, sql, bindings);
+  return pipelined<R>(knex, CONTEXT_SQL, [SERVICE_ROLES[service], "", ""], options.signal, sql, bindings);
 }
 
-function pipelined<R>(knex: Knex, context: string[], signal: AbortSignal | undefined, sql: string, bindings: readonly Knex.RawBinding[]): Promise<R[]> {
+function pipelined<R>(knex: Knex, contextSql: string, context: string[], signal: AbortSignal | undefined, sql: string, bindings: readonly Knex.RawBinding[]): Promise<R[]> {
   const native = knex.raw(sql, bindings).toSQL().toNative();
   // knex's "query" event, as its own runner emits it (debug logging, the content benchmark's capture).
   if (knex.listenerCount("query") > 0) (knex.client as EventEmitter).emit("query", { method: "raw", sql: native.sql, bindings: native.bindings, options: {} });
-  return cancellableUse(knex, signal, (conn) => pipelinedRead<R>(conn as PgClient, context, native.sql, native.bindings));
+  return cancellableUse(knex, signal, (conn) => pipelinedRead<R>(conn as PgClient, contextSql, context, native.sql, native.bindings));
 }
 
 /** The parts of a pooled `pg` Client used here (pg 8; `connection` is not in @types/pg). */
@@ -153,11 +155,11 @@ const prepareValue = (createRequire(import.meta.url)("pg/lib/utils.js") as { pre
 
 const prepared = new WeakMap<object, PreparedStatements>();
 
-function pipelinedRead<R>(client: PgClient, context: unknown[], sql: string, values: readonly unknown[]): Promise<R[]> {
+function pipelinedRead<R>(client: PgClient, contextSql: string, context: unknown[], sql: string, values: readonly unknown[]): Promise<R[]> {
   let statements = prepared.get(client);
   if (!statements) prepared.set(client, (statements = { names: new Map(), toClose: [] }));
   return new Promise<R[]>((resolve, reject) => {
-    client.query(new TenantRead<R>(client, statements, context, sql, values.map(prepareValue), (err, rows) => (err ? reject(err) : resolve(rows!))));
+    client.query(new TenantRead<R>(client, statements, contextSql, context, sql, values.map(prepareValue), (err, rows) => (err ? reject(err) : resolve(rows!))));
   });
 }
 
@@ -179,6 +181,7 @@ class TenantRead<R> {
   constructor(
     private readonly client: PgClient,
     private readonly statements: PreparedStatements,
+    private readonly contextSql: string,
     private readonly context: unknown[],
     private readonly sql: string,
     private readonly values: unknown[],
@@ -191,7 +194,7 @@ class TenantRead<R> {
       for (const name of this.statements.toClose) connection.close({ type: "S", name });
       this.touched = this.statements.toClose;
       this.statements.toClose = [];
-      connection.bind({ statement: this.statement(connection, CONTEXT_SQL), values: this.context });
+      connection.bind({ statement: this.statement(connection, this.contextSql), values: this.context });
       connection.execute({});
       connection.bind({ statement: this.statement(connection, this.sql), values: this.values });
       connection.describe({ type: "P", name: "" });

@@ -28,6 +28,21 @@ export interface TenantScope {
    * the abort.
    */
   signal?: AbortSignal;
+  /**
+   * Further settings for this transaction only (`SET LOCAL`, sent with the role and tenant in the
+   * same round trip): planner or extension knobs a query needs, e.g. `hnsw.ef_search`, or
+   * `plan_cache_mode` for reads whose best plan depends on their values.
+   */
+  settings?: Readonly<Record<string, string>>;
+}
+
+/** `, set_config(?, ?, true)` for each of `settings`, and its bindings: appended to a scope's context statement. */
+export function settingsSql(settings: Readonly<Record<string, string>> | undefined, placeholder: (n: number) => string): { sql: string; values: string[] } {
+  const entries = Object.entries(settings ?? {});
+  return {
+    sql: entries.map((_, i) => `, set_config(${placeholder(2 * i)}, ${placeholder(2 * i + 1)}, true)`).join(""),
+    values: entries.flat(),
+  };
 }
 
 /**
@@ -35,7 +50,7 @@ export interface TenantScope {
  *
  * The role and the tenant are set with `set_config(..., true)`, i.e. `SET LOCAL`: they end with the
  * transaction, so nothing leaks to the next user of a pooled connection (session-level `SET` would,
- * brief §4.9). One round trip sets all three settings.
+ * brief §4.9). One round trip sets all three settings, and the scope's further `settings`.
  *
  * It stops when `scope.signal` aborts (see {@link TenantScope.signal}) or the pool is closed
  * ({@link closeKnex}). `knex` is a pool made by {@link createKnex}, or a transaction (the work
@@ -50,12 +65,15 @@ export async function withTenant<T>(
   return cancellableTransaction(
     knex,
     scope.signal,
-    (trx) =>
-      trx.raw("select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)", [
+    (trx) => {
+      const extra = settingsSql(scope.settings, () => "?");
+      return trx.raw(`select set_config('role', ?, true), set_config('app.tenant_id', ?, true), set_config('app.user_id', ?, true)${extra.sql}`, [
         SERVICE_ROLES[scope.service],
         scope.tenantId,
         scope.userId ?? "",
-      ]),
+        ...extra.values,
+      ]);
+    },
     work,
     config,
   );

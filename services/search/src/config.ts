@@ -31,7 +31,7 @@ export const SearchConfig = serviceConfig(
      */
     SEARCH_MAX_SCAN_TUPLES: z.coerce.number().int().min(100).max(10_000_000).default(20_000),
     /** Candidate list of the HNSW search (pgvector `hnsw.ef_search`): recall against speed. */
-    SEARCH_EF_SEARCH: z.coerce.number().int().min(10).max(1000).default(100),
+    SEARCH_EF_SEARCH: z.coerce.number().int().min(10).max(1000).default(150),
     ...embeddingConfigShape,
   },
 ).superRefine(checkEmbeddingConfig);

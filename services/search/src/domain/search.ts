@@ -1,4 +1,4 @@
-import { tenantReads, type Knex } from "@promptcraft/db";
+import type { Knex } from "@promptcraft/db";
 import { CURSOR_INTEGER, decodePageCursor, encodePageCursor, FailedPreconditionError, InvalidArgumentError, UnavailableError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import pgvector from "pgvector";
@@ -125,6 +125,23 @@ interface Ranked {
   score: number;
   semanticScore?: number;
   textScore?: number;
+  /** What the result shows, when the ranking read it already (semantic mode). */
+  shown?: store.SemanticHit;
+}
+
+/** A semantic hit as a result. */
+function semanticResult(h: store.SemanticHit): SearchHit {
+  return {
+    entityId: h.entity_id,
+    version: h.version,
+    entityType: h.entity_type,
+    title: h.title,
+    score: semanticScore(h.similarity),
+    semanticScore: h.similarity,
+    snippet: "",
+    tags: h.tags,
+    updateTime: h.valid_from,
+  };
 }
 
 /**
@@ -142,7 +159,7 @@ export async function searchEntities(deps: SearchDeps, caller: Caller, input: Se
   const size = Math.min(pageSize, MAX_RESULTS - offset);
   const principal = principalOf(caller);
   const scope = scopeOf(caller);
-  const reads = tenantReads(deps.db, scope);
+  const reads = store.searchReads(deps.db, scope);
   const info = input.mode === "full_text" ? undefined : modelOf(deps.registry, input.model);
   let mode = input.mode;
   let vectorSql: string | undefined;
@@ -154,6 +171,10 @@ export async function searchEntities(deps: SearchDeps, caller: Caller, input: Se
       mode = "full_text";
     }
   }
+  // Counted beside the ranking (its own round trip, in parallel): what semantic search cannot find yet.
+  const unembedded = info && vectorSql ? store.unembeddedCount(reads, caller.tenantId, principal, info.provider.model, input.filters, UNEMBEDDED_CAP) : Promise.resolve(0);
+  // Awaited below; a failure of the ranking must not leave it unhandled.
+  unembedded.catch(() => {});
   const want = offset + size + 1;
   const semantic = (limit: number, minSimilarity: number | null) =>
     store.semanticHits(
@@ -170,16 +191,16 @@ export async function searchEntities(deps: SearchDeps, caller: Caller, input: Se
     ranked = [];
   } else if (mode === "semantic") {
     const hits = await semantic(want, input.minScore > 0 ? input.minScore : null);
-    ranked = hits.map((h) => ({ entityId: h.entity_id, version: h.version, score: semanticScore(h.similarity), semanticScore: h.similarity }));
+    ranked = hits.map((h) => ({ entityId: h.entity_id, version: h.version, score: semanticScore(h.similarity), semanticScore: h.similarity, shown: h }));
   } else if (mode === "full_text") {
-    const hits = await store.textHits(reads, caller.tenantId, principal, { query: input.query, filters: input.filters, minRank: input.minScore > 0 ? input.minScore : null, limit: size + 1, offset });
+    const hits = await store.textHits(deps.db, scope, principal, { query: input.query, filters: input.filters, minRank: input.minScore > 0 ? input.minScore : null, limit: size + 1, offset });
     ranked = hits.map((h) => ({ entityId: h.entity_id, version: h.version, score: h.rank, textScore: h.rank }));
     start = 0;
   } else {
     const depth = Math.min(MAX_RESULTS, Math.max(HYBRID_MIN_DEPTH, want));
     const [sem, text] = await Promise.all([
       semantic(depth, null),
-      store.textHits(reads, caller.tenantId, principal, { query: input.query, filters: input.filters, minRank: null, limit: depth, offset: 0 }),
+      store.textHits(deps.db, scope, principal, { query: input.query, filters: input.filters, minRank: null, limit: depth, offset: 0 }),
     ]);
     const fused = new Map<string, { version: number; semanticRank?: number; textRank?: number; similarity?: number; rank?: number }>();
     sem.forEach((h, i) => fused.set(h.entity_id, { version: h.version, semanticRank: i + 1, similarity: h.similarity }));
@@ -191,10 +212,15 @@ export async function searchEntities(deps: SearchDeps, caller: Caller, input: Se
   }
   const page = ranked.slice(start, start + size);
   const more = ranked.length > start + size && offset + size < MAX_RESULTS;
-  const textQuery = mode === "semantic" ? null : input.query;
-  const details = new Map((await store.resultDetails(reads, caller.tenantId, principal, page.map((r) => r.entityId), textQuery)).map((d) => [d.entity_id, d]));
+  // Semantic results were read with their ranking; the others are read now, with snippets.
+  const unread = page.filter((r) => !r.shown);
+  const details = new Map((unread.length === 0 ? [] : await store.resultDetails(reads, caller.tenantId, principal, unread.map((r) => r.entityId), input.query)).map((d) => [d.entity_id, d]));
   const hits: SearchHit[] = [];
   for (const r of page) {
+    if (r.shown) {
+      hits.push(semanticResult(r.shown));
+      continue;
+    }
     const d = details.get(r.entityId);
     // Gone from view (deleted, access revoked) between the ranking and this read: left out.
     if (!d || d.version !== r.version) continue;
@@ -206,12 +232,12 @@ export async function searchEntities(deps: SearchDeps, caller: Caller, input: Se
       score: r.score,
       semanticScore: r.semanticScore,
       textScore: r.textScore,
-      snippet: r.textScore !== undefined ? (d.snippet ?? "") : "",
+      snippet: r.textScore !== undefined ? d.snippet : "",
       tags: d.tags,
       updateTime: d.valid_from,
     });
   }
-  const unembeddedCount = info && vectorSql ? await store.unembeddedCount(reads, caller.tenantId, principal, info.provider.model, input.filters, UNEMBEDDED_CAP) : 0;
+  const unembeddedCount = await unembedded;
   return {
     hits,
     nextPageToken: more ? encodePageCursor({ o: String(offset + size) }, bound) : "",
@@ -238,7 +264,7 @@ export interface SimilarInput {
  */
 export async function findSimilarEntities(deps: SearchDeps, caller: Caller, input: SimilarInput): Promise<{ hits: SearchHit[]; model: string }> {
   const info = modelOf(deps.registry, input.model);
-  const reads = tenantReads(deps.db, scopeOf(caller));
+  const reads = store.searchReads(deps.db, scopeOf(caller));
   const source = await store.entityVector(reads, caller.tenantId, principalOf(caller), input.entityId, input.version, info.provider.model);
   if (!source || source.permission < 1 || source.version === null) throw entityNotFound();
   if (source.vector === null) {
@@ -277,12 +303,7 @@ async function nearest(
     },
     deps.tuning,
   );
-  const details = new Map((await store.resultDetails(tenantReads(deps.db, scope), caller.tenantId, principal, hits.map((h) => h.entity_id), null)).map((d) => [d.entity_id, d]));
-  return hits.flatMap((h) => {
-    const d = details.get(h.entity_id);
-    if (!d || d.version !== h.version) return [];
-    return [{ entityId: h.entity_id, version: h.version, entityType: d.entity_type, title: d.title, score: semanticScore(h.similarity), semanticScore: h.similarity, snippet: "", tags: d.tags, updateTime: d.valid_from }];
-  });
+  return hits.map(semanticResult);
 }
 
 /** Longest text FindNearDuplicates takes (title, description, tags and content strings together). */
