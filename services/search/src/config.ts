@@ -16,6 +16,12 @@ export const SearchConfig = serviceConfig(
     EMBEDDING_WORKER_INTERVAL_MS: z.coerce.number().int().min(10).max(600_000).default(200),
     /** Queue items one worker claims at once (across tenants and models). */
     EMBEDDING_CLAIM_BATCH: z.coerce.number().int().min(1).max(1000).default(100),
+    /**
+     * Workers of this process that drain the queue side by side (each claims its own batches, as
+     * replicas do). Storing a vector means inserting it into the HNSW graph, work PostgreSQL does
+     * in the storing connection: more workers use more of the database's cores.
+     */
+    EMBEDDING_WORKERS: z.coerce.number().int().min(1).max(16).default(2),
     /** Attempts per item before it is marked `failed` with its last error (a reindex retries it). */
     EMBEDDING_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
     /** First retry delay after a failed attempt; doubled per attempt, capped at 5 minutes (a provider's Retry-After wins when longer). */

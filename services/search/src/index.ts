@@ -22,6 +22,7 @@ export const searchService: ServiceModule<SearchConfig, SearchState> = {
       registry,
       {
         claimBatch: config.EMBEDDING_CLAIM_BATCH,
+        workers: config.EMBEDDING_WORKERS,
         maxAttempts: config.EMBEDDING_MAX_ATTEMPTS,
         retryBaseMs: config.EMBEDDING_RETRY_BASE_MS,
         leaseMs: config.EMBEDDING_LEASE_MS,

@@ -25,6 +25,9 @@ const WORDS = `prompt template context workflow library summary summarise contra
   .split(/\s+/)
   .filter(Boolean);
 
+/** Settings of the search service a run may take from the environment. */
+const TUNING = ["EMBEDDING_WORKERS", "EMBEDDING_CLAIM_BATCH", "SEARCH_EF_SEARCH", "SEARCH_MAX_SCAN_TUPLES"] as const;
+
 function percentile(values: number[], q: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
@@ -45,7 +48,9 @@ function rng(seed: number): () => number {
  * sequential scan) search of the same vectors through `pg`, recall@10 against it, unfiltered and
  * filtered to the 1 % and 10 % tags (full pages counted); hybrid p50/p95; and freshness: from an
  * acknowledged UpdateEntity to the new word found by full-text and by semantic search.
- * DATABASE_URL, else the embedded engine; BENCH_SEARCH_QUERIES (default 50) queries per case.
+ * DATABASE_URL, else the embedded engine; BENCH_SEARCH_QUERIES (default 50) queries per case; the
+ * search service's EMBEDDING_WORKERS, EMBEDDING_CLAIM_BATCH, SEARCH_EF_SEARCH, SEARCH_MAX_SCAN_TUPLES
+ * from the environment when set.
  */
 export async function benchSearch(): Promise<number> {
   const total = Number(process.env.BENCH_SEARCH_ENTITIES ?? 100_000);
@@ -62,7 +67,10 @@ export async function benchSearch(): Promise<number> {
     const peers = { ...base, IDENTITY_URL: `http://127.0.0.1:${identity.grpcPort}` };
     const content = await startService(contentService, loadConfig(contentService.config, peers));
     started.push(content);
-    const search = await startService(searchService, loadConfig(searchService.config, { ...peers, EMBEDDING_WORKER_INTERVAL_MS: "20", EMBEDDING_EVENT_POLL_MS: "20" }));
+    // The search service's tuning may be set for a run (EMBEDDING_WORKERS=1 npm run bench search …).
+    const tuning = Object.fromEntries(TUNING.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]));
+    const search = await startService(searchService, loadConfig(searchService.config, { ...peers, EMBEDDING_WORKER_INTERVAL_MS: "20", EMBEDDING_EVENT_POLL_MS: "20", ...tuning }));
+    console.log(`search tuning: ${Object.entries(tuning).map(([k, v]) => `${k}=${v}`).join(" ") || "defaults"}`);
     started.push(search);
     const tenantId = await createTenant(db);
     const userId = await createUser(db, tenantId, "owner");
@@ -88,7 +96,8 @@ export async function benchSearch(): Promise<number> {
     );
     // What autovacuum does to a table after a bulk load, at once: statistics, the visibility map, and
     // the GIN indexes' pending lists merged (a query would otherwise scan them whole).
-    await pool.query("vacuum analyze entity; vacuum analyze entity_version");
+    await pool.query("vacuum analyze entity");
+    await pool.query("vacuum analyze entity_version");
     console.log(`search benchmark (${database.kind} database): ${total.toLocaleString("en")} entities of one tenant generated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     // Reindex throughput: every version embedded by the local provider through the pipeline.

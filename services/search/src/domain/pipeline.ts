@@ -237,14 +237,14 @@ export interface EmbeddingPipeline {
 
 /**
  * Starts the pipeline beside the server, as the search service's role (background work, no user):
- * the durable log consumer (one active replica, the others standing by) and the worker on the
- * platform's interval job (every replica works; the queue's leases keep them apart), whose first
+ * the durable log consumer (one active replica, the others standing by) and `workers` workers on
+ * the platform's interval job (every replica works; the queue's leases keep them apart), whose first
  * pass queues the current versions a configured model has not embedded (queueMissingEmbeddings).
  */
 export function startEmbeddingPipeline(
   db: Knex,
   registry: ModelRegistry,
-  options: WorkerOptions & { workerIntervalMs: number; eventPollMs: number },
+  options: WorkerOptions & { workers: number; workerIntervalMs: number; eventPollMs: number },
   log: Logger,
 ): EmbeddingPipeline {
   const stopping = new AbortController();
@@ -266,7 +266,9 @@ export function startEmbeddingPipeline(
       await queueMissingEmbeddings(db, registry.names, signal, log);
       missingQueued = true;
     }
-    return runWorkerPass(db, registry, worker, options, signal, log);
+    // Workers side by side, each claiming its own batches (SKIP LOCKED keeps them apart).
+    const handled = await Promise.all(Array.from({ length: options.workers }, () => runWorkerPass(db, registry, worker, options, signal, log)));
+    return handled.reduce((a, b) => a + b, 0);
   };
   const job: IntervalJob = startIntervalJob("embedding worker", options.workerIntervalMs, pass, log, { atStart: true });
   return {

@@ -193,14 +193,14 @@ export async function searchEntities(deps: SearchDeps, caller: Caller, input: Se
     const hits = await semantic(want, input.minScore > 0 ? input.minScore : null);
     ranked = hits.map((h) => ({ entityId: h.entity_id, version: h.version, score: semanticScore(h.similarity), semanticScore: h.similarity, shown: h }));
   } else if (mode === "full_text") {
-    const hits = await store.textHits(deps.db, scope, principal, { query: input.query, filters: input.filters, minRank: input.minScore > 0 ? input.minScore : null, limit: size + 1, offset });
+    const hits = await store.textHits(reads, caller.tenantId, principal, { query: input.query, filters: input.filters, minRank: input.minScore > 0 ? input.minScore : null, limit: size + 1, offset });
     ranked = hits.map((h) => ({ entityId: h.entity_id, version: h.version, score: h.rank, textScore: h.rank }));
     start = 0;
   } else {
     const depth = Math.min(MAX_RESULTS, Math.max(HYBRID_MIN_DEPTH, want));
     const [sem, text] = await Promise.all([
       semantic(depth, null),
-      store.textHits(deps.db, scope, principal, { query: input.query, filters: input.filters, minRank: null, limit: depth, offset: 0 }),
+      store.textHits(reads, caller.tenantId, principal, { query: input.query, filters: input.filters, minRank: null, limit: depth, offset: 0 }),
     ]);
     const fused = new Map<string, { version: number; semanticRank?: number; textRank?: number; similarity?: number; rank?: number }>();
     sem.forEach((h, i) => fused.set(h.entity_id, { version: h.version, semanticRank: i + 1, similarity: h.similarity }));

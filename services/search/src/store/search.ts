@@ -77,9 +77,16 @@ export interface AnnTuning {
   maxScanTuples: number;
 }
 
-/** Reads of search, each one read-only round trip (readAsTenant) with `settings` for it only. */
+/**
+ * Reads of search, each one read-only round trip (readAsTenant) with `settings` for it only, and
+ * planned for its own values (`plan_cache_mode = force_custom_plan`). The generic plan PostgreSQL
+ * switches a prepared statement to after five runs is ruinous here: it cannot see how many
+ * versions a text query or a filter matches (full text over 100,000 versions: 35 ms → 1 s), and it
+ * converts the query vector from text again for every row it compares (a hybrid search's semantic
+ * side over 20,000 versions: 20 ms → 200–300 ms). Planning costs 1–2 ms a read.
+ */
 export function searchReads(knex: Knex, scope: TenantScope, settings: Record<string, string> = {}): TenantReads {
-  return tenantReads(knex, { ...scope, settings });
+  return tenantReads(knex, { ...scope, settings: { plan_cache_mode: "force_custom_plan", ...settings } });
 }
 
 /**
@@ -89,7 +96,8 @@ export function searchReads(knex: Knex, scope: TenantScope, settings: Record<str
  * the partial index's predicate); pgvector's iterative scan (`relaxed_order`) keeps walking the
  * graph until enough rows passed the filters, the access rule and the threshold, or `maxScanTuples`
  * index tuples were visited (bounded: a threshold nothing meets ends there). It takes 4 × `limit`
- * candidates (at most `limit + efSearch`) and ranks them again by the exact distance of the stored
+ * candidates (but no more than `efSearch`, what the graph search's first pass holds anyway, and
+ * never fewer than `limit`) and ranks them again by the exact distance of the stored
  * full-precision vectors: the index holds half precision, and a relaxed scan returns its rows only
  * roughly in order, so with a filter the first `limit` are often not the best. Measured at 100,000
  * versions (docs/benchmarks.md): recall@10 with a tag on 10 % of them 0.88 → 0.97, on 1 % 0.95 → 1.
@@ -141,7 +149,7 @@ export async function semanticHits(
       q.minSimilarity,
       visibleAndFiltered(reads, principal, q.filters),
       q.vectorSql,
-      Math.max(q.limit, Math.min(4 * q.limit, q.limit + tuning.efSearch)),
+      Math.max(q.limit, Math.min(4 * q.limit, tuning.efSearch)),
       q.minSimilarity,
       q.minSimilarity,
       q.limit,
@@ -160,13 +168,8 @@ export interface TextHit {
  * Visible, filtered current versions matching `websearch_to_tsquery(query)` over content's
  * generated `entity_version.search` (title A, description B, tags C, string values of content D;
  * its GIN index), best `ts_rank` first (normalisation 32: rank / (rank + 1)), ties by entity id.
- * Planned for its own values (`plan_cache_mode = force_custom_plan`): its best plan depends on how
- * many versions the words match, and the generic plan PostgreSQL switches a prepared statement to
- * after five runs ignores that — over 100,000 versions a query went from 35 ms to 1 s.
  */
-export async function textHits(knex: Knex, scope: TenantScope, principal: AccessPrincipal, q: { query: string; filters: SearchFilters; minRank: number | null; limit: number; offset: number }): Promise<TextHit[]> {
-  const reader = searchReads(knex, scope, { plan_cache_mode: "force_custom_plan" });
-  const tenantId = scope.tenantId;
+export async function textHits(reader: Reader, tenantId: string, principal: AccessPrincipal, q: { query: string; filters: SearchFilters; minRank: number | null; limit: number; offset: number }): Promise<TextHit[]> {
   return selectRows<TextHit>(
     reader,
     `select cv.entity_id, cv.version, ts_rank(cv.search, tq, 32)::double precision as rank
