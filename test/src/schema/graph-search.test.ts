@@ -129,7 +129,7 @@ describe("embeddings and search_similar_entities", () => {
       const plan = await withTenant(knex, { service: "search", tenantId }, async (trx) => {
         // Tiny tables: forbid the alternatives so that the plan shows whether the index CAN serve the order.
         await trx.raw("set local enable_seqscan = off; set local enable_bitmapscan = off; set local enable_sort = off");
-        const cast = dims === 1536 ? "halfvec(1536)" : `vector(${dims})`;
+        const cast = `halfvec(${dims})`; // every dimension's index is half precision (search migrations)
         return trx.raw<{ rows: { "QUERY PLAN": string }[] }>(
           `explain select entity_id from embedding where dimensions = ${dims}
            order by vector::${cast} <=> ?::vector::${cast} limit 5`,
