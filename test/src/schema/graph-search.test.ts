@@ -84,6 +84,31 @@ describe("relationships", () => {
   });
 });
 
+describe("search_text_matches", () => {
+  test("matches current versions of the scope's tenant only; nothing without a tenant; search's alone to call", async () => {
+    const tenantA = await tenantWithEntities(0);
+    const tenantB = await tenantWithEntities(0);
+    const old = await createEntity(knex, tenantA.tenantId, tenantA.userId, { title: "quokka handbook" });
+    await addVersion(knex, tenantA.tenantId, old.id, tenantA.userId, { title: "wombat handbook" });
+    const mine = await createEntity(knex, tenantA.tenantId, tenantA.userId, { title: "quokka primer" });
+    await createEntity(knex, tenantB.tenantId, tenantB.userId, { title: "quokka almanac" });
+    const matches = (tenantId: string) =>
+      withTenant(knex, { service: "search", tenantId }, (trx) =>
+        trx.raw<{ rows: { entity_id: string; version: number; rank: number }[] }>("select entity_id, version, rank from search_text_matches(to_tsquery('english', 'quokka'))"),
+      );
+    const a = (await matches(tenantA.tenantId)).rows;
+    assert.deepEqual(a.map((r) => [r.entity_id, r.version]), [[mine.id, 1]]); // not the superseded version, not tenant B's
+    assert.ok(a[0]!.rank > 0 && a[0]!.rank < 1);
+    assert.equal((await matches(tenantB.tenantId)).rows.length, 1);
+    const none = await withServiceRole(knex, "search", (trx) => trx.raw<{ rows: unknown[] }>("select * from search_text_matches(to_tsquery('english', 'quokka'))"));
+    assert.equal(none.rows.length, 0);
+    await rejectsWith(
+      withTenant(knex, { service: "content", tenantId: tenantA.tenantId }, (trx) => trx.raw("select * from search_text_matches(to_tsquery('english', 'quokka'))")),
+      SQLSTATE.insufficientPrivilege,
+    );
+  });
+});
+
 describe("embeddings and search_similar_entities", () => {
   async function embed(tenantId: string, entityId: string, version: number, model: string, vector: string) {
     await withTenant(knex, { service: "search", tenantId }, (trx) =>

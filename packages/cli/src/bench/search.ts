@@ -8,10 +8,11 @@ import { loadConfig, startService, type RunningService } from "@promptcraft/plat
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EmbeddingJobState, EmbeddingState, SearchMode } from "@promptcraft/proto/promptcraft/search/v1/resources_pb";
 import { SearchService } from "@promptcraft/proto/promptcraft/search/v1/search_service_pb";
-import { hashEmbedding, LOCAL_DIMENSIONS, LOCAL_MODEL, searchService } from "@promptcraft/search";
+import { hashEmbedding, LOCAL_DIMENSIONS, LOCAL_MODEL } from "@promptcraft/search";
 import { createTenant, createUser, provisionTestDatabase } from "@promptcraft/testing";
 import { migrateAll } from "../database.js";
 import { median } from "./h2load.js";
+import { startServerProcess, stop, type Server } from "./transport.js";
 
 /** Words the generated texts are made of (prompt-library vocabulary). */
 const WORDS = `prompt template context workflow library summary summarise contract legal clause customer support email reply
@@ -44,7 +45,7 @@ function rng(seed: number): () => number {
  * `npm run bench search`: BENCH_SEARCH_ENTITIES (default 100,000) entities of one tenant with
  * generated text (title 4 words, description 20, tags: `t1` on 1 %, `t10` on 10 %), written in SQL,
  * then embedded by the local provider through ReindexEntities (reindex throughput, versions/s).
- * Then over gRPC to search (in this process): semantic search p50 beside the exact (brute-force,
+ * Then over gRPC to search (in its own process): semantic search p50 beside the exact (brute-force,
  * sequential scan) search of the same vectors through `pg`, recall@10 against it, unfiltered and
  * filtered to the 1 % and 10 % tags (full pages counted); hybrid p50/p95; and freshness: from an
  * acknowledged UpdateEntity to the new word found by full-text and by semantic search.
@@ -57,6 +58,7 @@ export async function benchSearch(): Promise<number> {
   const queries = Number(process.env.BENCH_SEARCH_QUERIES ?? 50);
   const database = await provisionTestDatabase(process.env, (line) => console.log(line));
   const started: RunningService[] = [];
+  let search: Server | undefined;
   const db = createKnex({ url: database.url, poolMax: 2, applicationName: "promptcraft-bench-search" });
   const pool = new pg.Pool({ connectionString: database.url, max: 1 });
   try {
@@ -67,15 +69,14 @@ export async function benchSearch(): Promise<number> {
     const peers = { ...base, IDENTITY_URL: `http://127.0.0.1:${identity.grpcPort}` };
     const content = await startService(contentService, loadConfig(contentService.config, peers));
     started.push(content);
-    // The search service's tuning may be set for a run (EMBEDDING_WORKERS=1 npm run bench search …).
-    const tuning = Object.fromEntries(TUNING.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]!]));
-    const search = await startService(searchService, loadConfig(searchService.config, { ...peers, EMBEDDING_WORKER_INTERVAL_MS: "20", EMBEDDING_EVENT_POLL_MS: "20", ...tuning }));
-    console.log(`search tuning: ${Object.entries(tuning).map(([k, v]) => `${k}=${v}`).join(" ") || "defaults"}`);
-    started.push(search);
+    // Search in its own process (the client's event loop apart); its tuning may be set for a run
+    // (EMBEDDING_WORKERS=1 npm run bench search …): the process takes the environment.
+    search = await startServerProcess("./search-server.js", [], { ...peers, EMBEDDING_WORKER_INTERVAL_MS: "20", EMBEDDING_EVENT_POLL_MS: "20" });
+    console.log(`search tuning: ${TUNING.filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`).join(" ") || "defaults"}`);
     const tenantId = await createTenant(db);
     const userId = await createUser(db, tenantId, "owner");
     const { token } = await issueAccessToken(identity.state as KeyRing, { issuer: "promptcraft-identity", ttlS: 3600 }, { tenantId, userId, role: "owner", sessionId: randomUUID() });
-    const searchClient = createServiceClient(SearchService, `http://127.0.0.1:${search.grpcPort}`, { protocol: "grpc", token });
+    const searchClient = createServiceClient(SearchService, `http://127.0.0.1:${search.ports[0]}`, { protocol: "grpc", token });
     const contentClient = createServiceClient(ContentService, `http://127.0.0.1:${content.grpcPort}`, { protocol: "grpc", token });
 
     // Entities and their first versions, in SQL (the product's constraints apply; no events: nothing queues them).
@@ -208,6 +209,7 @@ export async function benchSearch(): Promise<number> {
     for (const miss of misses) console.log(`  not found: ${miss}`);
     return 0;
   } finally {
+    if (search) await stop(search);
     for (const s of started.reverse()) await s.close();
     await pool.end();
     await db.destroy();

@@ -166,18 +166,19 @@ export interface TextHit {
 
 /**
  * Visible, filtered current versions matching `websearch_to_tsquery(query)` over content's
- * generated `entity_version.search` (title A, description B, tags C, string values of content D;
- * its GIN index), best `ts_rank` first (normalisation 32: rank / (rank + 1)), ties by entity id.
+ * generated `entity_version.search` (title A, description B, tags C, string values of content D),
+ * best `ts_rank` first (normalisation 32: rank / (rank + 1)), ties by entity id. The matches come
+ * from `search_text_matches` (its GIN index; see its migration for why a function), then are joined
+ * under row-level security, the access rule and the filters.
  */
 export async function textHits(reader: Reader, tenantId: string, principal: AccessPrincipal, q: { query: string; filters: SearchFilters; minRank: number | null; limit: number; offset: number }): Promise<TextHit[]> {
   return selectRows<TextHit>(
     reader,
-    `select cv.entity_id, cv.version, ts_rank(cv.search, tq, 32)::double precision as rank
-     from websearch_to_tsquery('${TS_CONFIG}', ?) tq,
-          entity_version cv
+    `select cv.entity_id, cv.version, m.rank::double precision as rank
+     from search_text_matches(websearch_to_tsquery('${TS_CONFIG}', ?)) m
+     join entity_version cv on cv.tenant_id = ? and cv.entity_id = m.entity_id and cv.version = m.version and cv.valid_to is null
      join entity e on e.tenant_id = cv.tenant_id and e.id = cv.entity_id and e.deleted_at is null
-     where cv.tenant_id = ? and cv.valid_to is null and cv.search @@ tq
-       and (?::float8 is null or ts_rank(cv.search, tq, 32) >= ?::float8)
+     where (?::float8 is null or m.rank >= ?::float8)
        and ?
      order by rank desc, cv.entity_id
      limit ? offset ?`,
