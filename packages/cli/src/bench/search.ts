@@ -27,7 +27,7 @@ const WORDS = `prompt template context workflow library summary summarise contra
   .filter(Boolean);
 
 /** Settings of the search service a run may take from the environment. */
-const TUNING = ["EMBEDDING_WORKERS", "EMBEDDING_CLAIM_BATCH", "SEARCH_EF_SEARCH", "SEARCH_MAX_SCAN_TUPLES"] as const;
+const TUNING = ["EMBEDDING_WORKERS", "EMBEDDING_CLAIM_BATCH", "EMBEDDING_WORKER_INTERVAL_MS", "EMBEDDING_EVENT_POLL_MS", "SEARCH_EF_SEARCH", "SEARCH_MAX_SCAN_TUPLES"] as const;
 
 function percentile(values: number[], q: number): number {
   const s = [...values].sort((a, b) => a - b);
@@ -50,8 +50,9 @@ function rng(seed: number): () => number {
  * filtered to the 1 % and 10 % tags (full pages counted); hybrid p50/p95; and freshness: from an
  * acknowledged UpdateEntity to the new word found by full-text and by semantic search.
  * DATABASE_URL, else the embedded engine; BENCH_SEARCH_QUERIES (default 50) queries per case; the
- * search service's EMBEDDING_WORKERS, EMBEDDING_CLAIM_BATCH, SEARCH_EF_SEARCH, SEARCH_MAX_SCAN_TUPLES
- * from the environment when set.
+ * search service runs with its defaults, or EMBEDDING_WORKERS, EMBEDDING_CLAIM_BATCH,
+ * EMBEDDING_WORKER_INTERVAL_MS, EMBEDDING_EVENT_POLL_MS, SEARCH_EF_SEARCH, SEARCH_MAX_SCAN_TUPLES from
+ * the environment when set.
  */
 export async function benchSearch(): Promise<number> {
   const total = Number(process.env.BENCH_SEARCH_ENTITIES ?? 100_000);
@@ -71,7 +72,7 @@ export async function benchSearch(): Promise<number> {
     started.push(content);
     // Search in its own process (the client's event loop apart); its tuning may be set for a run
     // (EMBEDDING_WORKERS=1 npm run bench search …): the process takes the environment.
-    search = await startServerProcess("./search-server.js", [], { ...peers, EMBEDDING_WORKER_INTERVAL_MS: "20", EMBEDDING_EVENT_POLL_MS: "20" });
+    search = await startServerProcess("./search-server.js", [], peers);
     console.log(`search tuning: ${TUNING.filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`).join(" ") || "defaults"}`);
     const tenantId = await createTenant(db);
     const userId = await createUser(db, tenantId, "owner");

@@ -102,7 +102,9 @@ export function searchReads(knex: Knex, scope: TenantScope, settings: Record<str
  * roughly in order, so with a filter the first `limit` are often not the best. Measured at 100,000
  * versions (docs/benchmarks.md): recall@10 with a tag on 10 % of them 0.88 → 0.97, on 1 % 0.95 → 1.
  *
- * Each hit carries what a result shows (one round trip: ranked and read in the same snapshot).
+ * Each hit carries what a result shows (one round trip: ranked and read in the same snapshot). The
+ * query vector is sent once (subquery `q`, pulled up by the planner into a constant, so the index
+ * still serves the ORDER BY): 384 numbers as text are 4–8 KB.
  * `excludeEntityId`: leave one entity out (FindSimilarEntities' own).
  */
 export async function semanticHits(
@@ -122,17 +124,18 @@ export async function semanticHits(
   return selectRows<SemanticHit>(
     reads,
     `select entity_id, version, 1 - distance as similarity, entity_type, title, tags, valid_from from (
-       select em.entity_id, em.version, (em.vector <=> ?::vector)::double precision as distance,
+       select em.entity_id, em.version, (em.vector <=> q.v)::double precision as distance,
               e.entity_type, cv.title, cv.tags, cv.valid_from
-       from embedding em
+       from (select ?::vector as v) q
+       cross join embedding em
        join entity_version cv on cv.tenant_id = em.tenant_id and cv.entity_id = em.entity_id and cv.version = em.version
         and cv.valid_to is null
        join entity e on e.tenant_id = em.tenant_id and e.id = em.entity_id and e.deleted_at is null
        where em.tenant_id = ? and em.model = ? and em.dimensions = ${d} and em.status = 'completed'
          and (?::uuid is null or em.entity_id <> ?::uuid)
-         and (?::float8 is null or (em.vector${cast} <=> ?::vector${cast}) <= 1 - ?::float8)
+         and (?::float8 is null or (em.vector${cast} <=> q.v${cast}) <= 1 - ?::float8)
          and ?
-       order by em.vector${cast} <=> ?::vector${cast}
+       order by em.vector${cast} <=> q.v${cast}
        limit ?
      ) s
      where ?::float8 is null or distance <= 1 - ?::float8
@@ -145,10 +148,8 @@ export async function semanticHits(
       q.excludeEntityId ?? null,
       q.excludeEntityId ?? null,
       q.minSimilarity,
-      q.vectorSql,
       q.minSimilarity,
       visibleAndFiltered(reads, principal, q.filters),
-      q.vectorSql,
       Math.max(q.limit, Math.min(4 * q.limit, tuning.efSearch)),
       q.minSimilarity,
       q.minSimilarity,
