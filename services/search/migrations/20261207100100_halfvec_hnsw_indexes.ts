@@ -1,4 +1,4 @@
-import type { Migration } from "@promptcraft/db";
+import type { Knex, Migration } from "@promptcraft/db";
 
 /**
  * Every HNSW index of `embedding` on half precision: `(vector::halfvec(N)) halfvec_cosine_ops` for
@@ -60,26 +60,26 @@ function similarEntitiesFunction(cast: (dims: string) => string): string {
     $fn$;`;
 }
 
+/** Rebuilds the HNSW index of each of REINDEXED's dimensions on `vector::<type>(N)`. */
+async function rebuildIndexes(knex: Knex, type: "halfvec" | "vector"): Promise<void> {
+  for (const n of REINDEXED) {
+    await knex.raw(`
+      drop index embedding_hnsw_${n}_idx;
+      create index embedding_hnsw_${n}_idx on embedding
+        using hnsw ((vector::${type}(${n})) ${type}_cosine_ops) where dimensions = ${n};`);
+  }
+}
+
 export const halfvecHnswIndexes: Migration = {
   name: "20261207100100_halfvec_hnsw_indexes",
   async up(knex) {
-    for (const n of REINDEXED) {
-      await knex.raw(`
-        drop index embedding_hnsw_${n}_idx;
-        create index embedding_hnsw_${n}_idx on embedding
-          using hnsw ((vector::halfvec(${n})) halfvec_cosine_ops) where dimensions = ${n};`);
-    }
+    await rebuildIndexes(knex, "halfvec");
     await knex.raw(
       similarEntitiesFunction((dims) => `case when ${dims} in (384, 768, 1024, 1536, 3072) then format('::halfvec(%s)', ${dims}) else '' end`),
     );
   },
   async down(knex) {
-    for (const n of REINDEXED) {
-      await knex.raw(`
-        drop index embedding_hnsw_${n}_idx;
-        create index embedding_hnsw_${n}_idx on embedding
-          using hnsw ((vector::vector(${n})) vector_cosine_ops) where dimensions = ${n};`);
-    }
+    await rebuildIndexes(knex, "vector");
     await knex.raw(
       similarEntitiesFunction(
         (dims) =>
