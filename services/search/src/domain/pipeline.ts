@@ -266,9 +266,12 @@ export function startEmbeddingPipeline(
       await queueMissingEmbeddings(db, registry.names, signal, log);
       missingQueued = true;
     }
-    // Workers side by side, each claiming its own batches (SKIP LOCKED keeps them apart).
-    const handled = await Promise.all(Array.from({ length: options.workers }, () => runWorkerPass(db, registry, worker, options, signal, log)));
-    return handled.reduce((a, b) => a + b, 0);
+    // Workers side by side, each claiming its own batches (SKIP LOCKED keeps them apart). The pass
+    // ends when all have ended (a failing one must not leave the others running past stop()).
+    const passes = await Promise.allSettled(Array.from({ length: options.workers }, () => runWorkerPass(db, registry, worker, options, signal, log)));
+    const failed = passes.find((p) => p.status === "rejected");
+    if (failed) throw failed.reason;
+    return passes.reduce((sum, p) => sum + (p.status === "fulfilled" ? p.value : 0), 0);
   };
   const job: IntervalJob = startIntervalJob("embedding worker", options.workerIntervalMs, pass, log, { atStart: true });
   return {
