@@ -1,5 +1,7 @@
-import { UsageReporter } from "@promptcraft/client";
+import { UsageReporter, type UsageEventInit } from "@promptcraft/client";
 import client from "prom-client";
+import { callerOf } from "./authz.js";
+import type { CallContext } from "./context.js";
 import type { BaseServiceConfig } from "./service.js";
 import type { Logger } from "./logger.js";
 
@@ -37,4 +39,15 @@ export function usageReporting(config: BaseServiceConfig, name: string, log: Log
   });
   log.info({ analytics: config.ANALYTICS_URL }, "usage reporting to analytics");
   return { reporter, metrics: [sent, dropped] };
+}
+
+/**
+ * Reports one use made by call `ctx` to analytics: the tenant, the user and the request id are the
+ * call's, its trace goes into the event's metadata. Only queues it (the reporter streams in the
+ * background): the call never waits or fails because of analytics. Nothing when reporting is off.
+ */
+export function reportCallUsage(usage: UsageReporter | undefined, ctx: CallContext, event: Omit<UsageEventInit, "tenantId" | "userId" | "requestId">): void {
+  if (!usage) return;
+  const caller = callerOf(ctx);
+  usage.report({ ...event, tenantId: caller.tenantId, userId: caller.userId ?? "", requestId: ctx.requestId }, ctx.traceContext);
 }

@@ -10,6 +10,7 @@ import {
   invertEnumMap,
   onBehalfOf,
   peerUnavailable,
+  reportCallUsage,
   timestampFromDb,
   type CallContext,
   type ServiceDeps,
@@ -29,7 +30,6 @@ import {
 } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
 import type { ContentState } from "../index.js";
-import { reportUsage } from "./usage.js";
 import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
 import type { EntityRef } from "../domain/names.js";
@@ -219,7 +219,7 @@ export function entityHandlers(deps: ServiceDeps<ContentConfig>, state: ContentS
       const selector = selectorOf(request);
       const found = await entities.getEntity(db, callerOf(ctx), ref, selector, isFullView(request.view, "full"));
       // A read by label is what an SDK fetching `production` does: a `view` of that version.
-      if (request.label !== undefined) reportUsage(usage, ctx, { kind: UsageKind.VIEW, entityId: found.row.id, entityVersion: found.row.version, label: request.label });
+      if (request.label !== undefined) reportCallUsage(usage, ctx, { kind: UsageKind.VIEW, entityId: found.row.id, entityVersion: found.row.version, label: request.label });
       return entityToProto(found, selector.kind === "as_of" || selector.kind === "label" ? selector.time : undefined);
     },
     batchGetEntities: async (request, ctx) => {

@@ -1,5 +1,5 @@
 import { ConnectError } from "@promptcraft/client";
-import { callerOf, FailedPreconditionError, onBehalfOf, peerUnavailable, type CallContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { callerOf, FailedPreconditionError, onBehalfOf, peerUnavailable, reportCallUsage, type CallContext, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { RelationshipType, ResolutionState } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
@@ -8,7 +8,6 @@ import type { ContentConfig } from "../config.js";
 import { MAX_PARTIAL_DEPTH, MAX_RENDERED_BYTES, renderEntity, type ResolveDependencies } from "../domain/render.js";
 import type { ContentState } from "../index.js";
 import { entityRefOf, selectorOf, TYPE_TO_PROTO } from "./entities.js";
-import { reportUsage } from "./usage.js";
 
 /** How long a render waits for the graph service's resolution of its partials. */
 const GRAPH_TIMEOUT_MS = 3000;
@@ -66,7 +65,7 @@ export function templateHandlers(deps: ServiceDeps<ContentConfig>, state: Conten
         { strict: request.strict, maxBytes: MAX_RENDERED_BYTES },
         graphResolver(state, ctx),
       );
-      reportUsage(state.usage, ctx, { kind: UsageKind.RENDER, entityId: row.id, entityVersion: row.version, label: request.label ?? "" });
+      reportCallUsage(state.usage, ctx, { kind: UsageKind.RENDER, entityId: row.id, entityVersion: row.version, label: request.label ?? "" });
       return {
         text: rendered.text,
         entityId: row.id,

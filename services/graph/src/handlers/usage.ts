@@ -1,6 +1,6 @@
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { UsageReporter } from "@promptcraft/client";
-import { callerOf, type CallContext } from "@promptcraft/platform";
+import { reportCallUsage, type CallContext } from "@promptcraft/platform";
 import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 
 /**
@@ -13,18 +13,10 @@ export function reportResolve(
   ctx: CallContext,
   what: { entityId: string; latencyMs: number; dependencies: number; complete: boolean; asOf: boolean },
 ): void {
-  if (!usage) return;
-  const caller = callerOf(ctx);
-  usage.report(
-    {
-      kind: UsageKind.RESOLVE,
-      tenantId: caller.tenantId,
-      userId: caller.userId ?? "",
-      requestId: ctx.requestId,
-      entityId: what.entityId,
-      latency: durationFromMs(Math.round(what.latencyMs)),
-      metadata: { dependencies: what.dependencies, complete: what.complete, as_of: what.asOf },
-    },
-    ctx.traceContext,
-  );
+  reportCallUsage(usage, ctx, {
+    kind: UsageKind.RESOLVE,
+    entityId: what.entityId,
+    latency: durationFromMs(Math.round(what.latencyMs)),
+    metadata: { dependencies: what.dependencies, complete: what.complete, as_of: what.asOf },
+  });
 }

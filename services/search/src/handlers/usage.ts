@@ -1,6 +1,6 @@
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { UsageReporter } from "@promptcraft/client";
-import { callerOf, type CallContext } from "@promptcraft/platform";
+import { reportCallUsage, type CallContext } from "@promptcraft/platform";
 import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import type { EmbeddedItem } from "../domain/pipeline.js";
 
@@ -9,21 +9,13 @@ import type { EmbeddedItem } from "../domain/pipeline.js";
  * results). Only queues it: a search never waits or fails because of analytics.
  */
 export function reportSearch(usage: UsageReporter | undefined, ctx: CallContext, what: { model: string; latencyMs: number; mode: string; results: number; entityId?: string }): void {
-  if (!usage) return;
-  const caller = callerOf(ctx);
-  usage.report(
-    {
-      kind: UsageKind.SEARCH,
-      tenantId: caller.tenantId,
-      userId: caller.userId ?? "",
-      requestId: ctx.requestId,
-      entityId: what.entityId ?? "",
-      model: what.model,
-      latency: durationFromMs(Math.round(what.latencyMs)),
-      metadata: { mode: what.mode, results: what.results },
-    },
-    ctx.traceContext,
-  );
+  reportCallUsage(usage, ctx, {
+    kind: UsageKind.SEARCH,
+    entityId: what.entityId ?? "",
+    model: what.model,
+    latency: durationFromMs(Math.round(what.latencyMs)),
+    metadata: { mode: what.mode, results: what.results },
+  });
 }
 
 /** Reports the pipeline's embedding of one entity version (`embedding` usage, no user: background work). */
