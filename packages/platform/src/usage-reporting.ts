@@ -2,7 +2,7 @@ import { UsageReporter, type UsageEventInit } from "@promptcraft/client";
 import client from "prom-client";
 import { callerOf } from "./authz.js";
 import type { CallContext } from "./context.js";
-import type { BaseServiceConfig } from "./service.js";
+import { BACKGROUND_STOP_MS, type BaseServiceConfig } from "./service.js";
 import type { Logger } from "./logger.js";
 
 /** A service's usage reporter and the metrics it adds to the service's `/metrics`. */
@@ -10,7 +10,12 @@ export interface UsageReporting {
   /** Undefined when reporting is off (no SERVICE_TOKEN): report nothing, say so once at start. */
   reporter: UsageReporter | undefined;
   metrics: client.Metric[];
+  /** Flushes and stops the reporter within most of BACKGROUND_STOP_MS, the time a service's close() gets. */
+  close(): Promise<void>;
 }
+
+/** Of BACKGROUND_STOP_MS, what the final flush may take (the rest is for the service's other closing work). */
+const FLUSH_MS = BACKGROUND_STOP_MS - 200;
 
 /**
  * The usage reporter of service `name` (`@promptcraft/client`'s UsageReporter to ANALYTICS_URL
@@ -21,7 +26,7 @@ export interface UsageReporting {
 export function usageReporting(config: BaseServiceConfig, name: string, log: Logger): UsageReporting {
   if (config.SERVICE_TOKEN === undefined) {
     log.warn("usage reporting off: SERVICE_TOKEN is not set (set the same secret on every service, analytics included)");
-    return { reporter: undefined, metrics: [] };
+    return { reporter: undefined, metrics: [], close: () => Promise.resolve() };
   }
   const sent = new client.Counter({ name: "promptcraft_usage_events_sent_total", help: "Usage events acknowledged by analytics.", registers: [] });
   const dropped = new client.Counter({
@@ -38,7 +43,7 @@ export function usageReporting(config: BaseServiceConfig, name: string, log: Log
     counters: { sent, dropped },
   });
   log.info({ analytics: config.ANALYTICS_URL }, "usage reporting to analytics");
-  return { reporter, metrics: [sent, dropped] };
+  return { reporter, metrics: [sent, dropped], close: () => reporter.close(FLUSH_MS) };
 }
 
 /**

@@ -29,7 +29,7 @@ export const contentService: ServiceModule<ContentConfig, ContentState> = {
   name: "content",
   config: ContentConfig,
   setup(deps) {
-    const { reporter, metrics } = usageReporting(deps.config, "content", deps.log);
+    const usage = usageReporting(deps.config, "content", deps.log);
     const graph = peerClient(GraphService, deps.config.GRAPH_URL, deps.tracer);
     const search = peerClient(SearchService, deps.config.SEARCH_URL, deps.tracer);
     const renderQuota = new QuotaGate({
@@ -44,10 +44,9 @@ export const contentService: ServiceModule<ContentConfig, ContentState> = {
       graph.close();
       search.close();
       renderQuota.close();
-      // BACKGROUND_STOP_MS (1 s) is all close() gets: flush within most of it.
-      await reporter?.close(800);
+      await usage.close();
     };
-    return Promise.resolve({ state: { usage: reporter, graph, search, renderQuota }, metrics: [...metrics, ...renderQuota.metrics], close });
+    return Promise.resolve({ state: { usage: usage.reporter, graph, search, renderQuota }, metrics: [...usage.metrics, ...renderQuota.metrics], close });
   },
   routes,
 };

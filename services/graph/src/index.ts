@@ -19,14 +19,13 @@ export const graphService: ServiceModule<GraphConfig, GraphState> = {
   name: "graph",
   config: GraphConfig,
   setup(deps) {
-    const { reporter, metrics } = usageReporting(deps.config, "graph", deps.log);
+    const usage = usageReporting(deps.config, "graph", deps.log);
     const search = peerClient(SearchService, deps.config.SEARCH_URL, deps.tracer);
     const close = async () => {
       search.close();
-      // BACKGROUND_STOP_MS (1 s) is all close() gets: flush within most of it.
-      await reporter?.close(800);
+      await usage.close();
     };
-    return Promise.resolve({ state: { usage: reporter, search }, metrics, close });
+    return Promise.resolve({ state: { usage: usage.reporter, search }, metrics: usage.metrics, close });
   },
   routes,
 };

@@ -16,7 +16,7 @@ export const searchService: ServiceModule<SearchConfig, SearchState> = {
   config: SearchConfig,
   async setup({ config, db, log }) {
     const registry = new ModelRegistry(configuredModels(config, log));
-    const { reporter, metrics } = usageReporting(config, "search", log);
+    const usage = usageReporting(config, "search", log);
     const pipeline = startEmbeddingPipeline(
       db,
       registry,
@@ -28,15 +28,14 @@ export const searchService: ServiceModule<SearchConfig, SearchState> = {
         leaseMs: config.EMBEDDING_LEASE_MS,
         workerIntervalMs: config.EMBEDDING_WORKER_INTERVAL_MS,
         eventPollMs: config.EMBEDDING_EVENT_POLL_MS,
-        onEmbedded: embeddingUsage(reporter),
+        onEmbedded: embeddingUsage(usage.reporter),
       },
       log,
     );
     return {
-      state: { registry, usage: reporter },
-      metrics,
-      // BACKGROUND_STOP_MS (1 s) is all close() gets: flush the reporter within most of it.
-      close: async () => void (await Promise.all([pipeline.stop(), reporter?.close(800)])),
+      state: { registry, usage: usage.reporter },
+      metrics: usage.metrics,
+      close: async () => void (await Promise.all([pipeline.stop(), usage.close()])),
     };
   },
   routes,

@@ -9,6 +9,7 @@ import type { GraphConfig } from "../config.js";
 import * as suggestions from "../domain/suggestions.js";
 import type { GraphState } from "../index.js";
 import type { SuggestionKind, SuggestionStatus } from "../store/suggestions.js";
+import { relationshipToProto, relationshipTypeOf, relationshipTypeToProto } from "./relationships.js";
 
 /** How long GenerateSuggestions waits for search's similar entities before going on from structure alone. */
 const SEARCH_TIMEOUT_MS = 2000;
@@ -35,7 +36,6 @@ function searchSimilar(state: GraphState, ctx: CallContext, log: ServiceDeps["lo
     }
   };
 }
-import { relationshipToProto, relationshipTypeOf, relationshipTypeToProto } from "./relationships.js";
 
 const SOURCE_TO_PROTO: Record<SuggestionKind, SuggestionSource> = {
   similar: SuggestionSource.SIMILARITY,
