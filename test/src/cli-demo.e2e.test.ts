@@ -68,15 +68,17 @@ test("a script sets up a tenant, logs in and adds users with the promptcraft com
   const run = promisify(execFile);
   const env = (extra: Record<string, string>) => ({ env: { PATH: process.env.PATH ?? "", IDENTITY_URL: identityUrl(), ...extra } });
   const slug = `cli-${randomBytes(4).toString("hex")}`;
-  const password = randomBytes(12).toString("base64url");
+  // A generated secret may start with "-"; scripts pass it as --option=value or through
+  // PROMPTCRAFT_PASSWORD (kept out of `ps`), both tried here with the awkward case on purpose.
+  const password = `-${randomBytes(12).toString("base64url")}`;
 
-  const tenantOut = await run(process.execPath, [BIN, "tenant", "create", "--slug", slug, "--owner-email", "boss@example.com", "--owner-password", password], env({ PLATFORM_ADMIN_TOKEN: ADMIN }));
+  const tenantOut = await run(process.execPath, [BIN, "tenant", "create", "--slug", slug, "--owner-email", "boss@example.com", `--owner-password=${password}`], env({ PLATFORM_ADMIN_TOKEN: ADMIN }));
   const tenant = JSON.parse(tenantOut.stdout) as { tenantId: string; slug: string; ownerId: string; invitationToken?: string };
   assert.equal(tenant.slug, slug);
   assert.match(tenant.ownerId, /^[0-9a-f-]{36}$/);
   assert.equal(tenant.invitationToken, undefined, "an owner with a password is not invited");
 
-  const token = (await run(process.execPath, [BIN, "login", "--tenant", slug, "--email", "boss@example.com", "--password", password], env({}))).stdout.trim();
+  const token = (await run(process.execPath, [BIN, "login", "--tenant", slug, "--email", "boss@example.com"], env({ PROMPTCRAFT_PASSWORD: password }))).stdout.trim();
   const userOut = await run(process.execPath, [BIN, "user", "create", "--email", "Writer@Example.com", "--role", "editor"], env({ PROMPTCRAFT_TOKEN: token }));
   const user = JSON.parse(userOut.stdout) as { userId: string; invitationToken?: string };
   assert.ok(user.invitationToken, "a user created without a password is invited, with a one-time token");

@@ -33,6 +33,8 @@ const USAGE = `promptcraft <command>
 
 login, tenant and user reach identity at IDENTITY_URL; else where HOST and IDENTITY_GRPC_PORT put
 it, as for start; else where a running \`npm start\` of this checkout serves it; else 127.0.0.1:50051.
+A password may come from PROMPTCRAFT_PASSWORD instead (kept out of \`ps\`); one that starts with "-"
+is given as --password=<p>.
 `;
 
 // HOST, the ports and the <SERVICE>_URLs are read by serviceEndpoints (services.ts).
