@@ -161,7 +161,9 @@ export async function storeVectors(trx: Knex.Transaction, tenantId: string, rows
     `insert into embedding (tenant_id, entity_id, version, model, vector, status, attempts, last_error, content_hash, embedded_at)
      select ?, u.entity_id, u.version, u.model, u.vector::vector, 'completed', u.attempts, null, u.content_hash, now()
      from unnest(?::uuid[], ?::int[], ?::text[], ?::text[], ?::int[], ?::text[]) as u(entity_id, version, model, vector, attempts, content_hash)
-     where exists (select 1 from entity_version v where v.tenant_id = ? and v.entity_id = u.entity_id and v.version = u.version and v.valid_to is null)
+     -- One probe per row (as in copyEmbeddedVectors): a semi-join planned on a growing tenant's stale statistics could read all its versions.
+     cross join lateral (select 1 from entity_version v
+                         where v.tenant_id = ? and v.entity_id = u.entity_id and v.version = u.version and v.valid_to is null limit 1) current_version
      on conflict on constraint embedding_pkey do update
        set vector = excluded.vector, status = 'completed', attempts = excluded.attempts, last_error = null,
            content_hash = excluded.content_hash, updated_at = now(), embedded_at = now()`,
