@@ -128,6 +128,7 @@ function verdict(ratio: number, goal: number, atLeast: boolean): string {
  *     concurrency). Goal: at most 1.5× apart.
  * (d) GetEntity by name vs by id, both with label `production` (h2load, same concurrency): the name
  *     is resolved by a subquery of the same statement. Goal: by name ≥ 0.9 of by id.
+ * Statistics are taken (ANALYZE) after loading and after (b), as autovacuum would before long.
  * Paired runs per round in alternating order; medians and the median of per-round ratios.
  */
 export async function benchContent(args: string[]): Promise<number> {
@@ -168,6 +169,11 @@ export async function benchContent(args: string[]): Promise<number> {
     const { rows: middle } = await db.raw<{ rows: { valid_from: Date }[] }>("select valid_from from entity_version where entity_id = ? and version = 500", [longId]);
     const longAsOf = new Date(middle[0]!.valid_from.getTime() + 1);
     const shortAsOf = new Date();
+    // Statistics, as autovacuum leaves them after a bulk write (the bench is faster than its first
+    // pass): with none, the planner takes the exclusion constraint's GiST index for an entity's
+    // versions and an as-of read walks the whole history (1.8× at 1,000 versions; docs/benchmarks.md).
+    const analyze = () => db.raw("analyze entity, entity_version, entity_label");
+    await analyze();
 
     // What the service sends to the database for each call, captured from an in-process instance
     // (after a first call, so that the 5 s credential-status cache is warm and adds nothing).
@@ -275,6 +281,7 @@ export async function benchContent(args: string[]): Promise<number> {
     console.log(`  versions written: ${written} of ${expected} calls (every call writes one); service CPU per call (median) ${median(updateCpu).toFixed(3)} ms`);
 
     console.log(`\n(c) GetEntity as of a past time: 1 version vs 1,000 versions in the history (h2load as in (a)); ${seconds}s per run, ${rounds} rounds`);
+    await analyze(); // after (b)'s thousands of new versions
     const c = await paired(rounds, ["1 version", "1,000 versions"], getEntityRate(content, shortId, shortAsOf), getEntityRate(content, longId, longAsOf), "req/s");
 
     console.log(`\n(d) GetEntity with label production: by name vs by id (h2load as in (a)); ${seconds}s per run, ${rounds} rounds`);
