@@ -17,6 +17,7 @@ export type { HttpRoute } from "./connect-transport.js";
 export * from "./service.js";
 export * from "./authz.js";
 export * from "./entity-access.js";
+export * from "./principal-name.js";
 export * from "./paging.js";
 export * from "./event-log.js";
 export * from "./filter.js";

@@ -6,8 +6,6 @@ import {
   permissionOfRank,
   permissionRank,
   principalColumns,
-  principalFromName,
-  principalName,
   principalOf,
   requirePermission,
   requireTenantRole,
@@ -44,9 +42,4 @@ test("principals: a user by their id, an API key as api_key:<id>; a key writes a
   assert.equal(apiKeyIdOf({ ...caller("editor"), kind: "access_token", credentialId: "session" }), null);
   assert.throws(() => principalOf({ tenantId: "t", role: "editor" }), PermissionDeniedError);
   assert.deepEqual(principalColumns({ kind: "api_key", id: "k" }), [null, "k"]);
-  assert.equal(principalName("u", null), "u");
-  assert.equal(principalName(null, "k"), "api_key:k");
-  assert.equal(principalName(null, null), "");
-  assert.deepEqual(principalFromName("api_key:ABC"), { kind: "api_key", id: "abc" });
-  assert.deepEqual(principalFromName("DEF"), { kind: "user", id: "def" });
 });

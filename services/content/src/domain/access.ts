@@ -1,4 +1,4 @@
-import { NotFoundError, PermissionDeniedError, roleAtLeast, roleGrants as platformRoleGrants, type AuthContext, type RoleGrants } from "@promptcraft/platform";
+import { NotFoundError, PermissionDeniedError, roleAtLeast, roleGrants as platformRoleGrants, type AuthContext, type NamedPrincipal, type RoleGrants } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 
 /**
@@ -41,7 +41,7 @@ export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> &
   Partial<Pick<AuthContext, "kind" | "credentialId">> & { readonly signal?: AbortSignal };
 
 /** Who owns an entity, writes a version, moves a label or grants a share: a user or an API key. */
-export type Principal = { kind: "user"; id: string } | { kind: "api_key"; id: string };
+export type Principal = NamedPrincipal;
 
 /** The id of the caller's API key, when the caller is one. */
 export function apiKeyIdOf(caller: Caller): string | null {
@@ -65,22 +65,6 @@ export function principalOf(caller: Caller): Principal {
 /** The principal's two columns (`<user column>`, `<key column>`): exactly one is set. */
 export function principalColumns(p: Principal): [userId: string | null, apiKeyId: string | null] {
   return p.kind === "user" ? [p.id, null] : [null, p.id];
-}
-
-/** The principal as the API shows it: a user's UUID, or `api_key:<uuid>` for a key; empty when none is recorded. */
-export function principalName(userId: string | null, apiKeyId: string | null): string {
-  if (userId !== null) return userId;
-  return apiKeyId !== null ? `${API_KEY_PRINCIPAL_PREFIX}${apiKeyId}` : "";
-}
-
-/** Prefix of an API key's principal name. */
-export const API_KEY_PRINCIPAL_PREFIX = "api_key:";
-
-/** The principal a name denotes (`<uuid>` or `api_key:<uuid>`, already validated by the contract). */
-export function principalFromName(name: string): Principal {
-  return name.startsWith(API_KEY_PRINCIPAL_PREFIX)
-    ? { kind: "api_key", id: name.slice(API_KEY_PRINCIPAL_PREFIX.length).toLowerCase() }
-    : { kind: "user", id: name.toLowerCase() };
 }
 
 /** The role-dependent parts of the rule, as ranks (the platform's, which the shared SQL expression uses). */

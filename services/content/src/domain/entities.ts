@@ -12,6 +12,7 @@ import {
   decodePageCursor,
   pageOf,
   pageSizeOf,
+  principalName,
   type Actor,
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
@@ -23,7 +24,6 @@ import {
   entityNotFound,
   permissionOfRank,
   principalColumns,
-  principalName,
   principalOf,
   requirePermission,
   requireTenantRole,

@@ -10,6 +10,8 @@ import {
   invertEnumMap,
   onBehalfOf,
   peerUnavailable,
+  principalFromName,
+  principalName,
   reportCallUsage,
   timestampFromDb,
   type CallContext,
@@ -30,7 +32,7 @@ import {
 } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
 import type { ContentState } from "../index.js";
-import { principalFromName, principalName, type PermissionLevel } from "../domain/access.js";
+import { type PermissionLevel } from "../domain/access.js";
 import * as entities from "../domain/entities.js";
 import type { EntityRef } from "../domain/names.js";
 import { applyUpdateMask, checkText, checkVersionFields } from "../domain/fields.js";

@@ -1,9 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, dbTimeFromTimestamp, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, dbTimeFromTimestamp, principalName, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { LabelEventType, type LabelEventSchema, type LabelSchema } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
-import { principalName } from "../domain/access.js";
 import * as labels from "../domain/labels.js";
 
 const EVENT_TYPE_TO_PROTO: Record<labels.LabelEventRow["event_type"], LabelEventType> = {

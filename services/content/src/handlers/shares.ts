@@ -1,9 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, dbTimeFromTimestamp, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, dbTimeFromTimestamp, invertEnumMap, principalName, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { Permission, type ShareSchema } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { ContentConfig } from "../config.js";
-import { principalName } from "../domain/access.js";
 import * as shares from "../domain/shares.js";
 
 const PERMISSION_TO_PROTO: Record<shares.SharePermission, Permission> = { view: Permission.VIEW, edit: Permission.EDIT, admin: Permission.ADMIN };

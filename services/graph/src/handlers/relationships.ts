@@ -1,5 +1,5 @@
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, InvalidArgumentError, invertEnumMap, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, InvalidArgumentError, invertEnumMap, principalName, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import { Direction, RelationshipType, type Relationship, type RelationshipSchema } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
 import type { GraphConfig } from "../config.js";
@@ -40,8 +40,7 @@ export function directionOf(direction: Direction, fallback: "outgoing" | "incomi
 
 /** Who created it: a user's UUID, `api_key:<uuid>` for a key, empty when unknown. */
 function creatorName(row: relationships.RelationshipRow): string {
-  if (row.created_by) return row.created_by;
-  return row.created_by_api_key_id ? `api_key:${row.created_by_api_key_id}` : "";
+  return principalName(row.created_by, row.created_by_api_key_id);
 }
 
 export function relationshipToProto(row: relationships.RelationshipRow): MessageInitShape<typeof RelationshipSchema> {

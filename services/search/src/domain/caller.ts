@@ -1,5 +1,5 @@
 import type { TenantScope } from "@promptcraft/db";
-import { NotFoundError, type AccessPrincipal, type CallerContext } from "@promptcraft/platform";
+import { NotFoundError, principalName, type AccessPrincipal, type CallerContext } from "@promptcraft/platform";
 
 /** The caller of a search call (the platform's `callerOf`). */
 export type Caller = CallerContext;
@@ -11,9 +11,9 @@ export function principalOf(caller: Caller): AccessPrincipal {
 }
 
 /** The caller's name as content shows principals: a user UUID, or `api_key:<uuid>`. */
-export function principalName(caller: Caller): string {
+export function callerName(caller: Caller): string {
   const p = principalOf(caller);
-  return p.userId ?? (p.apiKeyId ? `api_key:${p.apiKeyId}` : "");
+  return principalName(p.userId, p.apiKeyId);
 }
 
 /** The tenant scope of the caller's database work, stopped with the call. */

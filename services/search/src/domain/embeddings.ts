@@ -14,7 +14,7 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { ModelInfo, ModelRegistry } from "../providers/registry.js";
 import * as reindexStore from "../store/reindex.js";
 import * as status from "../store/status.js";
-import { entityNotFound, principalName, principalOf, scopeOf, type Caller } from "./caller.js";
+import { entityNotFound, callerName, principalOf, scopeOf, type Caller } from "./caller.js";
 import { modelOf } from "./search.js";
 
 export type ReindexRow = reindexStore.ReindexRow;
@@ -84,7 +84,7 @@ export async function reindexEntities(db: Knex, registry: ModelRegistry, caller:
       failedOnly: input.failedOnly,
       entityIds: input.entityIds.length > 0 ? input.entityIds : null,
       types: input.entityIds.length > 0 ? [] : input.types,
-      creator: principalName(caller),
+      creator: callerName(caller),
       requestId: input.requestId === "" ? null : input.requestId,
     });
   });
@@ -122,7 +122,7 @@ export async function cancelReindex(db: Knex, caller: Caller, id: string): Promi
   return withTenant(db, scopeOf(caller), async (trx) => {
     const row = await reindexStore.lockReindex(trx, caller.tenantId, id);
     if (!row) throw reindexNotFound();
-    if (row.creator !== principalName(caller) && !roleAtLeast(caller.role, "admin")) {
+    if (row.creator !== callerName(caller) && !roleAtLeast(caller.role, "admin")) {
       throw new PermissionDeniedError("only the job's creator or an admin can cancel it", { reason: ErrorReason.PERMISSION_INSUFFICIENT, metadata: { required_role: "admin" } });
     }
     if (row.state === "cancelled") return row;

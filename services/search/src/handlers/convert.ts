@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { EntityStatus, EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { dbTimeFromTimestamp, invertEnumMap, timestampFromDb } from "@promptcraft/platform";
+import { dbTimeFromTimestamp, invertEnumMap, principalFromName, timestampFromDb } from "@promptcraft/platform";
 import { sqlTime } from "@promptcraft/db";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { SearchMode, type SearchResultSchema } from "@promptcraft/proto/promptcraft/search/v1/resources_pb";
@@ -43,7 +43,7 @@ export function modeOf(mode: SearchMode): DomainMode {
 /** An owner filter: `<uuid>` or `api_key:<uuid>` (the proto pattern checked it), or none. */
 export function ownerOf(ownerId: string): SearchFilters["owner"] {
   if (ownerId === "") return null;
-  return ownerId.startsWith("api_key:") ? { kind: "api_key", id: ownerId.slice(8).toLowerCase() } : { kind: "user", id: ownerId.toLowerCase() };
+  return principalFromName(ownerId);
 }
 
 /** A request time bound as SQL text, or null. */
