@@ -273,9 +273,10 @@ describe("API keys: create, get, list, revoke", () => {
       const editorKey = ok(await createKey(protocol, admin, { role: Role.EDITOR })).secret;
       const byEditorKey = await createKey(protocol, editorKey, { role: Role.ADMIN });
       assert.deepEqual(byEditorKey, { ok: false, code: "PERMISSION_DENIED", reason: "PERMISSION_INSUFFICIENT" });
-      const adminKey = ok(await createKey(protocol, admin, { role: Role.ADMIN })).secret;
+      const adminKeyCreated = ok(await createKey(protocol, admin, { role: Role.ADMIN }));
+      const adminKey = adminKeyCreated.secret;
       const minted = ok(await createKey(protocol, adminKey, { role: Role.VIEWER }));
-      assert.equal(minted.apiKey!.creatorId, "", "a key has no user behind it");
+      assert.equal(minted.apiKey!.creatorId, `api_key:${adminKeyCreated.apiKey!.id}`, "made by a key: creator_id names that key");
     });
   }
 
@@ -422,6 +423,43 @@ describe("API keys in every service", { concurrent: true }, () => {
       assert.deepEqual(onIdentity, { ok: false, code: "UNAUTHENTICATED", reason: "CREDENTIALS_EXPIRED" });
       const fetched = ok(await call(protocol, identity, IdentityService.method.getApiKey, { apiKeyId: created.apiKey!.id }, await tokenFor(tenantA, adminA, "admin")));
       assert.equal(fetched.state, ApiKeyState.EXPIRED);
+    });
+  }
+
+  for (const protocol of PROTOCOLS) {
+    test(`${protocol}: a key acts with at most its creator's authority now — demoted, deactivated, reactivated; a key made by a key follows it`, async () => {
+      const db = identity.deps.db;
+      const creator = await createUser(db, tenantA, "admin");
+      const setUser = (change: string) => withTenant(db, { service: "identity", tenantId: tenantA }, (trx) => trx.raw(`update app_user set ${change} where id = ?`, [creator]));
+      const actsAs = (secret: string, role: string) => pollEcho(protocol, secret, (o) => o.ok && o.value.title.startsWith(`api_key|${role}|`));
+      const introspectedRole = async (secret: string) =>
+        ok(await call(protocol, identity, AuthService.method.introspectCredential, { credential: secret }, await tokenFor(tenantA, adminA, "admin"))).principal?.role;
+
+      const parent = ok(await createKey(protocol, await tokenFor(tenantA, creator, "admin"), { role: Role.ADMIN }));
+      const child = ok(await createKey(protocol, parent.secret, { role: Role.ADMIN }));
+      assert.equal(parent.apiKey!.creatorId, creator);
+      assert.equal(child.apiKey!.creatorId, `api_key:${parent.apiKey!.id}`, "a key made by a key names it");
+      ok(await actsAs(child.secret, "admin"), "before any change");
+
+      await setUser("role = 'editor'");
+      assert.equal(await introspectedRole(parent.secret), Role.EDITOR, "introspection reads it fresh");
+      assert.equal(await introspectedRole(child.secret), Role.EDITOR, "down the chain too");
+      ok(await actsAs(parent.secret, "editor"), "services within their cache bound");
+      ok(await actsAs(child.secret, "editor"));
+      const fetched = ok(await call(protocol, identity, IdentityService.method.getApiKey, { apiKeyId: parent.apiKey!.id }, await tokenFor(tenantA, adminA, "admin")));
+      assert.equal(fetched.role, Role.ADMIN, "the role it was given stays on record");
+
+      await setUser("status = 'deactivated'");
+      for (const secret of [parent.secret, child.secret]) {
+        assert.deepEqual(await pollEcho(protocol, secret, refusedWith("CREDENTIALS_REVOKED")), { ok: false, code: "UNAUTHENTICATED", reason: "CREDENTIALS_REVOKED" });
+      }
+      await setUser("status = 'active', role = 'admin'");
+      ok(await actsAs(child.secret, "admin"), "works again, with the creator's role back");
+
+      ok(await call(protocol, identity, IdentityService.method.revokeApiKey, { apiKeyId: parent.apiKey!.id }, await tokenFor(tenantA, adminA, "admin")));
+      assert.deepEqual(await pollEcho(protocol, child.secret, refusedWith("CREDENTIALS_REVOKED")), { ok: false, code: "UNAUTHENTICATED", reason: "CREDENTIALS_REVOKED" });
+      const inactive = ok(await call(protocol, identity, AuthService.method.introspectCredential, { credential: child.secret }, await tokenFor(tenantA, adminA, "admin")));
+      assert.equal(inactive.active, false, "its creating key revoked");
     });
   }
 

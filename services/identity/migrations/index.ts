@@ -6,6 +6,7 @@ import { createTenantListingAndSessionStatus } from "./20261125121000_tenant_lis
 import { createInvitations } from "./20261125122000_create_invitations.js";
 import { addApiKeyRetrySecret } from "./20261125123000_api_key_retry_secret.js";
 import { addTenantSuspendReason } from "./20261206180000_add_tenant_suspend_reason.js";
+import { capApiKeysByCreator } from "./20261207180000_api_key_creator_cap.js";
 
 /** The identity service's slice of the schema, tracked in `identity_migrations`. See docs/schema.md. */
 export const migrations: readonly Migration[] = [
@@ -16,4 +17,5 @@ export const migrations: readonly Migration[] = [
   createInvitations,
   addApiKeyRetrySecret,
   addTenantSuspendReason,
+  capApiKeysByCreator,
 ];

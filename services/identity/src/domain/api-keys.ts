@@ -86,11 +86,14 @@ export async function resolveApiKey(db: Knex, secret: string, log?: Logger): Pro
   if (row.revokedAt !== null) return { active: false, reason: ErrorReason.CREDENTIALS_REVOKED };
   if (row.expiresAt !== null && row.expiresAt.getTime() <= Date.now()) return { active: false, reason: ErrorReason.CREDENTIALS_EXPIRED };
   if (row.tenantStatus !== "active") return { active: false, reason: ErrorReason.TENANT_SUSPENDED };
+  // A key never acts beyond its creator now: nothing while a creating user is deactivated or a
+  // creating key revoked, and at most their current role (docs/decisions.md).
+  if (!row.creatorsActive || row.effectiveRole === null) return { active: false, reason: ErrorReason.CREDENTIALS_REVOKED };
   // `last_use_time`: at most one write a minute per key; a failure to record it refuses nothing.
   await store.touchApiKey(db, row.tenantId, row.id).catch((err: unknown) => log?.warn({ err }, "could not record an API key's use"));
   return {
     active: true,
-    auth: { tenantId: row.tenantId, role: row.role, credentialId: row.id, kind: "api_key" },
+    auth: { tenantId: row.tenantId, role: row.effectiveRole, credentialId: row.id, kind: "api_key" },
     ...(row.expiresAt !== null ? { expiresAt: row.expiresAt } : {}),
   };
 }
@@ -174,6 +177,7 @@ export async function createApiKey(db: Knex, kek: Buffer, caller: AuthContext, i
       secretHash: generated.secretHash,
       role: role as ApiKeyRole, // mayGrantRole never grants owner
       createdBy: caller.userId ?? null,
+      createdByApiKeyId: caller.userId === undefined && caller.kind === "api_key" ? (caller.credentialId ?? null) : null,
       expiresAt: input.expiresAt,
       retrySecret: input.requestId ? encryptPrivateKey(generated.secret, kek, retrySecretContext(caller.tenantId, id)) : null,
     }))!;

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { actorOf, callerOf, dbTimeFromTimestamp, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
+import { actorOf, callerOf, dbTimeFromTimestamp, principalName, timestampFromDb, type ServiceDeps, type ServiceHandlers } from "@promptcraft/platform";
 import type { IdentityService } from "@promptcraft/proto/promptcraft/identity/v1/identity_service_pb";
 import { ApiKeyState, type ApiKeySchema } from "@promptcraft/proto/promptcraft/identity/v1/resources_pb";
 import type { IdentityConfig } from "../config.js";
@@ -19,7 +19,7 @@ function apiKeyToProto(row: apiKeys.ApiKeyRow): MessageInitShape<typeof ApiKeySc
     secretPrefix: row.prefix,
     expireTime: row.expiresAt ? timestampFromDb(row.expiresAt) : undefined,
     state: STATE_TO_PROTO[apiKeys.apiKeyState(row)],
-    creatorId: row.createdBy ?? "",
+    creatorId: principalName(row.createdBy, row.createdByApiKeyId),
     createTime: timestampFromDb(row.createdAt),
     lastUseTime: row.lastUsedAt ? timestampFromDb(row.lastUsedAt) : undefined,
     revokeTime: row.revokedAt ? timestampFromDb(row.revokedAt) : undefined,

@@ -14,7 +14,10 @@ import * as store from "./api-keys.js";
 let knex: Knex;
 const scope = (tenantId: string) => ({ service: "identity" as const, tenantId });
 
-async function insert(tenantId: string, options: { createdBy?: string | null; expiresAt?: Date | null; retrySecret?: string | null; id?: string } = {}) {
+async function insert(
+  tenantId: string,
+  options: { createdBy?: string | null; createdByApiKeyId?: string | null; role?: store.ApiKeyRole; expiresAt?: Date | null; retrySecret?: string | null; id?: string } = {},
+) {
   const id = options.id ?? randomUUID();
   const secretHash = createHash("sha256").update(`secret-${id}`).digest("hex");
   const row = await withTenant(knex, scope(tenantId), (trx) =>
@@ -24,8 +27,9 @@ async function insert(tenantId: string, options: { createdBy?: string | null; ex
       name: `key ${id.slice(0, 8)}`,
       prefix: `pck_${id.slice(0, 8)}`,
       secretHash,
-      role: "editor",
+      role: options.role ?? "editor",
       createdBy: options.createdBy ?? null,
+      createdByApiKeyId: options.createdByApiKeyId ?? null,
       expiresAt: options.expiresAt ?? null,
       retrySecret: options.retrySecret ?? null,
     }),
@@ -98,7 +102,38 @@ describe("store/api-keys", () => {
     const again = await withTenant(knex, scope(tenantId), (trx) => store.getApiKey(trx, tenantId, id));
     assert.equal(again?.lastUsedAt?.getTime(), used.lastUsedAt.getTime(), "at most once a minute");
     const found = await store.findApiKeyBySecretHash(knex, secretHash);
-    assert.deepEqual(found && [found.tenantId, found.id, found.role, found.tenantStatus], [tenantId, id, "editor", "active"]);
+    assert.deepEqual(found && [found.tenantId, found.id, found.effectiveRole, found.creatorsActive, found.tenantStatus], [tenantId, id, "editor", true, "active"]);
+  });
+
+  test("a key's effective role and activity follow its chain of creators (users' current role and status, keys' revocation and expiry)", async () => {
+    const tenantId = await createTenant(knex);
+    const user = await createUser(knex, tenantId, "admin");
+    const top = await insert(tenantId, { createdBy: user, role: "admin" });
+    const middle = await insert(tenantId, { createdByApiKeyId: top.id, role: "admin" });
+    const bottom = await insert(tenantId, { createdByApiKeyId: middle.id, role: "editor" });
+    const judged = async () =>
+      Promise.all([top, middle, bottom].map(async (k) => {
+        const found = (await store.findApiKeyBySecretHash(knex, k.secretHash))!;
+        return `${found.effectiveRole}/${found.creatorsActive}`;
+      }));
+    const change = (sql: string, bindings: string[]) => withTenant(knex, scope(tenantId), (trx) => trx.raw(sql, bindings));
+
+    assert.deepEqual(await judged(), ["admin/true", "admin/true", "editor/true"]);
+    assert.equal(bottom.row?.createdByApiKeyId, middle.id);
+    await change("update app_user set role = 'viewer' where id = ?", [user]);
+    assert.deepEqual(await judged(), ["viewer/true", "viewer/true", "viewer/true"], "the user's role caps the whole chain");
+    await change("update app_user set role = 'admin', status = 'deactivated' where id = ?", [user]);
+    assert.deepEqual(await judged(), ["admin/false", "admin/false", "editor/false"], "a deactivated creator stops them all");
+    await change("update app_user set status = 'active' where id = ?", [user]);
+    await change("update api_key set expires_at = created_at + interval '1 microsecond' where id = ?", [middle.id]);
+    assert.deepEqual(await judged(), ["admin/true", "admin/true", "editor/false"], "an expired creating key stops what it made (its own expiry is judged by the caller)");
+    await change("update api_key set expires_at = null, revoked_at = now() where id = ?", [top.id]);
+    assert.deepEqual(await judged(), ["admin/true", "admin/false", "editor/false"], "a revoked key stops everything below it");
+    await change("update api_key set revoked_at = null where id = ?", [top.id]);
+    await change("update app_user set deleted_at = now() where id = ?", [user]);
+    assert.deepEqual(await judged(), ["admin/false", "admin/false", "editor/false"], "a deleted creator too");
+    const orphan = await insert(tenantId, { role: "viewer" });
+    assert.equal((await store.findApiKeyBySecretHash(knex, orphan.secretHash))?.creatorsActive, true, "no creator recorded: judged by itself");
   });
 
   test("every query names its tenant: another tenant's id finds and changes nothing, even where RLS would not stop it", async () => {

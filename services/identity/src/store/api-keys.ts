@@ -13,14 +13,16 @@ export interface ApiKeyRow {
   name: string;
   prefix: string;
   role: ApiKeyRole;
+  /** The user who created it, or (`createdByApiKeyId`) the key that did. */
   createdBy: string | null;
+  createdByApiKeyId: string | null;
   createdAt: Date;
   expiresAt: Date | null;
   lastUsedAt: Date | null;
   revokedAt: Date | null;
 }
 
-const COLUMNS = "tenant_id, id, name, prefix, role, created_by, created_at, expires_at, last_used_at, revoked_at";
+const COLUMNS = "tenant_id, id, name, prefix, role, created_by, created_by_api_key_id, created_at, expires_at, last_used_at, revoked_at";
 
 interface RawRow {
   tenant_id: string;
@@ -29,6 +31,7 @@ interface RawRow {
   prefix: string;
   role: ApiKeyRole;
   created_by: string | null;
+  created_by_api_key_id: string | null;
   created_at: Date;
   expires_at: Date | null;
   last_used_at: Date | null;
@@ -43,6 +46,7 @@ function fromRow(r: RawRow): ApiKeyRow {
     prefix: r.prefix,
     role: r.role,
     createdBy: r.created_by,
+    createdByApiKeyId: r.created_by_api_key_id,
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     lastUsedAt: r.last_used_at,
@@ -64,14 +68,26 @@ export async function insertApiKey(
     secretHash: string;
     role: ApiKeyRole;
     createdBy: string | null;
+    createdByApiKeyId: string | null;
     expiresAt: Date | null;
     retrySecret: string | null;
   },
 ): Promise<ApiKeyRow | undefined> {
   const result = await trx.raw<{ rows: RawRow[] }>(
-    `insert into api_key (tenant_id, id, name, prefix, secret_hash, role, created_by, expires_at, retry_secret)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (tenant_id, id) do nothing returning ${COLUMNS}`,
-    [key.tenantId, key.id, key.name, key.prefix, key.secretHash, key.role, key.createdBy, key.expiresAt ? sqlTime(key.expiresAt) : null, key.retrySecret],
+    `insert into api_key (tenant_id, id, name, prefix, secret_hash, role, created_by, created_by_api_key_id, expires_at, retry_secret)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (tenant_id, id) do nothing returning ${COLUMNS}`,
+    [
+      key.tenantId,
+      key.id,
+      key.name,
+      key.prefix,
+      key.secretHash,
+      key.role,
+      key.createdBy,
+      key.createdByApiKeyId,
+      key.expiresAt ? sqlTime(key.expiresAt) : null,
+      key.retrySecret,
+    ],
   );
   return result.rows[0] && fromRow(result.rows[0]);
 }
@@ -142,17 +158,40 @@ export async function apiKeyQuota(trx: Knex.Transaction, tenantId: string): Prom
   return { max, used: count.rows[0]!.n };
 }
 
+/** A key found by its secret, with what its chain of creators allows now. */
+export interface ApiKeyByHash {
+  tenantId: string;
+  id: string;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  tenantStatus: string;
+  /** The lowest of its role and every creator's current role up the chain (a user's, or a creating key's); null when none. */
+  effectiveRole: ApiKeyRole | null;
+  /** False when a creating key up the chain is revoked or expired, or a creating user is not active. */
+  creatorsActive: boolean;
+}
+
 /** The key with this secret hash, across tenants (`auth_find_api_key`, identity's definer function). */
-export async function findApiKeyBySecretHash(
-  db: Knex,
-  secretHash: string,
-): Promise<{ tenantId: string; id: string; role: ApiKeyRole; expiresAt: Date | null; revokedAt: Date | null; tenantStatus: string } | undefined> {
+export async function findApiKeyBySecretHash(db: Knex, secretHash: string): Promise<ApiKeyByHash | undefined> {
   // One read-only round trip: every call authenticated by an API key that is not cached asks this.
-  const [r] = await readAsService<{ tenant_id: string; id: string; role: ApiKeyRole; expires_at: Date | null; revoked_at: Date | null; tenant_status: string }>(
-    db,
-    "identity",
-    "select tenant_id, id, role, expires_at, revoked_at, tenant_status from auth_find_api_key(?)",
-    [secretHash],
+  const [r] = await readAsService<{
+    tenant_id: string;
+    id: string;
+    expires_at: Date | null;
+    revoked_at: Date | null;
+    tenant_status: string;
+    effective_role: ApiKeyRole | null;
+    creators_active: boolean;
+  }>(db, "identity", "select tenant_id, id, expires_at, revoked_at, tenant_status, effective_role, creators_active from auth_find_api_key(?)", [secretHash]);
+  return (
+    r && {
+      tenantId: r.tenant_id,
+      id: r.id,
+      expiresAt: r.expires_at,
+      revokedAt: r.revoked_at,
+      tenantStatus: r.tenant_status,
+      effectiveRole: r.effective_role,
+      creatorsActive: r.creators_active,
+    }
   );
-  return r && { tenantId: r.tenant_id, id: r.id, role: r.role, expiresAt: r.expires_at, revokedAt: r.revoked_at, tenantStatus: r.tenant_status };
 }
