@@ -4,9 +4,11 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { analyticsService } from "@promptcraft/analytics";
+import { contentService } from "@promptcraft/content";
 import { identityService, issueAccessToken, type KeyRing } from "@promptcraft/identity";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
+import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { UsageKind, type UsageEventSchema } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import { createTenant, createUser, type UserRole } from "@promptcraft/testing";
 import { testServiceEnv } from "./identity-e2e-helpers.js";
@@ -91,4 +93,38 @@ export class AnalyticsHarness {
 /** A valid usage event (a render now), with overrides. */
 export function usageEvent(overrides: Omit<MessageInitShape<typeof UsageEventSchema>, "$typeName"> = {}): MessageInitShape<typeof UsageEventSchema> & { id: string } {
   return { id: randomUUID(), kind: UsageKind.RENDER, occurTime: timestampFromDate(new Date()), entityId: randomUUID(), entityVersion: 2, label: "production", ...overrides };
+}
+
+/** The analytics harness with a content service between identity and analytics. */
+export class StatsHarness extends AnalyticsHarness {
+  content!: RunningService;
+
+  override async start(analyticsEnv: Record<string, string> = {}): Promise<void> {
+    const base = testServiceEnv();
+    this.identity = await startService(identityService, loadConfig(identityService.config, base));
+    this.keys = this.identity.state as KeyRing;
+    const identityUrl = `http://127.0.0.1:${this.identity.grpcPort}`;
+    this.content = await startService(contentService, loadConfig(contentService.config, { ...base, IDENTITY_URL: identityUrl }));
+    this.analytics = await startService(
+      analyticsService,
+      loadConfig(analyticsService.config, {
+        ...base,
+        SERVICE_TOKEN: TEST_SERVICE_TOKEN,
+        IDENTITY_URL: identityUrl,
+        CONTENT_URL: `http://127.0.0.1:${this.content.grpcPort}`,
+        ...analyticsEnv,
+      }),
+    );
+  }
+
+  override async close(): Promise<void> {
+    await this.analytics?.close();
+    await this.content?.close();
+    await this.identity?.close();
+  }
+
+  /** One unary ContentService call with a bearer token. */
+  contentCall<I extends DescMessage, O extends DescMessage>(protocol: Protocol, method: DescMethodUnary<I, O>, request: MessageInitShape<I>, token: string) {
+    return unaryCall(ContentService, this.content, protocol, method, request, { authorization: `Bearer ${token}` });
+  }
 }

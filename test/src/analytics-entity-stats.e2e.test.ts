@@ -1,20 +1,17 @@
 import { afterAll, beforeAll, describe, test } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { analyticsService } from "@promptcraft/analytics";
-import { contentService } from "@promptcraft/content";
 import { addVersion, createEntity } from "@promptcraft/content/fixtures";
-import { identityService, type KeyRing } from "@promptcraft/identity";
-import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
+import { loadConfig, startService } from "@promptcraft/platform";
 import { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/v1/analytics_service_pb";
 import { UsageKind } from "@promptcraft/proto/promptcraft/analytics/v1/resources_pb";
 import { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
-import { AnalyticsHarness, TEST_SERVICE_TOKEN, usageEvent } from "./analytics-e2e-helpers.js";
+import { StatsHarness, usageEvent } from "./analytics-e2e-helpers.js";
 import { testServiceEnv } from "./identity-e2e-helpers.js";
-import { badFields, failure, ok, PROTOCOLS, unaryCall, type Protocol } from "./rpc-outcomes.js";
+import { badFields, failure, ok, PROTOCOLS, unaryCall } from "./rpc-outcomes.js";
 
 /*
  * Entity statistics and label-move comparison end to end (issue 11, point 3): identity, content and
@@ -22,40 +19,6 @@ import { badFields, failure, ok, PROTOCOLS, unaryCall, type Protocol } from "./r
  * The rollup refresher runs every 100 ms, so answers mix rollups and the not-yet-rolled tail; each
  * test also reads right after ingest, before any refresh could have run.
  */
-
-/** The analytics harness with a content service between identity and analytics. */
-class StatsHarness extends AnalyticsHarness {
-  content!: RunningService;
-
-  override async start(analyticsEnv: Record<string, string> = {}): Promise<void> {
-    const base = testServiceEnv();
-    this.identity = await startService(identityService, loadConfig(identityService.config, base));
-    this.keys = this.identity.state as KeyRing;
-    const identityUrl = `http://127.0.0.1:${this.identity.grpcPort}`;
-    this.content = await startService(contentService, loadConfig(contentService.config, { ...base, IDENTITY_URL: identityUrl }));
-    this.analytics = await startService(
-      analyticsService,
-      loadConfig(analyticsService.config, {
-        ...base,
-        SERVICE_TOKEN: TEST_SERVICE_TOKEN,
-        IDENTITY_URL: identityUrl,
-        CONTENT_URL: `http://127.0.0.1:${this.content.grpcPort}`,
-        ...analyticsEnv,
-      }),
-    );
-  }
-
-  override async close(): Promise<void> {
-    await this.analytics?.close();
-    await this.content?.close();
-    await this.identity?.close();
-  }
-
-  /** One unary ContentService call with a bearer token. */
-  contentCall<I extends DescMessage, O extends DescMessage>(protocol: Protocol, method: DescMethodUnary<I, O>, request: MessageInitShape<I>, token: string) {
-    return unaryCall(ContentService, this.content, protocol, method, request, { authorization: `Bearer ${token}` });
-  }
-}
 
 const h = new StatsHarness();
 const M = AnalyticsService.method;

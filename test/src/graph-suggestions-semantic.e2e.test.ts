@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import type { DescMessage, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import { createEntity } from "@promptcraft/content/fixtures";
+import { analyticsService } from "@promptcraft/analytics";
 import { graphService } from "@promptcraft/graph";
 import { loadConfig, startService, type RunningService } from "@promptcraft/platform";
 import { Visibility } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
@@ -16,11 +17,13 @@ import { ok, PROTOCOLS, SearchHarness } from "./search-e2e-helpers.js";
 
 /**
  * GraphService.GenerateSuggestions from meaning, over gRPC and Connect: graph asks search's
- * FindSimilarEntities on the caller's behalf (identity, content, search and graph running; entities
- * written through content and embedded by search's pipeline). Search down: graph-suggestions.e2e.test.ts.
+ * FindSimilarEntities on the caller's behalf (identity, content, search, analytics and graph running;
+ * entities written through content and embedded by search's pipeline). Search down:
+ * graph-suggestions.e2e.test.ts.
  */
 
 const h = new SearchHarness();
+let analytics: RunningService;
 let graph: RunningService;
 /** A graph whose search accepts connections and never answers (a hung peer). */
 let graphOfSilentSearch: RunningService;
@@ -32,13 +35,16 @@ beforeAll(async () => {
   silentSearch = createServer((socket) => void silentSockets.add(socket));
   await new Promise<void>((resolve) => silentSearch.listen(0, "127.0.0.1", resolve));
   const silentPort = (silentSearch.address() as { port: number }).port;
-  const graphEnv = { ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}` };
+  const identityUrl = `http://127.0.0.1:${h.identity.grpcPort}`;
+  analytics = await startService(analyticsService, loadConfig(analyticsService.config, { ...testServiceEnv(), IDENTITY_URL: identityUrl, CONTENT_URL: `http://127.0.0.1:${h.content.grpcPort}` }));
+  const graphEnv = { ...testServiceEnv(), IDENTITY_URL: identityUrl, ANALYTICS_URL: `http://127.0.0.1:${analytics.grpcPort}` };
   graph = await startService(graphService, loadConfig(graphService.config, { ...graphEnv, SEARCH_URL: `http://127.0.0.1:${h.search.grpcPort}` }));
   graphOfSilentSearch = await startService(graphService, loadConfig(graphService.config, { ...graphEnv, SEARCH_URL: `http://127.0.0.1:${silentPort}` }));
 });
 afterAll(async () => {
   await graph?.close();
   await graphOfSilentSearch?.close();
+  await analytics?.close();
   for (const socket of silentSockets) socket.destroy();
   silentSearch?.close();
   await h.close();
@@ -75,7 +81,7 @@ for (const protocol of PROTOCOLS) {
       const similar = ok(await h.searchCall(protocol, SearchService.method.findSimilarEntities, { entityId: refunds }, editor.token));
       const semanticOf = new Map(similar.results.map((r) => [r.entityId, r.score]));
       const generated = ok(await graphCall(protocol, GraphService.method.generateSuggestions, { entityId: refunds, minScore: 0.5 }, editor.token));
-      assert.deepEqual(generated.unavailableSources, [], "search answered");
+      assert.deepEqual(generated.unavailableSources, [], "search and analytics answered");
       const byId = new Map(generated.suggestions.map((s) => [s.suggestedEntityId, s]));
       assert.ok(!byId.has(hidden), "another user's private entity is never suggested");
       assert.ok(!byId.has(unrelated), "an unrelated text is not similar enough");
@@ -114,7 +120,7 @@ for (const protocol of PROTOCOLS) {
       assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY]);
       assert.deepEqual(generated.suggestions.map((s) => s.suggestedEntityId), [tagged], "only what structure finds");
       assert.deepEqual(generated.suggestions[0]!.sources, [SuggestionSource.STRUCTURE]);
-      assert.match(generated.suggestions[0]!.reason, /\(semantic similarity unavailable: the search service did not answer in time; from tags and titles only\)$/);
+      assert.match(generated.suggestions[0]!.reason, /\(semantic similarity unavailable: the search service did not answer in time\)$/);
     });
 
     test("the entity not embedded yet: structure alone, said so", async () => {
@@ -127,7 +133,7 @@ for (const protocol of PROTOCOLS) {
       const generated = ok(await graphCall(protocol, GraphService.method.generateSuggestions, { entityId: fresh }, editor.token));
       assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY]);
       assert.deepEqual(generated.suggestions.map((s) => [s.suggestedEntityId, s.source]), [[sibling, SuggestionSource.STRUCTURE]]);
-      assert.match(generated.suggestions[0]!.reason, /\(semantic similarity unavailable: the entity is not embedded yet; from tags and titles only\)$/);
+      assert.match(generated.suggestions[0]!.reason, /\(semantic similarity unavailable: the entity is not embedded yet\)$/);
     });
   });
 }

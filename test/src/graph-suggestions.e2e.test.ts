@@ -7,9 +7,10 @@ import { RelationshipType, SuggestionSource, SuggestionState } from "@promptcraf
 import { badFields, failure, GraphHarness, ok, PROTOCOLS } from "./graph-e2e-helpers.js";
 
 /**
- * GraphService suggestions over gRPC and Connect: generate from tags and titles (search is not
- * running here: structure alone, said so), list, accept (creates the relationship), dismiss; access.
- * Suggestions from meaning: graph-suggestions-semantic.e2e.test.ts.
+ * GraphService suggestions over gRPC and Connect: generate from tags and titles (search and
+ * analytics are not running here: structure alone, said so), list, accept (creates the
+ * relationship), dismiss; access. Suggestions from meaning: graph-suggestions-semantic.e2e.test.ts;
+ * from co-usage: graph-suggestions-co-usage.e2e.test.ts.
  */
 
 const h = new GraphHarness();
@@ -35,7 +36,7 @@ for (const protocol of PROTOCOLS) {
       ok(await h.call(protocol, M.createRelationship, { relationship: { sourceEntityId: related, targetEntityId: refunds, type: RelationshipType.SUGGESTS } }, editor!.token));
 
       const generated = ok(await h.call(protocol, M.generateSuggestions, { entityId: refunds, minScore: 0.1 }, editor!.token));
-      assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY], "search is down here: structure alone, said so, not an error");
+      assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY, SuggestionSource.CO_USAGE], "search and analytics are down here: structure alone, said so, not an error");
       const made = generated.suggestions;
       assert.deepEqual(made.map((s) => s.suggestedEntityId), [twin, cousin], "best first; the related and the invisible are not suggested");
       assert.ok(!made.some((s) => s.suggestedEntityId === hidden));
@@ -43,7 +44,7 @@ for (const protocol of PROTOCOLS) {
       assert.equal(best.entityId, refunds);
       assert.equal(best.source, SuggestionSource.STRUCTURE);
       assert.deepEqual(best.sources, [SuggestionSource.STRUCTURE]);
-      assert.match(best.reason, /semantic similarity unavailable: the search service is unavailable; from tags and titles only/);
+      assert.match(best.reason, /\(semantic similarity unavailable: the search service is unavailable; co-usage unavailable: the analytics service is unavailable\)$/);
       assert.equal(best.state, SuggestionState.PENDING);
       assert.equal(best.relationshipType, RelationshipType.SUGGESTS);
       assert.match(best.reason, /shares tags: billing, support/);

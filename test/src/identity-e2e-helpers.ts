@@ -35,7 +35,7 @@ export interface EventRow {
 export function testServiceEnv(): Record<string, string> {
   const DATABASE_URL = process.env.DATABASE_URL;
   if (!DATABASE_URL) throw new Error("DATABASE_URL is not set: run through `npm test`");
-  return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4", LOGIN_THROTTLE_ADDRESS_FAILURES: "100000", GRAPH_URL: "http://127.0.0.1:1", SEARCH_URL: "http://127.0.0.1:1" };
+  return { DATABASE_URL, GRPC_PORT: "0", CONNECT_PORT: "0", LOG_LEVEL: "silent", DB_POOL_MAX: "4", LOGIN_THROTTLE_ADDRESS_FAILURES: "100000", GRAPH_URL: "http://127.0.0.1:1", SEARCH_URL: "http://127.0.0.1:1", ANALYTICS_URL: "http://127.0.0.1:1" };
 }
 
 /** A Timestamp in microseconds since the epoch (identity returns times to the microsecond). */

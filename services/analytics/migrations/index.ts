@@ -11,6 +11,7 @@ import { pgPartman } from "./20261207030100_pg_partman.js";
 import { tenantUsageSummaryBigint } from "./20261207080000_tenant_usage_summary_bigint.js";
 import { usageRollupDatabaseHorizon } from "./20261207080100_usage_rollup_database_horizon.js";
 import { eventLogExpiry } from "./20261207080200_event_log_expiry.js";
+import { usageEventRequestIdx } from "./20261207180100_usage_event_request_idx.js";
 
 /** The analytics service's slice of the schema, tracked in `analytics_migrations`. See docs/schema.md. */
-export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds, usageRollups, usageRollupDaily, pgPartman, tenantUsageSummaryBigint, usageRollupDatabaseHorizon, eventLogExpiry];
+export const migrations: readonly Migration[] = [createUsageEvent, createReadModels, usageEventIds, createPartitionMaintenanceRun, readModelRefreshErrors, pruneUsageEventIds, usageRollups, usageRollupDaily, pgPartman, tenantUsageSummaryBigint, usageRollupDatabaseHorizon, eventLogExpiry, usageEventRequestIdx];

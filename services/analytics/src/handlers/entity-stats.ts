@@ -3,6 +3,7 @@ import type { AnalyticsService } from "@promptcraft/proto/promptcraft/analytics/
 import type { ContentService } from "@promptcraft/proto/promptcraft/content/v1/content_service_pb";
 import { EntityType } from "@promptcraft/proto/promptcraft/content/v1/resources_pb";
 import type { AnalyticsConfig } from "../config.js";
+import { getEntityCoUsage } from "../domain/co-usage.js";
 import * as stats from "../domain/entity-stats.js";
 import type { EntityStatsOrder } from "../store/entity-stats.js";
 import { contentDirectory, ENTITY_TYPE_NAMES, ENTITY_TYPES } from "./content-directory.js";
@@ -80,11 +81,24 @@ function sideToProto(s: stats.MoveSide) {
   };
 }
 
-/** AnalyticsService entity statistics and label-move comparison (rules in domain/entity-stats.ts). */
+/** AnalyticsService entity statistics, co-usage and label-move comparison (rules in domain/entity-stats.ts, domain/co-usage.ts). */
 export function entityStatsHandlers(deps: ServiceDeps<AnalyticsConfig>, content: PeerClient<typeof ContentService>): ServiceHandlers<typeof AnalyticsService> {
   const db = deps.db;
   return {
     getEntityStats: async (request, ctx) => statsToProto(await stats.getEntityStats(db, contentDirectory(content, ctx), callerOf(ctx), request.entityId.toLowerCase())),
+    getEntityCoUsage: async (request, ctx) => {
+      const c = await getEntityCoUsage(db, contentDirectory(content, ctx), callerOf(ctx), {
+        entityId: request.entityId.toLowerCase(),
+        days: request.days,
+        maxEntities: request.maxEntities,
+      });
+      return {
+        entityId: c.entityId,
+        requestCount: BigInt(c.requestCount),
+        windowStartTime: timestampFromDb(c.windowStart),
+        entities: c.entities.map((e) => ({ entityId: e.entityId, sharedRequestCount: BigInt(e.sharedRequests), lastSharedUseTime: timestampFromDb(e.lastSharedAt) })),
+      };
+    },
     listEntityStats: async (request, ctx) => {
       const page = await stats.listEntityStats(
         db,

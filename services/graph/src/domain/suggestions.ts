@@ -7,11 +7,12 @@ import { EDIT, editDenied, entityNotFound, VIEW, type Caller } from "./access.js
 import { createInTransaction, readsOf, scopeOf, type RelationshipRow, type RelationshipType } from "./relationships.js";
 
 /**
- * Suggestions (issue 12.6) from two sources: meaning — the entities search finds similar to the
- * entity (its embedding's nearest neighbours, asked on the caller's behalf) — and structure — shared
- * tags and title words. Co-usage (analytics) is not used yet. A pair is suggested once, scored by its
- * best source, its reason naming every source. Suggestions are the tenant's (not per user) and,
- * like everything in graph, exist for a caller only when the caller may view both entities.
+ * Suggestions (issue 12.6) from three sources: meaning — the entities search finds similar to the
+ * entity (its embedding's nearest neighbours, asked on the caller's behalf) —, co-usage — the
+ * entities analytics saw used in the same requests (asked the same way) — and structure — shared
+ * tags and title words. A pair is suggested once, scored by its best source, its reason naming
+ * every source. Suggestions are the tenant's (not per user) and, like everything in graph, exist
+ * for a caller only when the caller may view both entities.
  */
 
 export type SuggestionRow = suggestionStore.SuggestionRow;
@@ -35,6 +36,25 @@ export interface SimilarEntities {
  * the caller's behalf; `{ unavailable }` says why it could not answer (down, slow, not embedded yet).
  */
 export type FindSimilar = (entityId: string, minScore: number, limit: number) => Promise<SimilarEntities | { unavailable: string }>;
+
+/** Entities used in the same requests as one, as analytics counted them over its window. */
+export interface CoUsedEntities {
+  /** Requests that used the entity (the denominator of each share). */
+  requestCount: number;
+  matches: { entityId: string; sharedRequests: number }[];
+  days: number;
+}
+
+/**
+ * Asks analytics for the entities most often used in the same requests as `entityId` (at most
+ * `limit`) on the caller's behalf; `{ unavailable }` says why it could not answer.
+ */
+export type FindCoUsed = (entityId: string, limit: number) => Promise<CoUsedEntities | { unavailable: string }>;
+
+/** Co-used entities asked of analytics per generation. */
+export const CO_USED_LIMIT = 50;
+/** Fewer shared requests than this is coincidence, not co-usage. */
+export const MIN_SHARED_REQUESTS = 2;
 
 function titleWords(title: string): string[] {
   return [...new Set(title.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w.length >= MIN_WORD_LENGTH))];
@@ -68,22 +88,40 @@ export interface MergedSuggestion {
   reason: string;
 }
 
+/** What the asked sources said of one candidate, and why those that could not answer did not. */
+export interface SourceFindings {
+  /** Search's score (undefined: search did not return the candidate). */
+  semantic?: { score: number; model: string };
+  /** Analytics' count (undefined: not co-used, or too seldom). */
+  coUsage?: { sharedRequests: number; requestCount: number; days: number };
+  semanticUnavailable?: string;
+  coUsageUnavailable?: string;
+}
+
 /**
- * Merges what the sources say of one candidate. `semantic` is search's score (undefined: search
- * did not return it); `semanticUnavailable` is why search could not be asked, said in the reason.
+ * Merges what the sources say of one candidate: meaning scores search's similarity, co-usage the
+ * share of the entity's requests that used the candidate too (at least {@link MIN_SHARED_REQUESTS}),
+ * structure its tags and title words. A source that could not be asked is said in the reason.
  */
-export function mergeSources(
-  candidate: { id: string; title: string; tags: string[] },
-  self: { title: string; tags: string[] },
-  semantic: { score: number; model: string } | undefined,
-  semanticUnavailable: string | undefined,
-): MergedSuggestion {
+export function mergeSources(candidate: { id: string; title: string; tags: string[] }, self: { title: string; tags: string[] }, findings: SourceFindings): MergedSuggestion {
+  const { semantic, coUsage } = findings;
   const structure = structureScore(self, candidate);
   const found: { kind: SuggestionKind; score: number; reason: string }[] = [];
   if (semantic) found.push({ kind: "similar", score: round3(semantic.score), reason: `${Math.round(semantic.score * 100)}% similar in meaning (embeddings, ${semantic.model})` });
+  if (coUsage && coUsage.sharedRequests >= MIN_SHARED_REQUESTS && coUsage.requestCount > 0) {
+    found.push({
+      kind: "co_used",
+      score: round3(Math.min(1, coUsage.sharedRequests / coUsage.requestCount)),
+      reason: `used together in ${coUsage.sharedRequests} of its ${coUsage.requestCount} requests (last ${coUsage.days} days)`,
+    });
+  }
   if (structure.score > 0) found.push({ kind: "dependency", score: structure.score, reason: structure.reason });
   const best = found.reduce((a, b) => (b.score > a.score ? b : a), found[0] ?? { kind: "dependency" as const, score: 0, reason: "" });
-  const note = semanticUnavailable === undefined ? "" : ` (semantic similarity unavailable: ${semanticUnavailable}; from tags and titles only)`;
+  const missing = [
+    findings.semanticUnavailable === undefined ? undefined : `semantic similarity unavailable: ${findings.semanticUnavailable}`,
+    findings.coUsageUnavailable === undefined ? undefined : `co-usage unavailable: ${findings.coUsageUnavailable}`,
+  ].filter((m) => m !== undefined);
+  const note = missing.length === 0 ? "" : ` (${missing.join("; ")})`;
   return {
     suggestedEntityId: candidate.id,
     score: best.score,
@@ -93,42 +131,59 @@ export function mergeSources(
   };
 }
 
-/** What GenerateSuggestions made, and whether semantic similarity could be consulted. */
+/** What GenerateSuggestions made, and whether semantic similarity and co-usage could be consulted. */
 export interface GeneratedSuggestions {
   suggestions: SuggestionRow[];
   /** Why search could not be asked; undefined when it answered. */
   semanticUnavailable: string | undefined;
+  /** Why analytics could not be asked; undefined when it answered. */
+  coUsageUnavailable: string | undefined;
 }
 
 /**
- * GenerateSuggestions: asks search for the entities similar in meaning (edit on the entity needed
- * first, so search is not asked for nothing), then scores those and the entities sharing tags or
- * title words, keeps those of at least `minScore`, best `max` first, stores them as pending and
- * returns them. Pairs already related (either direction) or decided, and entities the caller may
- * not view (search filters them too; graph checks again), are skipped. Search failing is not an
- * error: the suggestions come from structure alone and say so.
+ * GenerateSuggestions: asks search for the entities similar in meaning and analytics for those used
+ * in the same requests, side by side (edit on the entity needed first, so neither is asked for
+ * nothing), then scores those and the entities sharing tags or title words, keeps those of at least
+ * `minScore`, best `max` first, stores them as pending and returns them. Pairs already related
+ * (either direction) or decided, and entities the caller may not view (search and analytics filter
+ * them too; graph checks again), are skipped. Search or analytics failing is not an error: the
+ * suggestions come from the other sources and say so.
  */
-export async function generateSuggestions(db: Knex, caller: Caller, q: { entityId: string; max: number; minScore: number }, findSimilar: FindSimilar): Promise<GeneratedSuggestions> {
+export async function generateSuggestions(
+  db: Knex,
+  caller: Caller,
+  q: { entityId: string; max: number; minScore: number },
+  sources: { findSimilar: FindSimilar; findCoUsed: FindCoUsed },
+): Promise<GeneratedSuggestions> {
   await checkEditable(readsOf(db, caller), caller, q.entityId);
-  const similar = await findSimilar(q.entityId, q.minScore, SIMILAR_LIMIT);
+  const [similar, coUsed] = await Promise.all([sources.findSimilar(q.entityId, q.minScore, SIMILAR_LIMIT), sources.findCoUsed(q.entityId, CO_USED_LIMIT)]);
   const semanticUnavailable = "unavailable" in similar ? similar.unavailable : undefined;
+  const coUsageUnavailable = "unavailable" in coUsed ? coUsed.unavailable : undefined;
   const semantic = new Map("unavailable" in similar ? [] : similar.matches.filter((m) => m.entityId !== q.entityId).map((m) => [m.entityId, { score: m.score, model: similar.model }] as const));
+  const coUsage = new Map(
+    "unavailable" in coUsed
+      ? []
+      : coUsed.matches
+          .filter((m) => m.entityId !== q.entityId && m.sharedRequests >= MIN_SHARED_REQUESTS)
+          .map((m) => [m.entityId, { sharedRequests: m.sharedRequests, requestCount: coUsed.requestCount, days: coUsed.days }] as const),
+  );
   const suggestions = await withTenant(db, scopeOf(caller), async (trx) => {
     const entity = await checkEditable(trx, caller, q.entityId);
     const { rows } = await trx.raw<{ rows: { tags: string[] }[] }>("select tags from entity_version where tenant_id = ? and entity_id = ? and valid_to is null", [caller.tenantId, q.entityId]);
     const self = { title: entity.title, tags: rows[0]?.tags ?? [] };
     const structural = await suggestionStore.findCandidates(trx, caller, q.entityId, self.tags, titleWords(self.title), CANDIDATE_LIMIT);
     const known = new Set(structural.map((c) => c.id));
-    const similarOnly = await suggestionStore.findCandidatesByIds(trx, caller, q.entityId, [...semantic.keys()].filter((id) => !known.has(id)));
-    const scored = [...structural, ...similarOnly]
-      .map((c) => mergeSources(c, self, semantic.get(c.id), semanticUnavailable))
+    const others = [...new Set([...semantic.keys(), ...coUsage.keys()])].filter((id) => !known.has(id));
+    const foundElsewhere = await suggestionStore.findCandidatesByIds(trx, caller, q.entityId, others);
+    const scored = [...structural, ...foundElsewhere]
+      .map((c) => mergeSources(c, self, { semantic: semantic.get(c.id), coUsage: coUsage.get(c.id), semanticUnavailable, coUsageUnavailable }))
       .filter((c) => c.score >= q.minScore && c.score > 0)
       .sort((a, b) => b.score - a.score || a.suggestedEntityId.localeCompare(b.suggestedEntityId))
       .slice(0, q.max);
     const ids = await suggestionStore.upsertPending(trx, caller.tenantId, q.entityId, scored);
     return suggestionStore.findSuggestions(trx, caller, ids);
   });
-  return { suggestions, semanticUnavailable };
+  return { suggestions, semanticUnavailable, coUsageUnavailable };
 }
 
 /** The entity suggestions are generated for: NOT_FOUND unless visible, PERMISSION_DENIED without edit. */

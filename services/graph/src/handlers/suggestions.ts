@@ -11,8 +11,8 @@ import type { GraphState } from "../index.js";
 import type { SuggestionKind, SuggestionStatus } from "../store/suggestions.js";
 import { relationshipToProto, relationshipTypeOf, relationshipTypeToProto } from "./relationships.js";
 
-/** How long GenerateSuggestions waits for search's similar entities before going on from structure alone. */
-const SEARCH_TIMEOUT_MS = 2000;
+/** How long GenerateSuggestions waits for search's similar entities, or analytics' co-used ones, before going on without them. */
+const PEER_TIMEOUT_MS = 2000;
 
 /**
  * SearchService.FindSimilarEntities on behalf of the caller of `ctx` (search filters by the
@@ -22,7 +22,7 @@ const SEARCH_TIMEOUT_MS = 2000;
 function searchSimilar(state: GraphState, ctx: CallContext, log: ServiceDeps["log"]): suggestions.FindSimilar {
   return async (entityId, minScore, limit) => {
     try {
-      const r = await state.search.client.findSimilarEntities({ entityId, minScore, pageSize: limit }, onBehalfOf(ctx, SEARCH_TIMEOUT_MS));
+      const r = await state.search.client.findSimilarEntities({ entityId, minScore, pageSize: limit }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
       return { matches: r.results.map((m) => ({ entityId: m.entityId, score: m.score })), model: r.model };
     } catch (err) {
       const e = ConnectError.from(err);
@@ -36,6 +36,32 @@ function searchSimilar(state: GraphState, ctx: CallContext, log: ServiceDeps["lo
     }
   };
 }
+
+/**
+ * AnalyticsService.GetEntityCoUsage on behalf of the caller of `ctx` (analytics lists only what the
+ * caller may view); any failure but the caller's own cancellation becomes `{ unavailable }`.
+ */
+function analyticsCoUsed(state: GraphState, ctx: CallContext, log: ServiceDeps["log"]): suggestions.FindCoUsed {
+  return async (entityId, limit) => {
+    try {
+      const r = await state.analytics.client.getEntityCoUsage({ entityId, maxEntities: limit, days: CO_USAGE_DAYS }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
+      return {
+        requestCount: Number(r.requestCount),
+        matches: r.entities.map((m) => ({ entityId: m.entityId, sharedRequests: Number(m.sharedRequestCount) })),
+        days: CO_USAGE_DAYS,
+      };
+    } catch (err) {
+      const e = ConnectError.from(err);
+      if (e.code === Code.Canceled) throw e;
+      if (e.code === Code.DeadlineExceeded) return { unavailable: "the analytics service did not answer in time" };
+      log.warn({ err: e, code: Code[e.code] }, "analytics' GetEntityCoUsage failed: suggestions without co-usage");
+      return { unavailable: "the analytics service is unavailable" };
+    }
+  };
+}
+
+/** The window of usage co-usage suggestions look at. */
+const CO_USAGE_DAYS = 30;
 
 const SOURCE_TO_PROTO: Record<SuggestionKind, SuggestionSource> = {
   similar: SuggestionSource.SIMILARITY,
@@ -92,11 +118,14 @@ export function suggestionHandlers(deps: ServiceDeps<GraphConfig>, state: GraphS
         db,
         callerOf(ctx),
         { entityId: request.entityId.toLowerCase(), max: request.maxSuggestions || 10, minScore: request.minScore ?? 0.5 },
-        searchSimilar(state, ctx, deps.log),
+        { findSimilar: searchSimilar(state, ctx, deps.log), findCoUsed: analyticsCoUsed(state, ctx, deps.log) },
       );
       return {
         suggestions: made.suggestions.map(suggestionToProto),
-        unavailableSources: made.semanticUnavailable === undefined ? [] : [SuggestionSource.SIMILARITY],
+        unavailableSources: [
+          ...(made.semanticUnavailable === undefined ? [] : [SuggestionSource.SIMILARITY]),
+          ...(made.coUsageUnavailable === undefined ? [] : [SuggestionSource.CO_USAGE]),
+        ],
       };
     },
     acceptSuggestion: async (request, ctx) => {
