@@ -31,10 +31,11 @@ async function timed(calls: number, run: () => Promise<unknown>): Promise<number
 const line = (name: string, ms: number[]) => `${name}: median ${median(ms).toFixed(1)} ms, p95 ${percentile(ms, 0.95).toFixed(1)} ms (${ms.length} calls)`;
 
 /**
- * `npm run bench analytics -- entity-stats`: GetEntityStats, ListEntityStats and CompareLabelMove
- * over gRPC for one tenant with 1M events over 30 days (10 entities × 2 versions, 99 % rolled up, 1 %
- * in the tail), identity, content and analytics in this process; beside each, the same figures from
- * a plain GROUP BY over `usage_event` through `pg`. Prints medians, p95 and the ratios.
+ * `npm run bench analytics -- entity-stats`: GetEntityStats, ListEntityStats, GetEntityCoUsage and
+ * CompareLabelMove over gRPC for one tenant with 1M events over 30 days (10 entities × 2 versions,
+ * requests of 3 events each, 99 % rolled up, 1 % in the tail), identity, content and analytics in
+ * this process; beside each, the same figures from a plain GROUP BY over `usage_event` through `pg`
+ * (for co-usage, the self-join over every request of the window). Prints medians, p95 and the ratios.
  * DATABASE_URL, else the embedded engine; BENCH_STATS_CALLS (default 20), BENCH_PLAIN_CALLS
  * (default 5) override.
  */
@@ -80,11 +81,14 @@ export async function benchAnalyticsEntityStats(): Promise<number> {
     // Version 1 before the middle of the window, version 2 after: the label moves there.
     const insert = (n: number, from: number) =>
       pool.query(
-        `insert into usage_event (tenant_id, id, occurred_at, kind, user_id, entity_id, entity_version, label, model, tokens_in, tokens_out, cost_usd, latency_ms)
+        `insert into usage_event (tenant_id, id, occurred_at, kind, user_id, entity_id, entity_version, label, model, tokens_in, tokens_out, cost_usd, latency_ms, request_id)
          select $1::uuid, gen_random_uuid(), t, case when g % 10 = 0 then 'render' else 'llm_call' end, $2::uuid,
                 ($3::uuid[])[1 + g % 10], case when t < now() - interval '3 days' then 1 else 2 end, 'production',
-                (array['gpt-4o-mini', 'gpt-4o'])[1 + g % 2], 100 + g % 900, 50 + g % 400, (1000 + g % 5000) / 1000000.0, 50 + (g * 7919) % 3000
-         from (select g, now() - random() * interval '30 days' as t from generate_series($4::bigint, $4::bigint + $5::bigint - 1) g) x`,
+                (array['gpt-4o-mini', 'gpt-4o'])[1 + g % 2], 100 + g % 900, 50 + g % 400, (1000 + g % 5000) / 1000000.0, 50 + (g * 7919) % 3000,
+                'req-' || (g / 3)
+         -- Requests of three events a second apart, at a pseudo-random time of the 30 days.
+         from (select g, now() - ((g / 3) * 2654435761 % 2591000) * interval '1 second' + (g % 3) * interval '1 second' as t
+               from generate_series($4::bigint, $4::bigint + $5::bigint - 1) g) x`,
         [tenantId, userId, entities, from, n],
       );
     const rolled = Math.round(total * 0.99);
@@ -114,6 +118,14 @@ export async function benchAnalyticsEntityStats(): Promise<number> {
     const plainListSql = `select entity_id, count(*) filter (where kind = 'render'), sum(cost_usd) as cost, max(occurred_at)
                           from usage_event where tenant_id = $1 and entity_id is not null group by 1 order by cost desc limit 50`;
     const plainListMs = await timed(plainCalls, () => pool.query(plainListSql, [tenantId]));
+    const coMs = await timed(calls, () => client.getEntityCoUsage({ entityId: hot }));
+    const plainCoSql = `select o.entity_id, count(distinct o.request_id) as shared
+                        from usage_event u join usage_event o on o.tenant_id = u.tenant_id and o.request_id = u.request_id
+                        where u.tenant_id = $1 and u.entity_id = $2 and u.occurred_at >= now() - interval '30 days'
+                          and o.entity_id is not null and o.entity_id <> $2
+                        group by 1 order by 2 desc, 1 limit 20`;
+    const plainCoMs = await timed(plainCalls, () => pool.query(plainCoSql, [tenantId, hot]));
+    const co = await client.getEntityCoUsage({ entityId: hot });
     const compareMs = await timed(calls, () => client.compareLabelMove({ entityId: hot, label: "production", kinds: [UsageKind.LLM_CALL], window: { seconds: BigInt(3 * 86_400) } }));
     console.log(`  ${line("GetEntityStats (rollups + tail, gRPC, one entity, per version)", getMs)}`);
     console.log(`  ${line("plain GROUP BY version over usage_event (pg)                 ", plainMs)}`);
@@ -121,6 +133,11 @@ export async function benchAnalyticsEntityStats(): Promise<number> {
     console.log(`  ${line("ListEntityStats (cost_micros desc, 50, gRPC)                 ", listMs)}`);
     console.log(`  ${line("plain GROUP BY entity over usage_event (pg)                  ", plainListMs)}`);
     console.log(`  ratio plain / ListEntityStats (medians): ${(median(plainListMs) / median(listMs)).toFixed(1)}×`);
+    console.log(
+      `  ${line("GetEntityCoUsage (30 days, latest 10,000 uses, gRPC)        ", coMs)} — ${co.requestCount} requests, ${co.entities.map((e) => e.sharedRequestCount).join(" / ")} shared`,
+    );
+    console.log(`  ${line("plain self-join over every request of the window (pg)        ", plainCoMs)}`);
+    console.log(`  ratio plain / GetEntityCoUsage (medians): ${(median(plainCoMs) / median(coMs)).toFixed(1)}×`);
     console.log(`  ${line("CompareLabelMove (3-day windows, raw events of one entity)    ", compareMs)}`);
     return same ? 0 : 1;
   } finally {

@@ -23,6 +23,9 @@ export interface CoUsageRows {
 
 /** The entity's co-used entities since `since`, most shared requests first (then by id), at most `limit`. */
 export async function coUsedEntities(trx: Knex.Transaction, tenantId: string, entityId: string, since: Date, limit: number): Promise<CoUsageRows> {
+  // The probes over a month of daily partitions are estimated costly enough for JIT, whose
+  // compilation took 4.7 s of a 4.8 s answer (1M events); the statement itself runs in ~70 ms.
+  await trx.raw("set local jit = off");
   const { rows } = await trx.raw<{ rows: { entity_id: string | null; shared: number; last_at: Date | null; requests: number }[] }>(
     `with recent as (
        select u.request_id, u.occurred_at
@@ -39,9 +42,16 @@ export async function coUsedEntities(trx: Knex.Transaction, tenantId: string, en
      ), shared as (
        select o.entity_id, count(distinct o.request_id)::int as shared, max(o.occurred_at) as last_at
        from requests r
-       join usage_event o on o.tenant_id = ? and o.request_id = r.request_id
-        and o.occurred_at >= r.first_at - interval '${REQUEST_SPAN}' and o.occurred_at <= r.last_at + interval '${REQUEST_SPAN}'
-       where o.entity_id is not null and o.entity_id <> ?
+       -- One probe per request, pruned at run time to the partitions of its hour (OFFSET 0 keeps the
+       -- planner from turning it into a hash join over every event of the window: 450 → 70 ms at 1M).
+       cross join lateral (
+         select o.entity_id, o.request_id, o.occurred_at
+         from usage_event o
+         where o.tenant_id = ? and o.request_id = r.request_id
+           and o.occurred_at >= r.first_at - interval '${REQUEST_SPAN}' and o.occurred_at <= r.last_at + interval '${REQUEST_SPAN}'
+           and o.entity_id is not null and o.entity_id <> ?
+         offset 0
+       ) o
        group by o.entity_id
        order by shared desc, o.entity_id
        limit ?
