@@ -65,7 +65,7 @@ const BUILT = new Set([
     (m) => `promptcraft.content.v1.ContentService/${m}`,
   ),
   ...["StreamUsageEvents", "IngestUsageEvents", "ListUsageEvents", "GetUsageSummary", "GetBillingSummary", "ListAuditEvents", "TailAuditEvents"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
-  ...["GetEntityStats", "ListEntityStats", "CompareLabelMove", "ListQuotas", "CheckQuota"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
+  ...["GetEntityStats", "ListEntityStats", "GetEntityCoUsage", "CompareLabelMove", "ListQuotas", "CheckQuota"].map((m) => `promptcraft.analytics.v1.AnalyticsService/${m}`),
   ...PLATFORM_ADMIN_ANALYTICS,
   ...[
     "SearchEntities",

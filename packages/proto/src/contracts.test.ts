@@ -173,6 +173,7 @@ const expected: [DescService, string, Record<string, Kind>][] = [
       GetBillingSummary: "unary",
       GetEntityStats: "unary",
       ListEntityStats: "unary",
+      GetEntityCoUsage: "unary",
       CompareLabelMove: "unary",
       ListQuotas: "unary",
       CheckQuota: "unary",
