@@ -1,5 +1,7 @@
 import type { Knex, SqlBuilder } from "@promptcraft/db";
 import { roleAtLeast, type Role } from "./authz.js";
+import type { AuthContext } from "./context.js";
+import { apiKeyIdOf } from "./principal-name.js";
 
 /**
  * Content's access rule for one entity, as ONE SQL expression that every service reading entities
@@ -26,6 +28,11 @@ export interface AccessPrincipal {
   userId: string | null;
   /** The API key, if the caller is a key acting for no user. */
   apiKeyId: string | null;
+}
+
+/** The caller as the rule sees it: its role, and the user or the API key it is. */
+export function accessPrincipalOf(caller: Pick<AuthContext, "role" | "userId"> & Partial<Pick<AuthContext, "kind" | "credentialId">>): AccessPrincipal {
+  return { role: caller.role, userId: caller.userId ?? null, apiKeyId: apiKeyIdOf(caller) };
 }
 
 /** What a caller gets from their role alone, whatever the entity (ranks). */

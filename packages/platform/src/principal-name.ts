@@ -4,11 +4,18 @@
  * write content as themselves"). One place for the convention every service shows.
  */
 
+import type { AuthContext } from "./context.js";
+
 /** Prefix of an API key's principal name. */
 export const API_KEY_PRINCIPAL_PREFIX = "api_key:";
 
 /** A user or an API key, by id. */
 export type NamedPrincipal = { kind: "user"; id: string } | { kind: "api_key"; id: string };
+
+/** The id of the caller's API key when the caller is a key acting for no user (it owns what it creates, like a user); else null. */
+export function apiKeyIdOf(caller: Pick<AuthContext, "userId"> & Partial<Pick<AuthContext, "kind" | "credentialId">>): string | null {
+  return caller.userId === undefined && caller.kind === "api_key" && caller.credentialId ? caller.credentialId : null;
+}
 
 /** The principal as the API shows it: the user's UUID, else `api_key:<uuid>`; empty when neither is recorded. */
 export function principalName(userId: string | null | undefined, apiKeyId: string | null | undefined): string {

@@ -1,8 +1,7 @@
 import { test } from "vitest";
 import assert from "node:assert/strict";
-import { NotFoundError, PermissionDeniedError } from "@promptcraft/platform";
+import { apiKeyIdOf, NotFoundError, PermissionDeniedError } from "@promptcraft/platform";
 import {
-  apiKeyIdOf,
   permissionOfRank,
   permissionRank,
   principalColumns,

@@ -1,4 +1,4 @@
-import { NotFoundError, PermissionDeniedError, roleAtLeast, roleGrants as platformRoleGrants, type AuthContext, type NamedPrincipal, type RoleGrants } from "@promptcraft/platform";
+import { apiKeyIdOf, NotFoundError, PermissionDeniedError, roleAtLeast, roleGrants as platformRoleGrants, type AuthContext, type NamedPrincipal, type RoleGrants } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 
 /**
@@ -43,10 +43,6 @@ export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> &
 /** Who owns an entity, writes a version, moves a label or grants a share: a user or an API key. */
 export type Principal = NamedPrincipal;
 
-/** The id of the caller's API key, when the caller is one. */
-export function apiKeyIdOf(caller: Caller): string | null {
-  return caller.userId === undefined && caller.kind === "api_key" && caller.credentialId ? caller.credentialId : null;
-}
 
 /**
  * Who the caller writes as: their user, or their API key (issue 9: keys act within their role and

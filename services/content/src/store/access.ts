@@ -1,6 +1,6 @@
 import { selectRows, type Knex, type Reader, type SqlBuilder } from "@promptcraft/db";
-import { entityPermissionRankSql } from "@promptcraft/platform";
-import { apiKeyIdOf, type Caller } from "../domain/access.js";
+import { accessPrincipalOf, entityPermissionRankSql } from "@promptcraft/platform";
+import type { Caller } from "../domain/access.js";
 
 /**
  * The access rule of domain/access.ts as one SQL expression: the caller's permission rank
@@ -11,7 +11,7 @@ import { apiKeyIdOf, type Caller } from "../domain/access.js";
  * the same rule inside its ranked queries.
  */
 export function permissionRankSql(knex: SqlBuilder, caller: Caller, aliases: { entity: string; current: string } = { entity: "e", current: "cv" }): Knex.Raw {
-  return entityPermissionRankSql(knex, { role: caller.role, userId: caller.userId ?? null, apiKeyId: apiKeyIdOf(caller) }, aliases);
+  return entityPermissionRankSql(knex, accessPrincipalOf(caller), aliases);
 }
 
 /** What access checks need of one entity: identity fields, state, and the caller's permission rank. */

@@ -11,10 +11,6 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 /** The caller: a user, or an API key acting for no user, with the call's abort signal. */
 export type Caller = Pick<AuthContext, "tenantId" | "userId" | "role"> & Partial<Pick<AuthContext, "kind" | "credentialId">> & { readonly signal?: AbortSignal };
 
-/** The id of the caller's API key, when the caller is one (a key owns what it creates, like a user). */
-export function apiKeyIdOf(caller: Caller): string | null {
-  return caller.userId === undefined && caller.kind === "api_key" && caller.credentialId ? caller.credentialId : null;
-}
 
 /** Ranks of content's rule. */
 export const VIEW = 1;

@@ -1,6 +1,7 @@
 import { appendEvents, canonicalJson, tenantReads, withTenant, type AuditEvent, type Knex, type TenantReads, type TenantScope } from "@promptcraft/db";
 import {
   AlreadyExistsError,
+  apiKeyIdOf,
   checkEtag,
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
@@ -14,7 +15,7 @@ import {
 } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import * as store from "../store/relationships.js";
-import { apiKeyIdOf, EDIT, editDenied, entityNotFound, relationshipNotFound, VIEW, type Caller } from "./access.js";
+import { EDIT, editDenied, entityNotFound, relationshipNotFound, VIEW, type Caller } from "./access.js";
 
 /**
  * Relationships (issue 12.1): create (idempotent), get, list, update (field mask, etag), delete

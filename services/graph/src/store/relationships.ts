@@ -1,7 +1,6 @@
 import { selectRows, sqlTime, type Knex, type Reader, type SqlBuilder } from "@promptcraft/db";
-import { entityPermissionRankSql } from "@promptcraft/platform";
+import { accessPrincipalOf, entityPermissionRankSql } from "@promptcraft/platform";
 import type { Caller } from "../domain/access.js";
-import { apiKeyIdOf } from "../domain/access.js";
 
 /**
  * SQL of `relationship` (the live edges) and `relationship_revision` (their history with validity
@@ -40,7 +39,7 @@ const COLUMNS = `r.tenant_id, r.id, r.source_id, r.target_id, r.relationship_typ
  * content's rule, the one expression content and search use too (`entityPermissionRankSql`), not a copy.
  */
 export function permissionRankSql(knex: SqlBuilder, caller: Caller, e = "e", cv = "cv"): Knex.Raw {
-  return entityPermissionRankSql(knex, { role: caller.role, userId: caller.userId ?? null, apiKeyId: apiKeyIdOf(caller) }, { entity: e, current: cv });
+  return entityPermissionRankSql(knex, accessPrincipalOf(caller), { entity: e, current: cv });
 }
 
 /** An entity as graph needs it: identity, kind, state, its current version, and the caller's rank on it. */

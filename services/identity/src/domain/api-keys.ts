@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import {
   AlreadyExistsError,
   API_KEY_PREFIX,
+  apiKeyIdOf,
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
   decodePageCursor,
@@ -177,7 +178,7 @@ export async function createApiKey(db: Knex, kek: Buffer, caller: AuthContext, i
       secretHash: generated.secretHash,
       role: role as ApiKeyRole, // mayGrantRole never grants owner
       createdBy: caller.userId ?? null,
-      createdByApiKeyId: caller.userId === undefined && caller.kind === "api_key" ? (caller.credentialId ?? null) : null,
+      createdByApiKeyId: apiKeyIdOf(caller),
       expiresAt: input.expiresAt,
       retrySecret: input.requestId ? encryptPrivateKey(generated.secret, kek, retrySecretContext(caller.tenantId, id)) : null,
     }))!;

@@ -1,5 +1,6 @@
 import { sqlTime, tenantReads, withTenant, type Knex } from "@promptcraft/db";
 import {
+  accessPrincipalOf,
   CURSOR_TIMESTAMP,
   CURSOR_UUID,
   decodePageCursor,
@@ -14,7 +15,7 @@ import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import type { ModelInfo, ModelRegistry } from "../providers/registry.js";
 import * as reindexStore from "../store/reindex.js";
 import * as status from "../store/status.js";
-import { entityNotFound, callerName, principalOf, scopeOf, type Caller } from "./caller.js";
+import { entityNotFound, callerName, scopeOf, type Caller } from "./caller.js";
 import { modelOf } from "./search.js";
 
 export type ReindexRow = reindexStore.ReindexRow;
@@ -30,7 +31,7 @@ export async function getEmbeddingStatus(
 ): Promise<{ version: number; embeddings: EmbeddingStatusRow[]; missingModels: string[] }> {
   const models = input.model === "" ? registry.names : [modelOf(registry, input.model).provider.model];
   const reads = tenantReads(db, scopeOf(caller));
-  const access = await status.findVersionAccess(reads, caller.tenantId, principalOf(caller), input.entityId, input.version);
+  const access = await status.findVersionAccess(reads, caller.tenantId, accessPrincipalOf(caller), input.entityId, input.version);
   if (!access || access.permission < 1) throw entityNotFound();
   if (access.version === null) throw new NotFoundError(`the entity has no version ${input.version}`, { metadata: { resource_type: "entity_version" } });
   const rows = (await status.embeddingStatus(reads, caller.tenantId, input.entityId, access.version)).filter((r) => models.includes(r.model));
@@ -62,7 +63,7 @@ export async function reindexEntities(db: Knex, registry: ModelRegistry, caller:
   const info = modelOf(registry, input.model);
   if (input.entityIds.length === 0) requireCallerRole(caller, "admin");
   const scope = scopeOf(caller);
-  const principal = principalOf(caller);
+  const principal = accessPrincipalOf(caller);
   return withTenant(db, scope, async (trx) => {
     if (input.requestId !== "") {
       const earlier = await reindexStore.findReindexByRequestId(trx, caller.tenantId, input.requestId);

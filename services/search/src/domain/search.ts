@@ -1,11 +1,11 @@
 import type { Knex } from "@promptcraft/db";
-import { CURSOR_INTEGER, decodePageCursor, encodePageCursor, FailedPreconditionError, InvalidArgumentError, UnavailableError } from "@promptcraft/platform";
+import { accessPrincipalOf, CURSOR_INTEGER, decodePageCursor, encodePageCursor, FailedPreconditionError, InvalidArgumentError, UnavailableError } from "@promptcraft/platform";
 import { ErrorReason } from "@promptcraft/proto/promptcraft/rpc/v1/errors_pb";
 import pgvector from "pgvector";
 import { EmbeddingError } from "../providers/provider.js";
 import type { ModelInfo, ModelRegistry } from "../providers/registry.js";
 import * as store from "../store/search.js";
-import { entityNotFound, principalOf, scopeOf, type Caller } from "./caller.js";
+import { entityNotFound, scopeOf, type Caller } from "./caller.js";
 import { embeddingText, type VersionText } from "./text.js";
 
 export type SearchMode = "semantic" | "full_text" | "hybrid";
@@ -157,7 +157,7 @@ export async function searchEntities(deps: SearchDeps, caller: Caller, input: Se
   const cursor = decodePageCursor(pageToken, bound, { o: CURSOR_INTEGER });
   const offset = Math.min(Number(cursor?.o ?? 0), MAX_RESULTS);
   const size = Math.min(pageSize, MAX_RESULTS - offset);
-  const principal = principalOf(caller);
+  const principal = accessPrincipalOf(caller);
   const scope = scopeOf(caller);
   const reads = store.searchReads(deps.db, scope);
   const info = input.mode === "full_text" ? undefined : modelOf(deps.registry, input.model);
@@ -265,7 +265,7 @@ export interface SimilarInput {
 export async function findSimilarEntities(deps: SearchDeps, caller: Caller, input: SimilarInput): Promise<{ hits: SearchHit[]; model: string }> {
   const info = modelOf(deps.registry, input.model);
   const reads = store.searchReads(deps.db, scopeOf(caller));
-  const source = await store.entityVector(reads, caller.tenantId, principalOf(caller), input.entityId, input.version, info.provider.model);
+  const source = await store.entityVector(reads, caller.tenantId, accessPrincipalOf(caller), input.entityId, input.version, info.provider.model);
   if (!source || source.permission < 1 || source.version === null) throw entityNotFound();
   if (source.vector === null) {
     throw new FailedPreconditionError(`version ${source.version} has no completed ${info.provider.model} embedding yet`, {
@@ -285,7 +285,7 @@ async function nearest(
   vectorSql: string,
   q: { types: string[]; minSimilarity: number; limit: number; excludeEntityId?: string },
 ): Promise<SearchHit[]> {
-  const principal = principalOf(caller);
+  const principal = accessPrincipalOf(caller);
   const scope = scopeOf(caller);
   const filters: SearchFilters = { types: q.types, tags: [], statuses: [], labels: [], owner: null, updatedAfter: null, updatedBefore: null };
   const hits = await store.semanticHits(
