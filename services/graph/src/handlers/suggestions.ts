@@ -15,49 +15,65 @@ import { relationshipToProto, relationshipTypeOf, relationshipTypeToProto } from
 const PEER_TIMEOUT_MS = 2000;
 
 /**
- * SearchService.FindSimilarEntities on behalf of the caller of `ctx` (search filters by the
- * caller's access). Any failure but the caller's own cancellation becomes `{ unavailable }`, with
- * the cause in words: suggestions never fail because search does.
+ * One source of suggestions asked of a peer on behalf of the caller of `ctx`: any failure but the
+ * caller's own cancellation becomes `{ unavailable }`, with the cause in words (`known` may name a
+ * peer's own answer first; the others are logged as `failure`): suggestions never fail because a
+ * peer does.
  */
-function searchSimilar(state: GraphState, ctx: CallContext, log: ServiceDeps["log"]): suggestions.FindSimilar {
-  return async (entityId, minScore, limit) => {
-    try {
-      const r = await state.search.client.findSimilarEntities({ entityId, minScore, pageSize: limit }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
-      return { matches: r.results.map((m) => ({ entityId: m.entityId, score: m.score })), model: r.model };
-    } catch (err) {
-      const e = ConnectError.from(err);
-      if (e.code === Code.Canceled) throw e;
-      if (e.code === Code.FailedPrecondition && e.findDetails(ErrorInfoSchema)[0]?.reason === reasonName(ErrorReason.EMBEDDING_NOT_READY)) {
-        return { unavailable: "the entity is not embedded yet" };
-      }
-      if (e.code === Code.DeadlineExceeded) return { unavailable: "the search service did not answer in time" };
-      log.warn({ err: e, code: Code[e.code] }, "search's FindSimilarEntities failed: suggestions from structure alone");
-      return { unavailable: "the search service is unavailable" };
-    }
-  };
+async function askPeer<T>(
+  peer: string,
+  call: () => Promise<T>,
+  log: ServiceDeps["log"],
+  failure: string,
+  known: (e: ConnectError) => string | undefined = () => undefined,
+): Promise<T | { unavailable: string }> {
+  try {
+    return await call();
+  } catch (err) {
+    const e = ConnectError.from(err);
+    if (e.code === Code.Canceled) throw e;
+    const said = known(e);
+    if (said !== undefined) return { unavailable: said };
+    if (e.code === Code.DeadlineExceeded) return { unavailable: `the ${peer} service did not answer in time` };
+    log.warn({ err: e, code: Code[e.code] }, failure);
+    return { unavailable: `the ${peer} service is unavailable` };
+  }
 }
 
-/**
- * AnalyticsService.GetEntityCoUsage on behalf of the caller of `ctx` (analytics lists only what the
- * caller may view); any failure but the caller's own cancellation becomes `{ unavailable }`.
- */
+/** SearchService.FindSimilarEntities on behalf of the caller of `ctx` (search filters by the caller's access). */
+function searchSimilar(state: GraphState, ctx: CallContext, log: ServiceDeps["log"]): suggestions.FindSimilar {
+  return (entityId, minScore, limit) =>
+    askPeer(
+      "search",
+      async () => {
+        const r = await state.search.client.findSimilarEntities({ entityId, minScore, pageSize: limit }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
+        return { matches: r.results.map((m) => ({ entityId: m.entityId, score: m.score })), model: r.model };
+      },
+      log,
+      "search's FindSimilarEntities failed: suggestions from structure alone",
+      (e) =>
+        e.code === Code.FailedPrecondition && e.findDetails(ErrorInfoSchema)[0]?.reason === reasonName(ErrorReason.EMBEDDING_NOT_READY)
+          ? "the entity is not embedded yet"
+          : undefined,
+    );
+}
+
+/** AnalyticsService.GetEntityCoUsage on behalf of the caller of `ctx` (analytics lists only what the caller may view). */
 function analyticsCoUsed(state: GraphState, ctx: CallContext, log: ServiceDeps["log"]): suggestions.FindCoUsed {
-  return async (entityId, limit) => {
-    try {
-      const r = await state.analytics.client.getEntityCoUsage({ entityId, maxEntities: limit, days: CO_USAGE_DAYS }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
-      return {
-        requestCount: Number(r.requestCount),
-        matches: r.entities.map((m) => ({ entityId: m.entityId, sharedRequests: Number(m.sharedRequestCount) })),
-        days: CO_USAGE_DAYS,
-      };
-    } catch (err) {
-      const e = ConnectError.from(err);
-      if (e.code === Code.Canceled) throw e;
-      if (e.code === Code.DeadlineExceeded) return { unavailable: "the analytics service did not answer in time" };
-      log.warn({ err: e, code: Code[e.code] }, "analytics' GetEntityCoUsage failed: suggestions without co-usage");
-      return { unavailable: "the analytics service is unavailable" };
-    }
-  };
+  return (entityId, limit) =>
+    askPeer(
+      "analytics",
+      async () => {
+        const r = await state.analytics.client.getEntityCoUsage({ entityId, maxEntities: limit, days: CO_USAGE_DAYS }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
+        return {
+          requestCount: Number(r.requestCount),
+          matches: r.entities.map((m) => ({ entityId: m.entityId, sharedRequests: Number(m.sharedRequestCount) })),
+          days: CO_USAGE_DAYS,
+        };
+      },
+      log,
+      "analytics' GetEntityCoUsage failed: suggestions without co-usage",
+    );
 }
 
 /** The window of usage co-usage suggestions look at. */
