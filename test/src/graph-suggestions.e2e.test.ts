@@ -1,10 +1,15 @@
 import { test, describe, beforeAll, afterAll } from "vitest";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { constants as http2Constants, createServer as createHttp2Server } from "node:http2";
 import { createEntity } from "@promptcraft/content/fixtures";
+import { graphService } from "@promptcraft/graph";
+import { loadConfig, startService } from "@promptcraft/platform";
 import { GraphService } from "@promptcraft/proto/promptcraft/graph/v1/graph_service_pb";
 import { RelationshipType, SuggestionSource, SuggestionState } from "@promptcraft/proto/promptcraft/graph/v1/resources_pb";
 import { badFields, failure, GraphHarness, ok, PROTOCOLS } from "./graph-e2e-helpers.js";
+import { testServiceEnv } from "./identity-e2e-helpers.js";
+import { unaryCall } from "./rpc-outcomes.js";
 
 /**
  * GraphService suggestions over gRPC and Connect: generate from tags and titles (search and
@@ -113,3 +118,29 @@ for (const protocol of PROTOCOLS) {
     });
   });
 }
+
+test("a peer whose process dies mid-call (its streams reset, read as CANCELED): that source unavailable, not the call cancelled", async () => {
+  // An analytics that resets every stream, as a killed process's connection does.
+  const resetting = createHttp2Server((_req, res) => res.stream.close(http2Constants.NGHTTP2_CANCEL));
+  await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+  const port = (resetting.address() as { port: number }).port;
+  const graph = await startService(
+    graphService,
+    loadConfig(graphService.config, { ...testServiceEnv(), IDENTITY_URL: `http://127.0.0.1:${h.identity.grpcPort}`, ANALYTICS_URL: `http://127.0.0.1:${port}` }),
+  );
+  try {
+    const t = await h.tenantWith(["editor"]);
+    const editor = t.users[0]!;
+    const refunds = (await createEntity(h.db, t.tenantId, editor.id, { title: "Refund policy", tags: ["billing"], visibility: "tenant" })).id;
+    const twin = (await createEntity(h.db, t.tenantId, editor.id, { title: "Refund policy details", tags: ["billing"], visibility: "tenant" })).id;
+    for (const protocol of PROTOCOLS) {
+      const generated = ok(await unaryCall(GraphService, graph, protocol, M.generateSuggestions, { entityId: refunds }, { authorization: `Bearer ${editor.token}` }));
+      assert.deepEqual(generated.unavailableSources, [SuggestionSource.SIMILARITY, SuggestionSource.CO_USAGE]);
+      assert.deepEqual(generated.suggestions.map((s) => s.suggestedEntityId), [twin]);
+      assert.match(generated.suggestions[0]!.reason, /co-usage unavailable: the analytics service is unavailable\)$/);
+    }
+  } finally {
+    await graph.close();
+    resetting.close();
+  }
+});

@@ -18,10 +18,12 @@ const PEER_TIMEOUT_MS = 2000;
  * One source of suggestions asked of a peer on behalf of the caller of `ctx`: any failure but the
  * caller's own cancellation becomes `{ unavailable }`, with the cause in words (`known` may name a
  * peer's own answer first; the others are logged as `failure`): suggestions never fail because a
- * peer does.
+ * peer does. CANCELED while the caller has not cancelled is the peer's doing (its process died and
+ * the stream was reset), as the platform's `peerUnavailable` reads it.
  */
 async function askPeer<T>(
   peer: string,
+  ctx: CallContext,
   call: () => Promise<T>,
   log: ServiceDeps["log"],
   failure: string,
@@ -31,7 +33,7 @@ async function askPeer<T>(
     return await call();
   } catch (err) {
     const e = ConnectError.from(err);
-    if (e.code === Code.Canceled) throw e;
+    if (e.code === Code.Canceled && ctx.signal.aborted) throw e;
     const said = known(e);
     if (said !== undefined) return { unavailable: said };
     if (e.code === Code.DeadlineExceeded) return { unavailable: `the ${peer} service did not answer in time` };
@@ -45,6 +47,7 @@ function searchSimilar(state: GraphState, ctx: CallContext, log: ServiceDeps["lo
   return (entityId, minScore, limit) =>
     askPeer(
       "search",
+      ctx,
       async () => {
         const r = await state.search.client.findSimilarEntities({ entityId, minScore, pageSize: limit }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
         return { matches: r.results.map((m) => ({ entityId: m.entityId, score: m.score })), model: r.model };
@@ -63,6 +66,7 @@ function analyticsCoUsed(state: GraphState, ctx: CallContext, log: ServiceDeps["
   return (entityId, limit) =>
     askPeer(
       "analytics",
+      ctx,
       async () => {
         const r = await state.analytics.client.getEntityCoUsage({ entityId, maxEntities: limit, days: CO_USAGE_DAYS }, onBehalfOf(ctx, PEER_TIMEOUT_MS));
         return {
