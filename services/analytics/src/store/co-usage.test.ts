@@ -30,7 +30,7 @@ const coUsed = (tenantId: string, entityId: string, limit = 10) =>
   withTenant(knex, { service: "analytics", tenantId }, (trx) => coUsedEntities(trx, tenantId, entityId, new Date(t0.getTime() - HOUR), limit));
 
 describe("store/co-usage", () => {
-  test("a request is its id within an hour of the entity's use; other tenants' events with the same id never count", async () => {
+  test("a request is its id within an hour of the entity's use; searches and embeddings are no use; other tenants' events with the same id never count", async () => {
     const [tenant, stranger] = [await createTenant(knex), await createTenant(knex)];
     const [entity, near, far, keyless] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
     const [r1, r2] = [randomUUID(), randomUUID()];
@@ -42,6 +42,8 @@ describe("store/co-usage", () => {
       usageEvent({ entityId: near, requestId: r2, occurredAt: at(HOUR) }),
       usageEvent({ entityId: keyless, requestId: r2, occurredAt: at(HOUR), kind: "view" }),
       usageEvent({ entityId: entity, occurredAt: at(HOUR) }), // no request id
+      usageEvent({ entityId: entity, requestId: randomUUID(), occurredAt: at(HOUR), kind: "search" }), // a search from it: no use
+      usageEvent({ entityId: far, requestId: r2, occurredAt: at(HOUR), kind: "embedding" }), // background work: no use
       usageEvent({ entityId: null, requestId: r2, occurredAt: at(HOUR) }), // no entity
     ]);
     await insert(stranger, [usageEvent({ entityId: randomUUID(), requestId: r1, occurredAt: at(0) })]);

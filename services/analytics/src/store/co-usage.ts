@@ -7,6 +7,13 @@ import { sqlTime, type Knex } from "@promptcraft/db";
  * costs one probe of `usage_event_request_idx` on the partitions of that time.
  */
 
+/**
+ * Kinds that are no use of the entity by an application and never count: `search` names the entity
+ * a similarity search started from (graph's own GenerateSuggestions makes one per call, which would
+ * dilute the very share it reads), `embedding` is the search pipeline's background work.
+ */
+export const NOT_USES = ["search", "embedding"] as const;
+
 /** How far apart in time the events of one request may be and still count together. */
 export const REQUEST_SPAN = "1 hour";
 
@@ -31,6 +38,7 @@ export async function coUsedEntities(trx: Knex.Transaction, tenantId: string, en
        select u.request_id, u.occurred_at
        from usage_event u
        where u.tenant_id = ? and u.entity_id = ? and u.occurred_at >= ?::timestamptz and u.request_id is not null
+         and u.kind <> all(?::text[])
        order by u.occurred_at desc
        limit ${MAX_USES}
      ), requests as (
@@ -49,7 +57,7 @@ export async function coUsedEntities(trx: Knex.Transaction, tenantId: string, en
          from usage_event o
          where o.tenant_id = ? and o.request_id = r.request_id
            and o.occurred_at >= r.first_at - interval '${REQUEST_SPAN}' and o.occurred_at <= r.last_at + interval '${REQUEST_SPAN}'
-           and o.entity_id is not null and o.entity_id <> ?
+           and o.entity_id is not null and o.entity_id <> ? and o.kind <> all(?::text[])
          offset 0
        ) o
        group by o.entity_id
@@ -60,7 +68,7 @@ export async function coUsedEntities(trx: Knex.Transaction, tenantId: string, en
      select s.entity_id, s.shared, s.last_at, (select count(*)::int from requests) as requests
      from (select 1) one left join shared s on true
      order by s.shared desc, s.entity_id`,
-    [tenantId, entityId, sqlTime(since), tenantId, entityId, limit],
+    [tenantId, entityId, sqlTime(since), [...NOT_USES], tenantId, entityId, [...NOT_USES], limit],
   );
   return {
     requestCount: rows[0]?.requests ?? 0,
